@@ -1,0 +1,64 @@
+# Brightline: the two commands are `make demo` and `make test` (see README.md).
+#
+# A CARGO_TARGET_DIR set in the environment is honoured; otherwise one target directory outside the
+# clone is kept across runs, since cold Rust builds are slow.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/brightline/target
+# The fuzzer builds with sanitizer flags; its own directory keeps it from invalidating the main build.
+FUZZ_TARGET_DIR := $(CARGO_TARGET_DIR)-fuzz
+FUZZ_SECONDS ?= 20
+BIN := $(CARGO_TARGET_DIR)/debug
+
+.PHONY: demo test bench stop deps stack build fmt-check clippy test-rust fuzz schemas clean-data
+
+## demo: install what is missing, build, start the stack with simulated cameras, say what runs where
+demo: deps stack build
+	@deploy/dev/service.sh start camsim 'camsim listening on' \
+	  $(BIN)/camsim --config tests/camsim/demo.toml --truth-dir .data/camsim/truth
+	@deploy/dev/demo-summary.sh
+
+## test: the same set-up, then formatting, lints and every test (the fuzz run included)
+test: deps stack fmt-check clippy fuzz test-rust
+
+## bench: the benchmarks; they print tables and pass or fail nothing
+bench: deps
+	cargo run --quiet --release -p bl-proto --example bench-decode
+
+## stop: stop everything `make demo` started
+stop:
+	@deploy/dev/service.sh stop all
+	@deploy/dev/stack.sh stop
+
+deps:
+	@deploy/dev/install-deps.sh
+	@deploy/dev/install-tools.sh
+
+stack:
+	@deploy/dev/stack.sh start
+
+build:
+	cargo build --workspace --bins
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	cargo nextest run --workspace --no-fail-fast
+
+## fuzz: decode arbitrary bytes as every message, topic, id and token for a bounded time
+fuzz:
+	@mkdir -p .data/logs
+	cd proto/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) \
+	  cargo fuzz run --sanitizer none decode corpus/decode -- -max_total_time=$(FUZZ_SECONDS) \
+	  >../../.data/logs/fuzz.log 2>&1 || { tail -n 40 ../../.data/logs/fuzz.log; exit 1; }
+	@grep -E '^Done [0-9]+ runs' .data/logs/fuzz.log || tail -n 3 .data/logs/fuzz.log
+
+## schemas: regenerate docs/reference/schema from the proto types (a test checks they match)
+schemas:
+	cargo run --quiet -p bl-proto --bin export-schemas
+
+## clean-data: stop the stack and delete .data/ (databases, broker state, logs)
+clean-data: stop
+	rm -rf .data

@@ -1,0 +1,232 @@
+//! The server's configuration: the TOML file, the quick command-line camera specs, and their
+//! resolution into a validated [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::Error;
+use crate::scenario::{Scenario, valid_id};
+
+/// Video codec of a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    #[default]
+    H264,
+    H265,
+}
+
+/// The config file as written (`camsim --config FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address the RTSP server listens on; port 0 picks a free port. Default `127.0.0.1:8554`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Directory for `{camera}.jsonl` ground-truth files, relative to the config file. Default: none
+    /// written.
+    #[serde(default)]
+    pub truth_dir: Option<PathBuf>,
+    /// The cameras. At least one.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<FileCamera>,
+}
+
+/// One `[[camera]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCamera {
+    /// `[a-z0-9][a-z0-9_-]{0,63}`, unique. Required.
+    pub id: String,
+    /// Scenario file, relative to the config file. Required.
+    pub scenario: PathBuf,
+    /// `h264` or `h265`. Default `h264`.
+    #[serde(default)]
+    pub codec: Codec,
+    /// Serve the main stream with an ONVIF audio backchannel. Default false.
+    #[serde(default)]
+    pub onvif_backchannel: bool,
+    /// Where backchannel audio is recorded, relative to the config file. Required with
+    /// `onvif_backchannel`.
+    #[serde(default)]
+    pub record_dir: Option<PathBuf>,
+}
+
+/// A validated camera.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    pub id: String,
+    pub scenario: Scenario,
+    pub codec: Codec,
+    /// `Some(dir)`: serve an ONVIF backchannel recording to `dir`.
+    pub backchannel_dir: Option<PathBuf>,
+}
+
+impl CameraConfig {
+    /// An H.264 camera without backchannel.
+    pub fn new(id: &str, scenario: Scenario) -> CameraConfig {
+        CameraConfig {
+            id: id.to_string(),
+            scenario,
+            codec: Codec::H264,
+            backchannel_dir: None,
+        }
+    }
+}
+
+/// A validated server configuration, what [`crate::serve`] takes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub truth_dir: Option<PathBuf>,
+    pub cameras: Vec<CameraConfig>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8554";
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::Config {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Parses a listen address such as `127.0.0.1:8554` or `0.0.0.0:0`.
+pub fn parse_listen(field: &str, s: &str) -> Result<SocketAddr, Error> {
+    s.parse().map_err(|_| {
+        invalid(
+            field,
+            format!("{s:?} is not an address like 127.0.0.1:8554"),
+        )
+    })
+}
+
+impl Config {
+    /// Resolves a config file's contents; relative paths are taken from `base` (the file's folder).
+    pub fn from_file(fc: FileConfig, base: &Path) -> Result<Config, Error> {
+        let listen = parse_listen("listen", fc.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
+        let mut cameras = Vec::new();
+        for (i, c) in fc.cameras.into_iter().enumerate() {
+            let scenario = Scenario::load(&base.join(&c.scenario))?;
+            let backchannel_dir = match (c.onvif_backchannel, c.record_dir) {
+                (true, Some(d)) => Some(base.join(d)),
+                (true, None) => {
+                    return Err(invalid(
+                        format!("camera[{i}].record_dir"),
+                        "is required with onvif_backchannel",
+                    ));
+                }
+                (false, _) => None,
+            };
+            cameras.push(CameraConfig {
+                id: c.id,
+                scenario,
+                codec: c.codec,
+                backchannel_dir,
+            });
+        }
+        let c = Config {
+            listen,
+            truth_dir: fc.truth_dir.map(|d| base.join(d)),
+            cameras,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks ids (pattern, uniqueness) and that there is a camera.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.cameras.is_empty() {
+            return Err(invalid("camera", "at least one camera is needed"));
+        }
+        for (i, c) in self.cameras.iter().enumerate() {
+            if !valid_id(&c.id) {
+                return Err(invalid(
+                    format!("camera[{i}].id"),
+                    format!("{:?} must match [a-z0-9][a-z0-9_-]{{0,63}}", c.id),
+                ));
+            }
+            if self.cameras[..i].iter().any(|o| o.id == c.id) {
+                return Err(invalid(
+                    format!("camera[{i}].id"),
+                    format!("{:?} is used twice", c.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a quick camera spec `ID=SCENARIO_PATH[,h265]` from the command line.
+pub fn parse_camera_spec(spec: &str) -> Result<CameraConfig, Error> {
+    let field = "--camera";
+    let (id, rest) = spec
+        .split_once('=')
+        .ok_or_else(|| invalid(field, format!("{spec:?} is not ID=SCENARIO_PATH[,h265]")))?;
+    let (path, codec) = match rest.rsplit_once(',') {
+        Some((p, "h265")) => (p, Codec::H265),
+        Some((p, "h264")) => (p, Codec::H264),
+        Some((_, other)) => {
+            return Err(invalid(
+                field,
+                format!("unknown codec {other:?}, use h264 or h265"),
+            ));
+        }
+        None => (rest, Codec::H264),
+    };
+    if !valid_id(id) {
+        return Err(invalid(
+            field,
+            format!("camera id {id:?} must match [a-z0-9][a-z0-9_-]{{0,63}}"),
+        ));
+    }
+    let scenario = Scenario::load(Path::new(path))?;
+    Ok(CameraConfig {
+        id: id.to_string(),
+        scenario,
+        codec,
+        backchannel_dir: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_camera_spec_names_id_scenario_and_codec() {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/pharmacy.toml");
+        let c = parse_camera_spec(&format!("ph-1={p},h265")).unwrap();
+        assert_eq!((c.id.as_str(), c.codec), ("ph-1", Codec::H265));
+        assert_eq!(
+            parse_camera_spec(&format!("ph-1={p}")).unwrap().codec,
+            Codec::H264
+        );
+        let e = parse_camera_spec(&format!("Bad={p}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--camera") && e.contains("Bad"), "{e}");
+    }
+
+    #[test]
+    fn the_demo_config_resolves_with_four_cameras() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(dir.join("demo.toml")).unwrap();
+        let fc: FileConfig = toml::from_str(&text).unwrap();
+        let c = Config::from_file(fc, dir).unwrap();
+        assert_eq!(c.cameras.len(), 4);
+    }
+
+    #[test]
+    fn duplicate_camera_ids_are_rejected_naming_the_field() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fc: FileConfig = toml::from_str(
+            "[[camera]]\nid = \"a\"\nscenario = \"scenarios/pharmacy.toml\"\n[[camera]]\nid = \"a\"\nscenario = \"scenarios/pharmacy.toml\"\n",
+        )
+        .unwrap();
+        let e = Config::from_file(fc, dir).unwrap_err().to_string();
+        assert!(e.contains("camera[1].id"), "{e}");
+    }
+}

@@ -1,0 +1,204 @@
+//! The RTSP server: one GStreamer RTSP (ONVIF-capable) server on its own GLib main loop thread, one
+//! render thread per camera.
+
+mod factory;
+mod feed;
+mod wav;
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use gst::glib;
+use gstreamer as gst;
+use gstreamer_rtsp_server as rtsp;
+use rtsp::prelude::*;
+
+pub use factory::Stream;
+
+use crate::config::Config;
+use crate::render::Renderer;
+use crate::{Error, truth};
+use feed::Feed;
+
+/// A running camsim. Dropping it stops it.
+pub struct Server {
+    addr: SocketAddr,
+    rtsp: rtsp::RTSPServer,
+    ctx: glib::MainContext,
+    source: Option<glib::SourceId>,
+    main_loop: glib::MainLoop,
+    loop_thread: Option<JoinHandle<()>>,
+    feeds: Vec<(mpsc::Sender<()>, JoinHandle<()>)>,
+    cameras: Vec<String>,
+}
+
+/// Starts serving every camera of `config`; writes the ground truth first when `truth_dir` is set.
+pub fn serve(config: Config) -> Result<Server, Error> {
+    config.validate()?;
+    gst::init().map_err(|e| Error::Gst(e.to_string()))?;
+    for el in [
+        "appsrc",
+        "videoconvert",
+        "videoscale",
+        "x264enc",
+        "h264parse",
+        "rtph264pay",
+    ] {
+        if gst::ElementFactory::find(el).is_none() {
+            return Err(Error::Gst(format!("element {el} is missing")));
+        }
+    }
+    if let Some(dir) = &config.truth_dir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            what: format!("create {}", dir.display()),
+            source,
+        })?;
+        for c in &config.cameras {
+            let path = dir.join(format!("{}.jsonl", c.id));
+            let io = |source| Error::Io {
+                what: format!("write {}", path.display()),
+                source,
+            };
+            let file = std::fs::File::create(&path).map_err(io)?;
+            truth::write_jsonl(std::io::BufWriter::new(file), &c.id, &c.scenario).map_err(io)?;
+            tracing::info!(camera_id = %c.id, path = %path.display(), "ground truth written");
+        }
+    }
+
+    let server: rtsp::RTSPServer = rtsp::RTSPOnvifServer::new().upcast();
+    server.set_address(&config.listen.ip().to_string());
+    server.set_service(&config.listen.port().to_string());
+    let mounts = server
+        .mount_points()
+        .ok_or_else(|| Error::Gst("server has no mount points".into()))?;
+    let mut feeds = Vec::new();
+    let mut cameras = Vec::new();
+    for c in config.cameras {
+        let feed = Feed::new(c.id.clone(), Renderer::new(c.scenario));
+        match &c.backchannel_dir {
+            Some(dir) => mounts.add_factory(
+                &format!("/cam/{}", c.id),
+                factory::onvif_factory(&feed, c.codec, dir.clone()),
+            ),
+            None => mounts.add_factory(
+                &format!("/cam/{}", c.id),
+                factory::video_factory(&feed, c.codec, Stream::Main),
+            ),
+        }
+        mounts.add_factory(
+            &format!("/cam/{}/sub", c.id),
+            factory::video_factory(&feed, c.codec, Stream::Sub),
+        );
+        let (tx, rx) = mpsc::channel();
+        let f2 = feed.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("cam-{}", c.id))
+            .spawn(move || feed::run(f2, rx))
+            .map_err(|source| Error::Io {
+                what: "spawn render thread".into(),
+                source,
+            })?;
+        feeds.push((tx, handle));
+        cameras.push(c.id);
+        drop(feed);
+    }
+    server.connect_client_connected(|_, _| tracing::info!("rtsp client connected"));
+
+    let ctx = glib::MainContext::new();
+    let source = server
+        .attach(Some(&ctx))
+        .map_err(|e| Error::Gst(format!("cannot listen on {}: {e}", config.listen)))?;
+    let port = server.bound_port();
+    let addr = SocketAddr::new(config.listen.ip(), u16::try_from(port).unwrap_or(0));
+    let main_loop = glib::MainLoop::new(Some(&ctx), false);
+    let ml = main_loop.clone();
+    let loop_thread = std::thread::Builder::new()
+        .name("rtsp-loop".into())
+        .spawn(move || ml.run())
+        .map_err(|source| Error::Io {
+            what: "spawn rtsp loop".into(),
+            source,
+        })?;
+    tracing::info!(addr = %addr, cameras = cameras.len(), "camsim listening");
+    Ok(Server {
+        addr,
+        rtsp: server,
+        ctx,
+        source: Some(source),
+        main_loop,
+        loop_thread: Some(loop_thread),
+        feeds,
+        cameras,
+    })
+}
+
+impl Server {
+    /// The bound address (the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The ids of the served cameras.
+    pub fn cameras(&self) -> &[String] {
+        &self.cameras
+    }
+
+    /// The RTSP URL of a camera's stream; an unspecified listen address becomes 127.0.0.1.
+    pub fn url(&self, camera_id: &str, stream: Stream) -> String {
+        let host = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.addr.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let suffix = match stream {
+            Stream::Main => "",
+            Stream::Sub => "/sub",
+        };
+        format!("rtsp://{host}:{}/cam/{camera_id}{suffix}", self.addr.port())
+    }
+
+    /// Stops the render threads, disconnects the clients and closes the socket.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if self.loop_thread.is_none() && self.feeds.is_empty() {
+            return;
+        }
+        for (tx, _) in &self.feeds {
+            let _ = tx.send(());
+        }
+        for (_, h) in self.feeds.drain(..) {
+            let _ = h.join();
+        }
+        if let Some(id) = self.source.take() {
+            let server = self.rtsp.clone();
+            let ctx = self.ctx.clone();
+            let ml = self.main_loop.clone();
+            self.ctx.invoke(move || {
+                server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
+                if let Some(src) = ctx.find_source_by_id(&id) {
+                    src.destroy();
+                }
+                ml.quit();
+            });
+        }
+        if let Some(h) = self.loop_thread.take() {
+            let _ = h.join();
+        }
+        tracing::info!("camsim stopped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -12,26 +12,46 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 data=${BL_DATA:-$root/.data}
-pg_port=${BL_PG_PORT:-55432}
-mqtt_port=${BL_MQTT_PORT:-18883}
+# Ports: the environment's, else those of the running stack, else the defaults.
+saved_port() { [ -f "$data/stack.env" ] && sed -n "s/^$1=.*:\([0-9]*\)\/.*/\1/p; s/^$1=\([0-9]*\)$/\1/p" "$data/stack.env"; }
+pg_port=${BL_PG_PORT:-$(saved_port BL_PG_URL || true)}
+pg_port=${pg_port:-55432}
+mqtt_port=${BL_MQTT_PORT:-$(saved_port BL_MQTT_PORT || true)}
+mqtt_port=${mqtt_port:-18883}
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
 # PostgreSQL refuses to run as root and mosquitto drops root by itself, so as root each runs as the
 # user its Debian package created, and owns its own folder.
 as_user() { # user command...
   local user=$1; shift
-  if [ "$(id -u)" -eq 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u "$user" -- "$@"); else "$@"; fi
 }
 own() { # user dir
   if [ "$(id -u)" -eq 0 ]; then chown -R "$1:" "$2"; fi
 }
+# The services' own folders live in .data/ when their users can reach it; a clone under a private
+# home (/root) cannot be entered by them, so there the folders move to /var/tmp, linked from .data/.
+service_dir() { # name user
+  local name=$1 user=$2
+  if [ -L "$data/$name" ] || [ -d "$data/$name" ]; then echo "$data/$name"; return; fi
+  if [ "$(id -u)" -ne 0 ] || runuser -u "$user" -- test -x "$data"; then
+    mkdir -p "$data/$name"
+  else
+    local away
+    away=/var/tmp/brightline-$(echo "$root" | sha1sum | cut -c1-12)/$name
+    mkdir -p "$away"
+    chmod 755 "$(dirname "$away")"
+    ln -s "$away" "$data/$name"
+  fi
+  echo "$data/$name"
+}
+
 random_password() { head -c 18 /dev/urandom | base64 | tr -d '/+=' ; }
 
 pg_start() {
-  local dir=$data/pg
+  local dir; dir=$(readlink -f "$(service_dir pg postgres)")
   if [ ! -f "$dir/db/PG_VERSION" ]; then
     echo "stack: initialising PostgreSQL in $dir"
-    mkdir -p "$dir"
     random_password > "$dir/password"
     chmod 600 "$dir/password"
     own postgres "$dir"
@@ -53,11 +73,12 @@ pg_start() {
 
 pg_stop() {
   [ -f "$data/pg/db/PG_VERSION" ] || return 0
-  as_user postgres "$pg_bin/pg_ctl" -D "$data/pg/db" -m fast -w stop >/dev/null 2>&1 || true
+  local dir; dir=$(readlink -f "$data/pg")
+  as_user postgres "$pg_bin/pg_ctl" -D "$dir/db" -m fast -w stop >/dev/null 2>&1 || true
 }
 
 mqtt_start() {
-  local dir=$data/mqtt
+  local dir; dir=$(readlink -f "$(service_dir mqtt mosquitto)")
   mkdir -p "$dir/persist"
   if [ ! -f "$dir/passwd" ]; then
     random_password > "$dir/dispatch.password"
@@ -153,7 +174,7 @@ case "${1:-}" in
     echo "stack: stopped"
     ;;
   status)
-    if [ -f "$data/pg/db/PG_VERSION" ] && as_user postgres "$pg_bin/pg_ctl" -D "$data/pg/db" status >/dev/null 2>&1; then
+    if [ -f "$data/pg/db/PG_VERSION" ] && as_user postgres "$pg_bin/pg_ctl" -D "$(readlink -f "$data/pg")/db" status >/dev/null 2>&1; then
       echo "PostgreSQL: running on 127.0.0.1:$pg_port"
     else
       echo "PostgreSQL: stopped"
@@ -166,7 +187,7 @@ case "${1:-}" in
     (
       flock 9 # tests add accounts in parallel; one writer of the password file at a time
       mosquitto_passwd -b "$data/mqtt/passwd" "$2" "$3"
-      own mosquitto "$data/mqtt"
+      own mosquitto "$(readlink -f "$data/mqtt")"
     ) 9>"$data/mqtt.lock"
     if mqtt_running; then
       kill -HUP "$(cat "$data/mqtt/mosquitto.pid")"

@@ -13,7 +13,10 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/decode");
 const RUN: Duration = Duration::from_millis(400);
 
 fn main() {
-    println!("proto decode/encode (one core, {} ms per row)\n", RUN.as_millis());
+    println!(
+        "proto decode/encode (one core, {} ms per row)\n",
+        RUN.as_millis()
+    );
     println!("| message | bytes | decode msg/s | decode µs | encode msg/s |");
     println!("|---|---:|---:|---:|---:|");
     row::<EdgeEvent>("detection.json");

@@ -91,7 +91,9 @@ mod tests {
     }
 
     fn err(text: &str) -> String {
-        parse::<Sample>(Path::new("edge.toml"), text).unwrap_err().to_string()
+        parse::<Sample>(Path::new("edge.toml"), text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

@@ -13,14 +13,14 @@ pub fn on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(err = %e, "cannot listen for SIGTERM; stop with SIGINT");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(err = %e, "cannot listen for SIGTERM; stop with SIGINT");
+                    return;
+                }
+            };
         let mut signals = 0;
         loop {
             tokio::select! {

@@ -15,7 +15,10 @@ pub fn init(service: &str) {
         eprintln!("{service}: ignoring invalid log filter {filter:?}: {e}");
         EnvFilter::new("info")
     });
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     let installed = if std::env::var("BL_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()
     } else {

@@ -23,7 +23,10 @@ fn options(stack: &Stack, client_id: &str, login: Option<(&str, &str)>) -> MqttO
 /// Polls until the broker's CONNACK, returning the refusal if there is one.
 async fn connect(events: &mut EventLoop) -> Result<(), ConnectionError> {
     loop {
-        match timeout(WAIT, events.poll()).await.expect("broker answers")? {
+        match timeout(WAIT, events.poll())
+            .await
+            .expect("broker answers")?
+        {
             Event::Incoming(Packet::ConnAck(_)) => return Ok(()),
             _ => continue,
         }
@@ -62,7 +65,9 @@ fn drive(mut events: EventLoop) -> tokio::task::JoinHandle<()> {
 async fn an_anonymous_client_is_refused() {
     let stack = Stack::from_env();
     let (_client, mut events) = AsyncClient::new(options(&stack, "anon-probe", None), 10);
-    let refused = connect(&mut events).await.expect_err("anonymous login must fail");
+    let refused = connect(&mut events)
+        .await
+        .expect_err("anonymous login must fail");
     assert!(
         matches!(
             refused,
@@ -90,30 +95,51 @@ async fn an_edge_cannot_publish_under_another_edges_topics() {
     stack.add_mqtt_user(b);
 
     // dispatch's service account watches every edge's events and results.
-    let service = Some((stack.mqtt_service_user.as_str(), stack.mqtt_service_password.as_str()));
+    let service = Some((
+        stack.mqtt_service_user.as_str(),
+        stack.mqtt_service_password.as_str(),
+    ));
     let (center, mut center_events) = AsyncClient::new(options(&stack, "acl-center", service), 10);
     connect(&mut center_events).await.unwrap();
-    center.subscribe("bl/v1/edge/+/events", QoS::AtLeastOnce).await.unwrap();
-    center.subscribe("bl/v1/edge/+/cmd/result", QoS::AtLeastOnce).await.unwrap();
+    center
+        .subscribe("bl/v1/edge/+/events", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    center
+        .subscribe("bl/v1/edge/+/cmd/result", QoS::AtLeastOnce)
+        .await
+        .unwrap();
     next_suback(&mut center_events).await;
     next_suback(&mut center_events).await;
 
     let (edge, mut edge_events) =
         AsyncClient::new(options(&stack, "acl-edge-a", Some((a, &a_password))), 10);
-    connect(&mut edge_events).await.expect("edge A logs in with its own account");
+    connect(&mut edge_events)
+        .await
+        .expect("edge A logs in with its own account");
 
     let _driver = drive(edge_events);
 
     // A publishes as B (forged), then as itself. The broker keeps one client's messages in order,
     // so if the forged message got through it would arrive before A's own.
-    for topic in [format!("bl/v1/edge/{b}/events"), format!("bl/v1/edge/{b}/cmd/result")] {
-        edge.publish(topic, QoS::AtLeastOnce, false, b"forged".to_vec()).await.unwrap();
+    for topic in [
+        format!("bl/v1/edge/{b}/events"),
+        format!("bl/v1/edge/{b}/cmd/result"),
+    ] {
+        edge.publish(topic, QoS::AtLeastOnce, false, b"forged".to_vec())
+            .await
+            .unwrap();
     }
     let own = format!("bl/v1/edge/{a}/events");
-    edge.publish(&own, QoS::AtLeastOnce, false, b"genuine".to_vec()).await.unwrap();
+    edge.publish(&own, QoS::AtLeastOnce, false, b"genuine".to_vec())
+        .await
+        .unwrap();
 
     let (topic, payload) = next_publish(&mut center_events).await;
-    assert_eq!(topic, own, "the first message the center sees is A's own, not the forged one");
+    assert_eq!(
+        topic, own,
+        "the first message the center sees is A's own, not the forged one"
+    );
     assert_eq!(payload, b"genuine");
 }
 
@@ -127,17 +153,26 @@ async fn an_edge_cannot_read_another_edges_commands() {
     connect(&mut edge_events).await.unwrap();
     // mosquitto grants the subscription and enforces the read ACL on delivery.
     for edge_id in [b, a] {
-        edge.subscribe(format!("bl/v1/edge/{edge_id}/cmd"), QoS::AtLeastOnce).await.unwrap();
+        edge.subscribe(format!("bl/v1/edge/{edge_id}/cmd"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
         next_suback(&mut edge_events).await;
     }
 
     // The center sends B's command first, then A's: A must see only its own.
-    let service = Some((stack.mqtt_service_user.as_str(), stack.mqtt_service_password.as_str()));
-    let (center, center_events) = AsyncClient::new(options(&stack, "acl-reader-center", service), 10);
+    let service = Some((
+        stack.mqtt_service_user.as_str(),
+        stack.mqtt_service_password.as_str(),
+    ));
+    let (center, center_events) =
+        AsyncClient::new(options(&stack, "acl-reader-center", service), 10);
     let _driver = drive(center_events);
     for edge_id in [b, a] {
         let topic = format!("bl/v1/edge/{edge_id}/cmd");
-        center.publish(topic, QoS::AtLeastOnce, false, edge_id.as_bytes().to_vec()).await.unwrap();
+        center
+            .publish(topic, QoS::AtLeastOnce, false, edge_id.as_bytes().to_vec())
+            .await
+            .unwrap();
     }
     let (topic, payload) = next_publish(&mut edge_events).await;
     assert_eq!(topic, format!("bl/v1/edge/{a}/cmd"));
@@ -160,11 +195,20 @@ async fn an_edge_cannot_forge_commands_to_itself() {
     ));
 
     // Only the center may write commands: A's own publish there is dropped, the center's arrives.
-    edge.publish(&cmd, QoS::AtLeastOnce, false, b"forged".to_vec()).await.unwrap();
-    let service = Some((stack.mqtt_service_user.as_str(), stack.mqtt_service_password.as_str()));
-    let (center, center_events) = AsyncClient::new(options(&stack, "acl-selfcmd-center", service), 10);
+    edge.publish(&cmd, QoS::AtLeastOnce, false, b"forged".to_vec())
+        .await
+        .unwrap();
+    let service = Some((
+        stack.mqtt_service_user.as_str(),
+        stack.mqtt_service_password.as_str(),
+    ));
+    let (center, center_events) =
+        AsyncClient::new(options(&stack, "acl-selfcmd-center", service), 10);
     let _driver = drive(center_events);
-    center.publish(&cmd, QoS::AtLeastOnce, false, b"genuine".to_vec()).await.unwrap();
+    center
+        .publish(&cmd, QoS::AtLeastOnce, false, b"genuine".to_vec())
+        .await
+        .unwrap();
 
     let (topic, payload) = next_publish(&mut edge_events).await;
     assert_eq!(topic, cmd);

@@ -34,9 +34,9 @@ impl Stack {
         });
         let vars = parse_env(&text);
         let get = |key: &str| -> String {
-            vars.get(key)
-                .cloned()
-                .unwrap_or_else(|| panic!("{} lacks {key}; restart the dev stack", env_file.display()))
+            vars.get(key).cloned().unwrap_or_else(|| {
+                panic!("{} lacks {key}; restart the dev stack", env_file.display())
+            })
         };
         let password_file = get("BL_MQTT_DISPATCH_PASSWORD_FILE");
         let mqtt_service_password = std::fs::read_to_string(&password_file)

@@ -49,9 +49,10 @@ test-rust:
 
 ## fuzz: decode arbitrary bytes as every message, topic, id and token for a bounded time
 fuzz:
-	@mkdir -p .data/logs
+	@mkdir -p .data/logs .data/fuzz/decode
+	@# libFuzzer adds what it finds to the first corpus folder: that is .data/, the seeds stay as checked in.
 	cd proto/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) \
-	  cargo fuzz run --sanitizer none decode corpus/decode -- -max_total_time=$(FUZZ_SECONDS) \
+	  cargo fuzz run --sanitizer none decode ../../.data/fuzz/decode corpus/decode -- -max_total_time=$(FUZZ_SECONDS) \
 	  >../../.data/logs/fuzz.log 2>&1 || { tail -n 40 ../../.data/logs/fuzz.log; exit 1; }
 	@grep -E '^Done [0-9]+ runs' .data/logs/fuzz.log || tail -n 3 .data/logs/fuzz.log
 

@@ -1,20 +1,20 @@
 # Brightline: the two commands are `make demo` and `make test` (see README.md).
 #
-# A CARGO_TARGET_DIR set in the environment is honoured; otherwise one target directory outside the
-# clone is kept across runs, since cold Rust builds are slow.
-export CARGO_TARGET_DIR ?= $(HOME)/.cache/brightline/target
+# A CARGO_TARGET_DIR set in the environment is honoured (keep one outside the clone across runs, e.g.
+# ~/.cache/brightline/target, since cold Rust builds are slow); otherwise builds go to ./target.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 # The fuzzer builds with sanitizer flags; its own directory keeps it from invalidating the main build.
-FUZZ_TARGET_DIR := $(CARGO_TARGET_DIR)-fuzz
+FUZZ_TARGET_DIR := $(TARGET_DIR)-fuzz
+# Tests find the dev stack through this file, whichever checkout their binaries were built in.
+export BL_STACK_ENV := $(CURDIR)/.data/stack.env
 FUZZ_SECONDS ?= 20
-BIN := $(CARGO_TARGET_DIR)/debug
+BIN := $(TARGET_DIR)/debug
 
 .PHONY: demo test bench stop deps stack build fmt-check clippy test-rust fuzz schemas clean-data
 
 ## demo: install what is missing, build, start the stack with simulated cameras, say what runs where
 demo: deps stack build
-	@deploy/dev/service.sh start camsim 'camsim listening on' \
-	  $(BIN)/camsim --config tests/camsim/demo.toml --truth-dir .data/camsim/truth
-	@deploy/dev/demo-summary.sh
+	@deploy/dev/demo.sh $(BIN)
 
 ## test: the same set-up, then formatting, lints and every test (the fuzz run included)
 test: deps stack fmt-check clippy fuzz test-rust

@@ -34,11 +34,14 @@ case "${1:-}" in
     name=$2; ready=$3; shift 3
     stop "$name"
     log=$logs/$name.log
-    : >"$log"
+    # The log is kept across restarts (a first start may print what later ones do not, such as
+    # a generated password); readiness is looked for in this start's lines only.
+    echo "--- service.sh: starting $name at $(date -u +%FT%TZ)" >>"$log"
+    from=$(wc -l <"$log")
     nohup "$@" >>"$log" 2>&1 &
     echo $! >"$run/$name.pid"
     for _ in $(seq 300); do
-      if grep -qE "$ready" "$log"; then echo "service: $name started (log: $log)"; exit 0; fi
+      if tail -n +"$from" "$log" | grep -qE "$ready"; then echo "service: $name started (log: $log)"; exit 0; fi
       if ! running "$name"; then break; fi
       sleep 0.1
     done

@@ -6,6 +6,7 @@
 #   deploy/dev/stack.sh stop     stop both
 #   deploy/dev/stack.sh status   say what runs where
 #   deploy/dev/stack.sh mqtt-user NAME PASSWORD   add a broker account and reload
+#   deploy/dev/stack.sh start-mqtt|stop-mqtt      the broker alone (tests run private ones)
 #
 # Connection details land in .data/stack.env (sourced by make, read by tests).
 set -euo pipefail
@@ -38,7 +39,7 @@ service_dir() { # name user
     mkdir -p "$data/$name"
   else
     local away
-    away=/var/tmp/brightline-$(echo "$root" | sha1sum | cut -c1-12)/$name
+    away=/var/tmp/brightline-$(echo "$data" | sha1sum | cut -c1-12)/$name
     mkdir -p "$away"
     chmod 755 "$(dirname "$away")"
     ln -s "$away" "$data/$name"
@@ -148,6 +149,7 @@ mqtt_stop() {
 write_env() {
   cat >"$data/stack.env" <<ENV
 # Written by deploy/dev/stack.sh start.
+BL_ROOT=$root
 BL_DATA=$data
 BL_PG_URL=postgres://brightline:$(cat "$data/pg/password")@127.0.0.1:$pg_port/brightline
 BL_MQTT_HOST=127.0.0.1
@@ -158,6 +160,9 @@ BL_MQTT_DISPATCH_USER=dispatch
 BL_MQTT_DISPATCH_PASSWORD_FILE=$data/mqtt/dispatch.password
 ENV
   chmod 600 "$data/stack.env"
+  # dispatch reads its database URL from a file (it holds a password).
+  sed -n 's/^BL_PG_URL=//p' "$data/stack.env" >"$data/dispatch-db.url"
+  chmod 600 "$data/dispatch-db.url"
 }
 
 case "${1:-}" in
@@ -180,6 +185,13 @@ case "${1:-}" in
       echo "PostgreSQL: stopped"
     fi
     if mqtt_running; then echo "mosquitto:  running on 127.0.0.1:$mqtt_port"; else echo "mosquitto:  stopped"; fi
+    ;;
+  start-mqtt) # the broker alone, e.g. a test's private one: BL_DATA=DIR BL_MQTT_PORT=N stack.sh start-mqtt
+    mkdir -p "$data"
+    mqtt_start
+    ;;
+  stop-mqtt)
+    mqtt_stop
     ;;
   mqtt-user)
     # Adds or updates a broker account (an edge's MQTT credentials) and reloads the broker.

@@ -3,4 +3,5 @@
 //! reach (SMS providers, webhooks). Cameras are not faked here: `camsim` serves real RTSP.
 #![forbid(unsafe_code)]
 
+pub mod broker;
 pub mod stack;

@@ -2,7 +2,7 @@
 //! `deploy/dev/stack.sh start` (which `make test` runs first).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Where the dev stack's services listen and how to log in to them.
@@ -19,13 +19,13 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Reads `.data/stack.env` (or the file named by `BL_STACK_ENV`). Panics with what to run when
-    /// the stack has not been started, since no test of this kind can mean anything without it.
+    /// Reads the file named by `BL_STACK_ENV` (the Makefile sets it), else `.data/stack.env` of the
+    /// checkout the test runs in. Panics with what to run when the stack has not been started, since
+    /// no test of this kind can mean anything without it.
     pub fn from_env() -> Stack {
-        let root = repo_root();
         let env_file = std::env::var_os("BL_STACK_ENV")
             .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".data/stack.env"));
+            .unwrap_or_else(|| repo_root().join(".data/stack.env"));
         let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
             panic!(
                 "dev stack not found ({}: {e}); start it with `deploy/dev/stack.sh start` or run `make test`",
@@ -44,7 +44,7 @@ impl Stack {
             .trim()
             .to_owned();
         Stack {
-            root,
+            root: PathBuf::from(get("BL_ROOT")),
             pg_url: get("BL_PG_URL"),
             mqtt_host: get("BL_MQTT_HOST"),
             mqtt_port: get("BL_MQTT_PORT").parse().expect("BL_MQTT_PORT is a port"),
@@ -81,12 +81,14 @@ pub fn random_token() -> String {
         .collect()
 }
 
-/// The workspace root: two levels above this crate (`tests/support`).
+/// The checkout a test runs in: the nearest folder at or above the working directory (cargo runs
+/// tests in their package's folder) that holds `deploy/dev/stack.sh`. Found at run time, since one
+/// target directory may serve several checkouts.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("tests/support sits two levels below the root")
+    let cwd = std::env::current_dir().expect("a working directory");
+    cwd.ancestors()
+        .find(|dir| dir.join("deploy/dev/stack.sh").is_file())
+        .unwrap_or_else(|| panic!("no Brightline checkout at or above {}", cwd.display()))
         .to_owned()
 }
 

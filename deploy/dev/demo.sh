@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The second half of `make demo` (after packages, the dev stack and the build): starts the
+# simulated cameras and dispatch, then says what runs where.
+#   deploy/dev/demo.sh BIN_DIR
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+bin=${1:?usage: demo.sh BIN_DIR}
+data=${BL_DATA:-$root/.data}
+# shellcheck disable=SC1091
+. "$data/stack.env"
+
+deploy/dev/service.sh start camsim 'camsim listening on' \
+  "$bin/camsim" --config tests/camsim/demo.toml --truth-dir "$data/camsim/truth"
+
+# The admin's password is made once and kept, so every demo start can show it.
+mkdir -p "$data/dispatch"
+if [ ! -s "$data/dispatch/admin.password" ]; then
+  head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$data/dispatch/admin.password"
+  chmod 600 "$data/dispatch/admin.password"
+fi
+deploy/dev/service.sh start dispatch 'dispatch listening' "$bin/dispatch" --config deploy/dev/dispatch.toml
+
+listen=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
+console=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' deploy/dev/dispatch.toml)
+demo_password=$(sed -n 's/^demo users password: //p' "$data/logs/dispatch.log" | tail -n 1)
+cat <<MSG
+
+Brightline demo is running.
+  console      http://$console/   (the web console is not built yet; the API is under /api)
+  admin        user admin, password $(cat "$data/dispatch/admin.password")
+  demo users   operator, supervisor, town officers, field staff…: password ${demo_password:-(printed at the first start, see $data/logs/dispatch.log)}
+  PostgreSQL   127.0.0.1:${BL_PG_URL##*:}  (user brightline, password in $data/pg/password)
+  mosquitto    127.0.0.1:$BL_MQTT_PORT  (service account dispatch, password in $BL_MQTT_DISPATCH_PASSWORD_FILE)
+  cameras      simulated by camsim, ground truth in $data/camsim/truth
+MSG
+for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do
+  echo "               rtsp://$listen/cam/$c   (sub stream: …/cam/$c/sub)"
+done
+cat <<MSG
+  logs         $data/logs/      stop with: make stop
+MSG

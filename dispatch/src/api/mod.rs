@@ -1,0 +1,161 @@
+//! The HTTP API: thin axum handlers over the registry and auth. Every route is registered through
+//! [`Routes::add`], which records it, so tests can check that each one has a policy row.
+
+mod registry;
+mod session;
+mod users;
+
+use crate::AppState;
+use crate::auth::policy;
+use crate::error::Error;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::handler::Handler;
+use axum::routing::{MethodFilter, on};
+use std::sync::Arc;
+
+/// The router under construction and the (method, path) of every route added so far.
+pub struct Routes {
+    router: Router<Arc<AppState>>,
+    registered: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "PATCH" => MethodFilter::PATCH,
+            "DELETE" => MethodFilter::DELETE,
+            other => panic!("unsupported method {other} for {path}"),
+        };
+        self.router = self.router.route(path, on(filter, handler));
+        self.registered.push((method, path));
+        self
+    }
+}
+
+/// Every route of dispatch, in one list.
+pub fn routes() -> Routes {
+    Routes {
+        router: Router::new(),
+        registered: Vec::new(),
+    }
+    .add("GET", "/healthz", health)
+    .add("POST", "/api/session", session::login)
+    .add("GET", "/api/session", session::me)
+    .add("DELETE", "/api/session", session::logout)
+    .add("POST", "/api/session/totp", session::totp_begin)
+    .add("PUT", "/api/session/totp", session::totp_confirm)
+    .add("GET", "/api/towns", registry::towns)
+    .add("GET", "/api/premises", registry::list_premises)
+    .add("POST", "/api/premises", registry::create_premises)
+    .add("GET", "/api/premises/{id}", registry::get_premises)
+    .add("POST", "/api/premises/import", registry::import_premises)
+    .add("GET", "/api/cameras", registry::cameras)
+    .add("GET", "/api/teams", registry::teams)
+    .add("GET", "/api/users", users::list)
+    .add("POST", "/api/users", users::create)
+}
+
+/// (method, path) of every registered route.
+pub fn registered() -> Vec<(&'static str, &'static str)> {
+    routes().registered
+}
+
+/// The whole application: every route behind the policy middleware.
+pub fn router(app: Arc<AppState>) -> Router {
+    routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            policy::authorize,
+        ))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> Error {
+    Error::new(
+        crate::error::Kind::NotFound,
+        "no_route",
+        "no such API route; see dispatch/README.md",
+    )
+}
+
+/// `axum::Json` whose rejections are dispatch errors (400 with a message).
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct Json<T>(pub T);
+
+/// `axum::extract::Query` whose rejections are dispatch errors (400).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct Query<T>(pub T);
+
+/// `axum::extract::Path` whose rejections are 404 (a malformed id names no object).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(pub T);
+
+impl From<JsonRejection> for Error {
+    fn from(r: JsonRejection) -> Self {
+        Error::bad_request(
+            "invalid_body",
+            format!("the JSON body is not acceptable: {}", r.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(r: QueryRejection) -> Self {
+        Error::bad_request(
+            "invalid_query",
+            format!("the query string is not acceptable: {}", r.body_text()),
+        )
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(_: PathRejection) -> Self {
+        Error::not_found("the object")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_route_has_a_policy_row() {
+        for (method, path) in registered() {
+            assert!(
+                policy::lookup(method, path).is_some(),
+                "{method} {path} has no row in auth::policy::POLICY"
+            );
+        }
+    }
+
+    #[test]
+    fn every_policy_row_names_a_registered_route() {
+        let routes = registered();
+        for r in policy::POLICY {
+            assert!(
+                routes.contains(&(r.method, r.path)),
+                "policy row {} {} has no route",
+                r.method,
+                r.path
+            );
+        }
+    }
+}

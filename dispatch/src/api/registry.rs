@@ -1,0 +1,203 @@
+//! Registry routes: towns, premises (list, detail, create, CSV import), cameras, teams.
+
+use super::{Json, Path, Query};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{Detail, Error, Result};
+use crate::registry::premises::{self, NewPremises, Premises};
+use crate::registry::{cameras, csv_import, teams, towns};
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Serialize;
+use std::sync::Arc;
+use uuid::Uuid;
+
+type App = State<Arc<AppState>>;
+
+/// `GET /api/towns`
+pub async fn towns(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<Vec<towns::Town>>> {
+    Ok(axum::Json(
+        towns::list(&app.pool, caller.scope.filter()).await?,
+    ))
+}
+
+/// `GET /api/premises`
+pub async fn list_premises(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<premises::ListQuery>,
+) -> Result<axum::Json<premises::Page>> {
+    if let Some(kind) = &query.kind
+        && !premises::KINDS.contains(&kind.as_str())
+    {
+        return Err(Error::bad_request(
+            "invalid_query",
+            format!("kind {kind:?} is not one of {}", premises::KINDS.join(", ")),
+        ));
+    }
+    Ok(axum::Json(
+        premises::list(&app.pool, caller.scope.filter(), &query).await?,
+    ))
+}
+
+/// `GET /api/premises/{id}`: 404 when missing, then 403 when outside the caller's towns.
+pub async fn get_premises(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Premises>> {
+    let p = premises::get(&app.pool, id)
+        .await?
+        .ok_or_else(|| Error::not_found("premises"))?;
+    caller.check_town(&p.town_id)?;
+    Ok(axum::Json(p))
+}
+
+fn invalid(field: &str, message: &str) -> Error {
+    Error::bad_request("invalid_field", format!("field {field}: {message}"))
+}
+
+/// `POST /api/premises`
+pub async fn create_premises(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Json(new): Json<NewPremises>,
+) -> Result<(StatusCode, axum::Json<Premises>)> {
+    new.validate().map_err(|p| invalid(p.field, &p.message))?;
+    caller.check_town(&new.town_id)?;
+    if let Some(Some(p)) = premises::check_references(&app.pool, &[&new]).await?.pop() {
+        let code = if p.field == "licence_no" {
+            "duplicate"
+        } else {
+            "invalid_field"
+        };
+        let kind = if code == "duplicate" {
+            crate::error::Kind::Conflict
+        } else {
+            crate::error::Kind::BadRequest
+        };
+        return Err(Error::new(
+            kind,
+            code,
+            format!("field {}: {}", p.field, p.message),
+        ));
+    }
+    let mut tx = app.pool.begin().await?;
+    let stored = premises::insert(&mut tx, &new).await?;
+    tx.commit().await?;
+    tracing::info!(premises = %stored.id, town = %stored.town_id, by = %caller.username, "premises created");
+    Ok((StatusCode::CREATED, axum::Json(stored)))
+}
+
+#[derive(Serialize)]
+pub struct Imported {
+    imported: usize,
+}
+
+/// `POST /api/premises/import` (text/csv): all lines or none, in one transaction.
+pub async fn import_premises(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, axum::Json<Imported>)> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("text/csv") {
+        return Err(Error::bad_request(
+            "invalid_body",
+            "send the premises as Content-Type: text/csv",
+        ));
+    }
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        Error::bad_request(
+            "invalid_body",
+            "the CSV file is not UTF-8; save it as UTF-8 CSV",
+        )
+    })?;
+    let rows = csv_import::parse(text).map_err(|details| {
+        Error::bad_request(
+            "invalid_csv",
+            format!(
+                "{} problem(s) in the file; nothing was imported",
+                details.len()
+            ),
+        )
+        .with_details(details)
+    })?;
+    let outside: Vec<Detail> = rows
+        .iter()
+        .filter(|r| !caller.scope.allows(&r.premises.town_id))
+        .map(|r| Detail {
+            line: r.line,
+            column: "town".into(),
+            message: format!("town {:?} is outside your scope", r.premises.town_id),
+        })
+        .collect();
+    if !outside.is_empty() {
+        return Err(Error::out_of_scope().with_details(outside));
+    }
+    let refs: Vec<&NewPremises> = rows.iter().map(|r| &r.premises).collect();
+    let problems: Vec<Detail> = premises::check_references(&app.pool, &refs)
+        .await?
+        .into_iter()
+        .zip(&rows)
+        .filter_map(|(p, r)| {
+            p.map(|p| Detail {
+                line: r.line,
+                column: p.field.into(),
+                message: p.message,
+            })
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(Error::bad_request(
+            "invalid_csv",
+            format!(
+                "{} problem(s) in the file; nothing was imported",
+                problems.len()
+            ),
+        )
+        .with_details(problems));
+    }
+    let mut tx = app.pool.begin().await?;
+    for r in &rows {
+        premises::insert(&mut tx, &r.premises).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(count = rows.len(), by = %caller.username, "premises imported");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Imported {
+            imported: rows.len(),
+        }),
+    ))
+}
+
+/// `GET /api/cameras`
+pub async fn cameras(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<cameras::ListQuery>,
+) -> Result<axum::Json<Vec<cameras::Camera>>> {
+    Ok(axum::Json(
+        cameras::list(&app.pool, caller.scope.filter(), &query).await?,
+    ))
+}
+
+/// `GET /api/teams`: each team with its shifts and whether it is on duty now.
+pub async fn teams(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<Vec<teams::Team>>> {
+    Ok(axum::Json(
+        teams::list(&app.pool, caller.scope.filter(), app.now()).await?,
+    ))
+}

@@ -1,0 +1,264 @@
+//! The one policy table: every route of the router has exactly one row saying who may call it and
+//! how town scope applies. One middleware ([`authorize`]) consults it for every request; the
+//! authorisation-matrix test is generated from it.
+
+use super::{Caller, Role, session};
+use crate::AppState;
+use crate::error::Error;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No session needed (health check, login).
+    Public,
+    /// A session of one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// How the caller's town scope applies to a route (the handler enforces it; tests derive the
+/// expected status from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeRule {
+    /// Not about towns (the caller's own session).
+    None,
+    /// A list: filtered to the caller's towns.
+    List,
+    /// One object by id: 404 when missing, then 403 when its town is outside the scope.
+    Object,
+    /// Creates objects whose town (or granted towns) must lie in the caller's scope, else 403.
+    Body,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub method: &'static str,
+    /// The route exactly as registered with the router, e.g. `/api/premises/{id}`.
+    pub path: &'static str,
+    pub access: Access,
+    pub scope: ScopeRule,
+}
+
+use Role::*;
+const ALL: &[Role] = &Role::ALL;
+const EDITORS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer];
+const IMPORTERS: &[Role] = &[Admin, Supervisor, TownOfficer];
+const VIEWERS: &[Role] = &[
+    Admin,
+    Supervisor,
+    Operator,
+    TownOfficer,
+    DrillCoordinator,
+    Auditor,
+];
+const ADMINS: &[Role] = &[Admin];
+
+const fn rule(method: &'static str, path: &'static str, access: Access, scope: ScopeRule) -> Rule {
+    Rule {
+        method,
+        path,
+        access,
+        scope,
+    }
+}
+
+/// Every route of dispatch. A route without a row is refused (and fails the tests).
+pub static POLICY: &[Rule] = &[
+    rule("GET", "/healthz", Access::Public, ScopeRule::None),
+    rule("POST", "/api/session", Access::Public, ScopeRule::None),
+    rule("GET", "/api/session", Access::Roles(ALL), ScopeRule::None),
+    rule(
+        "DELETE",
+        "/api/session",
+        Access::Roles(ALL),
+        ScopeRule::None,
+    ),
+    rule(
+        "POST",
+        "/api/session/totp",
+        Access::Roles(ALL),
+        ScopeRule::None,
+    ),
+    rule(
+        "PUT",
+        "/api/session/totp",
+        Access::Roles(ALL),
+        ScopeRule::None,
+    ),
+    rule("GET", "/api/towns", Access::Roles(ALL), ScopeRule::List),
+    rule("GET", "/api/premises", Access::Roles(ALL), ScopeRule::List),
+    rule(
+        "POST",
+        "/api/premises",
+        Access::Roles(EDITORS),
+        ScopeRule::Body,
+    ),
+    rule(
+        "GET",
+        "/api/premises/{id}",
+        Access::Roles(ALL),
+        ScopeRule::Object,
+    ),
+    rule(
+        "POST",
+        "/api/premises/import",
+        Access::Roles(IMPORTERS),
+        ScopeRule::Body,
+    ),
+    rule(
+        "GET",
+        "/api/cameras",
+        Access::Roles(VIEWERS),
+        ScopeRule::List,
+    ),
+    rule("GET", "/api/teams", Access::Roles(ALL), ScopeRule::List),
+    rule("GET", "/api/users", Access::Roles(ADMINS), ScopeRule::List),
+    rule("POST", "/api/users", Access::Roles(ADMINS), ScopeRule::Body),
+];
+
+/// The row for `method` on the registered route `path`.
+pub fn lookup(method: &str, path: &str) -> Option<&'static Rule> {
+    POLICY.iter().find(|r| r.method == method && r.path == path)
+}
+
+impl Rule {
+    /// Whether `role` may call this route (public routes: everyone).
+    pub fn allows(&self, role: Role) -> bool {
+        match self.access {
+            Access::Public => true,
+            Access::Roles(roles) => roles.contains(&role),
+        }
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The middleware on every route: finds the route's row (none → 403), then for non-public routes
+/// requires a valid session (401), the CSRF token on unsafe methods (403) and an allowed role (403),
+/// and hands the handler the [`Caller`].
+pub async fn authorize(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    match check(&app, &mut req).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check(app: &AppState, req: &mut Request) -> Result<(), Error> {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(rule) = lookup(req.method().as_str(), &path) else {
+        tracing::error!(method = %req.method(), path, "route has no policy row; refusing");
+        return Err(Error::forbidden(
+            "no_policy",
+            "this route has no access rule; report this as a bug",
+        ));
+    };
+    if rule.access == Access::Public {
+        return Ok(());
+    }
+    let cookie = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok());
+    let id = cookie
+        .and_then(session::id_from_cookie_header)
+        .ok_or_else(Error::unauthenticated)?;
+    let caller = session::authenticate(&app.pool, &app.config.session, id, app.now()).await?;
+    if !is_safe(req.method()) {
+        let sent = req
+            .headers()
+            .get(session::CSRF_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !super::constant_time_eq(sent, caller.csrf_token.as_bytes()) {
+            return Err(Error::forbidden(
+                "csrf_failed",
+                "missing or wrong X-CSRF-Token header; send the csrfToken from GET /api/session",
+            ));
+        }
+    }
+    if !rule.allows(caller.role) {
+        return Err(Error::forbidden(
+            "role_forbidden",
+            format!(
+                "role {} may not {} {}",
+                caller.role.as_str(),
+                rule.method,
+                rule.path
+            ),
+        ));
+    }
+    req.extensions_mut().insert::<Caller>(caller);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_method_and_route_has_at_most_one_row() {
+        for (i, a) in POLICY.iter().enumerate() {
+            assert!(
+                !POLICY[i + 1..]
+                    .iter()
+                    .any(|b| a.method == b.method && a.path == b.path),
+                "{} {} has two rows",
+                a.method,
+                a.path
+            );
+        }
+    }
+
+    #[test]
+    fn lookup_matches_method_and_registered_pattern_exactly() {
+        assert_eq!(
+            lookup("GET", "/api/premises/{id}").unwrap().scope,
+            ScopeRule::Object
+        );
+        assert!(lookup("DELETE", "/api/premises/{id}").is_none());
+        assert!(lookup("GET", "/api/premises/123").is_none());
+    }
+
+    #[test]
+    fn only_the_health_check_and_login_are_public() {
+        let public: Vec<_> = POLICY
+            .iter()
+            .filter(|r| r.access == Access::Public)
+            .map(|r| (r.method, r.path))
+            .collect();
+        assert_eq!(public, vec![("GET", "/healthz"), ("POST", "/api/session")]);
+    }
+
+    #[test]
+    fn auditors_change_nothing() {
+        for r in POLICY
+            .iter()
+            .filter(|r| r.method != "GET" && !r.path.starts_with("/api/session"))
+        {
+            assert!(
+                !r.allows(Role::Auditor),
+                "auditor may {} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn only_admins_manage_users() {
+        for r in POLICY.iter().filter(|r| r.path.starts_with("/api/users")) {
+            assert_eq!(r.access, Access::Roles(&[Role::Admin]));
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! dispatch's configuration file (TOML). Every field has a default stated in its doc comment; unknown
+//! fields are errors; [`Config::validate`] names the field that breaks a rule.
+
+use bl_service::config::{ConfigError, field_error};
+use bl_service::secret::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on. Default `"127.0.0.1:8080"`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The 13 towns and streets, a TSV file (`id name_zh name_en kind lat lon`), imported at every start.
+    /// A relative path is taken from the working directory. Default `"../shared/data-towns.tsv"`
+    /// (the repository root is the working directory of `make demo`).
+    #[serde(default = "default_towns_file")]
+    pub towns_file: PathBuf,
+    /// A file holding the first admin's password, used only when no `admin` exists yet. Default: none,
+    /// then a random password is made and printed once to stdout as `admin password: …`.
+    #[serde(default)]
+    pub admin_password_file: Option<PathBuf>,
+    /// Fill an empty registry with demo premises, teams, rosters and users at start. Default `false`.
+    #[serde(default)]
+    pub demo_data: bool,
+    /// PostgreSQL.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Web sessions.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Login throttling.
+    #[serde(default)]
+    pub login: LoginConfig,
+    /// Password hashing (argon2id).
+    #[serde(default)]
+    pub password: PasswordConfig,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// File holding the PostgreSQL URL (`postgres://user:password@host:port/db`); it is a secret, so it
+    /// never appears in this file. Default: none; required.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// The URL itself, read from `url_file` by [`Config::load`] (tests set it directly).
+    #[serde(skip)]
+    pub url: Option<Secret>,
+    /// Most connections in the pool. Default `10`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Seconds to wait for a free connection before answering 503. Default `5`.
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout_secs: u64,
+}
+
+/// `[session]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session unused this many seconds ends. Default `1800` (30 minutes).
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+    /// A session ends this many seconds after login, used or not. Default `43200` (12 hours).
+    #[serde(default = "default_absolute")]
+    pub absolute_timeout_secs: u64,
+}
+
+/// `[login]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Failed logins (per user name and per client address) allowed before a lock-out. Default `5`.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Failed logins from one client address (any user names) before it is locked out; higher than
+    /// `max_failures` because offices share one address. Default `20`.
+    #[serde(default = "default_ip_max_failures")]
+    pub ip_max_failures: u32,
+    /// First lock-out in seconds; each further failure doubles it. Default `60`.
+    #[serde(default = "default_lockout_base")]
+    pub lockout_base_secs: u64,
+    /// Longest lock-out in seconds. Default `3600`.
+    #[serde(default = "default_lockout_max")]
+    pub lockout_max_secs: u64,
+}
+
+/// `[password]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// argon2id memory in KiB (OWASP minimum 19456 with 2 passes). Default `19456`; at least `8192`.
+    #[serde(default = "default_memory")]
+    pub argon2_memory_kib: u32,
+    /// argon2id passes. Default `2`; at least `1`.
+    #[serde(default = "default_iterations")]
+    pub argon2_iterations: u32,
+    /// Shortest password accepted for new users. Default `12`; at least `8`.
+    #[serde(default = "default_min_length")]
+    pub min_length: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_towns_file() -> PathBuf {
+    PathBuf::from("../shared/data-towns.tsv")
+}
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_acquire_timeout() -> u64 {
+    5
+}
+fn default_idle() -> u64 {
+    1800
+}
+fn default_absolute() -> u64 {
+    43200
+}
+fn default_max_failures() -> u32 {
+    5
+}
+fn default_ip_max_failures() -> u32 {
+    20
+}
+fn default_lockout_base() -> u64 {
+    60
+}
+fn default_lockout_max() -> u64 {
+    3600
+}
+fn default_memory() -> u32 {
+    19456
+}
+fn default_iterations() -> u32 {
+    2
+}
+fn default_min_length() -> usize {
+    12
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url_file: None,
+            url: None,
+            max_connections: default_max_connections(),
+            acquire_timeout_secs: default_acquire_timeout(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: default_idle(),
+            absolute_timeout_secs: default_absolute(),
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: default_max_failures(),
+            ip_max_failures: default_ip_max_failures(),
+            lockout_base_secs: default_lockout_base(),
+            lockout_max_secs: default_lockout_max(),
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            argon2_memory_kib: default_memory(),
+            argon2_iterations: default_iterations(),
+            min_length: default_min_length(),
+        }
+    }
+}
+
+impl Config {
+    /// A config with every default and the given database URL (for tests and tools).
+    pub fn with_database_url(url: Secret) -> Self {
+        let mut c: Config = toml_defaults();
+        c.database.url = Some(url);
+        c
+    }
+
+    /// Reads, validates and resolves the file at `path` (the database URL is read from its file).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: Config = bl_service::config::load(path)?;
+        c.validate(path)?;
+        let url_file = c.database.url_file.clone().ok_or_else(|| {
+            field_error(
+                path,
+                "database.url_file",
+                "is required: name a file holding the PostgreSQL URL",
+            )
+        })?;
+        let url = Secret::from_file(&url_file).map_err(|e| {
+            field_error(
+                path,
+                "database.url_file",
+                format!("cannot read {}: {e}", url_file.display()),
+            )
+        })?;
+        c.database.url = Some(url);
+        Ok(c)
+    }
+
+    /// Checks the rules serde cannot express; errors name the field.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let err = |field: &str, msg: &str| Err(field_error(path, field, msg));
+        if self.database.max_connections == 0 {
+            return err("database.max_connections", "must be at least 1");
+        }
+        if self.database.acquire_timeout_secs == 0 {
+            return err("database.acquire_timeout_secs", "must be at least 1");
+        }
+        if self.session.idle_timeout_secs == 0 {
+            return err("session.idle_timeout_secs", "must be at least 1");
+        }
+        if self.session.absolute_timeout_secs < self.session.idle_timeout_secs {
+            return err(
+                "session.absolute_timeout_secs",
+                "must not be shorter than session.idle_timeout_secs",
+            );
+        }
+        if self.login.max_failures == 0 {
+            return err("login.max_failures", "must be at least 1");
+        }
+        if self.login.ip_max_failures < self.login.max_failures {
+            return err(
+                "login.ip_max_failures",
+                "must not be lower than login.max_failures",
+            );
+        }
+        if self.login.lockout_base_secs == 0 {
+            return err("login.lockout_base_secs", "must be at least 1");
+        }
+        if self.login.lockout_max_secs < self.login.lockout_base_secs {
+            return err(
+                "login.lockout_max_secs",
+                "must not be shorter than login.lockout_base_secs",
+            );
+        }
+        if self.password.argon2_memory_kib < 8192 {
+            return err("password.argon2_memory_kib", "must be at least 8192");
+        }
+        if self.password.argon2_iterations == 0 {
+            return err("password.argon2_iterations", "must be at least 1");
+        }
+        if self.password.min_length < 8 {
+            return err("password.min_length", "must be at least 8");
+        }
+        Ok(())
+    }
+}
+
+fn toml_defaults() -> Config {
+    bl_service::config::parse(Path::new("<defaults>"), "").expect("every field has a default")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = bl_service::config::parse(Path::new("d.toml"), text)?;
+        c.validate(Path::new("d.toml"))?;
+        Ok(c)
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.towns_file, PathBuf::from("../shared/data-towns.tsv"));
+        assert_eq!(c.session.idle_timeout_secs, 1800);
+        assert_eq!(c.session.absolute_timeout_secs, 43200);
+        assert_eq!(c.login.max_failures, 5);
+        assert_eq!(c.password.argon2_memory_kib, 19456);
+        assert!(!c.demo_data);
+    }
+
+    #[test]
+    fn an_unknown_field_is_rejected_with_its_name() {
+        let e = parse("[session]\nidle = 5\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field `idle`"), "{e}");
+    }
+
+    #[test]
+    fn an_absolute_timeout_shorter_than_the_idle_timeout_names_the_field() {
+        let e = parse("[session]\nidle_timeout_secs = 100\nabsolute_timeout_secs = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("session.absolute_timeout_secs"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_database_url_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.toml");
+        std::fs::write(&path, "").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("database.url_file"), "{e}");
+    }
+}

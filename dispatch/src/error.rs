@@ -1,0 +1,204 @@
+//! The one error type of dispatch's API. Each error has a kind (which decides the HTTP status, in
+//! [`Error::into_response`] and nowhere else), a stable machine-readable `code` and a message that
+//! says what failed and what to do.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// What kind of failure; decides the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The request is malformed or a value breaks a rule (400).
+    BadRequest,
+    /// No valid session, or a failed login (401).
+    Unauthenticated,
+    /// Authenticated but not allowed: role, scope or CSRF (403).
+    Forbidden,
+    /// The object does not exist (404).
+    NotFound,
+    /// The request conflicts with existing data, e.g. a duplicate licence number (409).
+    Conflict,
+    /// Too many attempts; retry after the given number of seconds (429).
+    Throttled { retry_after_secs: u64 },
+    /// A dependency (the database) is unavailable; nothing was changed (503).
+    Unavailable,
+    /// A bug or an unexpected failure; details are in the log only (500).
+    Internal,
+}
+
+/// One line-and-column problem in an uploaded file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub line: u64,
+    pub column: String,
+    pub message: String,
+}
+
+/// dispatch's coded error.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    pub kind: Kind,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<Detail>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::BadRequest, code, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            Kind::NotFound,
+            "not_found",
+            format!("{what} does not exist; check the id"),
+        )
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::Forbidden, code, message)
+    }
+
+    pub fn out_of_scope() -> Self {
+        Self::forbidden(
+            "out_of_scope",
+            "this object belongs to a town outside your scope; ask an admin to widen your scope",
+        )
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            Kind::Unauthenticated,
+            "unauthenticated",
+            "no valid session; log in with POST /api/session",
+        )
+    }
+
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(context, err = %err, "internal error");
+        Self::new(
+            Kind::Internal,
+            "internal",
+            format!("{context} failed unexpectedly; see the server log"),
+        )
+    }
+
+    pub fn with_details(mut self, details: Vec<Detail>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The HTTP status of this error: the only place kinds become statuses.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
+    details: &'a [Detail],
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                details: &self.details,
+            },
+        };
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let Kind::Throttled { retry_after_secs } = self.kind {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(err = %e, "database unavailable");
+                Self::new(
+                    Kind::Unavailable,
+                    "database_unavailable",
+                    "the database is unavailable; nothing was changed, retry shortly",
+                )
+            }
+            sqlx::Error::Database(d) if d.is_unique_violation() => Self::new(
+                Kind::Conflict,
+                "duplicate",
+                format!(
+                    "an object with this key exists already ({}); change the key or edit the existing one",
+                    d.constraint().unwrap_or("unique key")
+                ),
+            ),
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Self::bad_request(
+                "unknown_reference",
+                format!(
+                    "a referenced object does not exist ({}); check the ids",
+                    d.constraint().unwrap_or("reference")
+                ),
+            ),
+            _ => Self::internal("database query", e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_status() {
+        let e = |k| Error::new(k, "c", "m").status().as_u16();
+        assert_eq!(e(Kind::BadRequest), 400);
+        assert_eq!(e(Kind::Unauthenticated), 401);
+        assert_eq!(e(Kind::Forbidden), 403);
+        assert_eq!(e(Kind::NotFound), 404);
+        assert_eq!(e(Kind::Conflict), 409);
+        assert_eq!(
+            e(Kind::Throttled {
+                retry_after_secs: 3
+            }),
+            429
+        );
+        assert_eq!(e(Kind::Unavailable), 503);
+        assert_eq!(e(Kind::Internal), 500);
+    }
+}

@@ -1,0 +1,170 @@
+//! dispatch, Brightline's control plane: the registry of towns, premises, cameras, teams and users;
+//! authentication and the one policy table; the REST API. [`run`] is the single entry point that
+//! `main` and the tests share.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod registry;
+
+use auth::bootstrap::{self, Outcome};
+use chrono::{DateTime, Utc};
+use config::Config;
+use sqlx::PgPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Config,
+    /// An argon2id hash of a random password, verified when a user name is unknown, so that a
+    /// login takes as long whether or not the user exists.
+    pub dummy_hash: String,
+}
+
+impl AppState {
+    /// The current time (one place, so a simulated clock can replace it).
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Why dispatch could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("cannot read towns_file {path}: {source}")]
+    TownsRead {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("towns_file: {0}")]
+    Towns(#[from] registry::towns::TownsFileError),
+    #[error("cannot import towns: {0}")]
+    TownsImport(#[source] sqlx::Error),
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("cannot create demo data: {0}")]
+    Demo(#[source] error::Error),
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Connects, migrates, imports the towns, creates the first admin (printing a random password once)
+/// and, when configured, the demo data.
+pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    import_towns(&pool, &config).await?;
+    match bootstrap::ensure_admin(&pool, &config).await? {
+        Outcome::Random(password) => {
+            println!("admin password: {password}");
+            tracing::info!("created the first admin; its password was printed to stdout");
+        }
+        Outcome::FromFile => {
+            tracing::info!("created the first admin with the password from admin_password_file")
+        }
+        Outcome::Existing => {}
+    }
+    if config.demo_data {
+        load_demo(&pool, &config).await?;
+    }
+    let params = config.password.clone();
+    let dummy_hash = tokio::task::spawn_blocking(move || {
+        auth::password::hash(&params, &auth::password::random_password())
+    })
+    .await
+    .expect("password hashing does not panic");
+    Ok(Arc::new(AppState {
+        pool,
+        config,
+        dummy_hash,
+    }))
+}
+
+/// Reads `towns_file` and upserts every town.
+pub async fn import_towns(pool: &PgPool, config: &Config) -> Result<usize, StartError> {
+    let path = config.towns_file.display().to_string();
+    let text =
+        std::fs::read_to_string(&config.towns_file).map_err(|source| StartError::TownsRead {
+            path: path.clone(),
+            source,
+        })?;
+    let towns = registry::towns::parse_tsv(&path, &text)?;
+    registry::towns::import(pool, &towns)
+        .await
+        .map_err(StartError::TownsImport)?;
+    tracing::info!(count = towns.len(), file = %path, "towns imported");
+    Ok(towns.len())
+}
+
+/// Fills an empty registry with demo data and prints the demo users' password once.
+pub async fn load_demo(pool: &PgPool, config: &Config) -> Result<(), StartError> {
+    use registry::demo::Summary;
+    match registry::demo::generate(pool, &config.password)
+        .await
+        .map_err(StartError::Demo)?
+    {
+        Summary::Skipped => tracing::info!("registry has premises already; no demo data added"),
+        Summary::Created {
+            premises,
+            cameras,
+            teams,
+            users,
+            password,
+        } => {
+            let names: Vec<String> = users
+                .iter()
+                .map(|(u, r)| format!("{u} ({})", r.as_str()))
+                .collect();
+            println!("demo users: {}", names.join(", "));
+            println!("demo users password: {password}");
+            tracing::info!(
+                premises,
+                cameras,
+                teams,
+                users = users.len(),
+                "demo data created"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs dispatch on `listener` until `shutdown` completes, then drains open requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let app = prepare(config).await?;
+    serve(app, listener, shutdown).await
+}
+
+/// Serves the API of a prepared application.
+pub async fn serve(
+    app: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(%addr, "dispatch listening");
+    let router = api::router(app.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(StartError::Serve)?;
+    app.pool.close().await;
+    tracing::info!("dispatch stopped");
+    Ok(())
+}

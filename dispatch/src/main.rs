@@ -1,0 +1,55 @@
+//! `dispatch --config FILE`: runs the control plane. `dispatch demo-data --config FILE` fills an
+//! empty registry with demo data and exits.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "dispatch",
+    about = "Brightline control plane: registry, auth, incidents, dispatch API"
+)]
+struct Cli {
+    /// The TOML config file (see dispatch/README.md).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Also create demo data when the registry is empty (as `demo_data = true`).
+    #[arg(long)]
+    demo: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create demo premises, cameras, teams, rosters and users in an empty registry, then exit.
+    DemoData,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    bl_service::telemetry::init("dispatch");
+    let cli = Cli::parse();
+    let path = cli.config.context("--config FILE is required")?;
+    let mut config = dispatch::config::Config::load(&path)?;
+    match cli.command {
+        Some(Command::DemoData) => {
+            let pool = dispatch::db::connect(&config.database).await?;
+            dispatch::db::migrate(&pool).await?;
+            dispatch::import_towns(&pool, &config).await?;
+            dispatch::load_demo(&pool, &config).await?;
+            Ok(())
+        }
+        None => {
+            config.demo_data |= cli.demo;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (field `listen`)", config.listen))?;
+            let token = bl_service::shutdown::on_signals();
+            dispatch::run(config, listener, token.cancelled_owned()).await?;
+            Ok(())
+        }
+    }
+}

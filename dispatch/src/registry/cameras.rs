@@ -1,0 +1,122 @@
+//! Cameras (pushed by an edge box, or pulled by the gateway from a URL) and edges (the boxes,
+//! enrolled with a one-time code whose SHA-256 is all that is stored).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// A camera as the API shows it: never its pull credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Camera {
+    pub id: String,
+    pub premises_id: Uuid,
+    pub town_id: String,
+    pub name: String,
+    /// `edge` or `pull`.
+    pub source: String,
+    pub edge_id: Option<String>,
+    pub main_stream: String,
+    pub sub_stream: Option<String>,
+    pub talk: bool,
+}
+
+/// Filters of `GET /api/cameras`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    pub town: Option<String>,
+    pub premises: Option<Uuid>,
+}
+
+/// Cameras within `scope` (None = district) matching `query`.
+pub async fn list(
+    pool: &PgPool,
+    scope: Option<&[String]>,
+    query: &ListQuery,
+) -> Result<Vec<Camera>, sqlx::Error> {
+    sqlx::query_as::<_, Camera>(
+        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk \
+         FROM cameras c JOIN premises p ON p.id = c.premises_id \
+         WHERE ($1::text[] IS NULL OR p.town_id = ANY($1)) AND ($2::text IS NULL OR p.town_id = $2) \
+         AND ($3::uuid IS NULL OR c.premises_id = $3) ORDER BY p.town_id, c.id",
+    )
+    .bind(scope)
+    .bind(&query.town)
+    .bind(query.premises)
+    .fetch_all(pool)
+    .await
+}
+
+/// A camera to create.
+#[derive(Debug, Clone)]
+pub struct NewCamera<'a> {
+    pub id: &'a str,
+    pub premises_id: Uuid,
+    pub name: &'a str,
+    /// `Some(edge)` for a camera the edge pushes; `None` for a pull camera.
+    pub edge_id: Option<&'a str>,
+    pub main_stream: &'a str,
+    pub sub_stream: Option<&'a str>,
+    pub talk: bool,
+}
+
+/// Creates a camera; its id must follow proto's id rule.
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    c: &NewCamera<'_>,
+) -> Result<(), crate::error::Error> {
+    bl_proto::id::validate_id("camera id", c.id)
+        .map_err(|e| crate::error::Error::bad_request("invalid_id", e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO cameras (id, premises_id, name, source, edge_id, main_stream, sub_stream, talk) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(c.id)
+    .bind(c.premises_id)
+    .bind(c.name)
+    .bind(if c.edge_id.is_some() { "edge" } else { "pull" })
+    .bind(c.edge_id)
+    .bind(c.main_stream)
+    .bind(c.sub_stream)
+    .bind(c.talk)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The SHA-256 (hex) under which an enrolment code is stored.
+pub fn enrolment_code_hash(code: &str) -> String {
+    hex::encode(Sha256::digest(code.as_bytes()))
+}
+
+/// Registers an edge box for a premises and returns its one-time enrolment code (shown once; only
+/// its hash is stored). The code is valid for `valid_for`.
+pub async fn insert_edge(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+    premises_id: Uuid,
+    valid_for: chrono::Duration,
+) -> Result<String, crate::error::Error> {
+    bl_proto::id::validate_id("edge id", id)
+        .map_err(|e| crate::error::Error::bad_request("invalid_id", e.to_string()))?;
+    if id == "dispatch" {
+        return Err(crate::error::Error::bad_request(
+            "invalid_id",
+            "edge id `dispatch` is the broker's service account; choose another id",
+        ));
+    }
+    let code = crate::auth::random_token(16);
+    sqlx::query(
+        "INSERT INTO edges (id, premises_id, enrolment_code_hash, enrolment_expires_at) \
+         VALUES ($1, $2, $3, now() + $4)",
+    )
+    .bind(id)
+    .bind(premises_id)
+    .bind(enrolment_code_hash(&code))
+    .bind(valid_for)
+    .execute(&mut **tx)
+    .await?;
+    Ok(code)
+}

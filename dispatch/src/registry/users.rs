@@ -1,0 +1,126 @@
+//! Users: who logs in, with which role and town scope.
+
+use crate::auth::{Role, Scope};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A user as the API shows it (never the password hash or TOTP secret).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    /// `null` = the whole district.
+    pub scope_towns: Option<Vec<String>>,
+    pub team_id: Option<Uuid>,
+    pub disabled: bool,
+    pub totp_enabled: bool,
+}
+
+/// The body of `POST /api/users`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// `null` or absent = the whole district.
+    #[serde(default)]
+    pub scope_towns: Option<Vec<String>>,
+    #[serde(default)]
+    pub team_id: Option<Uuid>,
+    pub password: String,
+}
+
+impl NewUser {
+    pub fn scope(&self) -> Scope {
+        Scope::from_column(self.scope_towns.clone())
+    }
+}
+
+/// Whether `name` is a valid user name: 1-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.
+pub fn valid_username(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+}
+
+const COLUMNS: &str = "id, username, display_name, role, scope_towns, team_id, disabled, totp_secret IS NOT NULL AS totp_enabled";
+
+/// Users whose whole scope lies within `scope` (None = district: everyone).
+pub async fn list(pool: &PgPool, scope: Option<&[String]>) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE $1::text[] IS NULL \
+         OR (scope_towns IS NOT NULL AND scope_towns <@ $1) ORDER BY username"
+    )))
+    .bind(scope)
+    .fetch_all(pool)
+    .await
+}
+
+/// Creates a user with an already computed password hash.
+pub async fn insert(pool: &PgPool, u: &NewUser, password_hash: &str) -> Result<User, sqlx::Error> {
+    sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users (id, username, display_name, role, scope_towns, team_id, password_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(&u.username)
+    .bind(&u.display_name)
+    .bind(u.role.as_str())
+    .bind(&u.scope_towns)
+    .bind(u.team_id)
+    .bind(password_hash)
+    .fetch_one(pool)
+    .await
+}
+
+/// What a login needs to know about a user.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Credentials {
+    pub id: Uuid,
+    pub password_hash: String,
+    pub totp_secret: Option<Vec<u8>>,
+    pub totp_last_step: Option<i64>,
+    pub disabled: bool,
+}
+
+pub async fn credentials(
+    pool: &PgPool,
+    username: &str,
+) -> Result<Option<Credentials>, sqlx::Error> {
+    sqlx::query_as::<_, Credentials>(
+        "SELECT id, password_hash, totp_secret, totp_last_step, disabled FROM users WHERE username = $1",
+    )
+    .bind(username.to_lowercase())
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_are_lowercase_ascii_with_dots_and_dashes() {
+        assert!(valid_username("wang.fang"));
+        assert!(valid_username("op-01"));
+        assert!(!valid_username("Wang"));
+        assert!(!valid_username(".hidden"));
+        assert!(!valid_username("王芳"));
+        assert!(!valid_username(""));
+    }
+}

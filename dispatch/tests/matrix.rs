@@ -1,0 +1,181 @@
+//! The authorisation matrix, generated from the policy table: every role × every route × an object
+//! of the caller's own town, of another town, and a missing one, against the real server. Each
+//! caller is scoped to 斋堂镇 (zhaitang); "other" is 清水镇 (qingshui).
+
+mod common;
+
+use common::*;
+use dispatch::auth::Role;
+use dispatch::auth::policy::{Access, POLICY, Rule, ScopeRule};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Own,
+    Other,
+    Missing,
+}
+
+const OWN: &str = "zhaitang";
+const OTHER: &str = "qingshui";
+
+fn town(t: Target) -> &'static str {
+    match t {
+        Target::Own => OWN,
+        Target::Other => OTHER,
+        Target::Missing => "nowhere",
+    }
+}
+
+/// The request that exercises `rule` for `target`, and the status an allowed caller gets for an
+/// object of its own town. Panics for a route without a fixture: add one when adding a route.
+fn fixture(
+    rule: &Rule,
+    target: Target,
+    ids: &Ids,
+    n: usize,
+) -> (Option<(&'static str, String)>, String, StatusCode) {
+    let json_body = |v: serde_json::Value| Some(("application/json", v.to_string()));
+    match (rule.method, rule.path) {
+        ("GET", "/healthz") => (None, rule.path.into(), StatusCode::OK),
+        ("POST", "/api/session") => (None, rule.path.into(), StatusCode::OK),
+        ("GET", "/api/session") => (None, rule.path.into(), StatusCode::OK),
+        ("DELETE", "/api/session") => (None, rule.path.into(), StatusCode::NO_CONTENT),
+        ("POST", "/api/session/totp") => (json_body(json!({})), rule.path.into(), StatusCode::OK),
+        // an allowed caller gets past authorisation and fails on the wrong code
+        ("PUT", "/api/session/totp") => (
+            json_body(json!({"code": "000000"})),
+            rule.path.into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("GET", "/api/towns" | "/api/premises" | "/api/cameras" | "/api/teams" | "/api/users") => {
+            (None, rule.path.into(), StatusCode::OK)
+        }
+        ("POST", "/api/premises") => (
+            json_body(premises_body(town(target), &format!("矩阵餐馆{n}"))),
+            rule.path.into(),
+            StatusCode::CREATED,
+        ),
+        ("GET", "/api/premises/{id}") => {
+            let id = match target {
+                Target::Own => ids.own_premises.clone(),
+                Target::Other => ids.other_premises.clone(),
+                Target::Missing => uuid::Uuid::now_v7().to_string(),
+            };
+            (None, format!("/api/premises/{id}"), StatusCode::OK)
+        }
+        ("POST", "/api/premises/import") => {
+            let csv = format!(
+                "name,licence_no,kind,address,town,risk_grade,person_in_charge,phone\n\
+                 矩阵药店{n},JYMATRIX{n},pharmacy,北京市门头沟区1号,{},A,李强,13800000002\n",
+                town(target)
+            );
+            (
+                Some(("text/csv", csv)),
+                rule.path.into(),
+                StatusCode::CREATED,
+            )
+        }
+        ("POST", "/api/users") => {
+            let body = json!({"username": format!("made-{n}"), "displayName": "新用户", "role": "field",
+                              "scopeTowns": [town(target)], "password": USER_PASSWORD});
+            (json_body(body), rule.path.into(), StatusCode::CREATED)
+        }
+        (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
+    }
+}
+
+/// What the table says a caller of `role`, scoped to its own town, gets.
+fn expected(rule: &Rule, role: Role, target: Target, ok: StatusCode) -> StatusCode {
+    if rule.access == Access::Public {
+        return ok;
+    }
+    if !rule.allows(role) {
+        return StatusCode::FORBIDDEN;
+    }
+    match (rule.scope, target) {
+        (ScopeRule::None | ScopeRule::List, _) | (_, Target::Own) => ok,
+        (ScopeRule::Object, Target::Missing) => StatusCode::NOT_FOUND,
+        (ScopeRule::Object | ScopeRule::Body, _) => StatusCode::FORBIDDEN,
+    }
+}
+
+struct Ids {
+    own_premises: String,
+    other_premises: String,
+}
+
+#[tokio::test]
+async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
+    let (db, _dir, server, mut admin) = setup().await;
+    let (_, own) = create_premises(&mut admin, OWN, "斋堂镇中心小学食堂").await;
+    let (_, other) = create_premises(&mut admin, OTHER, "清水镇中心小学食堂").await;
+    let ids = Ids {
+        own_premises: own["id"].as_str().unwrap().into(),
+        other_premises: other["id"].as_str().unwrap().into(),
+    };
+    for role in Role::ALL {
+        create_user(
+            &mut admin,
+            &format!("m-{}", role.as_str().to_lowercase()),
+            role.as_str(),
+            Some(&[OWN]),
+        )
+        .await;
+    }
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for role in Role::ALL {
+        let username = format!("m-{}", role.as_str().to_lowercase());
+        let mut client = server.client();
+        assert_eq!(
+            client.login(&username, USER_PASSWORD).await.0,
+            StatusCode::OK
+        );
+        for rule in POLICY {
+            for target in [Target::Own, Target::Other, Target::Missing] {
+                n += 1;
+                let (body, path, ok) = fixture(rule, target, &ids, n);
+                let want = expected(rule, role, target, ok);
+                let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
+                // routes that end or replace the session get a session of their own
+                let fresh = rule.path == "/api/session" && rule.method != "GET";
+                let (got, answer) = if fresh {
+                    let mut c = server.client();
+                    let (status, _) = c.login(&username, USER_PASSWORD).await;
+                    assert_eq!(status, StatusCode::OK);
+                    if rule.method == "POST" {
+                        c.cookie = None;
+                        c.csrf = None;
+                        let login =
+                            json!({"username": username, "password": USER_PASSWORD}).to_string();
+                        c.send(method, &path, Some(("application/json", login)))
+                            .await
+                    } else {
+                        c.send(method, &path, body).await
+                    }
+                } else {
+                    client.send(method, &path, body).await
+                };
+                if got != want {
+                    failures.push(format!(
+                        "{:<16} {:<6} {:<24} {:?}: expected {want}, got {got} {answer}",
+                        role.as_str(),
+                        rule.method,
+                        rule.path,
+                        target
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cases differ from the policy table:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    server.stop().await;
+    db.drop_now().await;
+}

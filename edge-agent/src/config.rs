@@ -1,0 +1,181 @@
+//! The agent's own config file (`edge.toml`): who it is and how it reaches the center. What to
+//! detect comes from the center as the retained `EdgeConfig`; this file holds only what the box needs
+//! before it can hear the center.
+
+use bl_proto::EdgeId;
+use bl_service::config::{ConfigError, field_error};
+use bl_service::secret::Secret;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `edge.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This box's id, also its MQTT user name. Required.
+    pub edge_id: EdgeId,
+    /// The MQTT broker. Required.
+    pub mqtt: MqttConfig,
+    /// The durable outbox. Defaults below.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+}
+
+/// How to reach the broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or address. Required.
+    pub host: String,
+    /// Broker port. Default 1883.
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// File holding this edge's MQTT password (issued at enrolment). Required; relative paths are
+    /// relative to the config file.
+    pub password_file: PathBuf,
+    /// Keep-alive interval; the broker declares the edge offline after 1.5 times this. Default 15.
+    #[serde(default = "default_keep_alive_secs")]
+    pub keep_alive_secs: u64,
+    /// Events published but not yet acknowledged, at most. Default 64.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// How often the retained state is refreshed. Default 30.
+    #[serde(default = "default_state_interval_secs")]
+    pub state_interval_secs: u64,
+}
+
+/// Where unsent events wait.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// The SQLite file. Default `outbox.db` beside the config file.
+    #[serde(default = "default_outbox_path")]
+    pub path: PathBuf,
+    /// Most bytes of queued payloads; past it new events are refused loudly. Default 256 MiB.
+    #[serde(default = "default_quota_bytes")]
+    pub quota_bytes: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            path: default_outbox_path(),
+            quota_bytes: default_quota_bytes(),
+        }
+    }
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_keep_alive_secs() -> u64 {
+    15
+}
+fn default_window() -> usize {
+    64
+}
+fn default_state_interval_secs() -> u64 {
+    30
+}
+fn default_outbox_path() -> PathBuf {
+    PathBuf::from("outbox.db")
+}
+fn default_quota_bytes() -> u64 {
+    256 << 20
+}
+
+impl Config {
+    /// Reads, resolves relative paths against the file's folder, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = bl_service::config::load(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.mqtt.password_file = base.join(&config.mqtt.password_file);
+        config.outbox.path = base.join(&config.outbox.path);
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.mqtt.host.trim().is_empty() {
+            return Err(field_error(path, "mqtt.host", "must not be empty"));
+        }
+        if !(5..=3600).contains(&self.mqtt.keep_alive_secs) {
+            return Err(field_error(
+                path,
+                "mqtt.keep_alive_secs",
+                "must be 5..=3600 seconds",
+            ));
+        }
+        if !(1..=1000).contains(&self.mqtt.window) {
+            return Err(field_error(path, "mqtt.window", "must be 1..=1000"));
+        }
+        if self.mqtt.state_interval_secs == 0 {
+            return Err(field_error(
+                path,
+                "mqtt.state_interval_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.outbox.quota_bytes < 1 << 20 {
+            return Err(field_error(
+                path,
+                "outbox.quota_bytes",
+                "must be at least 1 MiB",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the MQTT password file.
+    pub fn mqtt_password(&self) -> Result<Secret, ConfigError> {
+        Secret::from_file(&self.mqtt.password_file).map_err(|source| ConfigError::Read {
+            path: self.mqtt.password_file.clone(),
+            source,
+        })
+    }
+
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.mqtt.keep_alive_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults_and_paths_beside_it() {
+        let c = load("edge_id = \"canteen-1\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n")
+            .unwrap();
+        assert_eq!(c.mqtt.port, 1883);
+        assert_eq!(c.mqtt.window, 64);
+        assert_eq!(c.outbox.quota_bytes, 256 << 20);
+        assert!(c.outbox.path.ends_with("outbox.db") && c.outbox.path.is_absolute());
+        assert!(c.mqtt.password_file.is_absolute());
+    }
+
+    #[test]
+    fn a_bad_edge_id_is_named() {
+        let e = load("edge_id = \"Canteen/1\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1"), "{e}");
+        assert!(e.contains("Canteen/1"), "{e}");
+    }
+
+    #[test]
+    fn an_out_of_range_window_names_the_field() {
+        let e = load("edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\nwindow = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mqtt.window"), "{e}");
+    }
+}

@@ -1,0 +1,79 @@
+//! `edge-agent`: the camera box's one binary.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use edge_agent::config::Config;
+use edge_agent::outbox::Outbox;
+use edge_agent::uplink::{self, UplinkConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Brightline edge agent: watches cameras, reports violations, loses nothing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent until SIGTERM.
+    Run {
+        #[arg(long, default_value = "edge.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file and say what is wrong with it, without starting anything.
+    CheckConfig {
+        #[arg(long, default_value = "edge.toml")]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    bl_service::telemetry::init("edge-agent");
+    match Cli::parse().command {
+        Command::CheckConfig { config } => {
+            let c = Config::load(&config)?;
+            c.mqtt_password()?;
+            println!("{}: ok (edge {})", config.display(), c.edge_id);
+            Ok(())
+        }
+        Command::Run { config } => run(Config::load(&config)?).await,
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = bl_service::shutdown::on_signals();
+    let outbox = Outbox::open(&config.outbox.path, config.outbox.quota_bytes).await?;
+    let depth = outbox.depth().await?;
+    tracing::info!(
+        edge = %config.edge_id,
+        outbox = %config.outbox.path.display(),
+        queued = depth.messages,
+        "edge-agent started"
+    );
+    let uplink = UplinkConfig {
+        edge_id: config.edge_id.clone(),
+        host: config.mqtt.host.clone(),
+        port: config.mqtt.port,
+        password: config.mqtt_password()?,
+        keep_alive: config.keep_alive(),
+        window: config.mqtt.window,
+        state_interval: Duration::from_secs(config.mqtt.state_interval_secs),
+        data_dir: config
+            .outbox
+            .path
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    uplink::run(uplink, outbox, shutdown)
+        .await
+        .context("uplink stopped")?;
+    tracing::info!("edge-agent stopped");
+    Ok(())
+}

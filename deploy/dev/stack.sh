@@ -63,8 +63,12 @@ pg_start() {
   if as_user postgres "$pg_bin/pg_ctl" -D "$dir/db" status >/dev/null 2>&1; then
     return
   fi
-  as_user postgres "$pg_bin/pg_ctl" -D "$dir/db" -l "$dir/postgres.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $dir -c max_connections=200" >/dev/null
+  if ! as_user postgres "$pg_bin/pg_ctl" -D "$dir/db" -l "$dir/postgres.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $dir -c max_connections=200" >/dev/null; then
+    echo "stack: PostgreSQL did not start (port $pg_port; set BL_PG_PORT to move it); its log says:" >&2
+    tail -n 5 "$dir/postgres.log" >&2
+    exit 1
+  fi
   local pw; pw=$(cat "$dir/password")
   if ! PGPASSWORD=$pw psql -h 127.0.0.1 -p "$pg_port" -U brightline -d postgres -tAc \
       "select 1 from pg_database where datname='brightline'" | grep -q 1; then

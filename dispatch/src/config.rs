@@ -38,6 +38,53 @@ pub struct Config {
     /// Password hashing (argon2id).
     #[serde(default)]
     pub password: PasswordConfig,
+    /// The MQTT broker the edges report to. Default: none, then no edge intake runs (a warning says so).
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// `[mqtt]`: edge intake.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host. Default `"127.0.0.1"`.
+    #[serde(default = "default_mqtt_host")]
+    pub host: String,
+    /// Broker port. Default `1883`.
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// dispatch's service account. Default `"dispatch"`.
+    #[serde(default = "default_mqtt_username")]
+    pub username: String,
+    /// File holding the service account's password. Required.
+    pub password_file: PathBuf,
+    /// The password, read from `password_file` by [`Config::load`] (tests set it directly).
+    #[serde(skip)]
+    pub password: Option<Secret>,
+    /// This replica's MQTT client id; the broker keeps its session (and unacknowledged events) across
+    /// restarts under it, so each replica needs its own, stable one. Default `"dispatch-1"`.
+    #[serde(default = "default_mqtt_client_id")]
+    pub client_id: String,
+    /// The shared-subscription group all replicas join, so each event goes to one of them.
+    /// Default `"dispatch"`.
+    #[serde(default = "default_share_group")]
+    pub share_group: String,
+}
+
+fn default_mqtt_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_mqtt_username() -> String {
+    "dispatch".into()
+}
+fn default_mqtt_client_id() -> String {
+    "dispatch-1".into()
+}
+fn default_share_group() -> String {
+    "dispatch".into()
 }
 
 /// `[database]`
@@ -213,6 +260,16 @@ impl Config {
             )
         })?;
         c.database.url = Some(url);
+        if let Some(mqtt) = &mut c.mqtt {
+            let password = Secret::from_file(&mqtt.password_file).map_err(|e| {
+                field_error(
+                    path,
+                    "mqtt.password_file",
+                    format!("cannot read {}: {e}", mqtt.password_file.display()),
+                )
+            })?;
+            mqtt.password = Some(password);
+        }
         Ok(c)
     }
 
@@ -251,6 +308,19 @@ impl Config {
                 "login.lockout_max_secs",
                 "must not be shorter than login.lockout_base_secs",
             );
+        }
+        if let Some(mqtt) = &self.mqtt {
+            let simple = |v: &str| {
+                !v.is_empty()
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            };
+            if !simple(&mqtt.client_id) {
+                return err("mqtt.client_id", "must be letters, digits, '-' or '_'");
+            }
+            if !simple(&mqtt.share_group) {
+                return err("mqtt.share_group", "must be letters, digits, '-' or '_'");
+            }
         }
         if self.password.argon2_memory_kib < 8192 {
             return err("password.argon2_memory_kib", "must be at least 8192");

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod intake;
+pub mod mqtt;
 pub mod registry;
 
 use auth::bootstrap::{self, Outcome};
@@ -18,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// What every handler shares.
 pub struct AppState {
@@ -26,6 +29,8 @@ pub struct AppState {
     /// An argon2id hash of a random password, verified when a user name is unknown, so that a
     /// login takes as long whether or not the user exists.
     pub dummy_hash: String,
+    /// What the edge intake has stored and dropped.
+    pub intake: Arc<mqtt::IntakeStats>,
 }
 
 impl AppState {
@@ -86,6 +91,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         pool,
         config,
         dummy_hash,
+        intake: Arc::default(),
     }))
 }
 
@@ -148,23 +154,45 @@ pub async fn run(
     serve(app, listener, shutdown).await
 }
 
-/// Serves the API of a prepared application.
+/// Serves the API of a prepared application, and consumes edge reports when `[mqtt]` is set.
 pub async fn serve(
     app: Arc<AppState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let intake = match &app.config.mqtt {
+        Some(mqtt) => Some(tokio::spawn(mqtt::run(
+            mqtt.clone(),
+            app.pool.clone(),
+            app.intake.clone(),
+            stop.clone(),
+        ))),
+        None => {
+            tracing::warn!("no [mqtt] section: edge events are not consumed");
+            None
+        }
+    };
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "dispatch listening");
     let router = api::router(app.clone());
-    axum::serve(
+    let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
     .await
-    .map_err(StartError::Serve)?;
+    .map_err(StartError::Serve);
+    stop.cancel();
+    if let Some(intake) = intake {
+        let _ = intake.await;
+    }
     app.pool.close().await;
     tracing::info!("dispatch stopped");
-    Ok(())
+    served
 }

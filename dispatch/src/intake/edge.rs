@@ -1,0 +1,234 @@
+//! Edge reports: the checks a message from the broker must pass (plain logic, tested without I/O)
+//! and the idempotent writes.
+
+use bl_proto::event::EdgeEvent;
+use bl_proto::state::EdgeState;
+use bl_proto::topic::Topic;
+use bl_proto::{DecodeError, EdgeId};
+use sqlx::PgPool;
+
+/// A message from an edge, checked: it parsed, and it speaks for the edge whose topic it came on.
+/// (One lives at a time, on the consumer's stack: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum EdgeReport {
+    Event(EdgeEvent),
+    State(EdgeState),
+}
+
+/// Why a message was dropped. Each is counted and logged (without the payload) and never retried:
+/// resending the same bytes would fail the same way.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    #[error("topic is not an edge report topic: {0}")]
+    Topic(String),
+    #[error("payload does not decode: {0}")]
+    Payload(#[from] DecodeError),
+    #[error("payload speaks for edge {claimed} but came on edge {topic}'s topic")]
+    WrongEdge { topic: EdgeId, claimed: EdgeId },
+    #[error("edge {edge} or camera {camera} is not registered (or the camera is not the edge's)")]
+    Unregistered { edge: EdgeId, camera: String },
+    #[error("edge {0} is not registered")]
+    UnknownEdge(EdgeId),
+}
+
+impl Rejected {
+    /// A short, stable label for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejected::Topic(_) => "topic",
+            Rejected::Payload(_) => "payload",
+            Rejected::WrongEdge { .. } => "wrong_edge",
+            Rejected::Unregistered { .. } | Rejected::UnknownEdge(_) => "unregistered",
+        }
+    }
+}
+
+/// Parses a message from the broker. The topic and the bytes are untrusted.
+pub fn parse(topic: &str, payload: &[u8]) -> Result<EdgeReport, Rejected> {
+    let topic = Topic::parse(topic).map_err(|e| Rejected::Topic(e.to_string()))?;
+    let (report, claimed) = match &topic {
+        Topic::EdgeEvents(_) => {
+            let event: EdgeEvent = bl_proto::decode(payload)?;
+            let claimed = event.edge_id().clone();
+            (EdgeReport::Event(event), claimed)
+        }
+        Topic::EdgeState(_) => {
+            let state: EdgeState = bl_proto::decode(payload)?;
+            let claimed = state.edge_id.clone();
+            (EdgeReport::State(state), claimed)
+        }
+        other => return Err(Rejected::Topic(format!("{other} is not an edge report"))),
+    };
+    if &claimed != topic.edge() {
+        return Err(Rejected::WrongEdge {
+            topic: topic.edge().clone(),
+            claimed,
+        });
+    }
+    Ok(report)
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A new event, or a newer state.
+    New,
+    /// Seen before (a resend), or an older state than the one stored: nothing changed.
+    AlreadyKnown,
+}
+
+/// Writes a report idempotently. `Ok` means it is committed (or was already); an `Err` of
+/// `Rejected` means it can never be stored; a database error means "try again later".
+pub async fn record(
+    pool: &PgPool,
+    report: &EdgeReport,
+) -> Result<Result<Stored, Rejected>, sqlx::Error> {
+    let result = match report {
+        EdgeReport::Event(event) => insert_event(pool, event).await,
+        EdgeReport::State(state) => upsert_state(pool, state).await,
+    };
+    match result {
+        Ok(stored) => Ok(Ok(stored)),
+        // The edge is unknown (foreign key, 23503) or the camera is not this edge's (the join gave
+        // NULL, 23502): no retry will change that.
+        Err(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("23503") | Some("23502")) =>
+        {
+            Ok(Err(match report {
+                EdgeReport::Event(event) => Rejected::Unregistered {
+                    edge: event.edge_id().clone(),
+                    camera: event.camera_id().to_string(),
+                },
+                EdgeReport::State(state) => Rejected::UnknownEdge(state.edge_id.clone()),
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn insert_event(pool: &PgPool, event: &EdgeEvent) -> Result<Stored, sqlx::Error> {
+    let (ty, kind, episode, phase, at) = match event {
+        EdgeEvent::Detection(d) => (
+            "detection",
+            json_str(&d.kind),
+            Some(d.episode_id),
+            Some(json_str(&d.phase)),
+            d.at,
+        ),
+        EdgeEvent::Camera(c) => ("camera", json_str(&c.kind), None, None, c.at),
+    };
+    // The camera must belong to the edge that reports it; the join makes a foreign camera look
+    // unregistered instead of silently attaching it to the wrong premises.
+    let inserted = sqlx::query(
+        "INSERT INTO edge_events
+             (event_id, edge_id, camera_id, type, kind, episode_id, phase, at, exercise, payload)
+         SELECT $1, $2, c.id, $4, $5, $6, $7, $8, $9, $10
+           FROM (SELECT $3::text AS id) wanted
+           LEFT JOIN cameras c ON c.id = wanted.id AND c.edge_id = $2
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event.event_id())
+    .bind(event.edge_id().as_str())
+    .bind(event.camera_id().as_str())
+    .bind(ty)
+    .bind(kind)
+    .bind(episode)
+    .bind(phase)
+    .bind(at)
+    .bind(event.exercise())
+    .bind(sqlx::types::Json(event))
+    .execute(pool)
+    .await;
+    match inserted {
+        Ok(r) if r.rows_affected() == 1 => Ok(Stored::New),
+        Ok(_) => Ok(Stored::AlreadyKnown),
+        Err(e) => Err(e),
+    }
+}
+
+async fn upsert_state(pool: &PgPool, state: &EdgeState) -> Result<Stored, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO edge_status (edge_id, online, state, reported_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (edge_id) DO UPDATE
+            SET online = EXCLUDED.online, state = EXCLUDED.state,
+                reported_at = EXCLUDED.reported_at, received_at = now()
+          WHERE edge_status.reported_at <= EXCLUDED.reported_at",
+    )
+    .bind(state.edge_id.as_str())
+    .bind(state.online)
+    .bind(sqlx::types::Json(state))
+    .bind(state.at)
+    .execute(pool)
+    .await?;
+    Ok(if r.rows_affected() == 1 {
+        Stored::New
+    } else {
+        Stored::AlreadyKnown
+    })
+}
+
+/// The wire name of a unit enum (`noChefHat`), as stored in text columns.
+fn json_str<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => panic!("a unit enum serialises as a string, got {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DETECTION: &str = r#"{"type":"detection","v":1,"eventId":"01955a3c-6f1e-7b2a-9c4d-1e2f3a4b5c6d","episodeId":"01955a3c-5a00-7000-8000-00000000beef","phase":"start","edgeId":"edge-a","cameraId":"edge-a-cam1","kind":"rodent","at":"2026-11-23T22:15:30.123Z","confidence":0.9,"boxes":[],"snapshot":null,"clip":null,"model":{"name":"m","version":"1"},"exercise":null}"#;
+
+    #[test]
+    fn an_event_on_its_own_edges_topic_is_accepted() {
+        let r = parse("bl/v1/edge/edge-a/events", DETECTION.as_bytes()).unwrap();
+        assert!(matches!(r, EdgeReport::Event(EdgeEvent::Detection(_))));
+    }
+
+    #[test]
+    fn an_event_speaking_for_another_edge_is_rejected() {
+        let e = parse("bl/v1/edge/edge-b/events", DETECTION.as_bytes()).unwrap_err();
+        assert_eq!(e.reason(), "wrong_edge");
+        assert!(
+            e.to_string().contains("edge-a") && e.to_string().contains("edge-b"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hostile_topics_and_payloads_are_rejected_with_a_reason() {
+        for topic in ["bl/v1/edge/+/events", "bl/v1/edge/edge-a/cmd", "x", ""] {
+            let e = parse(topic, DETECTION.as_bytes()).unwrap_err();
+            assert_eq!(e.reason(), "topic", "{topic}");
+        }
+        for payload in [
+            &b""[..],
+            b"{",
+            b"[]",
+            br#"{"v":2,"type":"detection"}"#,
+            b"\xff\xfe",
+        ] {
+            let e = parse("bl/v1/edge/edge-a/events", payload).unwrap_err();
+            assert_eq!(e.reason(), "payload");
+        }
+        // a state on the events topic is the wrong message for it
+        let state = bl_proto::encode(&EdgeState::offline(
+            EdgeId::new("edge-a").unwrap(),
+            chrono::Utc::now(),
+        ));
+        assert_eq!(
+            parse("bl/v1/edge/edge-a/events", &state)
+                .unwrap_err()
+                .reason(),
+            "payload"
+        );
+        assert!(matches!(
+            parse("bl/v1/edge/edge-a/state", &state),
+            Ok(EdgeReport::State(_))
+        ));
+    }
+}

@@ -2,7 +2,8 @@
 //! detect comes from the center as the retained `EdgeConfig`; this file holds only what the box needs
 //! before it can hear the center.
 
-use bl_proto::EdgeId;
+use crate::ingest::CameraSource;
+use bl_proto::{CameraId, EdgeId};
 use bl_service::config::{ConfigError, field_error};
 use bl_service::secret::Secret;
 use serde::Deserialize;
@@ -20,6 +21,26 @@ pub struct Config {
     /// The durable outbox. Defaults below.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The cameras this box watches. Default: none.
+    #[serde(default)]
+    pub camera: Vec<CameraConfig>,
+}
+
+/// `[[camera]]`: one camera on the local network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// The camera's id, as registered at the center. Required.
+    pub id: CameraId,
+    /// Its RTSP URL without credentials, e.g. `rtsp://192.168.1.64:554/Streaming/Channels/102`
+    /// (the sub-stream is what detection needs). Required.
+    pub url: String,
+    /// RTSP user name. Default: none (no credentials).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the RTSP password; relative to the config file. Default: none.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// How to reach the broker.
@@ -92,6 +113,9 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.mqtt.password_file = base.join(&config.mqtt.password_file);
         config.outbox.path = base.join(&config.outbox.path);
+        for camera in &mut config.camera {
+            camera.password_file = camera.password_file.as_ref().map(|p| base.join(p));
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -124,7 +148,65 @@ impl Config {
                 "must be at least 1 MiB",
             ));
         }
+        let mut seen = std::collections::HashSet::new();
+        for (i, camera) in self.camera.iter().enumerate() {
+            let field = |name: &str| format!("camera[{i}].{name}");
+            if !seen.insert(&camera.id) {
+                return Err(field_error(
+                    path,
+                    &field("id"),
+                    format!("{} appears twice", camera.id),
+                ));
+            }
+            let Some(rest) = camera
+                .url
+                .strip_prefix("rtsp://")
+                .or(camera.url.strip_prefix("rtsps://"))
+            else {
+                return Err(field_error(
+                    path,
+                    &field("url"),
+                    "must start with rtsp:// or rtsps://",
+                ));
+            };
+            if rest.split('/').next().unwrap_or("").contains('@') {
+                return Err(field_error(
+                    path,
+                    &field("url"),
+                    "must not hold credentials; use username and password_file",
+                ));
+            }
+            if camera.password_file.is_some() && camera.username.is_none() {
+                return Err(field_error(
+                    path,
+                    &field("username"),
+                    "is required with password_file",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The cameras with their credentials put into their URLs (read from the password files).
+    pub fn camera_sources(&self) -> Result<Vec<CameraSource>, ConfigError> {
+        self.camera
+            .iter()
+            .map(|c| {
+                let password = match &c.password_file {
+                    Some(file) => {
+                        Some(Secret::from_file(file).map_err(|source| ConfigError::Read {
+                            path: file.clone(),
+                            source,
+                        })?)
+                    }
+                    None => None,
+                };
+                Ok(CameraSource {
+                    id: c.id.clone(),
+                    url: with_credentials(&c.url, c.username.as_deref(), password.as_ref()),
+                })
+            })
+            .collect()
     }
 
     /// Reads the MQTT password file.
@@ -138,6 +220,31 @@ impl Config {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.mqtt.keep_alive_secs)
     }
+}
+
+/// `rtsp://host/path` with `user:password@` put in, percent-encoded.
+fn with_credentials(url: &str, user: Option<&str>, password: Option<&Secret>) -> Secret {
+    let Some(user) = user else {
+        return Secret::new(url);
+    };
+    let (scheme, rest) = url.split_once("://").expect("validated: has a scheme");
+    let mut userinfo = percent_encode(user);
+    if let Some(password) = password {
+        userinfo.push(':');
+        userinfo.push_str(&percent_encode(password.expose()));
+    }
+    Secret::new(format!("{scheme}://{userinfo}@{rest}"))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -169,6 +276,43 @@ mod tests {
             .to_string();
         assert!(e.contains("line 1"), "{e}");
         assert!(e.contains("Canteen/1"), "{e}");
+    }
+
+    #[test]
+    fn camera_credentials_come_from_their_file_and_are_encoded_into_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cam.pw"), "p@ss:w/rd\n").unwrap();
+        let path = dir.path().join("edge.toml");
+        std::fs::write(
+            &path,
+            "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n\
+             [[camera]]\nid = \"cam1\"\nurl = \"rtsp://10.0.0.5:554/ch1\"\nusername = \"admin\"\npassword_file = \"cam.pw\"\n",
+        )
+        .unwrap();
+        let sources = Config::load(&path).unwrap().camera_sources().unwrap();
+        assert_eq!(
+            sources[0].url.expose(),
+            "rtsp://admin:p%40ss%3Aw%2Frd@10.0.0.5:554/ch1"
+        );
+        assert!(!format!("{:?}", sources[0]).contains("ss"));
+    }
+
+    #[test]
+    fn a_url_with_credentials_in_it_is_refused() {
+        let e = load(
+            "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n\
+             [[camera]]\nid = \"cam1\"\nurl = \"rtsp://admin:x@10.0.0.5/ch1\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("camera[0].url") && e.contains("credentials"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("admin:x"),
+            "the refused secret is not echoed: {e}"
+        );
     }
 
     #[test]

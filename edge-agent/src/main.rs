@@ -3,6 +3,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edge_agent::config::Config;
+use edge_agent::ingest::health::Thresholds;
+use edge_agent::ingest::pipeline::FrameFormat;
+use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::uplink::{self, UplinkConfig};
 use std::path::PathBuf;
@@ -71,9 +74,39 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    uplink::run(uplink, outbox, shutdown)
+    let board = HealthBoard::default();
+    // Detection consumes these frames (issue 3, in progress); until it is wired in they are only
+    // counted, so ingest and camera health already run for real.
+    let (frames, mut frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
+    let context = IngestContext {
+        edge: config.edge_id.clone(),
+        outbox: outbox.clone(),
+        board: board.clone(),
+        frames,
+        format: FrameFormat::default(),
+        thresholds: Thresholds::default(),
+    };
+    let cameras: Vec<_> = config
+        .camera_sources()?
+        .into_iter()
+        .map(|camera| ingest::spawn(camera, context.clone(), shutdown.clone()))
+        .collect();
+    tracing::info!(cameras = cameras.len(), "cameras started");
+    tokio::spawn(async move {
+        let mut received = 0u64;
+        while frames_rx.recv().await.is_some() {
+            received += 1;
+            if received.is_multiple_of(1000) {
+                tracing::debug!(received, "frames received");
+            }
+        }
+    });
+    uplink::run(uplink, outbox, board, shutdown)
         .await
         .context("uplink stopped")?;
+    for camera in cameras {
+        let _ = camera.await;
+    }
     tracing::info!("edge-agent stopped");
     Ok(())
 }

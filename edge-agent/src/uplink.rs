@@ -12,6 +12,7 @@
 //! poller waits for the link's go-ahead, then discards every request queued in the meantime before
 //! dialling, so no stale publish can ever be mistaken for a fresh one.
 
+use crate::ingest::HealthBoard;
 use crate::outbox::{Outbox, OutboxError};
 use bl_proto::EdgeId;
 use bl_proto::state::{DiskUsage, EdgeState};
@@ -62,6 +63,7 @@ enum Sent {
 pub async fn run(
     config: UplinkConfig,
     outbox: Outbox,
+    board: HealthBoard,
     shutdown: CancellationToken,
 ) -> Result<(), UplinkError> {
     let mut options = MqttOptions::new(config.edge_id.as_str(), &config.host, config.port);
@@ -86,6 +88,7 @@ pub async fn run(
     let mut link = Link {
         config,
         outbox,
+        board,
         client,
         events: event_rx,
         reconnect: go_tx,
@@ -126,6 +129,7 @@ async fn poll_events(
 struct Link {
     config: UplinkConfig,
     outbox: Outbox,
+    board: HealthBoard,
     client: AsyncClient,
     events: tokio::sync::mpsc::Receiver<Result<Event, ConnectionError>>,
     /// Tells the poller it may dial again.
@@ -265,8 +269,16 @@ impl Link {
 
     async fn publish_state(&mut self, online: bool) -> Result<(), UplinkError> {
         let depth = self.outbox.depth().await?;
+        let cameras = self
+            .board
+            .lock()
+            .expect("health board")
+            .values()
+            .cloned()
+            .collect();
         let state = EdgeState {
             online,
+            cameras,
             outbox_depth: depth.messages,
             disk: disk_usage(&self.config.data_dir),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -1,0 +1,214 @@
+//! One camera's GStreamer pipeline: RTSP over TCP in, H.264 or H.265 decoded, grey frames out at a
+//! low rate and small size for detection. The encoded bytes are counted on the way in (bitrate).
+//!
+//! ```text
+//! rtspsrc (tcp) ─▶ decodebin ─▶ videorate ─▶ videoscale ─▶ videoconvert ─▶ GRAY8 WxH @ fps ─▶ appsink
+//! ```
+//! The appsink keeps at most two frames and drops older ones: a slow consumer never stalls the
+//! stream.
+
+use bl_service::secret::Secret;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What detection receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameFormat {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl Default for FrameFormat {
+    /// 5 fps at 320x180: enough for people and rodents, cheap enough for many cameras per box.
+    fn default() -> Self {
+        Self {
+            width: 320,
+            height: 180,
+            fps: 5,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(
+        "GStreamer element {0} is missing; install the GStreamer plugins (deploy/dev/install-deps.sh)"
+    )]
+    Missing(&'static str),
+    #[error("cannot build the pipeline: {0}")]
+    Build(String),
+    #[error("the stream failed: {0}")]
+    Stream(String),
+    #[error("the stream ended")]
+    Ended,
+}
+
+/// A running pipeline. Dropping it stops it.
+pub struct CameraPipeline {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    bytes: Arc<AtomicU64>,
+}
+
+impl CameraPipeline {
+    /// Starts pulling `url` (which may hold credentials: it is never logged or put in errors).
+    pub fn start(url: &Secret, format: FrameFormat) -> Result<CameraPipeline, PipelineError> {
+        gst::init().map_err(|e| PipelineError::Build(e.to_string()))?;
+        let make = |name: &'static str| {
+            gst::ElementFactory::make(name)
+                .build()
+                .map_err(|_| PipelineError::Missing(name))
+        };
+        let src = make("rtspsrc")?;
+        src.set_property("location", url.expose());
+        src.set_property_from_str("protocols", "tcp");
+        src.set_property("latency", 200u32);
+        let decode = make("decodebin")?;
+        let rate = make("videorate")?;
+        rate.set_property("drop-only", true);
+        let scale = make("videoscale")?;
+        let convert = make("videoconvert")?;
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "GRAY8")
+            .field("width", format.width as i32)
+            .field("height", format.height as i32)
+            .field("framerate", gst::Fraction::new(format.fps as i32, 1))
+            .build();
+        let filter = gst::ElementFactory::make("capsfilter")
+            .property("caps", &caps)
+            .build()
+            .map_err(|_| PipelineError::Missing("capsfilter"))?;
+        let sink = gst_app::AppSink::builder()
+            .max_buffers(2)
+            .drop(true)
+            .sync(false)
+            .build();
+
+        let pipeline = gst::Pipeline::new();
+        pipeline
+            .add_many([
+                &src,
+                &decode,
+                &rate,
+                &scale,
+                &convert,
+                &filter,
+                sink.upcast_ref(),
+            ])
+            .map_err(|e| PipelineError::Build(e.to_string()))?;
+        gst::Element::link_many([&rate, &scale, &convert, &filter, sink.upcast_ref()])
+            .map_err(|e| PipelineError::Build(e.to_string()))?;
+
+        let bytes = Arc::new(AtomicU64::new(0));
+        let counted = bytes.clone();
+        let decode_weak = decode.downgrade();
+        src.connect_pad_added(move |_, pad| {
+            let Some(decode) = decode_weak.upgrade() else {
+                return;
+            };
+            let Some(sink_pad) = decode.static_pad("sink") else {
+                return;
+            };
+            if sink_pad.is_linked() {
+                return; // one video stream is enough; audio pads are left unlinked
+            }
+            let is_video = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
+                .is_none_or(|m| m == "video");
+            if !is_video {
+                return;
+            }
+            let counted = counted.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(buffer) = info.buffer() {
+                    counted.fetch_add(buffer.size() as u64, Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
+            let _ = pad.link(&sink_pad);
+        });
+        let rate_weak = rate.downgrade();
+        decode.connect_pad_added(move |_, pad| {
+            let Some(rate) = rate_weak.upgrade() else {
+                return;
+            };
+            let Some(sink_pad) = rate.static_pad("sink") else {
+                return;
+            };
+            let is_raw_video = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/x-raw")))
+                .unwrap_or(false);
+            if is_raw_video && !sink_pad.is_linked() {
+                let _ = pad.link(&sink_pad);
+            }
+        });
+
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| PipelineError::Build(e.to_string()))?;
+        Ok(CameraPipeline {
+            pipeline,
+            sink,
+            bytes,
+        })
+    }
+
+    /// Waits up to `timeout` for the next frame; `Ok(None)` when none came in time. Stream errors
+    /// and the end of the stream are returned as errors.
+    pub fn next_frame(&self, timeout: Duration) -> Result<Option<Vec<u8>>, PipelineError> {
+        self.check_bus()?;
+        let Some(sample) = self
+            .sink
+            .try_pull_sample(gst::ClockTime::from_mseconds(timeout.as_millis() as u64))
+        else {
+            if self.sink.is_eos() {
+                return Err(PipelineError::Ended);
+            }
+            return Ok(None);
+        };
+        let Some(buffer) = sample.buffer() else {
+            return Ok(None);
+        };
+        let map = buffer
+            .map_readable()
+            .map_err(|e| PipelineError::Stream(e.to_string()))?;
+        Ok(Some(map.as_slice().to_vec()))
+    }
+
+    /// Encoded bytes received since the last call.
+    pub fn take_bytes(&self) -> u64 {
+        self.bytes.swap(0, Ordering::Relaxed)
+    }
+
+    fn check_bus(&self) -> Result<(), PipelineError> {
+        let Some(bus) = self.pipeline.bus() else {
+            return Ok(());
+        };
+        while let Some(message) =
+            bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos])
+        {
+            match message.view() {
+                gst::MessageView::Error(e) => {
+                    // GStreamer's messages can quote the location; keep only the error itself.
+                    return Err(PipelineError::Stream(e.error().to_string()));
+                }
+                gst::MessageView::Eos(_) => return Err(PipelineError::Ended),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CameraPipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

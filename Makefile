@@ -20,8 +20,10 @@ demo: deps stack build
 test: deps stack fmt-check clippy fuzz test-rust
 
 ## bench: the benchmarks; they print tables and pass or fail nothing
-bench: deps
+bench: deps stack
 	cargo run --quiet --release -p bl-proto --example bench-decode
+	@echo
+	cargo run --quiet --release -p edge-agent --example bench-uplink
 
 ## stop: stop everything `make demo` started
 stop:

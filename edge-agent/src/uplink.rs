@@ -182,7 +182,11 @@ impl Link {
                 _ = state_timer.tick(), if self.connected => self.publish_state(true).await?,
             }
             if self.connected {
-                self.remove_delivered().await?;
+                // Deletions are batched (each commit is an fsync); a crash before one only means
+                // those messages are sent once more.
+                if self.delivered.len() >= self.config.window / 2 || self.events.is_empty() {
+                    self.remove_delivered().await?;
+                }
                 self.fill_window().await?;
             }
         }

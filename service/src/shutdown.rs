@@ -28,11 +28,11 @@ pub fn on_signals() -> CancellationToken {
                 r = tokio::signal::ctrl_c() => if r.is_err() { return },
             }
             signals += 1;
+            // Act first, log second: logging can fail (a closed stderr) and must not stop the exit.
             if signals == 1 {
-                tracing::info!("shutdown requested; draining (signal again to exit at once)");
                 trigger.cancel();
+                tracing::info!("shutdown requested; draining (signal again to exit at once)");
             } else {
-                tracing::warn!("second signal; exiting without draining");
                 std::process::exit(FORCED_EXIT_STATUS);
             }
         }

@@ -12,13 +12,19 @@ pub fn init(service: &str) {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
-        eprintln!("{service}: ignoring invalid log filter {filter:?}: {e}");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "{service}: ignoring invalid log filter {filter:?}: {e}"
+        );
         EnvFilter::new("info")
     });
+    // A closed stderr must not panic whatever task logs (the signal handler's among them).
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .log_internal_errors(false);
     let installed = if std::env::var("BL_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()
     } else {

@@ -1,0 +1,147 @@
+//! The content-addressed evidence store (DESIGN §3.2): what is kept ([`StoredEvidence`]), the store
+//! boundary ([`EvidenceStore`]) with its filesystem backend ([`fs::FsStore`]), the HTTP handlers, case
+//! export and the offline verifier.
+//!
+//! A blob is stored only after its body hashed to its name and its edge's device signature verified;
+//! once stored it never changes. The first metadata stored for a hash is the one kept.
+
+use std::ops::Range;
+
+use axum::body::Bytes;
+use bl_proto::evidence::{EvidenceMeta, Sha256Hex};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+pub mod export;
+pub mod fs;
+pub mod http;
+pub mod range;
+pub mod verify;
+
+/// Version of the [`StoredEvidence`] record format.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What the store keeps beside each blob, and what `GET /evidence/{sha256}/meta` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvidence {
+    /// Record format version, [`RECORD_VERSION`].
+    pub v: u32,
+    /// The signed metadata, as uploaded.
+    pub meta: EvidenceMeta,
+    /// The edge's device signature over [`bl_proto::evidence::signing_payload`] of `meta`.
+    pub signature: String,
+    /// When the gateway stored it.
+    #[serde(with = "bl_proto::time::millis")]
+    pub stored_at: DateTime<Utc>,
+}
+
+/// The bytes of an upload, streamed.
+pub type BodyStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
+
+/// The bytes of a stored blob (or a range of it), streamed.
+pub type ReadStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// The outcome of a successful upload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Put {
+    /// Stored now (HTTP 201).
+    Created(StoredEvidence),
+    /// Already stored; nothing written, the first record returned (HTTP 200).
+    Existing(StoredEvidence),
+}
+
+/// Why the store refused or failed an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The body does not hash to the name it was uploaded under.
+    #[error("the body's SHA-256 is {actual}, not {expected} as the path says")]
+    HashMismatch {
+        /// The hash from the path (and the signature).
+        expected: Sha256Hex,
+        /// The hash of the bytes received.
+        actual: String,
+    },
+    /// The body is longer or shorter than the signed size.
+    #[error("the body has {actual} bytes, but {expected} were declared and signed")]
+    SizeMismatch {
+        /// The signed size.
+        expected: u64,
+        /// Bytes received (at least).
+        actual: u64,
+    },
+    /// Reading the upload failed (the client went away or sent less than `Content-Length`).
+    #[error("the upload ended early: {0}")]
+    Body(#[source] std::io::Error),
+    /// The disk (or quota) is full; nothing partial was kept.
+    #[error("no space left while {context}: {source}")]
+    StorageFull {
+        /// What was being written.
+        context: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored record cannot be read back.
+    #[error("the stored record of {sha256} is unreadable: {detail}")]
+    Corrupt {
+        /// The blob.
+        sha256: Sha256Hex,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Any other I/O failure.
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Classifies an I/O error: a full disk or quota becomes [`StoreError::StorageFull`].
+    pub fn io(context: &'static str, source: std::io::Error) -> Self {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        let full = source.kind() == std::io::ErrorKind::StorageFull
+            || matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT));
+        if full {
+            Self::StorageFull { context, source }
+        } else {
+            Self::Io { context, source }
+        }
+    }
+}
+
+/// A content-addressed, immutable blob store. Implementations must make [`put`](Self::put) safe under
+/// concurrent uploads of the same hash and must never expose a blob whose record is not complete.
+pub trait EvidenceStore: Send + Sync + 'static {
+    /// Stores `body` under `meta.sha256` if it hashes to it and has `meta.size` bytes. The caller has
+    /// verified `signature` already. If the hash is stored, returns [`Put::Existing`] without
+    /// reading the body.
+    fn put<'a>(
+        &'a self,
+        meta: EvidenceMeta,
+        signature: String,
+        stored_at: DateTime<Utc>,
+        body: BodyStream<'a>,
+    ) -> BoxFuture<'a, Result<Put, StoreError>>;
+
+    /// The record of a stored blob, or `None`.
+    fn get<'a>(
+        &'a self,
+        sha256: &'a Sha256Hex,
+    ) -> BoxFuture<'a, Result<Option<StoredEvidence>, StoreError>>;
+
+    /// The bytes `range` of a stored blob; the caller has clamped the range to its size.
+    fn read<'a>(
+        &'a self,
+        sha256: &'a Sha256Hex,
+        range: Range<u64>,
+    ) -> BoxFuture<'a, Result<ReadStream, StoreError>>;
+}

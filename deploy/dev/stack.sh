@@ -7,6 +7,7 @@
 #   deploy/dev/stack.sh status   say what runs where
 #   deploy/dev/stack.sh mqtt-user NAME PASSWORD   add a broker account and reload
 #   deploy/dev/stack.sh start-mqtt|stop-mqtt      the broker alone (tests run private ones)
+#   deploy/dev/stack.sh start-pg|stop-pg [immediate]   the database alone (likewise)
 #
 # Connection details land in .data/stack.env (sourced by make, read by tests).
 set -euo pipefail
@@ -189,6 +190,17 @@ case "${1:-}" in
       echo "PostgreSQL: stopped"
     fi
     if mqtt_running; then echo "mosquitto:  running on 127.0.0.1:$mqtt_port"; else echo "mosquitto:  stopped"; fi
+    ;;
+  start-pg) # the database alone, e.g. a test's private one: BL_DATA=DIR BL_PG_PORT=N stack.sh start-pg
+    mkdir -p "$data"
+    pg_start
+    ;;
+  stop-pg) # stop-pg [immediate]: `immediate` is a crash (no checkpoint), as a power cut would be
+    if [ "${2:-}" = immediate ] && [ -f "$data/pg/db/PG_VERSION" ]; then
+      as_user postgres "$pg_bin/pg_ctl" -D "$(readlink -f "$data/pg")/db" -m immediate -w stop >/dev/null 2>&1 || true
+    else
+      pg_stop
+    fi
     ;;
   start-mqtt) # the broker alone, e.g. a test's private one: BL_DATA=DIR BL_MQTT_PORT=N stack.sh start-mqtt
     mkdir -p "$data"

@@ -4,4 +4,5 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod postgres;
 pub mod stack;

@@ -1,6 +1,7 @@
 //! dispatch's configuration file (TOML). Every field has a default stated in its doc comment; unknown
 //! fields are errors; [`Config::validate`] names the field that breaks a rule.
 
+use crate::incident::policy::IncidentsConfig;
 use bl_service::config::{ConfigError, field_error};
 use bl_service::secret::Secret;
 use serde::Deserialize;
@@ -41,6 +42,9 @@ pub struct Config {
     /// The MQTT broker the edges report to. Default: none, then no edge intake runs (a warning says so).
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,
+    /// Incident tiers, dedup cooldown and suggested severity (see [`IncidentsConfig`]).
+    #[serde(default)]
+    pub incidents: IncidentsConfig,
 }
 
 /// `[mqtt]`: edge intake.
@@ -331,6 +335,9 @@ impl Config {
         if self.password.min_length < 8 {
             return err("password.min_length", "must be at least 8");
         }
+        if let Err((field, message)) = self.incidents.validate() {
+            return err(field, &message);
+        }
         Ok(())
     }
 }
@@ -373,6 +380,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("session.absolute_timeout_secs"), "{e}");
+    }
+
+    #[test]
+    fn the_incidents_section_has_documented_defaults_and_refuses_unknown_fields() {
+        let c = parse("").unwrap();
+        assert_eq!(c.incidents.cooldown_secs, 1800);
+        assert!(c.incidents.camera_incidents);
+        let c = parse("[incidents]\ncooldown_secs = 600\ndeadline = [\"smoking\"]\n").unwrap();
+        assert_eq!(c.incidents.cooldown_secs, 600);
+        assert_eq!(c.incidents.deadline, vec!["smoking".to_owned()]);
+        let e = parse("[incidents]\ncooldown = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `cooldown`"), "{e}");
+        let e = parse("[incidents]\nimmediate = [\"rats\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("incidents.immediate"), "{e}");
+        let e = parse("[incidents.severity]\nlevel_iii_cases = 200\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("incidents.severity.level_ii_cases"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! dispatch, Brightline's control plane: the registry of towns, premises, cameras, teams and users;
-//! authentication and the one policy table; the REST API. [`run`] is the single entry point that
-//! `main` and the tests share.
+//! authentication and the one policy table; edge intake; incidents and their routing; the REST
+//! API. [`run`] is the single entry point that `main` and the tests share.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -8,9 +8,11 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod incident;
 pub mod intake;
 pub mod mqtt;
 pub mod registry;
+pub mod routing;
 
 use auth::bootstrap::{self, Outcome};
 use chrono::{DateTime, Utc};
@@ -169,6 +171,7 @@ pub async fn serve(
     let intake = match &app.config.mqtt {
         Some(mqtt) => Some(tokio::spawn(mqtt::run(
             mqtt.clone(),
+            app.config.incidents.clone(),
             app.pool.clone(),
             app.intake.clone(),
             stop.clone(),

@@ -35,6 +35,7 @@ fn fixture(
     target: Target,
     ids: &Ids,
     n: usize,
+    role: Role,
 ) -> (Option<(&'static str, String)>, String, StatusCode) {
     let json_body = |v: serde_json::Value| Some(("application/json", v.to_string()));
     match (rule.method, rule.path) {
@@ -82,6 +83,35 @@ fn fixture(
                               "scopeTowns": [town(target)], "password": USER_PASSWORD});
             (json_body(body), rule.path.into(), StatusCode::CREATED)
         }
+        ("GET", "/api/incidents") => (None, rule.path.into(), StatusCode::OK),
+        ("POST", "/api/incidents") => {
+            let body = json!({"source": "manual", "townId": town(target), "address": format!("北京市门头沟区矩阵路{n}号"),
+                              "kind": "complaint", "description": "矩阵测试"});
+            (json_body(body), rule.path.into(), StatusCode::CREATED)
+        }
+        ("GET", "/api/incidents/{id}") => {
+            let id = match target {
+                Target::Own => ids.own_incident.clone(),
+                Target::Other => ids.other_incident.clone(),
+                Target::Missing => uuid::Uuid::now_v7().to_string(),
+            };
+            (None, format!("/api/incidents/{id}"), StatusCode::OK)
+        }
+        // each role acknowledges a dispatched incident of its own town, once
+        ("POST", "/api/incidents/{id}/transition") => {
+            let id = match target {
+                Target::Own => {
+                    ids.dispatched[Role::ALL.iter().position(|r| *r == role).unwrap()].clone()
+                }
+                Target::Other => ids.other_incident.clone(),
+                Target::Missing => uuid::Uuid::now_v7().to_string(),
+            };
+            (
+                json_body(json!({"to": "acknowledged"})),
+                format!("/api/incidents/{id}/transition"),
+                StatusCode::OK,
+            )
+        }
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }
@@ -104,6 +134,46 @@ fn expected(rule: &Rule, role: Role, target: Target, ok: StatusCode) -> StatusCo
 struct Ids {
     own_premises: String,
     other_premises: String,
+    own_incident: String,
+    other_incident: String,
+    /// One dispatched incident of the own town per role, in `Role::ALL` order.
+    dispatched: Vec<String>,
+}
+
+/// Reports an incident at a free address in `town` as `client`; returns its id.
+async fn report(client: &mut Client, town: &str, n: usize) -> String {
+    let (status, body) = client
+        .post(
+            "/api/incidents",
+            json!({"source": "manual", "townId": town, "address": format!("北京市门头沟区准备路{n}号"),
+                   "kind": "complaint"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn incidents(admin: &mut Client, server: &Server) -> (String, String, Vec<String>) {
+    create_user(admin, "m-setup", "operator", None).await;
+    let mut op = server.client();
+    assert_eq!(op.login("m-setup", USER_PASSWORD).await.0, StatusCode::OK);
+    let own = report(&mut op, OWN, 0).await;
+    let other = report(&mut op, OTHER, 1).await;
+    let mut dispatched = Vec::new();
+    for i in 0..Role::ALL.len() {
+        let id = report(&mut op, OWN, 2 + i).await;
+        for to in ["triaged", "dispatched"] {
+            let (status, body) = op
+                .post(
+                    &format!("/api/incidents/{id}/transition"),
+                    json!({ "to": to }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        dispatched.push(id);
+    }
+    (own, other, dispatched)
 }
 
 #[tokio::test]
@@ -111,9 +181,13 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let (db, _dir, server, mut admin) = setup().await;
     let (_, own) = create_premises(&mut admin, OWN, "斋堂镇中心小学食堂").await;
     let (_, other) = create_premises(&mut admin, OTHER, "清水镇中心小学食堂").await;
+    let (own_incident, other_incident, dispatched) = incidents(&mut admin, &server).await;
     let ids = Ids {
         own_premises: own["id"].as_str().unwrap().into(),
         other_premises: other["id"].as_str().unwrap().into(),
+        own_incident,
+        other_incident,
+        dispatched,
     };
     for role in Role::ALL {
         create_user(
@@ -136,7 +210,7 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
         for rule in POLICY {
             for target in [Target::Own, Target::Other, Target::Missing] {
                 n += 1;
-                let (body, path, ok) = fixture(rule, target, &ids, n);
+                let (body, path, ok) = fixture(rule, target, &ids, n, role);
                 let want = expected(rule, role, target, ok);
                 let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
                 // routes that end or replace the session get a session of their own
@@ -160,7 +234,7 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
                 };
                 if got != want {
                     failures.push(format!(
-                        "{:<16} {:<6} {:<24} {:?}: expected {want}, got {got} {answer}",
+                        "{:<16} {:<6} {:<32} {:?}: expected {want}, got {got} {answer}",
                         role.as_str(),
                         rule.method,
                         rule.path,

@@ -85,10 +85,12 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let total_secs = start.elapsed().as_secs_f64();
-    let arrivals = arrivals.lock().unwrap();
-    let mut latencies: Vec<f64> = (0..EVENTS)
-        .map(|n| (arrivals[&(n as u64)] - written[n]).as_secs_f64() * 1000.0)
-        .collect();
+    let mut latencies: Vec<f64> = {
+        let arrivals = arrivals.lock().unwrap();
+        (0..EVENTS)
+            .map(|n| (arrivals[&(n as u64)] - written[n]).as_secs_f64() * 1000.0)
+            .collect()
+    };
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     stop.cancel();

@@ -1,6 +1,7 @@
-//! The HTTP API: thin axum handlers over the registry and auth. Every route is registered through
+//! The HTTP API: thin axum handlers over the registry, auth and incidents. Every route is registered through
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
+mod incidents;
 mod registry;
 mod session;
 mod users;
@@ -62,6 +63,14 @@ pub fn routes() -> Routes {
     .add("GET", "/api/teams", registry::teams)
     .add("GET", "/api/users", users::list)
     .add("POST", "/api/users", users::create)
+    .add("GET", "/api/incidents", incidents::list)
+    .add("POST", "/api/incidents", incidents::create)
+    .add("GET", "/api/incidents/{id}", incidents::get)
+    .add(
+        "POST",
+        "/api/incidents/{id}/transition",
+        incidents::transition,
+    )
 }
 
 /// (method, path) of every registered route.

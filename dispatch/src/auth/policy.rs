@@ -57,6 +57,8 @@ const VIEWERS: &[Role] = &[
     Auditor,
 ];
 const ADMINS: &[Role] = &[Admin];
+/// Who takes reports (hotline, manual): the command center and the towns' officers.
+const REPORTERS: &[Role] = &[Supervisor, Operator, TownOfficer];
 
 const fn rule(method: &'static str, path: &'static str, access: Access, scope: ScopeRule) -> Rule {
     Rule {
@@ -119,6 +121,27 @@ pub static POLICY: &[Rule] = &[
     rule("GET", "/api/teams", Access::Roles(ALL), ScopeRule::List),
     rule("GET", "/api/users", Access::Roles(ADMINS), ScopeRule::List),
     rule("POST", "/api/users", Access::Roles(ADMINS), ScopeRule::Body),
+    rule("GET", "/api/incidents", Access::Roles(ALL), ScopeRule::List),
+    rule(
+        "POST",
+        "/api/incidents",
+        Access::Roles(REPORTERS),
+        ScopeRule::Body,
+    ),
+    rule(
+        "GET",
+        "/api/incidents/{id}",
+        Access::Roles(ALL),
+        ScopeRule::Object,
+    ),
+    // Each step has its own roles in the state machine (incident::state); this row admits every
+    // role that may take at least one.
+    rule(
+        "POST",
+        "/api/incidents/{id}/transition",
+        Access::Roles(crate::incident::state::ANY_TRANSITION),
+        ScopeRule::Object,
+    ),
 ];
 
 /// The row for `method` on the registered route `path`.

@@ -1,11 +1,18 @@
 //! Edge reports: the checks a message from the broker must pass (plain logic, tested without I/O)
 //! and the idempotent writes.
 
+use super::incident::{self, EdgeLink, Outcome, Report, Source};
+use crate::incident::Actor;
+use crate::incident::policy::{IncidentsConfig, violation_kind};
+use crate::incident::store::{self, Entry};
 use bl_proto::event::EdgeEvent;
+use bl_proto::event::{CameraEventKind, EpisodePhase};
 use bl_proto::state::EdgeState;
 use bl_proto::topic::Topic;
 use bl_proto::{DecodeError, EdgeId};
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 /// A message from an edge, checked: it parsed, and it speaks for the edge whose topic it came on.
 /// (One lives at a time, on the consumer's stack: its size does not matter.)
@@ -80,34 +87,70 @@ pub enum Stored {
 
 /// Writes a report idempotently. `Ok` means it is committed (or was already); an `Err` of
 /// `Rejected` means it can never be stored; a database error means "try again later".
+///
+/// A new event is stored and handed to the incident intake ([`to_incident`]) in one transaction:
+/// either the event and its incident are both committed, or neither is and the broker delivers the
+/// event again.
 pub async fn record(
     pool: &PgPool,
+    incidents: &IncidentsConfig,
     report: &EdgeReport,
 ) -> Result<Result<Stored, Rejected>, sqlx::Error> {
     let result = match report {
-        EdgeReport::Event(event) => insert_event(pool, event).await,
+        EdgeReport::Event(event) => record_event(pool, incidents, event).await,
         EdgeReport::State(state) => upsert_state(pool, state).await,
     };
     match result {
         Ok(stored) => Ok(Ok(stored)),
         // The edge is unknown (foreign key, 23503) or the camera is not this edge's (the join gave
         // NULL, 23502): no retry will change that.
-        Err(sqlx::Error::Database(e))
-            if matches!(e.code().as_deref(), Some("23503") | Some("23502")) =>
-        {
-            Ok(Err(match report {
-                EdgeReport::Event(event) => Rejected::Unregistered {
-                    edge: event.edge_id().clone(),
-                    camera: event.camera_id().to_string(),
-                },
-                EdgeReport::State(state) => Rejected::UnknownEdge(state.edge_id.clone()),
-            }))
-        }
-        Err(e) => Err(e),
+        Err(Failed::Unregistered) => Ok(Err(match report {
+            EdgeReport::Event(event) => Rejected::Unregistered {
+                edge: event.edge_id().clone(),
+                camera: event.camera_id().to_string(),
+            },
+            EdgeReport::State(state) => Rejected::UnknownEdge(state.edge_id.clone()),
+        })),
+        Err(Failed::Db(e)) => Err(e),
     }
 }
 
-async fn insert_event(pool: &PgPool, event: &EdgeEvent) -> Result<Stored, sqlx::Error> {
+/// Why a write failed: the report names what is not registered, or the database failed.
+enum Failed {
+    Unregistered,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d)
+                if matches!(d.code().as_deref(), Some("23503") | Some("23502")) =>
+            {
+                Failed::Unregistered
+            }
+            _ => Failed::Db(e),
+        }
+    }
+}
+
+async fn record_event(
+    pool: &PgPool,
+    incidents: &IncidentsConfig,
+    event: &EdgeEvent,
+) -> Result<Stored, Failed> {
+    let mut tx = pool.begin().await.map_err(Failed::Db)?;
+    let stored = insert_event(&mut tx, event).await?;
+    if stored == Stored::New {
+        to_incident(&mut tx, incidents, event, Utc::now())
+            .await
+            .map_err(Failed::Db)?;
+    }
+    tx.commit().await.map_err(Failed::Db)?;
+    Ok(stored)
+}
+
+async fn insert_event(conn: &mut PgConnection, event: &EdgeEvent) -> Result<Stored, Failed> {
     let (ty, kind, episode, phase, at) = match event {
         EdgeEvent::Detection(d) => (
             "detection",
@@ -138,16 +181,16 @@ async fn insert_event(pool: &PgPool, event: &EdgeEvent) -> Result<Stored, sqlx::
     .bind(at)
     .bind(event.exercise())
     .bind(sqlx::types::Json(event))
-    .execute(pool)
-    .await;
-    match inserted {
-        Ok(r) if r.rows_affected() == 1 => Ok(Stored::New),
-        Ok(_) => Ok(Stored::AlreadyKnown),
-        Err(e) => Err(e),
-    }
+    .execute(conn)
+    .await?;
+    Ok(if inserted.rows_affected() == 1 {
+        Stored::New
+    } else {
+        Stored::AlreadyKnown
+    })
 }
 
-async fn upsert_state(pool: &PgPool, state: &EdgeState) -> Result<Stored, sqlx::Error> {
+async fn upsert_state(pool: &PgPool, state: &EdgeState) -> Result<Stored, Failed> {
     let r = sqlx::query(
         "INSERT INTO edge_status (edge_id, online, state, reported_at)
          VALUES ($1, $2, $3, $4)
@@ -167,6 +210,150 @@ async fn upsert_state(pool: &PgPool, state: &EdgeState) -> Result<Stored, sqlx::
     } else {
         Stored::AlreadyKnown
     })
+}
+
+/// Hands a newly stored edge event to the incident intake: a detection episode's `start` opens or
+/// joins an incident, its `update`s and `end` join the incident of their episode (an `end` closes
+/// the episode; an `update` or `end` of an unknown episode is taken as its start). Camera faults
+/// open routine incidents (`offline`/`frozen` → `cameraOffline`, `covered`/`sceneChanged` →
+/// `cameraTampered`) unless `incidents.camera_incidents` is off; `online` is noted on the open
+/// `cameraOffline` incident of the premises, if any, and otherwise only stored.
+pub async fn to_incident(
+    conn: &mut PgConnection,
+    config: &IncidentsConfig,
+    event: &EdgeEvent,
+    now: DateTime<Utc>,
+) -> Result<Option<Outcome>, sqlx::Error> {
+    let premises: Uuid = sqlx::query_scalar("SELECT premises_id FROM cameras WHERE id = $1")
+        .bind(event.camera_id().as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    let exercise = event.exercise().map(str::to_owned);
+    let edge = Actor::Edge(event.edge_id().to_string());
+    let (kind, at, description, episode) = match event {
+        EdgeEvent::Detection(d) => {
+            let kind = violation_kind(d.kind);
+            incident::lock(conn, premises, kind, d.exercise.as_deref()).await?;
+            let ends = d.phase == EpisodePhase::End;
+            if let Some(id) = continue_episode(conn, d.episode_id, d.event_id, d.at, ends).await? {
+                return Ok(Some(Outcome::Attached(id)));
+            }
+            let description = format!(
+                "{kind} seen by camera {} (confidence {:.2}, model {} {})",
+                d.camera_id, d.confidence, d.model.name, d.model.version
+            );
+            (kind, d.at, description, Some((d.episode_id, ends)))
+        }
+        EdgeEvent::Camera(_) if !config.camera_incidents => return Ok(None),
+        EdgeEvent::Camera(c) => {
+            let kind = match c.kind {
+                CameraEventKind::Offline | CameraEventKind::Frozen => "cameraOffline",
+                CameraEventKind::Covered | CameraEventKind::SceneChanged => "cameraTampered",
+                CameraEventKind::Online => {
+                    return back_online(conn, premises, event, &edge, now).await;
+                }
+            };
+            let what = json_str(&c.kind);
+            let detail = c
+                .detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            (
+                kind,
+                c.at,
+                format!("camera {} {what}{detail}", c.camera_id),
+                None,
+            )
+        }
+    };
+    let report = Report {
+        source: match event {
+            EdgeEvent::Detection(_) => Source::Detection,
+            EdgeEvent::Camera(_) => Source::Camera,
+        },
+        premises: Some(premises),
+        town: None,
+        address: String::new(),
+        kind: kind.to_owned(),
+        at,
+        received_at: now,
+        exercise,
+        description,
+        case_count: None,
+        deaths: None,
+        setting: None,
+        reporter: edge,
+        edge: Some(EdgeLink {
+            event_id: event.event_id(),
+            camera_id: event.camera_id().to_string(),
+            episode,
+        }),
+    };
+    match incident::incident(conn, config, &report).await {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(incident::IntakeError::Db(e)) => Err(e),
+        // Cannot happen for a stored event (its camera and premises exist, its kind is known);
+        // if it does, the event stays stored and the error is logged.
+        Err(e) => {
+            tracing::error!(event = %event.event_id(), err = %e, "edge event did not become an incident");
+            Ok(None)
+        }
+    }
+}
+
+/// Joins a later event of a known episode to the episode's incident.
+async fn continue_episode(
+    conn: &mut PgConnection,
+    episode: Uuid,
+    event: Uuid,
+    at: DateTime<Utc>,
+    ends: bool,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE incident_episodes SET ended_at = CASE WHEN $2 THEN COALESCE(ended_at, $3) ELSE ended_at END          WHERE episode_id = $1 RETURNING incident_id",
+    )
+    .bind(episode)
+    .bind(ends)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(id) = found else { return Ok(None) };
+    incident::link_event(conn, id, event).await?;
+    sqlx::query(
+        "UPDATE incidents SET last_report_at = greatest(last_report_at, $2), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(id))
+}
+
+/// Notes a camera's return on the open `cameraOffline` incident of its premises, if any.
+async fn back_online(
+    conn: &mut PgConnection,
+    premises: Uuid,
+    event: &EdgeEvent,
+    edge: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Option<Outcome>, sqlx::Error> {
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM incidents WHERE premises_id = $1 AND kind = 'cameraOffline' \
+         AND exercise IS NOT DISTINCT FROM $2 AND state NOT IN ('closed', 'rejected') \
+         ORDER BY last_report_at DESC LIMIT 1",
+    )
+    .bind(premises)
+    .bind(event.exercise())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(id) = found else { return Ok(None) };
+    incident::link_event(conn, id, event.event_id()).await?;
+    let note = format!("camera {} is back online", event.camera_id());
+    let mut entry = Entry::note(now, edge, "cameraOnline", note);
+    entry.refs = serde_json::json!({ "eventId": event.event_id(), "cameraId": event.camera_id() });
+    store::append(conn, id, &entry).await?;
+    Ok(Some(Outcome::Attached(id)))
 }
 
 /// The wire name of a unit enum (`noChefHat`), as stored in text columns.

@@ -1,7 +1,10 @@
 //! Intake: what comes in from outside becomes rows, once. Edge reports arrive here from the MQTT
-//! consumer ([`crate::mqtt`]); hotline and manual reports will arrive through the API and pass the
-//! same door, so that dedup, routing and escalation (issue 5, to come) have one entry.
+//! consumer ([`crate::mqtt`]) and are stored by `eventId` ([`record`]); in the same transaction a
+//! new event is handed to [`incident()`], the one door through which detections, camera faults,
+//! hotline and manual reports become incidents (deduplicated, tiered and routed).
 
 pub mod edge;
+pub mod incident;
 
 pub use edge::{EdgeReport, Rejected, Stored, record};
+pub use incident::{IntakeError, Outcome, Report, Source, incident};

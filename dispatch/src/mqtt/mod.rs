@@ -10,6 +10,7 @@
 //! cannot block the queue.
 
 use crate::config::MqttConfig;
+use crate::incident::policy::IncidentsConfig;
 use crate::intake::{self, Rejected, Stored};
 use bl_proto::topic::{EVENTS_FILTER, STATE_FILTER};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
@@ -62,6 +63,7 @@ impl IntakeStats {
 /// Consumes until `shutdown` is cancelled.
 pub async fn run(
     config: MqttConfig,
+    incidents: IncidentsConfig,
     pool: PgPool,
     stats: Arc<IntakeStats>,
     shutdown: CancellationToken,
@@ -97,7 +99,7 @@ pub async fn run(
                 }
             }
             Event::Incoming(Packet::Publish(publish)) => {
-                if !store(&pool, &stats, &publish, &shutdown).await {
+                if !store(&pool, &incidents, &stats, &publish, &shutdown).await {
                     break; // shutting down with this message unacknowledged: the broker keeps it
                 }
                 if let Err(e) = client.ack(&publish).await {
@@ -117,6 +119,7 @@ pub async fn run(
 /// interrupted the retries.
 async fn store(
     pool: &PgPool,
+    incidents: &IncidentsConfig,
     stats: &IntakeStats,
     publish: &Publish,
     shutdown: &CancellationToken,
@@ -130,7 +133,7 @@ async fn store(
     };
     let mut backoff = BACKOFF_MIN;
     loop {
-        match intake::record(pool, &report).await {
+        match intake::record(pool, incidents, &report).await {
             Ok(Ok(Stored::New)) => {
                 stats.stored.fetch_add(1, Ordering::Relaxed);
                 return true;

@@ -3,7 +3,7 @@
 use super::roster::{self, Override, Shift};
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// A team as the API shows it, with whether it is on duty now.
@@ -33,23 +33,8 @@ pub async fn list(
     .bind(scope)
     .fetch_all(pool)
     .await?;
-    let shifts = sqlx::query_as::<_, Shift>(
-        "SELECT s.team_id, t.town_id, s.weekdays, s.starts, s.ends FROM roster_shifts s \
-         JOIN teams t ON t.id = s.team_id WHERE ($1::text[] IS NULL OR t.town_id = ANY($1)) \
-         ORDER BY s.starts, s.id",
-    )
-    .bind(scope)
-    .fetch_all(pool)
-    .await?;
-    let overrides = sqlx::query_as::<_, Override>(
-        "SELECT o.team_id, t.town_id, o.starts_at, o.ends_at FROM roster_overrides o \
-         JOIN teams t ON t.id = o.team_id WHERE ($1::text[] IS NULL OR t.town_id = ANY($1)) \
-         AND o.ends_at > $2",
-    )
-    .bind(scope)
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
+    let mut conn = pool.acquire().await?;
+    let (shifts, overrides) = roster(&mut conn, scope, now).await?;
     for team in &mut teams {
         team.on_duty = roster::on_duty(&team.town_id, now, &shifts, &overrides).contains(&team.id);
         team.shifts = shifts
@@ -59,6 +44,33 @@ pub async fn list(
             .collect();
     }
     Ok(teams)
+}
+
+/// The shifts of the teams of `scope` (None = district), and their overrides that end after
+/// `after`: what [`roster::on_duty`] needs to answer for any time from `after` on.
+pub async fn roster(
+    conn: &mut PgConnection,
+    scope: Option<&[String]>,
+    after: DateTime<Utc>,
+) -> Result<(Vec<Shift>, Vec<Override>), sqlx::Error> {
+    let shifts = sqlx::query_as::<_, Shift>(
+        "SELECT s.team_id, t.town_id, s.weekdays, s.starts, s.ends FROM roster_shifts s \
+         JOIN teams t ON t.id = s.team_id WHERE ($1::text[] IS NULL OR t.town_id = ANY($1)) \
+         ORDER BY s.starts, s.id",
+    )
+    .bind(scope)
+    .fetch_all(&mut *conn)
+    .await?;
+    let overrides = sqlx::query_as::<_, Override>(
+        "SELECT o.team_id, t.town_id, o.starts_at, o.ends_at FROM roster_overrides o \
+         JOIN teams t ON t.id = o.team_id WHERE ($1::text[] IS NULL OR t.town_id = ANY($1)) \
+         AND o.ends_at > $2 ORDER BY o.starts_at, o.id",
+    )
+    .bind(scope)
+    .bind(after)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((shifts, overrides))
 }
 
 /// Creates a team and returns its id.

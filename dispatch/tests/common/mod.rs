@@ -3,6 +3,8 @@
 //! cookie and CSRF token like a browser.
 #![allow(dead_code)]
 
+pub mod edge;
+
 use bl_service::secret::Secret;
 use bl_test_support::stack::{Stack, random_token};
 use dispatch::config::Config;

@@ -1,0 +1,291 @@
+//! `/api/incidents`: list, detail, hotline and manual intake, transitions. Thin: the intake
+//! function, the state machine and the store decide.
+
+use super::{Json, Path, Query};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{Error, Kind, Result};
+use crate::incident::policy::{self, Tier};
+use crate::incident::state::{self, Action, Refused, State};
+use crate::incident::store::{self, Entry, FalsePositive, Incident, LinkedEvent, Location};
+use crate::incident::{Actor, IncidentId};
+use crate::intake::{self, Outcome, Report, Source};
+use crate::registry::premises;
+use axum::Extension;
+use axum::extract::State as AxState;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+type App = AxState<Arc<AppState>>;
+
+fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
+    Error::bad_request("invalid_field", format!("field {field}: {message}"))
+}
+
+/// `GET /api/incidents`: within the caller's towns; real incidents unless `exercise` names a drill run.
+pub async fn list(
+    AxState(app): App,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<store::ListQuery>,
+) -> Result<axum::Json<store::Page>> {
+    let bad = |field: &str, v: &str, allowed: &str| {
+        Error::bad_request(
+            "invalid_query",
+            format!("{field} {v:?} is not one of {allowed}"),
+        )
+    };
+    if let Some(s) = &query.state
+        && State::parse(s).is_none()
+    {
+        let names: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+        return Err(bad("state", s, &names.join(", ")));
+    }
+    if let Some(t) = &query.tier
+        && Tier::parse(t).is_none()
+    {
+        return Err(bad("tier", t, "immediate, deadline, routine"));
+    }
+    if let Some(k) = &query.kind
+        && !policy::is_kind(k)
+    {
+        return Err(bad("kind", k, &policy::KINDS.join(", ")));
+    }
+    Ok(axum::Json(
+        store::list(&app.pool, caller.scope.filter(), &query).await?,
+    ))
+}
+
+/// An incident with its timeline, linked edge events and false-positive label.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Detail {
+    #[serde(flatten)]
+    pub incident: Incident,
+    pub timeline: Vec<store::TimelineEntry>,
+    pub events: Vec<LinkedEvent>,
+    pub false_positive: Option<FalsePositive>,
+    /// States the incident may go to next (whoever asks).
+    pub next: Vec<State>,
+}
+
+async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
+    let mut conn = app.pool.acquire().await?;
+    let incident = store::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| Error::not_found("incident"))?;
+    Ok(Detail {
+        timeline: store::timeline(&mut conn, id).await?,
+        events: store::events(&mut conn, id).await?,
+        false_positive: store::false_positive(&mut conn, id).await?,
+        next: state::next_states(incident.state()),
+        incident,
+    })
+}
+
+/// `GET /api/incidents/{id}`: 404 when missing, then 403 when outside the caller's towns.
+pub async fn get(
+    AxState(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Detail>> {
+    let d = detail(&app, id).await?;
+    caller.check_town(&d.incident.town_id)?;
+    Ok(axum::Json(d))
+}
+
+/// The body of `POST /api/incidents`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewReport {
+    /// `hotline` or `manual`.
+    pub source: String,
+    /// `12331` or `12315`; required for hotline reports.
+    #[serde(default)]
+    pub hotline: Option<String>,
+    #[serde(default)]
+    pub premises_id: Option<Uuid>,
+    /// Required without `premisesId`.
+    #[serde(default)]
+    pub town_id: Option<String>,
+    /// Required without `premisesId`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The setting (a premises kind) of a free address, e.g. `schoolCanteen`.
+    #[serde(default)]
+    pub setting: Option<String>,
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub case_count: Option<u32>,
+    #[serde(default)]
+    pub deaths: Option<u32>,
+    /// A drill run id, for a report injected by an exercise.
+    #[serde(default)]
+    pub exercise: Option<String>,
+}
+
+/// `POST /api/incidents`: a hotline or manual report through the one intake. 201 with the new
+/// incident, or 200 with the open incident it was attached to.
+pub async fn create(
+    AxState(app): App,
+    Extension(caller): Extension<Caller>,
+    Json(new): Json<NewReport>,
+) -> Result<(StatusCode, axum::Json<Detail>)> {
+    let source = match (new.source.as_str(), new.hotline.as_deref()) {
+        ("hotline", Some(line @ ("12331" | "12315"))) => Source::Hotline(line.to_owned()),
+        ("hotline", _) => return Err(invalid("hotline", "must be \"12331\" or \"12315\"")),
+        ("manual", None) => Source::Manual,
+        ("manual", Some(_)) => return Err(invalid("hotline", "is only for hotline reports")),
+        (other, _) => {
+            return Err(invalid(
+                "source",
+                format!("{other:?} is not hotline or manual"),
+            ));
+        }
+    };
+    if new.description.chars().count() > 4000 {
+        return Err(invalid("description", "is longer than 4000 characters"));
+    }
+    if let Some(s) = &new.setting
+        && !premises::KINDS.contains(&s.as_str())
+    {
+        return Err(invalid(
+            "setting",
+            format!("{s:?} is not one of {}", premises::KINDS.join(", ")),
+        ));
+    }
+    if let Some(run) = &new.exercise {
+        bl_proto::id::validate_id("exercise", run).map_err(|e| invalid("exercise", e))?;
+    }
+    // Scope first, on the town the report is about, so that nothing about other towns leaks.
+    let town = match new.premises_id {
+        Some(id) => premises::get(&app.pool, id)
+            .await?
+            .map(|p| p.town_id)
+            .ok_or_else(|| invalid("premisesId", "no premises has this id"))?,
+        None => new
+            .town_id
+            .clone()
+            .ok_or_else(|| invalid("townId", "is required when no premisesId is given"))?,
+    };
+    caller.check_town(&town)?;
+    let now = app.now();
+    let report = Report {
+        source,
+        premises: new.premises_id,
+        town: new.town_id.clone(),
+        address: new.address.clone().unwrap_or_default(),
+        kind: new.kind.clone(),
+        at: now,
+        received_at: now,
+        exercise: new.exercise.clone(),
+        description: new.description.trim().to_owned(),
+        case_count: new.case_count,
+        deaths: new.deaths,
+        setting: new.setting.clone(),
+        reporter: Actor::of(&caller),
+        edge: None,
+    };
+    let mut tx = app.pool.begin().await?;
+    let outcome = intake::incident(&mut tx, &app.config.incidents, &report).await?;
+    tx.commit().await?;
+    tracing::info!(incident = %outcome.id(), by = %caller.username, "report taken");
+    let status = match outcome {
+        Outcome::Opened(_) => StatusCode::CREATED,
+        Outcome::Attached(_) => StatusCode::OK,
+    };
+    Ok((status, axum::Json(detail(&app, outcome.id()).await?)))
+}
+
+/// The body of `POST /api/incidents/{id}/transition`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransitionBody {
+    pub to: State,
+    #[serde(default)]
+    pub note: String,
+    /// Why triage rejects it as a false alarm; required for `to: "rejected"`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub location: Option<Location>,
+}
+
+/// `POST /api/incidents/{id}/transition`: 404, then 403 out of scope, then 409 when the state
+/// machine has no such step, then 403 when the caller's role may not take it.
+pub async fn transition(
+    AxState(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<TransitionBody>,
+) -> Result<axum::Json<Detail>> {
+    if body.note.chars().count() > 4000 {
+        return Err(invalid("note", "is longer than 4000 characters"));
+    }
+    if let Some(l) = body.location
+        && !((-90.0..=90.0).contains(&l.lat) && (-180.0..=180.0).contains(&l.lon))
+    {
+        return Err(invalid(
+            "location",
+            "lat must be in -90..90 and lon in -180..180",
+        ));
+    }
+    let mut tx = app.pool.begin().await?;
+    let incident = store::get_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("incident"))?;
+    caller.check_town(&incident.town_id)?;
+    let from = incident.state();
+    let step = state::decide(from, body.to, caller.role).map_err(|r| match r {
+        Refused::Invalid { .. } => Error::new(Kind::Conflict, "invalid_transition", r.to_string()),
+        Refused::Role { .. } => Error::forbidden("role_forbidden", r.to_string()),
+    })?;
+    let reason = body.reason.as_deref().map(str::trim).unwrap_or("");
+    if step.action == Action::Reject && reason.is_empty() {
+        return Err(invalid(
+            "reason",
+            "is required to reject an incident as a false alarm",
+        ));
+    }
+    let now = app.now();
+    if !store::set_state(&mut tx, id, from, body.to).await? {
+        return Err(Error::new(
+            Kind::Conflict,
+            "concurrent_change",
+            "the incident changed meanwhile; reload it and try again",
+        ));
+    }
+    let actor = Actor::of(&caller);
+    let mut refs = json!({});
+    if step.action == Action::Reject {
+        let label =
+            store::label_false_positive(&mut tx, &incident, reason, caller.user_id, now).await?;
+        refs = json!({ "falsePositiveId": label });
+    }
+    if step.action == Action::Reopen && from == State::Rejected {
+        store::withdraw_false_positive(&mut tx, id, now).await?;
+    }
+    let note = match (body.note.trim(), reason) {
+        (n, "") => n.to_owned(),
+        ("", r) => format!("false alarm: {r}"),
+        (n, r) => format!("false alarm: {r}; {n}"),
+    };
+    let entry = Entry {
+        at: now,
+        actor: &actor,
+        action: step.action.as_str(),
+        from: Some(from),
+        to: Some(body.to),
+        note,
+        location: body.location,
+        refs,
+    };
+    store::append(&mut tx, id, &entry).await?;
+    tx.commit().await?;
+    tracing::info!(incident = %id, from = %from, to = %body.to, by = %caller.username, "incident transition");
+    Ok(axum::Json(detail(&app, id).await?))
+}

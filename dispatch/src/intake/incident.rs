@@ -1,0 +1,420 @@
+//! The one door through which every report — an edge's detection or camera fault, a hotline call,
+//! a manual report — becomes an incident or joins one.
+//!
+//! **Dedup**: a report about a known premises attaches to the incident of the same (premises,
+//! kind, exercise) that is not closed while one of its episodes is open or until
+//! `incidents.cooldown_secs` after its latest report; otherwise it opens a new incident, which is
+//! routed at once. Real and exercise reports never share an incident. Reports about a free address
+//! (no premises) are never merged: the operator links them by hand. A per-(premises, kind,
+//! exercise) advisory lock makes two dispatch replicas agree on one incident.
+
+use crate::incident::policy::{self, IncidentsConfig, Severity};
+use crate::incident::state::State;
+use crate::incident::store::{self, Entry};
+use crate::incident::{Actor, IncidentId};
+use crate::routing;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// How a report came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Detection,
+    Camera,
+    /// A hotline call: `12331` (food and drug) or `12315` (consumer).
+    Hotline(String),
+    Manual,
+}
+
+impl Source {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Source::Detection => "detection",
+            Source::Camera => "camera",
+            Source::Hotline(_) => "hotline",
+            Source::Manual => "manual",
+        }
+    }
+
+    fn hotline(&self) -> Option<&str> {
+        match self {
+            Source::Hotline(line) => Some(line),
+            _ => None,
+        }
+    }
+}
+
+/// The edge event behind a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeLink {
+    pub event_id: Uuid,
+    pub camera_id: String,
+    /// The detection episode, and whether this event ends it.
+    pub episode: Option<(Uuid, bool)>,
+}
+
+/// One report, from any source.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub source: Source,
+    /// The premises, when known; then its town and grid are the incident's.
+    pub premises: Option<Uuid>,
+    /// The town: required without premises, else it must be the premises' town if given.
+    pub town: Option<String>,
+    /// A free address (required without premises).
+    pub address: String,
+    pub kind: String,
+    /// When it happened (the edge's time for detections): dedup and routing use it.
+    pub at: DateTime<Utc>,
+    /// When dispatch received it: the timeline's time.
+    pub received_at: DateTime<Utc>,
+    pub exercise: Option<String>,
+    pub description: String,
+    pub case_count: Option<u32>,
+    pub deaths: Option<u32>,
+    /// The setting (a premises kind) for a report without premises; with premises, theirs.
+    pub setting: Option<String>,
+    pub reporter: Actor,
+    pub edge: Option<EdgeLink>,
+}
+
+/// What the intake did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Opened(IncidentId),
+    Attached(IncidentId),
+}
+
+impl Outcome {
+    pub fn id(self) -> IncidentId {
+        match self {
+            Outcome::Opened(id) | Outcome::Attached(id) => id,
+        }
+    }
+}
+
+/// Why a report cannot become an incident.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("field {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<IntakeError> for crate::error::Error {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Invalid { .. } => Self::bad_request("invalid_field", e.to_string()),
+            IntakeError::Db(e) => e.into(),
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> IntakeError {
+    IntakeError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Where a report belongs.
+struct Place {
+    town: String,
+    grid: Option<String>,
+    setting: Option<String>,
+}
+
+async fn place(conn: &mut PgConnection, r: &Report) -> Result<Place, IntakeError> {
+    if let Some(premises) = r.premises {
+        let row: Option<(String, Option<String>, String)> =
+            sqlx::query_as("SELECT town_id, grid_id, kind FROM premises WHERE id = $1")
+                .bind(premises)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let (town, grid, kind) =
+            row.ok_or_else(|| invalid("premisesId", "no premises has this id"))?;
+        if let Some(t) = &r.town
+            && *t != town
+        {
+            return Err(invalid(
+                "townId",
+                format!("the premises lies in {town:?}, not {t:?}; leave townId out"),
+            ));
+        }
+        return Ok(Place {
+            town,
+            grid,
+            setting: Some(kind),
+        });
+    }
+    let town = r
+        .town
+        .clone()
+        .ok_or_else(|| invalid("townId", "is required when no premisesId is given"))?;
+    if r.address.trim().is_empty() {
+        return Err(invalid(
+            "address",
+            "is required when no premisesId is given",
+        ));
+    }
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM regions WHERE id = $1 AND kind <> 'district')",
+    )
+    .bind(&town)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !known {
+        return Err(invalid("townId", format!("town {town:?} does not exist")));
+    }
+    Ok(Place {
+        town,
+        grid: None,
+        setting: r.setting.clone(),
+    })
+}
+
+/// Serialises intake per (premises, kind, exercise) until the transaction ends.
+pub(crate) async fn lock(
+    conn: &mut PgConnection,
+    premises: Uuid,
+    kind: &str,
+    exercise: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let key = format!("incident:{premises}:{kind}:{}", exercise.unwrap_or(""));
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn refs(r: &Report) -> Value {
+    match &r.edge {
+        Some(e) => json!({
+            "eventId": e.event_id,
+            "cameraId": e.camera_id,
+            "episodeId": e.episode.map(|(id, _)| id),
+        }),
+        None => json!({}),
+    }
+}
+
+/// Turns `report` into a new incident or attaches it to the open one it repeats; see the module
+/// documentation. Runs inside the caller's transaction.
+pub async fn incident(
+    conn: &mut PgConnection,
+    config: &IncidentsConfig,
+    report: &Report,
+) -> Result<Outcome, IntakeError> {
+    if !policy::is_kind(&report.kind) {
+        return Err(invalid(
+            "kind",
+            format!(
+                "{:?} is not one of {}",
+                report.kind,
+                policy::KINDS.join(", ")
+            ),
+        ));
+    }
+    let place = place(conn, report).await?;
+    let outcome = match report.premises {
+        Some(premises) => {
+            lock(conn, premises, &report.kind, report.exercise.as_deref()).await?;
+            match attach(conn, config, report, premises, &place).await? {
+                Some(id) => Outcome::Attached(id),
+                None => Outcome::Opened(open(conn, config, report, &place).await?),
+            }
+        }
+        None => Outcome::Opened(open(conn, config, report, &place).await?),
+    };
+    if let Some(edge) = &report.edge {
+        link_event(conn, outcome.id(), edge.event_id).await?;
+        if let Some((episode, ended)) = edge.episode {
+            sqlx::query(
+                "INSERT INTO incident_episodes (episode_id, incident_id, started_at, ended_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (episode_id) DO NOTHING",
+            )
+            .bind(episode)
+            .bind(outcome.id())
+            .bind(report.at)
+            .bind(ended.then_some(report.at))
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(outcome)
+}
+
+pub(crate) async fn link_event(
+    conn: &mut PgConnection,
+    incident: IncidentId,
+    event: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO incident_events (event_id, incident_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(event)
+    .bind(incident)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Attaches `report` to the open incident it repeats, if there is one.
+async fn attach(
+    conn: &mut PgConnection,
+    config: &IncidentsConfig,
+    report: &Report,
+    premises: Uuid,
+    place: &Place,
+) -> Result<Option<IncidentId>, sqlx::Error> {
+    type Row = (Uuid, Option<i32>, Option<i32>, Option<String>, i32);
+    let found: Option<Row> = sqlx::query_as(
+        "SELECT i.id, i.case_count, i.deaths, i.suggested_severity, i.report_count FROM incidents i \
+         WHERE i.premises_id = $1 AND i.kind = $2 AND i.exercise IS NOT DISTINCT FROM $3 \
+           AND i.state <> 'closed' \
+           AND (i.last_report_at > $4 - make_interval(secs => $5) \
+                OR EXISTS (SELECT 1 FROM incident_episodes e \
+                            WHERE e.incident_id = i.id AND e.ended_at IS NULL)) \
+         ORDER BY i.last_report_at DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(premises)
+    .bind(&report.kind)
+    .bind(&report.exercise)
+    .bind(report.at)
+    .bind(config.cooldown_secs as f64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, cases, deaths, severity, count)) = found else {
+        return Ok(None);
+    };
+    let max = |old: Option<i32>, new: Option<u32>| match (old, new) {
+        (Some(o), Some(n)) => Some(o.max(n as i32)),
+        (o, n) => o.or(n.map(|n| n as i32)),
+    };
+    let (cases, deaths) = (max(cases, report.case_count), max(deaths, report.deaths));
+    let old_level = severity.as_deref().and_then(Severity::parse);
+    let upgrade = config
+        .suggest_severity(
+            &report.kind,
+            cases.map(|c| c as u32),
+            deaths.map(|d| d as u32),
+            place.setting.as_deref(),
+        )
+        .filter(|s| old_level.is_none_or(|old| s.level < old));
+    sqlx::query(
+        "UPDATE incidents SET report_count = report_count + 1, \
+         last_report_at = greatest(last_report_at, $2), case_count = $3, deaths = $4, \
+         suggested_severity = COALESCE($5, suggested_severity), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(report.at)
+    .bind(cases)
+    .bind(deaths)
+    .bind(upgrade.as_ref().map(|s| s.level.as_str()))
+    .execute(&mut *conn)
+    .await?;
+    let mut note = format!("report {} ({})", count + 1, report.source.as_str());
+    if !report.description.is_empty() {
+        note.push_str(": ");
+        note.push_str(&report.description);
+    }
+    let mut entry = Entry::note(report.received_at, &report.reporter, "repeat", note);
+    entry.refs = refs(report);
+    store::append(conn, id, &entry).await?;
+    if let Some(s) = upgrade {
+        let note = format!("suggested severity {}: {}", s.level.as_str(), s.reason);
+        let entry = Entry::note(
+            report.received_at,
+            &Actor::System,
+            "severitySuggested",
+            note,
+        );
+        store::append(conn, id, &entry).await?;
+    }
+    Ok(Some(id))
+}
+
+/// Opens a new incident for `report`, routes it, and writes its first timeline entries.
+async fn open(
+    conn: &mut PgConnection,
+    config: &IncidentsConfig,
+    report: &Report,
+    place: &Place,
+) -> Result<IncidentId, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let tier = config.tier(&report.kind);
+    let suggestion = config.suggest_severity(
+        &report.kind,
+        report.case_count,
+        report.deaths,
+        place.setting.as_deref(),
+    );
+    sqlx::query(
+        "INSERT INTO incidents (id, premises_id, address, town_id, grid_id, kind, tier, \
+         suggested_severity, state, source, hotline, description, case_count, deaths, exercise, \
+         opened_at, last_report_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+    )
+    .bind(id)
+    .bind(report.premises)
+    .bind(report.address.trim())
+    .bind(&place.town)
+    .bind(&place.grid)
+    .bind(&report.kind)
+    .bind(tier.as_str())
+    .bind(suggestion.as_ref().map(|s| s.level.as_str()))
+    .bind(State::New.as_str())
+    .bind(report.source.as_str())
+    .bind(report.source.hotline())
+    .bind(&report.description)
+    .bind(report.case_count.map(|c| c as i32))
+    .bind(report.deaths.map(|d| d as i32))
+    .bind(&report.exercise)
+    .bind(report.at)
+    .execute(&mut *conn)
+    .await?;
+    let mut note = format!("{} report, tier {}", report.source.as_str(), tier.as_str());
+    if let Some(line) = report.source.hotline() {
+        note = format!("hotline {line} report, tier {}", tier.as_str());
+    }
+    if let Some(run) = &report.exercise {
+        note.push_str(&format!(", DRILL (exercise {run})"));
+    }
+    if !report.description.is_empty() {
+        note.push_str(": ");
+        note.push_str(&report.description);
+    }
+    let mut entry = Entry::note(report.received_at, &report.reporter, "opened", note);
+    entry.to = Some(State::New);
+    entry.refs = refs(report);
+    store::append(conn, id, &entry).await?;
+    if let Some(s) = suggestion {
+        let note = format!("suggested severity {}: {}", s.level.as_str(), s.reason);
+        let entry = Entry::note(
+            report.received_at,
+            &Actor::System,
+            "severitySuggested",
+            note,
+        );
+        store::append(conn, id, &entry).await?;
+    }
+    tracing::info!(incident = %id, kind = %report.kind, town = %place.town, tier = tier.as_str(),
+                   exercise = report.exercise.as_deref().unwrap_or(""), "incident opened");
+    routing::route(
+        conn,
+        id,
+        &place.town,
+        place.grid.as_deref(),
+        report.at,
+        report.received_at,
+    )
+    .await?;
+    Ok(id)
+}

@@ -20,6 +20,7 @@ if [ ! -s "$data/dispatch/admin.password" ]; then
   chmod 600 "$data/dispatch/admin.password"
 fi
 deploy/dev/service.sh start dispatch 'dispatch listening' "$bin/dispatch" --config deploy/dev/dispatch.toml
+deploy/dev/demo-edge.sh "$bin"
 
 listen=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
 console=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' deploy/dev/dispatch.toml)
@@ -32,6 +33,8 @@ Brightline demo is running.
   demo users   operator, supervisor, town officers, field staff…: password ${demo_password:-(printed at the first start, see $data/logs/dispatch.log)}
   PostgreSQL   127.0.0.1:${BL_PG_URL##*:}  (user brightline, password in $data/pg/password)
   mosquitto    127.0.0.1:$BL_MQTT_PORT  (service account dispatch, password in $BL_MQTT_DISPATCH_PASSWORD_FILE)
+  edge box     demo-edge-zhaitang (a restaurant in 斋堂镇) watches the cameras below; its rodent
+               reports become incidents: GET /api/incidents
   cameras      simulated by camsim, ground truth in $data/camsim/truth
 MSG
 for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do

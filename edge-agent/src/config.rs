@@ -3,6 +3,7 @@
 //! before it can hear the center.
 
 use crate::ingest::CameraSource;
+use bl_proto::config::HoursRange;
 use bl_proto::{CameraId, EdgeId};
 use bl_service::config::{ConfigError, field_error};
 use bl_service::secret::Secret;
@@ -24,6 +25,14 @@ pub struct Config {
     /// The cameras this box watches. Default: none.
     #[serde(default)]
     pub camera: Vec<CameraConfig>,
+    /// The site's offset from UTC in minutes, for hours such as `rodent_hours`. Default 480
+    /// (China Standard Time, which has no daylight saving).
+    #[serde(default = "default_utc_offset_minutes")]
+    pub utc_offset_minutes: i32,
+}
+
+fn default_utc_offset_minutes() -> i32 {
+    480
 }
 
 /// `[[camera]]`: one camera on the local network.
@@ -41,6 +50,13 @@ pub struct CameraConfig {
     /// File holding the RTSP password; relative to the config file. Default: none.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Watch for rodents on this camera. Default `false`.
+    #[serde(default)]
+    pub rodent: bool,
+    /// Local hours in which rodents count (the kitchen is closed), e.g.
+    /// `{ from = "22:00", to = "06:00" }`. Default: all day.
+    #[serde(default)]
+    pub rodent_hours: Option<HoursRange>,
 }
 
 /// How to reach the broker.

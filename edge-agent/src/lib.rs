@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod detect;
+pub mod episode;
 pub mod ingest;
 pub mod outbox;
 pub mod uplink;
+pub mod watch;

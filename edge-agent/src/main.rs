@@ -3,11 +3,15 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edge_agent::config::Config;
+use edge_agent::detect::{Detector, RodentConfig, RodentDetector};
+use edge_agent::episode::Episodes;
 use edge_agent::ingest::health::Thresholds;
 use edge_agent::ingest::pipeline::FrameFormat;
 use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::uplink::{self, UplinkConfig};
+use edge_agent::watch::{self, CameraWatch};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,9 +79,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|| PathBuf::from(".")),
     };
     let board = HealthBoard::default();
-    // Detection consumes these frames (issue 3, in progress); until it is wired in they are only
-    // counted, so ingest and camera health already run for real.
-    let (frames, mut frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
+    let (frames, frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
     let context = IngestContext {
         edge: config.edge_id.clone(),
         outbox: outbox.clone(),
@@ -91,16 +93,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .into_iter()
         .map(|camera| ingest::spawn(camera, context.clone(), shutdown.clone()))
         .collect();
+    drop(context);
     tracing::info!(cameras = cameras.len(), "cameras started");
-    tokio::spawn(async move {
-        let mut received = 0u64;
-        while frames_rx.recv().await.is_some() {
-            received += 1;
-            if received.is_multiple_of(1000) {
-                tracing::debug!(received, "frames received");
-            }
-        }
-    });
+    let watches = watches(&config)?;
+    tokio::spawn(watch::run(
+        config.edge_id.clone(),
+        outbox.clone(),
+        watches,
+        config.utc_offset_minutes,
+        frames_rx,
+        shutdown.clone(),
+    ));
     uplink::run(uplink, outbox, board, shutdown)
         .await
         .context("uplink stopped")?;
@@ -109,4 +112,28 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("edge-agent stopped");
     Ok(())
+}
+
+/// Each camera's detectors, as `edge.toml` asks.
+fn watches(config: &Config) -> anyhow::Result<HashMap<bl_proto::CameraId, CameraWatch>> {
+    let mut watches = HashMap::new();
+    for camera in &config.camera {
+        let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
+        if camera.rodent {
+            let rodent = RodentDetector::new(RodentConfig {
+                active_hours: camera.rodent_hours,
+                ..RodentConfig::default()
+            })
+            .with_context(|| format!("camera {}: rodent detector", camera.id))?;
+            detectors.push(Box::new(rodent));
+        }
+        watches.insert(
+            camera.id.clone(),
+            CameraWatch {
+                detectors,
+                episodes: Episodes::new(),
+            },
+        );
+    }
+    Ok(watches)
 }

@@ -92,10 +92,11 @@ pub async fn connect(stack: &Stack, pool: &PgPool, edge: &str) -> AsyncClient {
             "dispatch never consumed the edge's state"
         );
         client
+            // not retained: test edges leave nothing behind on the shared broker
             .publish(
                 &state_topic,
                 QoS::AtLeastOnce,
-                true,
+                false,
                 state.clone().into_bytes(),
             )
             .await

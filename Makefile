@@ -24,6 +24,9 @@ bench: deps stack
 	cargo run --quiet --release -p bl-proto --example bench-decode
 	@echo
 	cargo run --quiet --release -p edge-agent --example bench-uplink
+	@echo
+	cargo run --quiet --release -p edge-agent -- detect --empty-clips 100 \
+	  --scenario tests/camsim/scenarios/kitchen-night.toml --scenario edge-agent/tests/scenarios/night-small-rodents.toml
 
 ## stop: stop everything `make demo` started
 stop:

@@ -37,6 +37,35 @@ enum Command {
         #[arg(long, default_value = "edge.toml")]
         config: PathBuf,
     },
+    /// Run detection over camsim scenarios and print precision, recall, time to alarm and CPU per
+    /// frame against their ground truth.
+    Detect(DetectArgs),
+}
+
+#[derive(clap::Args)]
+struct DetectArgs {
+    /// A camsim scenario file; repeat for several.
+    #[arg(long, required = true)]
+    scenario: Vec<PathBuf>,
+    /// Frames per second given to the detectors.
+    #[arg(long, default_value_t = 5.0)]
+    fps: f64,
+    /// Runs per scenario, each with another noise seed.
+    #[arg(long, default_value_t = 1)]
+    loops: u64,
+    /// Also cut the first scenario, with its rodents removed, into this many empty clips and count
+    /// false alarms.
+    #[arg(long, default_value_t = 0)]
+    empty_clips: usize,
+    /// Length of an empty clip, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    clip_secs: f64,
+    /// Override the infrared sensor noise of night scenarios.
+    #[arg(long)]
+    ir_noise: Option<f64>,
+    /// Override the infrared flicker of night scenarios.
+    #[arg(long)]
+    ir_flicker: Option<f64>,
 }
 
 #[tokio::main]
@@ -50,7 +79,40 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { config } => run(Config::load(&config)?).await,
+        Command::Detect(args) => detect(args),
     }
+}
+
+fn detect(args: DetectArgs) -> anyhow::Result<()> {
+    use edge_agent::detect::score::{self, ScoreOptions};
+    for (i, path) in args.scenario.iter().enumerate() {
+        let mut scenario = camsim::Scenario::load(path)?;
+        if let Some(ir) = scenario.infrared.as_mut() {
+            ir.noise = args.ir_noise.unwrap_or(ir.noise);
+            ir.flicker = args.ir_flicker.unwrap_or(ir.flicker);
+        }
+        for l in 0..args.loops {
+            let mut s = scenario.clone();
+            s.seed = s.seed.wrapping_add(l * 1000);
+            let options = ScoreOptions {
+                detector_fps: args.fps,
+                empty_clips: if i == 0 && l == 0 {
+                    args.empty_clips
+                } else {
+                    0
+                },
+                clip_secs: args.clip_secs,
+                ..ScoreOptions::default()
+            };
+            let report = score::run_scenario(s, &options)
+                .with_context(|| format!("scoring {}", path.display()))?;
+            if args.loops > 1 {
+                println!("loop {l} (seed +{})", l * 1000);
+            }
+            println!("{report}");
+        }
+    }
+    Ok(())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

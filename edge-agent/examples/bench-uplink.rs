@@ -58,6 +58,8 @@ async fn main() {
         window: 64,
         state_interval: Duration::from_secs(30),
         data_dir: dir.path().to_owned(),
+        config_payloads: tokio::sync::watch::channel(Vec::new()).0,
+        applied_revision: Default::default(),
     };
     let link = tokio::spawn(uplink::run(
         config,

@@ -10,5 +10,6 @@ pub mod detect;
 pub mod episode;
 pub mod ingest;
 pub mod outbox;
+pub mod remote;
 pub mod uplink;
 pub mod watch;

@@ -9,6 +9,7 @@ use edge_agent::ingest::health::Thresholds;
 use edge_agent::ingest::pipeline::FrameFormat;
 use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
+use edge_agent::remote::{self, AppliedRevision};
 use edge_agent::uplink::{self, UplinkConfig};
 use edge_agent::watch::{self, CameraWatch};
 use std::collections::HashMap;
@@ -125,7 +126,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         queued = depth.messages,
         "edge-agent started"
     );
+    let applied_revision = AppliedRevision::default();
+    let (config_payloads, config_rx) = tokio::sync::watch::channel(Vec::new());
     let uplink = UplinkConfig {
+        config_payloads,
+        applied_revision: applied_revision.clone(),
         edge_id: config.edge_id.clone(),
         host: config.mqtt.host.clone(),
         port: config.mqtt.port,
@@ -158,12 +163,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
     drop(context);
     tracing::info!(cameras = cameras.len(), "cameras started");
     let watches = watches(&config)?;
+    let (updates, updates_rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(remote::run(
+        config.edge_id.clone(),
+        config.camera.iter().map(|c| c.id.clone()).collect(),
+        applied_revision,
+        config_rx,
+        updates,
+        shutdown.clone(),
+    ));
     tokio::spawn(watch::run(
         config.edge_id.clone(),
         outbox.clone(),
         watches,
         config.utc_offset_minutes,
         frames_rx,
+        updates_rx,
         shutdown.clone(),
     ));
     uplink::run(uplink, outbox, board, shutdown)

@@ -14,6 +14,7 @@
 
 use crate::ingest::HealthBoard;
 use crate::outbox::{Outbox, OutboxError};
+use crate::remote::AppliedRevision;
 use bl_proto::EdgeId;
 use bl_proto::state::{DiskUsage, EdgeState};
 use bl_proto::topic::Topic;
@@ -24,6 +25,7 @@ use rumqttc::{
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Outbox entries written by other processes are found by looking this often.
@@ -44,6 +46,11 @@ pub struct UplinkConfig {
     pub state_interval: Duration,
     /// Where the outbox lives: its file system's free space goes into the state.
     pub data_dir: PathBuf,
+    /// Where the center's config payloads go (to [`crate::remote`]); the newest replaces any
+    /// not yet applied.
+    pub config_payloads: watch::Sender<Vec<u8>>,
+    /// The config revision in force, reported in the state.
+    pub applied_revision: AppliedRevision,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,8 +216,19 @@ impl Link {
             Event::Incoming(Packet::ConnAck(_)) => {
                 self.connected = true;
                 self.restart_from_outbox();
+                // A clean session: subscribe again each time. The retained config comes at once.
+                let config = Topic::EdgeConfig(self.config.edge_id.clone()).to_string();
+                if let Err(e) = self.client.try_subscribe(config, QoS::AtLeastOnce) {
+                    tracing::warn!(err = %e, "cannot subscribe to the center's config");
+                }
                 self.publish_state(true).await?;
                 return Ok(true);
+            }
+            Event::Incoming(Packet::Publish(p))
+                if matches!(Topic::parse(&p.topic), Ok(Topic::EdgeConfig(_))) =>
+            {
+                // Only the newest config matters: the watch channel keeps the latest one.
+                self.config.config_payloads.send_replace(p.payload.to_vec());
             }
             Event::Outgoing(Outgoing::Publish(packet)) => {
                 if let Some(sent) = self.unnumbered.pop_front() {
@@ -286,6 +304,11 @@ impl Link {
             outbox_depth: depth.messages,
             disk: disk_usage(&self.config.data_dir),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            config_revision: *self
+                .config
+                .applied_revision
+                .lock()
+                .expect("applied revision"),
             ..EdgeState::offline(self.config.edge_id.clone(), chrono::Utc::now())
         };
         let topic = Topic::EdgeState(self.config.edge_id.clone()).to_string();

@@ -9,6 +9,7 @@ use crate::detect::{Detector, Frame as DetectFrame};
 use crate::episode::{EpisodeChange, Episodes};
 use crate::ingest::Frame;
 use crate::outbox::Outbox;
+use crate::remote::Update;
 use bl_proto::event::{DetectionEvent, EdgeEvent, ModelInfo};
 use bl_proto::topic::Topic;
 use bl_proto::{CameraId, EdgeId, V1};
@@ -29,12 +30,18 @@ pub async fn run(
     mut cameras: HashMap<CameraId, CameraWatch>,
     utc_offset_minutes: i32,
     mut frames: mpsc::Receiver<Frame>,
+    mut updates: mpsc::Receiver<Update>,
     shutdown: CancellationToken,
 ) {
     let topic = Topic::EdgeEvents(edge.clone());
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(update) = updates.recv() => {
+                // The center's rules replace those of the cameras it names (episodes restart).
+                cameras.extend(update.cameras);
+                continue;
+            }
             frame = frames.recv() => match frame { Some(f) => f, None => break },
         };
         let Some(watch) = cameras.get_mut(&frame.camera) else {

@@ -3,10 +3,10 @@
 
 use bl_proto::event::{EdgeEvent, ViolationKind};
 use bl_proto::state::EdgeState;
+mod common;
+
 use bl_test_support::broker::PrivateBroker;
-use camsim::{CameraConfig, Config as CamsimConfig, Scenario};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
-use std::process::Command;
+use rumqttc::{Event, EventLoop, Packet, QoS};
 use std::time::{Duration, Instant};
 
 fn config(edge: &str, revision: u64, camera: &str) -> String {
@@ -44,29 +44,10 @@ fn revision_in_state(topic: &str, payload: &[u8]) -> Option<Option<u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_centers_config_turns_rodent_detection_on_and_a_broken_one_is_refused() {
-    let night = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/camsim/scenarios/kitchen-night.toml"
-    );
-    let camsim = camsim::serve(CamsimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        truth_dir: None,
-        cameras: vec![CameraConfig::new(
-            "night",
-            Scenario::load(std::path::Path::new(night)).unwrap(),
-        )],
-    })
-    .unwrap();
+    let camsim = common::night_kitchen();
     let broker = PrivateBroker::start();
     let edge = "config-edge";
-    let password = broker.add_user(edge);
-    let mut options = MqttOptions::new("config-center", "127.0.0.1", broker.port);
-    options.set_credentials(&broker.service_user, &broker.service_password);
-    let (center, mut events) = AsyncClient::new(options, 64);
-    center
-        .subscribe("bl/v1/edge/+/#", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    let (center, mut events) = common::center(&broker, "bl/v1/edge/+/#").await;
 
     // The center's desired config is retained before the box even starts.
     let config_topic = format!("bl/v1/edge/{edge}/config");
@@ -82,23 +63,8 @@ async fn the_centers_config_turns_rodent_detection_on_and_a_broken_one_is_refuse
 
     // Locally the camera has no detector at all: only the center's config can turn it on.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mqtt.password"), &password).unwrap();
-    let file = dir.path().join("edge.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "edge_id = \"{edge}\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\npassword_file = \"mqtt.password\"\nstate_interval_secs = 1\n\
-             [[camera]]\nid = \"night\"\nurl = \"{}\"\n",
-            broker.port,
-            camsim.url("night", camsim::Stream::Sub)
-        ),
-    )
-    .unwrap();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-        .args(["run", "--config"])
-        .arg(&file)
-        .spawn()
-        .unwrap();
+    let url = camsim.url("night", camsim::Stream::Sub);
+    let mut agent = common::start_agent(dir.path(), &broker, edge, &url, "");
 
     let applied = wait_for(&mut events, Duration::from_secs(30), |t, p| {
         revision_in_state(t, p) == Some(Some(7))

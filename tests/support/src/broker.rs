@@ -5,7 +5,6 @@ use crate::stack::{random_token, repo_root};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 pub struct PrivateBroker {
     dir: tempfile::TempDir,
@@ -55,19 +54,7 @@ impl PrivateBroker {
     }
 
     fn script(&self, args: &[&str]) {
-        let out = Command::new("bash")
-            .arg(repo_root().join("deploy/dev/stack.sh"))
-            .args(args)
-            .env("BL_DATA", self.dir.path())
-            .env("BL_MQTT_PORT", self.port.to_string())
-            .output()
-            .expect("run deploy/dev/stack.sh");
-        assert!(
-            out.status.success(),
-            "stack.sh {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_stack_script(self.dir.path(), ("BL_MQTT_PORT", self.port), args);
     }
 
     /// The broker's log, for failure messages.
@@ -82,31 +69,38 @@ impl PrivateBroker {
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("deploy/dev/stack.sh"))
-            .arg("stop-mqtt")
-            .env("BL_DATA", self.dir.path())
-            .env("BL_MQTT_PORT", self.port.to_string())
-            .output();
+        let _ = stack_script(self.dir.path(), ("BL_MQTT_PORT", self.port), &["stop-mqtt"]).output();
     }
+}
+
+/// `deploy/dev/stack.sh ARGS` for a private service whose data lives in `data`.
+pub(crate) fn stack_script(data: &std::path::Path, port: (&str, u16), args: &[&str]) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(repo_root().join("deploy/dev/stack.sh"))
+        .args(args)
+        .env("BL_DATA", data)
+        .env(port.0, port.1.to_string());
+    command
+}
+
+/// Runs [`stack_script`] and fails the test, with the script's words, if it fails.
+pub(crate) fn run_stack_script(data: &std::path::Path, port: (&str, u16), args: &[&str]) {
+    let out = stack_script(data, port, args)
+        .output()
+        .expect("run deploy/dev/stack.sh");
+    assert!(
+        out.status.success(),
+        "stack.sh {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().unwrap().port()
-}
-
-/// Waits until `check` holds, polling, for at most `limit`; returns whether it held.
-pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    check()
 }
 
 pub(crate) fn set_mode_755(path: &std::path::Path) {

@@ -1,9 +1,7 @@
 //! A private PostgreSQL for one test, set up exactly like the dev stack's (same script), that the
 //! test may crash (`pg_ctl stop -m immediate`) and start again without disturbing anyone else.
 
-use crate::broker::free_port;
-use crate::stack::repo_root;
-use std::process::Command;
+use crate::broker::{free_port, run_stack_script, stack_script};
 
 pub struct PrivatePostgres {
     dir: tempfile::TempDir,
@@ -44,29 +42,13 @@ impl PrivatePostgres {
     }
 
     fn script(&self, args: &[&str]) {
-        let out = Command::new("bash")
-            .arg(repo_root().join("deploy/dev/stack.sh"))
-            .args(args)
-            .env("BL_DATA", self.dir.path())
-            .env("BL_PG_PORT", self.port.to_string())
-            .output()
-            .expect("run deploy/dev/stack.sh");
-        assert!(
-            out.status.success(),
-            "stack.sh {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_stack_script(self.dir.path(), ("BL_PG_PORT", self.port), args);
     }
 }
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("deploy/dev/stack.sh"))
-            .args(["stop-pg", "immediate"])
-            .env("BL_DATA", self.dir.path())
-            .env("BL_PG_PORT", self.port.to_string())
-            .output();
+        let args = ["stop-pg", "immediate"];
+        let _ = stack_script(self.dir.path(), ("BL_PG_PORT", self.port), &args).output();
     }
 }

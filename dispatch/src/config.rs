@@ -1,6 +1,7 @@
 //! dispatch's configuration file (TOML). Every field has a default stated in its doc comment; unknown
 //! fields are errors; [`Config::validate`] names the field that breaks a rule.
 
+use crate::escalation::EscalationConfig;
 use crate::incident::policy::IncidentsConfig;
 use bl_service::config::{ConfigError, field_error};
 use bl_service::secret::Secret;
@@ -45,6 +46,9 @@ pub struct Config {
     /// Incident tiers, dedup cooldown and suggested severity (see [`IncidentsConfig`]).
     #[serde(default)]
     pub incidents: IncidentsConfig,
+    /// Escalation policies per tier and the timer worker (see [`EscalationConfig`]).
+    #[serde(default)]
+    pub escalation: EscalationConfig,
 }
 
 /// `[mqtt]`: edge intake.
@@ -338,6 +342,9 @@ impl Config {
         if let Err((field, message)) = self.incidents.validate() {
             return err(field, &message);
         }
+        if let Err((field, message)) = self.escalation.validate() {
+            return err(field, &message);
+        }
         Ok(())
     }
 }
@@ -402,6 +409,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("incidents.severity.level_ii_cases"), "{e}");
+    }
+
+    #[test]
+    fn the_escalation_section_has_documented_defaults_and_a_bad_policy_names_its_field() {
+        use crate::escalation::{Step, Target};
+        let c = parse("").unwrap();
+        assert_eq!(c.escalation.poll_interval_ms, 200);
+        assert_eq!(c.escalation.batch, 64);
+        assert_eq!(
+            c.escalation.immediate[0],
+            Step::Notify {
+                target: Target::Team
+            }
+        );
+        assert!(c.escalation.routine.is_empty());
+        let c =
+            parse("[escalation]\nroutine = [{ step = \"notify\", target = \"team\" }]\n").unwrap();
+        assert_eq!(c.escalation.routine.len(), 1);
+        let e = parse("[escalation]\ninterval = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `interval`"), "{e}");
+        let e = parse(
+            "[escalation]\ndeadline = [{ step = \"notify\", target = \"team\" }, \
+             { step = \"repeat\", from_step = 0, times = 1 }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("escalation.deadline") && e.contains("step 1"),
+            "{e}"
+        );
+        let e = parse("[escalation]\npoll_interval_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("escalation.poll_interval_ms"), "{e}");
     }
 
     #[test]

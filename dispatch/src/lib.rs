@@ -1,6 +1,6 @@
 //! dispatch, Brightline's control plane: the registry of towns, premises, cameras, teams and users;
-//! authentication and the one policy table; edge intake; incidents and their routing; the REST
-//! API. [`run`] is the single entry point that `main` and the tests share.
+//! authentication and the one policy table; edge intake; incidents, their routing and escalation;
+//! the REST API. [`run`] is the single entry point that `main` and the tests share.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod escalation;
 pub mod incident;
 pub mod intake;
 pub mod mqtt;
@@ -33,12 +34,14 @@ pub struct AppState {
     pub dummy_hash: String,
     /// What the edge intake has stored and dropped.
     pub intake: Arc<mqtt::IntakeStats>,
+    /// The clock of handlers and the escalation worker.
+    pub clock: Arc<dyn escalation::Clock>,
 }
 
 impl AppState {
     /// The current time (one place, so a simulated clock can replace it).
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
     }
 }
 
@@ -94,6 +97,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         config,
         dummy_hash,
         intake: Arc::default(),
+        clock: Arc::new(escalation::SystemClock),
     }))
 }
 
@@ -156,7 +160,8 @@ pub async fn run(
     serve(app, listener, shutdown).await
 }
 
-/// Serves the API of a prepared application, and consumes edge reports when `[mqtt]` is set.
+/// Serves the API of a prepared application, runs the escalation timer worker, and consumes edge
+/// reports when `[mqtt]` is set.
 pub async fn serve(
     app: Arc<AppState>,
     listener: TcpListener,
@@ -172,6 +177,7 @@ pub async fn serve(
         Some(mqtt) => Some(tokio::spawn(mqtt::run(
             mqtt.clone(),
             app.config.incidents.clone(),
+            app.config.escalation.clone(),
             app.pool.clone(),
             app.intake.clone(),
             stop.clone(),
@@ -181,6 +187,12 @@ pub async fn serve(
             None
         }
     };
+    let timers = tokio::spawn(escalation::worker::run(
+        app.pool.clone(),
+        app.config.escalation.clone(),
+        app.clock.clone(),
+        stop.clone(),
+    ));
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "dispatch listening");
     let router = api::router(app.clone());
@@ -195,6 +207,7 @@ pub async fn serve(
     if let Some(intake) = intake {
         let _ = intake.await;
     }
+    let _ = timers.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

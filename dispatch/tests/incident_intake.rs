@@ -81,12 +81,17 @@ struct Edge {
 /// dispatch consuming from the broker, a restaurant in 斋堂镇 (grid zt-01) with an edge box that is
 /// connected, and Zhaitang's roster; returns the night team's id too.
 async fn start() -> (Edge, Uuid) {
+    start_with(|_| {}).await
+}
+
+async fn start_with(tweak: impl FnOnce(&mut dispatch::config::Config)) -> (Edge, Uuid) {
     let stack = Stack::from_env();
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let run = random_token();
     let mut c = config(&db, &dir);
     c.mqtt = Some(mqtt_config(&stack, &run));
+    tweak(&mut c);
     let server = Server::start(c).await;
     let pool = db.pool().await;
     sqlx::query("INSERT INTO grids (id, town_id, name) VALUES ('zt-01', 'zhaitang', '斋堂村网格')")
@@ -221,10 +226,13 @@ async fn a_rodent_at_night_in_a_zhaitang_restaurant_becomes_one_incident_routed_
         .iter()
         .map(|t| t["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["opened", "routed", "repeat"]);
+    assert_eq!(actions, ["opened", "routed", "notified", "repeat"]);
     assert_eq!(d["timeline"][0]["actor"], format!("edge:{}", e.edge));
     let routed = d["timeline"][1]["note"].as_str().unwrap();
     assert!(routed.starts_with("routed to team 斋堂镇夜班"), "{routed}");
+    // The immediate tier's first escalation step told the routed team at once.
+    assert_eq!(d["timeline"][2]["note"], "notified team 斋堂镇夜班");
+    assert_eq!(d["notifications"][0]["targetName"], "斋堂镇夜班");
     let (_, list) = zt.get("/api/incidents?kind=rodent").await;
     assert_eq!(list["total"], 2);
 
@@ -291,5 +299,68 @@ async fn an_exercise_detection_never_attaches_to_a_real_incident_and_an_offline_
     let (_, d) = admin.get(&format!("/api/incidents/{}", offline.0)).await;
     let last = d["timeline"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "cameraOnline", "{d}");
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rodent_detection_from_a_zhaitang_edge_escalates_to_the_town_officer_at_the_configured_second()
+ {
+    use dispatch::escalation::{Step, Target};
+    let (e, night) = start_with(|c| {
+        c.escalation.poll_interval_ms = 50;
+        c.escalation.immediate = vec![
+            Step::Notify {
+                target: Target::Team,
+            },
+            Step::Wait { secs: 2 },
+            Step::Notify {
+                target: Target::TownOfficers,
+            },
+        ];
+    })
+    .await;
+    let mut admin = e.server.client();
+    admin.login("admin", common::ADMIN_PASSWORD).await;
+    let officer = create_user(&mut admin, "zt-officer", "townOfficer", Some(&["zhaitang"])).await;
+    let event = Uuid::now_v7();
+    e.send(
+        vec![
+            e.detection(event, Uuid::now_v7(), "start", cst(22, 15))
+                .json(),
+        ],
+        event,
+    )
+    .await;
+    let stored = std::time::Instant::now();
+    let rows = incidents(&e.pool).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let notified = |kind: &'static str| {
+        let pool = e.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT target_id, count(*) FROM notifications WHERE target_kind = $1 GROUP BY target_id",
+            )
+            .bind(kind)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(notified("team").await, [(night.to_string(), 1)]);
+    assert_eq!(notified("user").await, []);
+    while notified("user").await.is_empty() {
+        assert!(
+            stored.elapsed() < std::time::Duration::from_secs(6),
+            "no escalation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        stored.elapsed() >= std::time::Duration::from_millis(1500),
+        "{:?}",
+        stored.elapsed()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(notified("user").await, [(officer, 1)]);
     e.stop().await;
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use dispatch::escalation::EscalationConfig;
 use dispatch::incident::policy::IncidentsConfig;
 use dispatch::intake::{self, EdgeReport, Stored};
 use reqwest::StatusCode;
@@ -67,7 +68,10 @@ async fn a_hotline_poisoning_report_at_a_school_canteen_gets_a_suggested_severit
         (Some("hotline"), Some("12331"))
     );
     assert_eq!(d["state"], "new");
-    assert_eq!(actions(&d), ["opened", "severitySuggested", "routed"]);
+    assert_eq!(
+        actions(&d),
+        ["opened", "severitySuggested", "routed", "notified"]
+    );
     let why = d["timeline"][1]["note"].as_str().unwrap();
     assert!(
         why.contains("32 cases ≥ 30") && why.contains("schoolCanteen"),
@@ -96,6 +100,7 @@ async fn a_hotline_poisoning_report_at_a_school_canteen_gets_a_suggested_severit
             "opened",
             "severitySuggested",
             "routed",
+            "notified",
             "repeat",
             "severitySuggested"
         ]
@@ -268,9 +273,14 @@ async fn a_rejected_detection_is_kept_as_a_labelled_false_positive_with_its_evid
     }
     .json();
     let report: EdgeReport = intake::edge::parse("bl/v1/edge/fp-edge/events", &payload).unwrap();
-    let stored = intake::record(&pool, &IncidentsConfig::default(), &report)
-        .await
-        .unwrap();
+    let stored = intake::record(
+        &pool,
+        &IncidentsConfig::default(),
+        &EscalationConfig::default(),
+        &report,
+    )
+    .await
+    .unwrap();
     assert_eq!(stored.unwrap(), Stored::New);
     let (_, list) = op.get("/api/incidents?kind=rodent").await;
     let id = list["items"][0]["id"].as_str().unwrap().to_owned();

@@ -5,6 +5,7 @@ use super::{Json, Path, Query};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{Error, Kind, Result};
+use crate::escalation::{self, store::Notification, store::Pending};
 use crate::incident::policy::{self, Tier};
 use crate::incident::state::{self, Action, Refused, State};
 use crate::incident::store::{self, Entry, FalsePositive, Incident, LinkedEvent, Location};
@@ -69,6 +70,10 @@ pub struct Detail {
     pub false_positive: Option<FalsePositive>,
     /// States the incident may go to next (whoever asks).
     pub next: Vec<State>,
+    /// The escalation step that fires next unless somebody acknowledges first (null: none).
+    pub pending_escalation: Option<Pending>,
+    /// Who has been notified, oldest first.
+    pub notifications: Vec<Notification>,
 }
 
 async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
@@ -81,6 +86,8 @@ async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
         events: store::events(&mut conn, id).await?,
         false_positive: store::false_positive(&mut conn, id).await?,
         next: state::next_states(incident.state()),
+        pending_escalation: escalation::store::pending(&mut conn, id).await?,
+        notifications: escalation::store::notifications(&mut conn, id).await?,
         incident,
     })
 }
@@ -191,7 +198,13 @@ pub async fn create(
         edge: None,
     };
     let mut tx = app.pool.begin().await?;
-    let outcome = intake::incident(&mut tx, &app.config.incidents, &report).await?;
+    let outcome = intake::incident(
+        &mut tx,
+        &app.config.incidents,
+        &app.config.escalation,
+        &report,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(incident = %outcome.id(), by = %caller.username, "report taken");
     let status = match outcome {
@@ -268,6 +281,14 @@ pub async fn transition(
     }
     if step.action == Action::Reopen && from == State::Rejected {
         store::withdraw_false_positive(&mut tx, id, now).await?;
+    }
+    // Taking the incident (or rejecting, resolving, closing it) ends its escalation: every pending
+    // step is cancelled in this transaction, and the transition's entry counts them.
+    if escalation::policy::stops_escalation(body.to) {
+        let cancelled = escalation::store::cancel_pending(&mut tx, id, now).await?;
+        if cancelled > 0 {
+            refs["escalationCancelled"] = json!(cancelled);
+        }
     }
     let note = match (body.note.trim(), reason) {
         (n, "") => n.to_owned(),

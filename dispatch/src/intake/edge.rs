@@ -2,6 +2,7 @@
 //! and the idempotent writes.
 
 use super::incident::{self, EdgeLink, Outcome, Report, Source};
+use crate::escalation::EscalationConfig;
 use crate::incident::Actor;
 use crate::incident::policy::{IncidentsConfig, violation_kind};
 use crate::incident::store::{self, Entry};
@@ -94,10 +95,11 @@ pub enum Stored {
 pub async fn record(
     pool: &PgPool,
     incidents: &IncidentsConfig,
+    escalation: &EscalationConfig,
     report: &EdgeReport,
 ) -> Result<Result<Stored, Rejected>, sqlx::Error> {
     let result = match report {
-        EdgeReport::Event(event) => record_event(pool, incidents, event).await,
+        EdgeReport::Event(event) => record_event(pool, incidents, escalation, event).await,
         EdgeReport::State(state) => upsert_state(pool, state).await,
     };
     match result {
@@ -137,12 +139,13 @@ impl From<sqlx::Error> for Failed {
 async fn record_event(
     pool: &PgPool,
     incidents: &IncidentsConfig,
+    escalation: &EscalationConfig,
     event: &EdgeEvent,
 ) -> Result<Stored, Failed> {
     let mut tx = pool.begin().await.map_err(Failed::Db)?;
     let stored = insert_event(&mut tx, event).await?;
     if stored == Stored::New {
-        to_incident(&mut tx, incidents, event, Utc::now())
+        to_incident(&mut tx, incidents, escalation, event, Utc::now())
             .await
             .map_err(Failed::Db)?;
     }
@@ -221,6 +224,7 @@ async fn upsert_state(pool: &PgPool, state: &EdgeState) -> Result<Stored, Failed
 pub async fn to_incident(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
+    escalation: &EscalationConfig,
     event: &EdgeEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<Outcome>, sqlx::Error> {
@@ -290,7 +294,7 @@ pub async fn to_incident(
             episode,
         }),
     };
-    match incident::incident(conn, config, &report).await {
+    match incident::incident(conn, config, escalation, &report).await {
         Ok(outcome) => Ok(Some(outcome)),
         Err(incident::IntakeError::Db(e)) => Err(e),
         // Cannot happen for a stored event (its camera and premises exist, its kind is known);

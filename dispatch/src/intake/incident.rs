@@ -8,6 +8,7 @@
 //! (no premises) are never merged: the operator links them by hand. A per-(premises, kind,
 //! exercise) advisory lock makes two dispatch replicas agree on one incident.
 
+use crate::escalation::{self, EscalationConfig};
 use crate::incident::policy::{self, IncidentsConfig, Severity};
 use crate::incident::state::State;
 use crate::incident::store::{self, Entry};
@@ -210,6 +211,7 @@ fn refs(r: &Report) -> Value {
 pub async fn incident(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
+    escalation: &EscalationConfig,
     report: &Report,
 ) -> Result<Outcome, IntakeError> {
     if !policy::is_kind(&report.kind) {
@@ -228,10 +230,10 @@ pub async fn incident(
             lock(conn, premises, &report.kind, report.exercise.as_deref()).await?;
             match attach(conn, config, report, premises, &place).await? {
                 Some(id) => Outcome::Attached(id),
-                None => Outcome::Opened(open(conn, config, report, &place).await?),
+                None => Outcome::Opened(open(conn, config, escalation, report, &place).await?),
             }
         }
-        None => Outcome::Opened(open(conn, config, report, &place).await?),
+        None => Outcome::Opened(open(conn, config, escalation, report, &place).await?),
     };
     if let Some(edge) = &report.edge {
         link_event(conn, outcome.id(), edge.event_id).await?;
@@ -341,10 +343,12 @@ async fn attach(
     Ok(Some(id))
 }
 
-/// Opens a new incident for `report`, routes it, and writes its first timeline entries.
+/// Opens a new incident for `report`, routes it, writes its first timeline entries and starts its
+/// tier's escalation (firing at once the steps due now, e.g. "notify the team").
 async fn open(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
+    escalation: &EscalationConfig,
     report: &Report,
     place: &Place,
 ) -> Result<IncidentId, sqlx::Error> {
@@ -416,5 +420,6 @@ async fn open(
         report.received_at,
     )
     .await?;
+    escalation::store::start(conn, escalation, id, tier, report.received_at).await?;
     Ok(id)
 }

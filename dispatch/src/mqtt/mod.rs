@@ -10,6 +10,7 @@
 //! cannot block the queue.
 
 use crate::config::MqttConfig;
+use crate::escalation::EscalationConfig;
 use crate::incident::policy::IncidentsConfig;
 use crate::intake::{self, Rejected, Stored};
 use bl_proto::topic::{EVENTS_FILTER, STATE_FILTER};
@@ -64,6 +65,7 @@ impl IntakeStats {
 pub async fn run(
     config: MqttConfig,
     incidents: IncidentsConfig,
+    escalation: EscalationConfig,
     pool: PgPool,
     stats: Arc<IntakeStats>,
     shutdown: CancellationToken,
@@ -99,7 +101,7 @@ pub async fn run(
                 }
             }
             Event::Incoming(Packet::Publish(publish)) => {
-                if !store(&pool, &incidents, &stats, &publish, &shutdown).await {
+                if !store(&pool, &incidents, &escalation, &stats, &publish, &shutdown).await {
                     break; // shutting down with this message unacknowledged: the broker keeps it
                 }
                 if let Err(e) = client.ack(&publish).await {
@@ -120,6 +122,7 @@ pub async fn run(
 async fn store(
     pool: &PgPool,
     incidents: &IncidentsConfig,
+    escalation: &EscalationConfig,
     stats: &IntakeStats,
     publish: &Publish,
     shutdown: &CancellationToken,
@@ -133,7 +136,7 @@ async fn store(
     };
     let mut backoff = BACKOFF_MIN;
     loop {
-        match intake::record(pool, incidents, &report).await {
+        match intake::record(pool, incidents, escalation, &report).await {
             Ok(Ok(Stored::New)) => {
                 stats.stored.fetch_add(1, Ordering::Relaxed);
                 return true;

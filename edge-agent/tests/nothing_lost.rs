@@ -179,24 +179,52 @@ fn assert_all_arrived_once_by_id(received: &Received, ids: &[Uuid]) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_killed_mid_burst_loses_no_event_once_restarted() {
-    let broker = PrivateBroker::start();
+/// A running agent in the middle of a burst of [`EVENTS`] events pushed into its outbox.
+struct Burst {
+    agent: Agent,
+    received: Received,
+    outbox: Outbox,
+    ids: Vec<Uuid>,
+    producer: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the agent and the burst, and returns once a third of it has reached the center.
+async fn burst_under_way(broker: &PrivateBroker, edge: &str) -> Burst {
     let dir = tempfile::tempdir().unwrap();
-    let edge = "kill-test-edge";
-    let mut agent = Agent::configure(dir.path(), &broker, edge);
-    let received = subscribe(&broker).await;
+    let mut agent = Agent::configure(dir.path(), broker, edge);
+    let received = subscribe(broker).await;
     let outbox = Outbox::open(&dir.path().join("outbox.db"), 64 << 20)
         .await
         .unwrap();
     agent.start();
-
     let ids: Vec<Uuid> = (0..EVENTS).map(|_| Uuid::now_v7()).collect();
     let producer = tokio::spawn(produce(outbox.clone(), edge.into(), ids.clone()));
     wait_for("a third of the burst", Duration::from_secs(60), || {
         received.distinct() >= EVENTS / 3
     })
     .await;
+    Burst {
+        agent,
+        received,
+        outbox,
+        ids,
+        producer,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_burst_loses_no_event_once_restarted() {
+    let broker = PrivateBroker::start();
+    let Burst {
+        mut agent,
+        received,
+        outbox,
+        ids,
+        producer,
+        _dir,
+    } = burst_under_way(&broker, "kill-test-edge").await;
     agent.kill();
     let at_kill = received.distinct();
     assert!(
@@ -225,21 +253,14 @@ async fn an_agent_killed_mid_burst_loses_no_event_once_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_going_away_mid_burst_loses_no_event() {
     let broker = PrivateBroker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let edge = "outage-test-edge";
-    let mut agent = Agent::configure(dir.path(), &broker, edge);
-    let received = subscribe(&broker).await;
-    let outbox = Outbox::open(&dir.path().join("outbox.db"), 64 << 20)
-        .await
-        .unwrap();
-    agent.start();
-
-    let ids: Vec<Uuid> = (0..EVENTS).map(|_| Uuid::now_v7()).collect();
-    let producer = tokio::spawn(produce(outbox.clone(), edge.into(), ids.clone()));
-    wait_for("a third of the burst", Duration::from_secs(60), || {
-        received.distinct() >= EVENTS / 3
-    })
-    .await;
+    let Burst {
+        mut agent,
+        received,
+        outbox,
+        ids,
+        producer,
+        _dir,
+    } = burst_under_way(&broker, "outage-test-edge").await;
     broker.stop();
     // Events keep coming while the broker is away; they wait in the outbox.
     tokio::time::sleep(Duration::from_secs(2)).await;

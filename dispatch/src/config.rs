@@ -49,6 +49,62 @@ pub struct Config {
     /// Escalation policies per tier and the timer worker (see [`EscalationConfig`]).
     #[serde(default)]
     pub escalation: EscalationConfig,
+    /// Live view and talk tokens (see [`MediaConfig`]). Default: none, then `POST /api/cameras/{id}/live`
+    /// and `/talk` answer 503 `media_not_configured`.
+    #[serde(default)]
+    pub media: Option<MediaConfig>,
+}
+
+/// `[media]`: the media-token key and the gateway nodes that own cameras.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// File holding dispatch's Ed25519 private key (the 32-byte seed as hex or base64; the gateways
+    /// are configured with its public key). Required.
+    pub signing_key_file: PathBuf,
+    /// The key, read from `signing_key_file` by [`Config::load`] (tests set it directly).
+    #[serde(skip)]
+    pub signing_key: Option<crate::media::MediaKey>,
+    /// Lifetime of a live or talk token in seconds. Default `60`; 10 to 600.
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_secs: u64,
+    /// The gateway nodes (`[[media.gateway]]`); each camera belongs to one by rendezvous hashing.
+    /// At least one.
+    #[serde(default)]
+    pub gateway: Vec<GatewayConfig>,
+}
+
+/// `[[media.gateway]]`: one gateway node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The node id, as configured on the gateway (`bl_proto::GatewayNodeId` rules). Required.
+    pub node: String,
+    /// Base URL browsers reach it at, e.g. `"http://127.0.0.1:8090"`; WHEP/WHIP paths are appended.
+    /// Required.
+    pub url: String,
+}
+
+impl MediaConfig {
+    /// The configured node ids, in config order (validated by [`Config::validate`]).
+    pub fn nodes(&self) -> Vec<bl_proto::GatewayNodeId> {
+        self.gateway
+            .iter()
+            .filter_map(|g| bl_proto::GatewayNodeId::new(g.node.clone()).ok())
+            .collect()
+    }
+
+    /// The base URL of `node` (without a trailing '/').
+    pub fn url_of(&self, node: &bl_proto::GatewayNodeId) -> Option<&str> {
+        self.gateway
+            .iter()
+            .find(|g| g.node == node.as_str())
+            .map(|g| g.url.trim_end_matches('/'))
+    }
+}
+
+fn default_token_ttl() -> u64 {
+    60
 }
 
 /// `[mqtt]`: edge intake.
@@ -278,6 +334,24 @@ impl Config {
             })?;
             mqtt.password = Some(password);
         }
+        if let Some(media) = &mut c.media {
+            let file = &media.signing_key_file;
+            let text = Secret::from_file(file).map_err(|e| {
+                field_error(
+                    path,
+                    "media.signing_key_file",
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            let key = crate::media::MediaKey::parse(text.expose()).map_err(|e| {
+                field_error(
+                    path,
+                    "media.signing_key_file",
+                    format!("{} {e}", file.display()),
+                )
+            })?;
+            media.signing_key = Some(key);
+        }
         Ok(c)
     }
 
@@ -345,6 +419,39 @@ impl Config {
         if let Err((field, message)) = self.escalation.validate() {
             return err(field, &message);
         }
+        if let Some(media) = &self.media {
+            if !(10..=600).contains(&media.token_ttl_secs) {
+                return err("media.token_ttl_secs", "must be between 10 and 600");
+            }
+            if media.gateway.is_empty() {
+                return err(
+                    "media.gateway",
+                    "needs at least one [[media.gateway]] with node and url",
+                );
+            }
+            for (i, g) in media.gateway.iter().enumerate() {
+                if let Err(e) = bl_proto::GatewayNodeId::new(g.node.clone()) {
+                    return err(&format!("media.gateway[{i}].node"), &e.to_string());
+                }
+                if media.gateway[..i].iter().any(|o| o.node == g.node) {
+                    return err(
+                        &format!("media.gateway[{i}].node"),
+                        &format!("{:?} is listed twice", g.node),
+                    );
+                }
+                let host = g
+                    .url
+                    .strip_prefix("http://")
+                    .or_else(|| g.url.strip_prefix("https://"))
+                    .unwrap_or("");
+                if host.is_empty() || host.starts_with('/') {
+                    return err(
+                        &format!("media.gateway[{i}].url"),
+                        "must be an http:// or https:// URL with a host",
+                    );
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -373,6 +480,63 @@ mod tests {
         assert_eq!(c.login.max_failures, 5);
         assert_eq!(c.password.argon2_memory_kib, 19456);
         assert!(!c.demo_data);
+    }
+
+    #[test]
+    fn the_media_section_is_optional_has_a_default_ttl_and_names_bad_fields() {
+        assert!(parse("").unwrap().media.is_none());
+        let ok = "[media]\nsigning_key_file = \"k\"\n[[media.gateway]]\nnode = \"gw-1\"\nurl = \"http://127.0.0.1:8090/\"\n";
+        let c = parse(ok).unwrap();
+        let m = c.media.unwrap();
+        assert_eq!(m.token_ttl_secs, 60);
+        assert_eq!(m.nodes()[0].as_str(), "gw-1");
+        assert_eq!(m.url_of(&m.nodes()[0]), Some("http://127.0.0.1:8090"));
+        let e = parse("[media]\nsigning_key_file = \"k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("media.gateway"), "{e}");
+        let e = parse(&ok.replace("[media]\n", "[media]\ntoken_ttl_secs = 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("media.token_ttl_secs"), "{e}");
+        let e = parse(&ok.replace("gw-1", "GW/1")).unwrap_err().to_string();
+        assert!(e.contains("media.gateway[0].node"), "{e}");
+        let e = parse(&ok.replace("http://", "ftp://"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("media.gateway[0].url"), "{e}");
+        let e = parse(&ok.replace("[media]\n", "[media]\nttl = 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `ttl`"), "{e}");
+        let e = parse("[media]\n[[media.gateway]]\nnode = \"gw-1\"\nurl = \"http://a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("signing_key_file"), "{e}");
+    }
+
+    #[test]
+    fn load_reads_the_media_signing_key_and_names_the_field_when_it_is_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("db.url");
+        std::fs::write(&url, "postgres://x/y\n").unwrap();
+        let key = dir.path().join("media.key");
+        std::fs::write(&key, format!("{}\n", hex::encode([5u8; 32]))).unwrap();
+        let cfg = dir.path().join("d.toml");
+        let text = format!(
+            "[database]\nurl_file = {:?}\n[media]\nsigning_key_file = {:?}\n[[media.gateway]]\nnode = \"gw-1\"\nurl = \"http://a\"\n",
+            url, key
+        );
+        std::fs::write(&cfg, &text).unwrap();
+        let c = Config::load(&cfg).unwrap();
+        let k = c.media.unwrap().signing_key.unwrap();
+        assert_eq!(
+            k.signing_key().verifying_key(),
+            bl_proto::SigningKey::from_bytes(&[5; 32]).verifying_key()
+        );
+        std::fs::write(&key, "abcd").unwrap();
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("media.signing_key_file"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod escalation;
 pub mod incident;
 pub mod intake;
+pub mod media;
 pub mod mqtt;
 pub mod registry;
 pub mod routing;

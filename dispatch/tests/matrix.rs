@@ -83,6 +83,20 @@ fn fixture(
                               "scopeTowns": [town(target)], "password": USER_PASSWORD});
             (json_body(body), rule.path.into(), StatusCode::CREATED)
         }
+        // cameras of both towns can talk, so an allowed caller gets a token for its own one
+        ("POST", "/api/cameras/{id}/live" | "/api/cameras/{id}/talk") => {
+            let id = match target {
+                Target::Own => "cam-own",
+                Target::Other => "cam-other",
+                Target::Missing => "cam-missing",
+            };
+            let action = rule.path.rsplit('/').next().unwrap();
+            (
+                json_body(json!({})),
+                format!("/api/cameras/{id}/{action}"),
+                StatusCode::OK,
+            )
+        }
         ("GET", "/api/incidents") => (None, rule.path.into(), StatusCode::OK),
         ("POST", "/api/incidents") => {
             let body = json!({"source": "manual", "townId": town(target), "address": format!("北京市门头沟区矩阵路{n}号"),
@@ -178,9 +192,14 @@ async fn incidents(admin: &mut Client, server: &Server) -> (String, String, Vec<
 
 #[tokio::test]
 async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
-    let (db, _dir, server, mut admin) = setup().await;
+    let (db, _dir, server, mut admin) = setup_with(|c| {
+        c.media = Some(media_config(&[("gw-1", "http://127.0.0.1:8090")]));
+    })
+    .await;
     let (_, own) = create_premises(&mut admin, OWN, "斋堂镇中心小学食堂").await;
     let (_, other) = create_premises(&mut admin, OTHER, "清水镇中心小学食堂").await;
+    insert_camera(&db, own["id"].as_str().unwrap(), "cam-own", true).await;
+    insert_camera(&db, other["id"].as_str().unwrap(), "cam-other", true).await;
     let (own_incident, other_incident, dispatched) = incidents(&mut admin, &server).await;
     let ids = Ids {
         own_premises: own["id"].as_str().unwrap().into(),

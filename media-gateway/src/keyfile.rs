@@ -1,27 +1,24 @@
-//! Ed25519 keys as text: 32 bytes written as 64 hex characters or as base64 (standard or URL-safe,
-//! padded or not). Public keys appear inline in the config and in export manifests; private keys only
-//! in files, read through [`Secret`] so they never reach a log.
+//! Ed25519 key files: the text format (32 bytes written as 64 hex characters or as base64) is parsed
+//! by [`bl_proto::keys`], shared with dispatch; this module reads the files. Public keys appear inline
+//! in the config and in export manifests; private keys only in files, read through [`Secret`] so they
+//! never reach a log.
 
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bl_proto::keys::{self, KeyTextError};
 use bl_proto::{SigningKey, VerifyingKey};
 use bl_service::secret::Secret;
 
 /// Why a key could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// The text is neither 64 hex characters nor base64 of 32 bytes.
-    #[error(
-        "is not an Ed25519 key: expected 32 bytes as 64 hex characters or as base64 ({0} characters given)"
-    )]
-    Format(usize),
-    /// 32 bytes, but not a valid Ed25519 public key point.
-    #[error("is not a valid Ed25519 public key")]
-    BadPoint,
+    /// The text is not a key (see [`bl_proto::keys`]).
+    #[error(transparent)]
+    Text(#[from] KeyTextError),
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -35,27 +32,17 @@ pub enum KeyError {
 
 /// Decodes 32 key bytes from hex or base64 text (surrounding whitespace ignored).
 pub fn decode_bytes(text: &str) -> Result<[u8; 32], KeyError> {
-    let text = text.trim();
-    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(text).ok()
-    } else {
-        [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(text).ok())
-    };
-    bytes
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or(KeyError::Format(text.len()))
+    Ok(keys::decode_bytes(text)?)
 }
 
 /// Parses a public key written as hex or base64.
 pub fn parse_public(text: &str) -> Result<VerifyingKey, KeyError> {
-    VerifyingKey::from_bytes(&decode_bytes(text)?).map_err(|_| KeyError::BadPoint)
+    Ok(keys::parse_public(text)?)
 }
 
 /// Writes a public key the way this crate writes every key: unpadded base64url.
 pub fn encode_public(key: &VerifyingKey) -> String {
-    URL_SAFE_NO_PAD.encode(key.as_bytes())
+    keys::encode_public(key)
 }
 
 /// Reads a public key file (hex or base64).
@@ -135,6 +122,7 @@ pub fn generate(out: &Path) -> std::io::Result<VerifyingKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 
     #[test]
     fn a_key_reads_the_same_from_hex_and_from_every_base64_flavour() {

@@ -9,6 +9,7 @@
 //! - [`mod@decode`] / [`version`]: the one way to turn untrusted bytes into a message (`"v": 1`, `"type"`);
 //! - [`state`], [`event`], [`command`], [`config`]: the MQTT payloads;
 //! - [`evidence`]: blob references, evidence upload headers and their device signature;
+//! - [`keys`]: Ed25519 keys as text (hex or base64), parsed and written in one place;
 //! - [`token`]: the short-lived media token dispatch signs and the gateway verifies;
 //! - [`schema`]: JSON Schemas of all of the above for outsiders.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod decode;
 pub mod event;
 pub mod evidence;
 pub mod id;
+pub mod keys;
 pub mod schema;
 pub mod state;
 pub mod stream;

@@ -2,6 +2,7 @@
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
 mod incidents;
+mod media;
 mod registry;
 mod session;
 mod users;
@@ -60,6 +61,8 @@ pub fn routes() -> Routes {
     .add("GET", "/api/premises/{id}", registry::get_premises)
     .add("POST", "/api/premises/import", registry::import_premises)
     .add("GET", "/api/cameras", registry::cameras)
+    .add("POST", "/api/cameras/{id}/live", media::live)
+    .add("POST", "/api/cameras/{id}/talk", media::talk)
     .add("GET", "/api/teams", registry::teams)
     .add("GET", "/api/users", users::list)
     .add("POST", "/api/users", users::create)

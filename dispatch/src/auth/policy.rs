@@ -57,6 +57,10 @@ const VIEWERS: &[Role] = &[
     Auditor,
 ];
 const ADMINS: &[Role] = &[Admin];
+/// Who may watch a camera live: everyone who works incidents, not drill coordinators or auditors.
+const WATCHERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, Field];
+/// Who may talk to a premises through a camera: the command center and the towns' officers.
+const TALKERS: &[Role] = &[Supervisor, Operator, TownOfficer];
 /// Who takes reports (hotline, manual): the command center and the towns' officers.
 const REPORTERS: &[Role] = &[Supervisor, Operator, TownOfficer];
 
@@ -117,6 +121,18 @@ pub static POLICY: &[Rule] = &[
         "/api/cameras",
         Access::Roles(VIEWERS),
         ScopeRule::List,
+    ),
+    rule(
+        "POST",
+        "/api/cameras/{id}/live",
+        Access::Roles(WATCHERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "POST",
+        "/api/cameras/{id}/talk",
+        Access::Roles(TALKERS),
+        ScopeRule::Object,
     ),
     rule("GET", "/api/teams", Access::Roles(ALL), ScopeRule::List),
     rule("GET", "/api/users", Access::Roles(ADMINS), ScopeRule::List),
@@ -274,6 +290,26 @@ mod tests {
                 "auditor may {} {}",
                 r.method,
                 r.path
+            );
+        }
+    }
+
+    #[test]
+    fn live_view_is_for_incident_workers_and_talk_for_the_command_center_and_town_officers() {
+        let live = lookup("POST", "/api/cameras/{id}/live").unwrap();
+        let talk = lookup("POST", "/api/cameras/{id}/talk").unwrap();
+        assert_eq!(live.scope, ScopeRule::Object);
+        assert_eq!(talk.scope, ScopeRule::Object);
+        for role in Role::ALL {
+            assert_eq!(
+                live.allows(role),
+                matches!(role, Admin | Supervisor | Operator | TownOfficer | Field),
+                "live {role:?}"
+            );
+            assert_eq!(
+                talk.allows(role),
+                matches!(role, Supervisor | Operator | TownOfficer),
+                "talk {role:?}"
             );
         }
     }

@@ -49,6 +49,17 @@ pub async fn list(
     .await
 }
 
+/// One camera by id, with its premises' town (None when missing).
+pub async fn get(pool: &PgPool, id: &str) -> Result<Option<Camera>, sqlx::Error> {
+    sqlx::query_as::<_, Camera>(
+        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk \
+         FROM cameras c JOIN premises p ON p.id = c.premises_id WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// A camera to create.
 #[derive(Debug, Clone)]
 pub struct NewCamera<'a> {

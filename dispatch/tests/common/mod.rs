@@ -278,3 +278,51 @@ pub fn towns_file() -> PathBuf {
         "/../../shared/data-towns.tsv"
     ))
 }
+
+/// The seed of the media-token key the tests configure.
+pub const MEDIA_SEED: [u8; 32] = [42; 32];
+
+/// A `[media]` section with the test key and these `(node, url)` gateways.
+pub fn media_config(gateways: &[(&str, &str)]) -> dispatch::config::MediaConfig {
+    dispatch::config::MediaConfig {
+        signing_key_file: PathBuf::from("<test>"),
+        signing_key: Some(dispatch::media::MediaKey::new(
+            bl_proto::SigningKey::from_bytes(&MEDIA_SEED),
+        )),
+        token_ttl_secs: 60,
+        gateway: gateways
+            .iter()
+            .map(|(node, url)| dispatch::config::GatewayConfig {
+                node: (*node).to_owned(),
+                url: (*url).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// The public half of the test media key.
+pub fn media_public_key() -> bl_proto::VerifyingKey {
+    bl_proto::SigningKey::from_bytes(&MEDIA_SEED).verifying_key()
+}
+
+/// Adds a pull camera to a premises straight in the database (the API has no camera creation yet).
+pub async fn insert_camera(db: &TestDb, premises_id: &str, id: &str, talk: bool) {
+    let pool = db.pool().await;
+    let mut tx = pool.begin().await.unwrap();
+    dispatch::registry::cameras::insert(
+        &mut tx,
+        &dispatch::registry::cameras::NewCamera {
+            id,
+            premises_id: premises_id.parse().unwrap(),
+            name: id,
+            edge_id: None,
+            main_stream: "rtsp://10.0.0.5/main",
+            sub_stream: Some("rtsp://10.0.0.5/sub"),
+            talk,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    pool.close().await;
+}

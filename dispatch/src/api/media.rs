@@ -1,0 +1,151 @@
+//! Live view and talk: `POST /api/cameras/{id}/live` and `/talk` hand the browser the owning
+//! gateway's WHEP/WHIP URL and a short-lived media token signed with dispatch's key (DESIGN §3.3).
+
+use super::Path;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{Error, Kind, Result};
+use crate::media::choose_gateway;
+use crate::registry::cameras;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use bl_proto::stream::Stream;
+use bl_proto::token::{self, MediaAction, MediaClaims};
+use bl_proto::{CameraId, GatewayNodeId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+type App = State<Arc<AppState>>;
+
+/// The optional body of `/live`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LiveRequest {
+    /// `main` or `sub`; default `sub` (a wall tile).
+    #[serde(default)]
+    pub stream: Option<Stream>,
+}
+
+/// What the browser needs to open the stream.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whep_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whip_url: Option<String>,
+    pub token: String,
+    pub node: GatewayNodeId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<Stream>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/cameras/{id}/live`
+pub async fn live(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<axum::Json<Grant>> {
+    let request: LiveRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LiveRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::bad_request(
+                "invalid_body",
+                format!("the JSON body is not acceptable: {e}; send {{\"stream\": \"main\"|\"sub\"}} or nothing"),
+            )
+        })?
+    };
+    grant(
+        &app,
+        &caller,
+        &id,
+        MediaAction::View,
+        Some(request.stream.unwrap_or(Stream::Sub)),
+    )
+    .await
+}
+
+/// `POST /api/cameras/{id}/talk`
+pub async fn talk(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Grant>> {
+    grant(&app, &caller, &id, MediaAction::Talk, None).await
+}
+
+/// Checks configuration, then the camera (404), then scope (403), then talk capability (409), and
+/// signs the token.
+async fn grant(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: MediaAction,
+    stream: Option<Stream>,
+) -> Result<axum::Json<Grant>> {
+    let Some(media) = &app.config.media else {
+        return Err(Error::new(
+            Kind::Unavailable,
+            "media_not_configured",
+            "live view and talk are not configured; add a [media] section (signing_key_file and at least one [[media.gateway]]) to dispatch's config",
+        ));
+    };
+    let key = media.signing_key.as_ref().ok_or_else(|| {
+        Error::internal("media token signing", "media.signing_key was not loaded")
+    })?;
+    let camera = cameras::get(&app.pool, id)
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    caller.check_town(&camera.town_id)?;
+    if action == MediaAction::Talk && !camera.talk {
+        return Err(Error::new(
+            Kind::Conflict,
+            "talk_unsupported",
+            format!(
+                "camera {} has no talk capability (no speaker or audio backchannel); use another camera of the premises or call the person in charge",
+                camera.id
+            ),
+        ));
+    }
+    let camera_id = CameraId::new(camera.id.clone())
+        .map_err(|e| Error::internal("camera id from the registry", e))?;
+    let nodes = media.nodes();
+    let node = choose_gateway(&camera_id, &nodes).clone();
+    let base = media
+        .url_of(&node)
+        .ok_or_else(|| Error::internal("gateway lookup", "chosen node has no url"))?;
+    let now = app.now();
+    let iat = now.timestamp();
+    let ttl = i64::try_from(media.token_ttl_secs).unwrap_or(60);
+    let claims = MediaClaims {
+        sub: caller.user_id.to_string(),
+        camera: camera_id,
+        action,
+        node: node.clone(),
+        stream,
+        iat,
+        exp: iat + ttl,
+        jti: crate::auth::random_token(16),
+    };
+    let token = token::sign(&claims, key.signing_key());
+    let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(now);
+    tracing::info!(camera = %camera.id, action = ?action, node = %node.as_str(), jti = %claims.jti,
+                   by = %caller.username, "media token issued");
+    let (whep_url, whip_url) = match action {
+        MediaAction::Talk => (None, Some(format!("{base}/whip/{}", camera.id))),
+        _ => (Some(format!("{base}/whep/{}", camera.id)), None),
+    };
+    Ok(axum::Json(Grant {
+        whep_url,
+        whip_url,
+        token,
+        node,
+        stream,
+        expires_at,
+    }))
+}

@@ -13,6 +13,7 @@ pub mod incident;
 pub mod intake;
 pub mod media;
 pub mod mqtt;
+pub mod paging;
 pub mod registry;
 pub mod routing;
 

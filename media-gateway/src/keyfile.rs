@@ -122,29 +122,8 @@ pub fn generate(out: &Path) -> std::io::Result<VerifyingKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 
-    #[test]
-    fn a_key_reads_the_same_from_hex_and_from_every_base64_flavour() {
-        let key = SigningKey::from_bytes(&[7; 32]).verifying_key();
-        let bytes = key.as_bytes();
-        for text in [
-            hex::encode(bytes),
-            STANDARD.encode(bytes),
-            STANDARD_NO_PAD.encode(bytes),
-            URL_SAFE.encode(bytes),
-            format!("  {}\n", URL_SAFE_NO_PAD.encode(bytes)),
-        ] {
-            assert_eq!(parse_public(&text).unwrap(), key, "{text}");
-        }
-    }
-
-    #[test]
-    fn a_short_or_garbled_key_is_refused_with_its_length() {
-        let e = parse_public("abcd").unwrap_err().to_string();
-        assert!(e.contains("4 characters"), "{e}");
-        assert!(parse_public(&"z".repeat(64)).is_err());
-    }
+    // Key text parsing is tested where it lives, in `bl_proto::keys`.
 
     #[test]
     fn keygen_writes_a_private_key_only_its_owner_can_read_and_the_public_key_beside_it() {

@@ -31,7 +31,7 @@ pub async fn list(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
     Query(query): Query<store::ListQuery>,
-) -> Result<axum::Json<store::Page>> {
+) -> Result<axum::Json<crate::paging::Page<store::Incident>>> {
     let bad = |field: &str, v: &str, allowed: &str| {
         Error::bad_request(
             "invalid_query",

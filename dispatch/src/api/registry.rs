@@ -31,7 +31,7 @@ pub async fn list_premises(
     State(app): App,
     Extension(caller): Extension<Caller>,
     Query(query): Query<premises::ListQuery>,
-) -> Result<axum::Json<premises::Page>> {
+) -> Result<axum::Json<crate::paging::Page<premises::Premises>>> {
     if let Some(kind) = &query.kind
         && !premises::KINDS.contains(&kind.as_str())
     {

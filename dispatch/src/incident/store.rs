@@ -3,6 +3,7 @@
 
 use super::state::State;
 use super::{Actor, IncidentId};
+use crate::paging::{Page, Paging};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -152,24 +153,13 @@ pub struct ListQuery {
     pub per_page: Option<u32>,
 }
 
-/// One page of incidents, newest first.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page {
-    pub items: Vec<Incident>,
-    pub total: i64,
-    pub page: u32,
-    pub per_page: u32,
-}
-
 /// Incidents within `scope` (None = the district) matching `query`.
 pub async fn list(
     pool: &PgPool,
     scope: Option<&[String]>,
     query: &ListQuery,
-) -> Result<Page, sqlx::Error> {
-    let page = query.page.unwrap_or(1).max(1);
-    let per_page = query.per_page.unwrap_or(50).clamp(1, 500);
+) -> Result<Page<Incident>, sqlx::Error> {
+    let paging = Paging::new(query.page, query.per_page);
     const WHERE: &str = "($1::text[] IS NULL OR i.town_id = ANY($1)) \
          AND ($2::text IS NULL OR i.state = $2) AND ($3::text IS NULL OR i.town_id = $3) \
          AND ($4::text IS NULL OR i.kind = $4) AND ($5::text IS NULL OR i.tier = $5) \
@@ -194,16 +184,11 @@ pub async fn list(
     .bind(&query.kind)
     .bind(&query.tier)
     .bind(&query.exercise)
-    .bind(i64::from(per_page))
-    .bind(i64::from(page - 1) * i64::from(per_page))
+    .bind(paging.limit())
+    .bind(paging.offset())
     .fetch_all(pool)
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page,
-        per_page,
-    })
+    Ok(paging.of(items, total))
 }
 
 /// A timeline entry as the API shows it.

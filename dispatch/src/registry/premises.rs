@@ -1,6 +1,7 @@
 //! Premises: the licensed businesses (school canteens, restaurants, central kitchens, pharmacies)
 //! that carry cameras. Validation is plain code shared by the JSON API and the CSV import.
 
+use crate::paging::{Page, Paging};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -153,16 +154,6 @@ pub struct ListQuery {
     pub per_page: Option<u32>,
 }
 
-/// One page of premises.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page {
-    pub items: Vec<Premises>,
-    pub total: i64,
-    pub page: u32,
-    pub per_page: u32,
-}
-
 const COLUMNS_SQL: &str = "id, name, licence_no, kind, address, lat, lon, town_id, grid_id, \
      risk_grade, person_in_charge, phone";
 
@@ -171,9 +162,8 @@ pub async fn list(
     pool: &PgPool,
     scope: Option<&[String]>,
     query: &ListQuery,
-) -> Result<Page, sqlx::Error> {
-    let page = query.page.unwrap_or(1).max(1);
-    let per_page = query.per_page.unwrap_or(50).clamp(1, 500);
+) -> Result<Page<Premises>, sqlx::Error> {
+    let paging = Paging::new(query.page, query.per_page);
     let pattern = query.q.as_deref().filter(|q| !q.is_empty()).map(|q| {
         let escaped = q
             .replace('\\', "\\\\")
@@ -200,16 +190,11 @@ pub async fn list(
     .bind(&query.town)
     .bind(&query.kind)
     .bind(&pattern)
-    .bind(i64::from(per_page))
-    .bind(i64::from(page - 1) * i64::from(per_page))
+    .bind(paging.limit())
+    .bind(paging.offset())
     .fetch_all(pool)
     .await?;
-    Ok(Page {
-        items,
-        total,
-        page,
-        per_page,
-    })
+    Ok(paging.of(items, total))
 }
 
 /// One premises by id.

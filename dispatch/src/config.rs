@@ -1,6 +1,7 @@
 //! dispatch's configuration file (TOML). Every field has a default stated in its doc comment; unknown
 //! fields are errors; [`Config::validate`] names the field that breaks a rule.
 
+use crate::enrolment::EnrolmentConfig;
 use crate::escalation::EscalationConfig;
 use crate::incident::policy::IncidentsConfig;
 use bl_service::config::{ConfigError, field_error};
@@ -53,6 +54,10 @@ pub struct Config {
     /// and `/talk` answer 503 `media_not_configured`.
     #[serde(default)]
     pub media: Option<MediaConfig>,
+    /// Edge enrolment (see [`EnrolmentConfig`]). Default: none, then `POST /api/enrol` answers 503
+    /// `enrolment_not_configured` (edges can still be registered and given codes).
+    #[serde(default)]
+    pub enrolment: Option<EnrolmentConfig>,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -418,6 +423,9 @@ impl Config {
         }
         if let Err((field, message)) = self.escalation.validate() {
             return err(field, &message);
+        }
+        if let Some(enrolment) = &self.enrolment {
+            enrolment.validate(path)?;
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

@@ -50,9 +50,11 @@ fn fixture(
             rule.path.into(),
             StatusCode::BAD_REQUEST,
         ),
-        ("GET", "/api/towns" | "/api/premises" | "/api/cameras" | "/api/teams" | "/api/users") => {
-            (None, rule.path.into(), StatusCode::OK)
-        }
+        (
+            "GET",
+            "/api/towns" | "/api/premises" | "/api/cameras" | "/api/edges" | "/api/teams"
+            | "/api/users",
+        ) => (None, rule.path.into(), StatusCode::OK),
         ("POST", "/api/premises") => (
             json_body(premises_body(town(target), &format!("矩阵餐馆{n}"))),
             rule.path.into(),
@@ -126,6 +128,36 @@ fn fixture(
                 StatusCode::OK,
             )
         }
+        // a box for a premises of the target town ("missing" = a town the caller lacks too)
+        ("POST", "/api/edges") => {
+            let premises = match target {
+                Target::Own => &ids.own_premises,
+                Target::Other | Target::Missing => &ids.other_premises,
+            };
+            let body = json!({"id": format!("m-edge-{n}"), "premisesId": premises});
+            (json_body(body), rule.path.into(), StatusCode::CREATED)
+        }
+        ("POST", "/api/edges/{id}/enrolment-code") => {
+            let id = match target {
+                Target::Own => "edge-own",
+                Target::Other => "edge-other",
+                Target::Missing => "edge-missing",
+            };
+            (
+                json_body(json!({})),
+                format!("/api/edges/{id}/enrolment-code"),
+                StatusCode::OK,
+            )
+        }
+        // the matrix's dispatch has no [enrolment]: everyone reaches the handler and hears so
+        ("POST", "/api/enrol") => {
+            let body = json!({"edgeId": "edge-own", "code": "x", "publicKey": "y"});
+            (
+                json_body(body),
+                rule.path.into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }
@@ -143,6 +175,15 @@ fn expected(rule: &Rule, role: Role, target: Target, ok: StatusCode) -> StatusCo
         (ScopeRule::Object, Target::Missing) => StatusCode::NOT_FOUND,
         (ScopeRule::Object | ScopeRule::Body, _) => StatusCode::FORBIDDEN,
     }
+}
+
+async fn insert_edge(db: &TestDb, premises_id: &str, id: &str) {
+    sqlx::query("INSERT INTO edges (id, premises_id) VALUES ($1, $2::uuid)")
+        .bind(id)
+        .bind(premises_id)
+        .execute(&db.pool().await)
+        .await
+        .unwrap();
 }
 
 struct Ids {
@@ -200,6 +241,8 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let (_, other) = create_premises(&mut admin, OTHER, "清水镇中心小学食堂").await;
     insert_camera(&db, own["id"].as_str().unwrap(), "cam-own", true).await;
     insert_camera(&db, other["id"].as_str().unwrap(), "cam-other", true).await;
+    insert_edge(&db, own["id"].as_str().unwrap(), "edge-own").await;
+    insert_edge(&db, other["id"].as_str().unwrap(), "edge-other").await;
     let (own_incident, other_incident, dispatched) = incidents(&mut admin, &server).await;
     let ids = Ids {
         own_premises: own["id"].as_str().unwrap().into(),

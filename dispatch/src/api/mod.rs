@@ -1,6 +1,7 @@
 //! The HTTP API: thin axum handlers over the registry, auth and incidents. Every route is registered through
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
+mod edges;
 mod incidents;
 mod media;
 mod registry;
@@ -63,6 +64,10 @@ pub fn routes() -> Routes {
     .add("GET", "/api/cameras", registry::cameras)
     .add("POST", "/api/cameras/{id}/live", media::live)
     .add("POST", "/api/cameras/{id}/talk", media::talk)
+    .add("GET", "/api/edges", edges::list)
+    .add("POST", "/api/edges", edges::create)
+    .add("POST", "/api/edges/{id}/enrolment-code", edges::new_code)
+    .add("POST", "/api/enrol", edges::enrol)
     .add("GET", "/api/teams", registry::teams)
     .add("GET", "/api/users", users::list)
     .add("POST", "/api/users", users::create)

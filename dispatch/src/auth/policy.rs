@@ -134,6 +134,21 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(TALKERS),
         ScopeRule::Object,
     ),
+    rule("GET", "/api/edges", Access::Roles(VIEWERS), ScopeRule::List),
+    rule(
+        "POST",
+        "/api/edges",
+        Access::Roles(IMPORTERS),
+        ScopeRule::Body,
+    ),
+    rule(
+        "POST",
+        "/api/edges/{id}/enrolment-code",
+        Access::Roles(IMPORTERS),
+        ScopeRule::Object,
+    ),
+    // The box has no session: its one-time code is its credential.
+    rule("POST", "/api/enrol", Access::Public, ScopeRule::None),
     rule("GET", "/api/teams", Access::Roles(ALL), ScopeRule::List),
     rule("GET", "/api/users", Access::Roles(ADMINS), ScopeRule::List),
     rule("POST", "/api/users", Access::Roles(ADMINS), ScopeRule::Body),

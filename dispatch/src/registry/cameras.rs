@@ -131,3 +131,56 @@ pub async fn insert_edge(
     .await?;
     Ok(code)
 }
+
+/// An edge box as the API shows it: enrolment and online state, never its code.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Edge {
+    pub id: String,
+    pub premises_id: Uuid,
+    pub premises_name: String,
+    pub town_id: String,
+    pub enrolled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A one-time code is outstanding until then.
+    pub code_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The registered Ed25519 public key, base64url.
+    pub public_key: Option<String>,
+    /// From its latest retained state; None before it ever reported.
+    pub online: Option<bool>,
+    pub last_report_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+const EDGE_SELECT: &str = "SELECT e.id, e.premises_id, p.name AS premises_name, p.town_id, e.enrolled_at, \
+     e.enrolment_expires_at AS code_expires_at, \
+     translate(rtrim(encode(e.public_key, 'base64'), '='), '+/', '-_') AS public_key, \
+     s.online, s.received_at AS last_report_at \
+     FROM edges e JOIN premises p ON p.id = e.premises_id LEFT JOIN edge_status s ON s.edge_id = e.id";
+
+/// Edges within `scope` (None = district), optionally of one town or premises.
+pub async fn list_edges(
+    pool: &PgPool,
+    scope: Option<&[String]>,
+    query: &ListQuery,
+) -> Result<Vec<Edge>, sqlx::Error> {
+    // Only constant text is formatted in.
+    sqlx::query_as::<_, Edge>(sqlx::AssertSqlSafe(format!(
+        "{EDGE_SELECT} WHERE ($1::text[] IS NULL OR p.town_id = ANY($1)) \
+         AND ($2::text IS NULL OR p.town_id = $2) AND ($3::uuid IS NULL OR e.premises_id = $3) \
+         ORDER BY p.town_id, e.id"
+    )))
+    .bind(scope)
+    .bind(&query.town)
+    .bind(query.premises)
+    .fetch_all(pool)
+    .await
+}
+
+/// One edge by id (None when missing).
+pub async fn get_edge(pool: &PgPool, id: &str) -> Result<Option<Edge>, sqlx::Error> {
+    sqlx::query_as::<_, Edge>(sqlx::AssertSqlSafe(format!(
+        "{EDGE_SELECT} WHERE e.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}

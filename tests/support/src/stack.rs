@@ -16,6 +16,10 @@ pub struct Stack {
     /// The service account dispatch uses on the broker (sees every edge).
     pub mqtt_service_user: String,
     pub mqtt_service_password: String,
+    /// The broker's password file, the lock its writers take, and its pid file (SIGHUP reloads).
+    pub mqtt_passwd_file: PathBuf,
+    pub mqtt_lock_file: PathBuf,
+    pub mqtt_pid_file: PathBuf,
 }
 
 impl Stack {
@@ -50,6 +54,9 @@ impl Stack {
             mqtt_port: get("BL_MQTT_PORT").parse().expect("BL_MQTT_PORT is a port"),
             mqtt_service_user: get("BL_MQTT_DISPATCH_USER"),
             mqtt_service_password,
+            mqtt_passwd_file: PathBuf::from(get("BL_MQTT_PASSWD_FILE")),
+            mqtt_lock_file: PathBuf::from(get("BL_DATA")).join("mqtt.lock"),
+            mqtt_pid_file: PathBuf::from(get("BL_MQTT_PID_FILE")),
         }
     }
 

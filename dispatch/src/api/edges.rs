@@ -1,0 +1,129 @@
+//! Edge boxes: list, register (with a one-time enrolment code), new code, and the box's own
+//! enrolment call.
+
+use super::{Json, Path, Query};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::enrolment::{self, EnrolRequest, Enrolled};
+use crate::error::{Error, Kind, Result};
+use crate::registry::cameras::{self, Edge, ListQuery};
+use crate::registry::premises;
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use uuid::Uuid;
+
+type App = State<Arc<AppState>>;
+
+/// `POST /api/edges`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewEdge {
+    pub id: String,
+    pub premises_id: Uuid,
+}
+
+/// A registered edge and its one-time code, shown this once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeWithCode {
+    pub edge: Edge,
+    pub enrolment_code: String,
+    pub code_expires_at: DateTime<Utc>,
+}
+
+fn code_ttl(app: &AppState) -> chrono::Duration {
+    let secs = app
+        .config
+        .enrolment
+        .as_ref()
+        .map_or(86_400, |e| e.code_ttl_secs);
+    chrono::Duration::seconds(secs as i64)
+}
+
+/// `GET /api/edges`
+pub async fn list(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<Vec<Edge>>> {
+    Ok(axum::Json(
+        cameras::list_edges(&app.pool, caller.scope.filter(), &query).await?,
+    ))
+}
+
+/// `POST /api/edges`: 201 with the code; the premises' town must be in the caller's scope.
+pub async fn create(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Json(new): Json<NewEdge>,
+) -> Result<(StatusCode, axum::Json<EdgeWithCode>)> {
+    let p = premises::get(&app.pool, new.premises_id)
+        .await?
+        .ok_or_else(|| {
+            Error::bad_request(
+                "unknown_reference",
+                format!("field premisesId: no premises {}", new.premises_id),
+            )
+        })?;
+    caller.check_town(&p.town_id)?;
+    let mut tx = app.pool.begin().await?;
+    let code = cameras::insert_edge(&mut tx, &new.id, new.premises_id, code_ttl(&app)).await?;
+    tx.commit().await?;
+    let edge = cameras::get_edge(&app.pool, &new.id)
+        .await?
+        .ok_or_else(|| Error::internal("edge just created", "missing"))?;
+    let code_expires_at = edge.code_expires_at.unwrap_or_else(|| app.now());
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(EdgeWithCode {
+            edge,
+            enrolment_code: code,
+            code_expires_at,
+        }),
+    ))
+}
+
+/// `POST /api/edges/{id}/enrolment-code`: a fresh code (the previous one stops working).
+pub async fn new_code(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<EdgeWithCode>> {
+    let edge = cameras::get_edge(&app.pool, &id)
+        .await?
+        .ok_or_else(|| Error::not_found("edge"))?;
+    caller.check_town(&edge.town_id)?;
+    let (code, expires) = enrolment::new_code(&app.pool, &id, code_ttl(&app), app.now())
+        .await?
+        .ok_or_else(|| Error::not_found("edge"))?;
+    Ok(axum::Json(EdgeWithCode {
+        edge: Edge {
+            code_expires_at: Some(expires),
+            ..edge
+        },
+        enrolment_code: code,
+        code_expires_at: expires,
+    }))
+}
+
+/// `POST /api/enrol`: the box's own call, authenticated by its one-time code.
+pub async fn enrol(
+    State(app): App,
+    Json(request): Json<EnrolRequest>,
+) -> Result<axum::Json<Enrolled>> {
+    let config = app.config.enrolment.as_ref().ok_or_else(|| {
+        Error::new(
+            Kind::Unavailable,
+            "enrolment_not_configured",
+            "this dispatch has no [enrolment] section, so it cannot issue broker accounts; \
+             see dispatch/README.md",
+        )
+    })?;
+    Ok(axum::Json(
+        enrolment::enrol(&app.pool, config, config.broker(), request, app.now()).await?,
+    ))
+}

@@ -27,14 +27,15 @@ pub fn password_line(username: &str, password: &str, salt: &[u8; SALT_LEN]) -> S
     )
 }
 
-/// The file's text with `username`'s line replaced by `line` (or appended), every other line kept.
-pub fn with_account(text: &str, username: &str, line: &str) -> String {
-    let prefix = format!("{username}:");
+/// The file's text with each `(username, line)`'s old line dropped and `line` appended, every
+/// other line kept.
+pub fn with_accounts(text: &str, accounts: &[(&str, String)]) -> String {
+    let names: std::collections::HashSet<&str> = accounts.iter().map(|(u, _)| *u).collect();
     let mut out: Vec<&str> = text
         .lines()
-        .filter(|l| !l.starts_with(&prefix) && !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.split_once(':').is_some_and(|(u, _)| names.contains(u)))
         .collect();
-    out.push(line);
+    out.extend(accounts.iter().map(|(_, line)| line.as_str()));
     let mut joined = out.join("\n");
     joined.push('\n');
     joined
@@ -51,6 +52,11 @@ pub struct PasswordFile {
 impl PasswordFile {
     /// Sets `username`'s password (blocking file I/O; run it off the async workers).
     pub fn set(&self, username: &str, password: &str) -> std::io::Result<()> {
+        self.set_many(&[(username, password)])
+    }
+
+    /// Sets several accounts' passwords with one rewrite of the file and one reload.
+    pub fn set_many(&self, accounts: &[(&str, &str)]) -> std::io::Result<()> {
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -61,9 +67,15 @@ impl PasswordFile {
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
         let old = std::fs::read_to_string(&self.path)?;
         let meta = std::fs::metadata(&self.path)?;
-        let mut salt = [0u8; SALT_LEN];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
-        let text = with_account(&old, username, &password_line(username, password, &salt));
+        let lines: Vec<(&str, String)> = accounts
+            .iter()
+            .map(|(user, password)| {
+                let mut salt = [0u8; SALT_LEN];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
+                (*user, password_line(user, password, &salt))
+            })
+            .collect();
+        let text = with_accounts(&old, &lines);
         let tmp = sibling(&self.path, ".dispatch-tmp");
         {
             let mut f = std::fs::OpenOptions::new()
@@ -133,9 +145,9 @@ mod tests {
     #[test]
     fn setting_an_account_replaces_its_line_and_keeps_every_other() {
         let text = "dispatch:$7$a\nedge-1:$7$old\nedge-10:$7$x\n";
-        let out = with_account(text, "edge-1", "edge-1:$7$new");
+        let out = with_accounts(text, &[("edge-1", "edge-1:$7$new".into())]);
         assert_eq!(out, "dispatch:$7$a\nedge-10:$7$x\nedge-1:$7$new\n");
-        assert_eq!(with_account("", "e", "e:x"), "e:x\n");
+        assert_eq!(with_accounts("", &[("e", "e:x".into())]), "e:x\n");
     }
 
     #[test]

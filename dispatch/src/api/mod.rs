@@ -1,7 +1,9 @@
 //! The HTTP API: thin axum handlers over the registry, auth and incidents. Every route is registered through
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
+mod audit;
 mod incidents;
+mod internal;
 mod media;
 mod registry;
 mod session;
@@ -73,6 +75,12 @@ pub fn routes() -> Routes {
         "POST",
         "/api/incidents/{id}/transition",
         incidents::transition,
+    )
+    .add("GET", "/api/audit", audit::list)
+    .add(
+        "GET",
+        "/internal/cameras/{id}/source",
+        internal::camera_source,
     )
 }
 

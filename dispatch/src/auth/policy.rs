@@ -18,6 +18,8 @@ pub enum Access {
     Public,
     /// A session of one of these roles.
     Roles(&'static [Role]),
+    /// A gateway node's service token (`/internal` routes, see [`super::service`]); never a session.
+    Service,
 }
 
 /// How the caller's town scope applies to a route (the handler enforces it; tests derive the
@@ -57,6 +59,8 @@ const VIEWERS: &[Role] = &[
     Auditor,
 ];
 const ADMINS: &[Role] = &[Admin];
+/// Who reads the audit log.
+const AUDITORS: &[Role] = &[Admin, Auditor];
 /// Who may watch a camera live: everyone who works incidents, not drill coordinators or auditors.
 const WATCHERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, Field];
 /// Who may talk to a premises through a camera: the command center and the towns' officers.
@@ -158,6 +162,18 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(crate::incident::state::ANY_TRANSITION),
         ScopeRule::Object,
     ),
+    rule(
+        "GET",
+        "/api/audit",
+        Access::Roles(AUDITORS),
+        ScopeRule::List,
+    ),
+    rule(
+        "GET",
+        "/internal/cameras/{id}/source",
+        Access::Service,
+        ScopeRule::None,
+    ),
 ];
 
 /// The row for `method` on the registered route `path`.
@@ -171,6 +187,7 @@ impl Rule {
         match self.access {
             Access::Public => true,
             Access::Roles(roles) => roles.contains(&role),
+            Access::Service => false,
         }
     }
 }
@@ -203,6 +220,11 @@ async fn check(app: &AppState, req: &mut Request) -> Result<(), Error> {
         ));
     };
     if rule.access == Access::Public {
+        return Ok(());
+    }
+    if rule.access == Access::Service {
+        let service = super::service::authenticate(app.config.media.as_ref(), req.headers())?;
+        req.extensions_mut().insert(service);
         return Ok(());
     }
     let cookie = req
@@ -311,6 +333,27 @@ mod tests {
                 matches!(role, Supervisor | Operator | TownOfficer),
                 "talk {role:?}"
             );
+        }
+    }
+
+    #[test]
+    fn internal_routes_and_only_they_take_a_service_token() {
+        for r in POLICY {
+            assert_eq!(
+                r.access == Access::Service,
+                r.path.starts_with("/internal/"),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn only_admins_and_auditors_read_the_audit_log() {
+        let r = lookup("GET", "/api/audit").unwrap();
+        for role in Role::ALL {
+            assert_eq!(r.allows(role), matches!(role, Admin | Auditor), "{role:?}");
         }
     }
 

@@ -414,3 +414,74 @@ async fn transitions_through_two_servers_at_once_keep_one_linear_chain() {
     two.stop().await;
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn an_incident_opened_by_an_edge_report_is_recorded_with_the_edge_as_actor_once() {
+    use dispatch::escalation::EscalationConfig;
+    use dispatch::incident::policy::IncidentsConfig;
+    use dispatch::intake::{self, EdgeReport};
+    let (db, _dir, server, mut admin) = setup().await;
+    let premises = kitchen(&db, &mut admin).await;
+    let pool = db.pool().await;
+    sqlx::query("INSERT INTO edges (id, premises_id) VALUES ('zt-edge-1', $1::uuid)")
+        .bind(&premises)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO cameras (id, premises_id, name, source, edge_id, main_stream) \
+         VALUES ('zt-edge-cam', $1::uuid, '后厨', 'edge', 'zt-edge-1', 'main')",
+    )
+    .bind(&premises)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let event = uuid::Uuid::now_v7();
+    let payload = common::edge::Detection {
+        event_id: event,
+        episode_id: uuid::Uuid::now_v7(),
+        phase: "start",
+        edge: "zt-edge-1",
+        camera: "zt-edge-cam",
+        kind: "rodent",
+        at: chrono::Utc::now(),
+        exercise: None,
+    }
+    .json();
+    let report: EdgeReport = intake::edge::parse("bl/v1/edge/zt-edge-1/events", &payload).unwrap();
+    // the same event twice (a resend): one incident, one record
+    for _ in 0..2 {
+        intake::record(
+            &pool,
+            &IncidentsConfig::default(),
+            &EscalationConfig::default(),
+            &report,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let rows: Vec<(String, String, Option<String>, Value)> = sqlx::query_as(
+        "SELECT actor_kind, actor_name, town_id, details FROM audit_log \
+         WHERE action = 'incident.create' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![(
+            "service".into(),
+            "edge:zt-edge-1".into(),
+            Some("zhaitang".into()),
+            json!({"eventId": event, "cameraId": "zt-edge-cam"})
+        )]
+    );
+    assert!(matches!(
+        verify::run(&pool).await.unwrap(),
+        Outcome::Intact { .. }
+    ));
+    pool.close().await;
+    server.stop().await;
+    db.drop_now().await;
+}

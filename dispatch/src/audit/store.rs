@@ -3,7 +3,6 @@
 
 use super::chain::{self, Entry, GENESIS};
 use super::{Event, Who};
-use crate::error::Error;
 use crate::paging::{Page, Paging};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
@@ -17,14 +16,15 @@ const COLUMNS: &str = "seq, at, actor_kind, actor_id, actor_name, actor_role, cl
 
 /// Appends one row after the current last one and returns it. Waits for the appends of other
 /// transactions (of any replica) to commit or roll back first, so each row links to the row that
-/// really precedes it.
+/// really precedes it. Details that have no canonical encoding (fractions, NUL) are refused as an
+/// encoding error, before anything is written.
 pub async fn append(
     tx: &mut Transaction<'_, Postgres>,
     who: &Who,
     client: Option<&str>,
     at: DateTime<Utc>,
     event: &Event,
-) -> Result<Entry, Error> {
+) -> Result<Entry, sqlx::Error> {
     let conn: &mut PgConnection = tx;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(LOCK_KEY)
@@ -58,7 +58,7 @@ pub async fn append(
         prev_hash,
         hash: String::new(),
     };
-    entry.hash = chain::hash(&entry).map_err(|e| Error::internal("encoding an audit record", e))?;
+    entry.hash = chain::hash(&entry).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )))

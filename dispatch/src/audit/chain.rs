@@ -285,7 +285,8 @@ mod tests {
     #[test]
     fn every_field_takes_part_in_the_hash() {
         let base = chain(1).remove(0);
-        let variants: Vec<Box<dyn Fn(&mut Entry)>> = vec![
+        type Change = Box<dyn Fn(&mut Entry)>;
+        let variants: Vec<Change> = vec![
             Box::new(|e| e.seq = 2),
             Box::new(|e| e.at += chrono::Duration::microseconds(1)),
             Box::new(|e| e.actor_kind = "service".into()),

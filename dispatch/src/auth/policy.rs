@@ -196,9 +196,10 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The middleware on every route: finds the route's row (none → 403), then for non-public routes
-/// requires a valid session (401), the CSRF token on unsafe methods (403) and an allowed role (403),
-/// and hands the handler the [`Caller`].
+/// The middleware on every route: finds the route's row (none → 403); for service routes requires
+/// a gateway's service token (401) and hands the handler the [`super::service::ServiceCaller`];
+/// for other non-public routes requires a valid session (401), the CSRF token on unsafe methods
+/// (403) and an allowed role (403), and hands the handler the [`Caller`].
 pub async fn authorize(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     match check(&app, &mut req).await {
         Ok(()) => next.run(req).await,

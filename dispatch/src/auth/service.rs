@@ -206,6 +206,32 @@ mod tests {
     }
 
     #[test]
+    fn config_load_keeps_each_gateways_token_digest_and_names_the_field_of_a_short_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let url = write("db.url", "postgres://x/y\n");
+        let key = write("media.key", &hex::encode([5u8; 32]));
+        let token = write("gw-1.token", &format!("{TOKEN}\n"));
+        let text = format!(
+            "[database]\nurl_file = {url:?}\n[media]\nsigning_key_file = {key:?}\n\
+             [[media.gateway]]\nnode = \"gw-1\"\nurl = \"http://a\"\nservice_token_file = {token:?}\n\
+             [[media.gateway]]\nnode = \"gw-2\"\nurl = \"http://b\"\n"
+        );
+        let cfg = write("d.toml", &text);
+        let c = crate::config::Config::load(&cfg).unwrap();
+        let m = c.media.unwrap();
+        assert!(m.gateway[0].service_token.as_ref().unwrap().matches(TOKEN));
+        assert!(m.gateway[1].service_token.is_none());
+        std::fs::write(&token, "short").unwrap();
+        let e = crate::config::Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("media.gateway[0].service_token_file"), "{e}");
+    }
+
+    #[test]
     fn short_tokens_are_refused_and_a_token_never_prints() {
         assert!(ServiceToken::from_secret("short").is_err());
         let t = ServiceToken::from_secret(&format!("  {TOKEN}\n")).unwrap();

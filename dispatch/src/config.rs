@@ -88,6 +88,13 @@ pub struct GatewayConfig {
     /// Base URL browsers reach it at, e.g. `"http://127.0.0.1:8090"`; WHEP/WHIP paths are appended.
     /// Required.
     pub url: String,
+    /// File holding this node's service token for `/internal` routes (at least 32 characters).
+    /// Default: none, then the node cannot fetch camera sources.
+    #[serde(default)]
+    pub service_token_file: Option<PathBuf>,
+    /// The token's digest, read from `service_token_file` by [`Config::load`] (tests set it directly).
+    #[serde(skip)]
+    pub service_token: Option<crate::auth::service::ServiceToken>,
 }
 
 impl MediaConfig {
@@ -356,6 +363,7 @@ impl Config {
                 )
             })?;
             media.signing_key = Some(key);
+            crate::auth::service::load_tokens(path, media)?;
         }
         Ok(c)
     }

@@ -1,5 +1,6 @@
 //! `dispatch --config FILE`: runs the control plane. `dispatch demo-data --config FILE` fills an
-//! empty registry with demo data and exits.
+//! empty registry with demo data and exits. `dispatch audit-verify --config FILE` checks the audit
+//! log's hash chain and exits non-zero when it is broken.
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
@@ -26,6 +27,9 @@ struct Cli {
 enum Command {
     /// Create demo premises, cameras, teams, rosters and users in an empty registry, then exit.
     DemoData,
+    /// Walk the audit log's hash chain: print OK with the count and last hash, or the first broken
+    /// row and why; exit 1 when broken.
+    AuditVerify,
 }
 
 #[tokio::main]
@@ -40,6 +44,15 @@ async fn main() -> anyhow::Result<()> {
             dispatch::db::migrate(&pool).await?;
             dispatch::import_towns(&pool, &config).await?;
             dispatch::load_demo(&pool, &config).await?;
+            Ok(())
+        }
+        Some(Command::AuditVerify) => {
+            let pool = dispatch::db::connect(&config.database).await?;
+            let outcome = dispatch::audit::verify::run(&pool).await?;
+            println!("{}", outcome.report());
+            if let dispatch::audit::verify::Outcome::Broken { .. } = outcome {
+                std::process::exit(1);
+            }
             Ok(())
         }
         None => {

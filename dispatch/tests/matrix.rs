@@ -18,6 +18,8 @@ enum Target {
 }
 
 const OWN: &str = "zhaitang";
+/// The service token of the matrix's one gateway node, gw-1.
+const SERVICE_TOKEN: &str = "matrix-gw-1-service-token-0123456789abcdef";
 const OTHER: &str = "qingshui";
 
 fn town(t: Target) -> &'static str {
@@ -158,6 +160,20 @@ fn fixture(
                 StatusCode::SERVICE_UNAVAILABLE,
             )
         }
+        ("GET", "/api/audit") => (None, rule.path.into(), StatusCode::OK),
+        // the only gateway, gw-1, owns every camera
+        ("GET", "/internal/cameras/{id}/source") => {
+            let id = match target {
+                Target::Own => "cam-own",
+                Target::Other => "cam-other",
+                Target::Missing => "cam-missing",
+            };
+            let ok = match target {
+                Target::Missing => StatusCode::NOT_FOUND,
+                _ => StatusCode::OK,
+            };
+            (None, format!("/internal/cameras/{id}/source"), ok)
+        }
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }
@@ -166,6 +182,10 @@ fn fixture(
 fn expected(rule: &Rule, role: Role, target: Target, ok: StatusCode) -> StatusCode {
     if rule.access == Access::Public {
         return ok;
+    }
+    // a user session is no service credential
+    if rule.access == Access::Service {
+        return StatusCode::UNAUTHORIZED;
     }
     if !rule.allows(role) {
         return StatusCode::FORBIDDEN;
@@ -234,7 +254,10 @@ async fn incidents(admin: &mut Client, server: &Server) -> (String, String, Vec<
 #[tokio::test]
 async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let (db, _dir, server, mut admin) = setup_with(|c| {
-        c.media = Some(media_config(&[("gw-1", "http://127.0.0.1:8090")]));
+        let mut media = media_config(&[("gw-1", "http://127.0.0.1:8090")]);
+        media.gateway[0].service_token =
+            Some(dispatch::auth::service::ServiceToken::from_secret(SERVICE_TOKEN).unwrap());
+        c.media = Some(media);
     })
     .await;
     let (_, own) = create_premises(&mut admin, OWN, "斋堂镇中心小学食堂").await;
@@ -303,6 +326,33 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
                         target
                     ));
                 }
+            }
+        }
+    }
+    // A gateway's service token opens the service routes and nothing that takes a session.
+    let http = reqwest::Client::new();
+    for rule in POLICY.iter().filter(|r| r.access != Access::Public) {
+        for target in [Target::Own, Target::Other, Target::Missing] {
+            n += 1;
+            let (body, path, ok) = fixture(rule, target, &ids, n, Role::Admin);
+            let want = match rule.access {
+                Access::Service => ok,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
+            let mut req = http
+                .request(method, format!("http://{}{path}", server.addr))
+                .bearer_auth(SERVICE_TOKEN)
+                .header("x-bl-node", "gw-1");
+            if let Some((content_type, text)) = body {
+                req = req.header("content-type", content_type).body(text);
+            }
+            let got = req.send().await.unwrap().status();
+            if got != want {
+                failures.push(format!(
+                    "{:<16} {:<6} {:<32} {target:?}: expected {want}, got {got}",
+                    "gateway:gw-1", rule.method, rule.path
+                ));
             }
         }
     }

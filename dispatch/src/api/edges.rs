@@ -3,6 +3,7 @@
 
 use super::{Json, Path, Query};
 use crate::AppState;
+use crate::audit::{Action, Audit, Event};
 use crate::auth::Caller;
 use crate::enrolment::{self, EnrolRequest, Enrolled};
 use crate::error::{Error, Kind, Result};
@@ -59,6 +60,7 @@ pub async fn list(
 pub async fn create(
     State(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Json(new): Json<NewEdge>,
 ) -> Result<(StatusCode, axum::Json<EdgeWithCode>)> {
     let p = premises::get(&app.pool, new.premises_id)
@@ -72,6 +74,11 @@ pub async fn create(
     caller.check_town(&p.town_id)?;
     let mut tx = app.pool.begin().await?;
     let code = cameras::insert_edge(&mut tx, &new.id, new.premises_id, code_ttl(&app)).await?;
+    let event = Event::new(Action::EdgeCreate)
+        .object("edge", &new.id)
+        .town(&p.town_id)
+        .details(serde_json::json!({"premisesId": new.premises_id}));
+    audit.append(&mut tx, &app, event).await?;
     tx.commit().await?;
     let edge = cameras::get_edge(&app.pool, &new.id)
         .await?
@@ -91,15 +98,22 @@ pub async fn create(
 pub async fn new_code(
     State(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> Result<axum::Json<EdgeWithCode>> {
     let edge = cameras::get_edge(&app.pool, &id)
         .await?
         .ok_or_else(|| Error::not_found("edge"))?;
     caller.check_town(&edge.town_id)?;
-    let (code, expires) = enrolment::new_code(&app.pool, &id, code_ttl(&app), app.now())
+    let mut tx = app.pool.begin().await?;
+    let (code, expires) = enrolment::new_code(&mut tx, &id, code_ttl(&app), app.now())
         .await?
         .ok_or_else(|| Error::not_found("edge"))?;
+    let event = Event::new(Action::EdgeCode)
+        .object("edge", &id)
+        .town(&edge.town_id);
+    audit.append(&mut tx, &app, event).await?;
+    tx.commit().await?;
     Ok(axum::Json(EdgeWithCode {
         edge: Edge {
             code_expires_at: Some(expires),
@@ -113,6 +127,7 @@ pub async fn new_code(
 /// `POST /api/enrol`: the box's own call, authenticated by its one-time code.
 pub async fn enrol(
     State(app): App,
+    audit: Audit,
     Json(request): Json<EnrolRequest>,
 ) -> Result<axum::Json<Enrolled>> {
     let config = app.config.enrolment.as_ref().ok_or_else(|| {
@@ -124,6 +139,6 @@ pub async fn enrol(
         )
     })?;
     Ok(axum::Json(
-        enrolment::enrol(&app.pool, config, config.broker(), request, app.now()).await?,
+        enrolment::enrol(&app, config, config.broker(), request, &audit).await?,
     ))
 }

@@ -3,6 +3,7 @@
 
 use super::{Json, Path, Query};
 use crate::AppState;
+use crate::audit::{self, Audit, Event};
 use crate::auth::Caller;
 use crate::error::{Error, Kind, Result};
 use crate::escalation::{self, store::Notification, store::Pending};
@@ -96,10 +97,15 @@ async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
 pub async fn get(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Detail>> {
     let d = detail(&app, id).await?;
     caller.check_town(&d.incident.town_id)?;
+    let event = Event::new(audit::Action::IncidentView)
+        .object("incident", id)
+        .town(&d.incident.town_id);
+    audit.record(&app, event).await?;
     Ok(axum::Json(d))
 }
 
@@ -140,6 +146,7 @@ pub struct NewReport {
 pub async fn create(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Json(new): Json<NewReport>,
 ) -> Result<(StatusCode, axum::Json<Detail>)> {
     let source = match (new.source.as_str(), new.hotline.as_deref()) {
@@ -205,6 +212,21 @@ pub async fn create(
         &report,
     )
     .await?;
+    let action = match outcome {
+        Outcome::Opened(_) => audit::Action::IncidentCreate,
+        Outcome::Attached(_) => audit::Action::IncidentAttach,
+    };
+    let reported = json!({"source": new.source, "hotline": new.hotline, "kind": new.kind, "exercise": new.exercise});
+    audit
+        .append(
+            &mut tx,
+            &app,
+            Event::new(action)
+                .object("incident", outcome.id())
+                .town(&town)
+                .details(reported),
+        )
+        .await?;
     tx.commit().await?;
     tracing::info!(incident = %outcome.id(), by = %caller.username, "report taken");
     let status = match outcome {
@@ -233,6 +255,7 @@ pub struct TransitionBody {
 pub async fn transition(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<Uuid>,
     Json(body): Json<TransitionBody>,
 ) -> Result<axum::Json<Detail>> {
@@ -306,6 +329,17 @@ pub async fn transition(
         refs,
     };
     store::append(&mut tx, id, &entry).await?;
+    let moved = json!({"from": from, "to": body.to, "action": step.action.as_str()});
+    audit
+        .append(
+            &mut tx,
+            &app,
+            Event::new(audit::Action::IncidentTransition)
+                .object("incident", id)
+                .town(&incident.town_id)
+                .details(moved),
+        )
+        .await?;
     tx.commit().await?;
     tracing::info!(incident = %id, from = %from, to = %body.to, by = %caller.username, "incident transition");
     Ok(axum::Json(detail(&app, id).await?))

@@ -3,6 +3,7 @@
 
 use super::Path;
 use crate::AppState;
+use crate::audit::{Action, Audit, Event};
 use crate::auth::Caller;
 use crate::error::{Error, Kind, Result};
 use crate::media::choose_gateway;
@@ -47,6 +48,7 @@ pub struct Grant {
 pub async fn live(
     State(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<axum::Json<Grant>> {
@@ -63,6 +65,7 @@ pub async fn live(
     grant(
         &app,
         &caller,
+        &audit,
         &id,
         MediaAction::View,
         Some(request.stream.unwrap_or(Stream::Sub)),
@@ -74,9 +77,10 @@ pub async fn live(
 pub async fn talk(
     State(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Grant>> {
-    grant(&app, &caller, &id, MediaAction::Talk, None).await
+    grant(&app, &caller, &audit, &id, MediaAction::Talk, None).await
 }
 
 /// Checks configuration, then the camera (404), then scope (403), then talk capability (409), and
@@ -84,6 +88,7 @@ pub async fn talk(
 async fn grant(
     app: &AppState,
     caller: &Caller,
+    audit: &Audit,
     id: &str,
     action: MediaAction,
     stream: Option<Stream>,
@@ -134,6 +139,21 @@ async fn grant(
     };
     let token = token::sign(&claims, key.signing_key());
     let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(now);
+    // The grant is recorded before it is handed out: no token leaves without its audit row.
+    let kind = match action {
+        MediaAction::Talk => Action::CameraTalk,
+        _ => Action::CameraLive,
+    };
+    let issued = serde_json::json!({"node": node.as_str(), "stream": stream.map(Stream::as_str), "jti": claims.jti, "exp": claims.exp});
+    audit
+        .record(
+            app,
+            Event::new(kind)
+                .object("camera", &camera.id)
+                .town(&camera.town_id)
+                .details(issued),
+        )
+        .await?;
     tracing::info!(camera = %camera.id, action = ?action, node = %node.as_str(), jti = %claims.jti,
                    by = %caller.username, "media token issued");
     let (whep_url, whip_url) = match action {

@@ -1,8 +1,10 @@
 //! The HTTP API: thin axum handlers over the registry, auth and incidents. Every route is registered through
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
+mod audit;
 mod edges;
 mod incidents;
+mod internal;
 mod media;
 mod registry;
 mod session;
@@ -78,6 +80,12 @@ pub fn routes() -> Routes {
         "POST",
         "/api/incidents/{id}/transition",
         incidents::transition,
+    )
+    .add("GET", "/api/audit", audit::list)
+    .add(
+        "GET",
+        "/internal/cameras/{id}/source",
+        internal::camera_source,
     )
 }
 

@@ -2,6 +2,7 @@
 
 use super::{Json, Path, Query};
 use crate::AppState;
+use crate::audit::{Action, Audit, Event};
 use crate::auth::Caller;
 use crate::error::{Detail, Error, Result};
 use crate::registry::premises::{self, NewPremises, Premises};
@@ -66,6 +67,7 @@ fn invalid(field: &str, message: &str) -> Error {
 pub async fn create_premises(
     State(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Json(new): Json<NewPremises>,
 ) -> Result<(StatusCode, axum::Json<Premises>)> {
     new.validate().map_err(|p| invalid(p.field, &p.message))?;
@@ -89,6 +91,16 @@ pub async fn create_premises(
     }
     let mut tx = app.pool.begin().await?;
     let stored = premises::insert(&mut tx, &new).await?;
+    let event = Event::new(Action::PremisesCreate)
+        .object("premises", stored.id)
+        .town(&stored.town_id);
+    audit
+        .append(
+            &mut tx,
+            &app,
+            event.details(serde_json::json!({"name": stored.name, "licenceNo": stored.licence_no})),
+        )
+        .await?;
     tx.commit().await?;
     tracing::info!(premises = %stored.id, town = %stored.town_id, by = %caller.username, "premises created");
     Ok((StatusCode::CREATED, axum::Json(stored)))
@@ -103,6 +115,7 @@ pub struct Imported {
 pub async fn import_premises(
     State(app): App,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<Imported>)> {
@@ -168,9 +181,21 @@ pub async fn import_premises(
         .with_details(problems));
     }
     let mut tx = app.pool.begin().await?;
+    let mut ids = Vec::with_capacity(rows.len());
     for r in &rows {
-        premises::insert(&mut tx, &r.premises).await?;
+        ids.push(premises::insert(&mut tx, &r.premises).await?.id);
     }
+    // One record per import; a town-scoped importer's rows all lie in its towns, so name the
+    // town when there is just one.
+    let mut towns: Vec<&str> = rows.iter().map(|r| r.premises.town_id.as_str()).collect();
+    towns.sort_unstable();
+    towns.dedup();
+    let mut event = Event::new(Action::PremisesImport)
+        .details(serde_json::json!({"count": ids.len(), "towns": towns, "premises": ids}));
+    if let [town] = towns[..] {
+        event = event.town(town);
+    }
+    audit.append(&mut tx, &app, event).await?;
     tx.commit().await?;
     tracing::info!(count = rows.len(), by = %caller.username, "premises imported");
     Ok((

@@ -2,6 +2,7 @@
 
 use super::Json;
 use crate::AppState;
+use crate::audit::{Action, Audit, Event, Who};
 use crate::auth::{Caller, password, session, throttle, totp};
 use crate::error::{Error, Kind, Result};
 use crate::registry::users;
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ fn login_failed() -> Error {
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    audit: Audit,
     headers: HeaderMap,
     Json(body): Json<Login>,
 ) -> Result<Response> {
@@ -51,10 +54,15 @@ pub async fn login(
     let pool = &app.pool;
     let cfg = &app.config.login;
     let username = body.username.trim().to_lowercase();
+    // The audit log names whoever tried, cut to the longest valid user name.
+    let tried = audit.by(Who::Anonymous(username.chars().take(64).collect()));
+    let failed =
+        |reason: &str| Event::new(Action::LoginFailed).details(json!({ "reason": reason }));
     let user_key = throttle::user_key(&username);
     let ip_key = throttle::ip_key(peer.ip());
     if let Some(secs) = throttle::locked(pool, &[user_key.clone(), ip_key.clone()], now).await? {
         tracing::warn!(%username, ip = %peer.ip(), secs, "login refused while locked out");
+        tried.record(&app, failed("locked_out")).await?;
         return Err(Error::new(
             Kind::Throttled {
                 retry_after_secs: secs,
@@ -73,11 +81,17 @@ pub async fn login(
         && tokio::task::spawn_blocking(move || password::verify(&stored, &given))
             .await
             .map_err(|e| Error::internal("verifying a password", e))?;
-    let mut ok = password_ok && creds.as_ref().is_some_and(|c| !c.disabled);
-    if let (true, Some(c)) = (ok, &creds)
+    let mut failure = match &creds {
+        None => Some("unknown_user"),
+        Some(c) if c.disabled => Some("disabled"),
+        Some(_) if !password_ok => Some("wrong_password"),
+        Some(_) => None,
+    };
+    if let (None, Some(c)) = (failure, &creds)
         && let Some(secret) = &c.totp_secret
     {
         let Some(code) = body.totp.as_deref().filter(|c| !c.is_empty()) else {
+            tried.record(&app, failed("totp_required")).await?;
             return Err(Error::new(
                 Kind::Unauthenticated,
                 "totp_required",
@@ -93,12 +107,13 @@ pub async fn login(
                     .execute(pool)
                     .await?;
             }
-            _ => ok = false,
+            _ => failure = Some("wrong_totp"),
         }
     }
-    let Some(c) = creds.filter(|_| ok) else {
-        throttle::record_failure(
-            pool,
+    let Some(c) = creds.filter(|_| failure.is_none()) else {
+        let mut tx = pool.begin().await?;
+        let user_lock = throttle::record_failure(
+            &mut tx,
             &user_key,
             now,
             cfg.max_failures,
@@ -106,8 +121,8 @@ pub async fn login(
             cfg.lockout_max_secs,
         )
         .await?;
-        throttle::record_failure(
-            pool,
+        let ip_lock = throttle::record_failure(
+            &mut tx,
             &ip_key,
             now,
             cfg.ip_max_failures,
@@ -115,6 +130,18 @@ pub async fn login(
             cfg.lockout_max_secs,
         )
         .await?;
+        tried
+            .append(&mut tx, &app, failed(failure.unwrap_or("wrong_password")))
+            .await?;
+        for (key, secs) in [(&user_key, user_lock), (&ip_key, ip_lock)] {
+            if let Some(secs) = secs {
+                let locked = json!({ "key": key, "secs": secs });
+                tried
+                    .append(&mut tx, &app, Event::new(Action::LockedOut).details(locked))
+                    .await?;
+            }
+        }
+        tx.commit().await?;
         tracing::info!(%username, ip = %peer.ip(), "login failed");
         return Err(login_failed());
     };
@@ -124,8 +151,24 @@ pub async fn login(
         .get(header::COOKIE)
         .and_then(|v| v.to_str().ok())
         .and_then(session::id_from_cookie_header);
-    let new = session::create(pool, c.id, previous, now).await?;
     let user = users::get(pool, c.id).await?.ok_or_else(login_failed)?;
+    let who = Who::User {
+        id: user.id,
+        name: user.username.clone(),
+        role: crate::auth::Role::parse(&user.role)
+            .ok_or_else(|| Error::internal("reading a user's role", &user.role))?,
+    };
+    let mut tx = pool.begin().await?;
+    let new = session::create(&mut tx, c.id, previous, now).await?;
+    audit
+        .by(who)
+        .append(
+            &mut tx,
+            &app,
+            Event::new(Action::Login).object("user", user.id),
+        )
+        .await?;
+    tx.commit().await?;
     tracing::info!(%username, ip = %peer.ip(), "login");
     let cookie = session::set_cookie(&new.id, &app.config.session);
     let body = Me {
@@ -153,8 +196,14 @@ pub async fn me(
 pub async fn logout(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
 ) -> Result<Response> {
-    session::delete(&app.pool, &caller.session_hash).await?;
+    let mut tx = app.pool.begin().await?;
+    session::delete(&mut *tx, &caller.session_hash).await?;
+    audit
+        .append(&mut tx, &app, Event::new(Action::Logout))
+        .await?;
+    tx.commit().await?;
     tracing::info!(username = %caller.username, "logout");
     Ok((
         StatusCode::NO_CONTENT,
@@ -176,14 +225,20 @@ pub struct TotpSetup {
 pub async fn totp_begin(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
 ) -> Result<axum::Json<TotpSetup>> {
     let mut secret = [0u8; 20];
     rand::rng().fill_bytes(&mut secret);
+    let mut tx = app.pool.begin().await?;
     sqlx::query("UPDATE users SET totp_pending = $2 WHERE id = $1")
         .bind(caller.user_id)
         .bind(&secret[..])
-        .execute(&app.pool)
+        .execute(&mut *tx)
         .await?;
+    audit
+        .append(&mut tx, &app, Event::new(Action::TotpSetup))
+        .await?;
+    tx.commit().await?;
     Ok(axum::Json(TotpSetup {
         secret: totp::base32_encode(&secret),
         uri: totp::uri(&caller.username, &secret),
@@ -200,6 +255,7 @@ pub struct Confirm {
 pub async fn totp_confirm(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Json(body): Json<Confirm>,
 ) -> Result<StatusCode> {
     let pending: Option<Vec<u8>> =
@@ -220,13 +276,18 @@ pub async fn totp_confirm(
                 "the code does not match; check the app's clock and retry",
             )
         })?;
+    let mut tx = app.pool.begin().await?;
     sqlx::query(
         "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $2 WHERE id = $1",
     )
     .bind(caller.user_id)
     .bind(step as i64)
-    .execute(&app.pool)
+    .execute(&mut *tx)
     .await?;
+    audit
+        .append(&mut tx, &app, Event::new(Action::TotpEnabled))
+        .await?;
+    tx.commit().await?;
     tracing::info!(username = %caller.username, "totp enabled");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 
 use super::Json;
 use crate::AppState;
+use crate::audit::{Action, Audit, Event};
 use crate::auth::{Caller, password};
 use crate::error::{Error, Result};
 use crate::registry::users::{self, NewUser, User};
@@ -24,6 +25,7 @@ pub async fn list(
 pub async fn create(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    audit: Audit,
     Json(new): Json<NewUser>,
 ) -> Result<(StatusCode, axum::Json<User>)> {
     let invalid = |field: &str, message: &str| {
@@ -65,7 +67,19 @@ pub async fn create(
     let hash = tokio::task::spawn_blocking(move || password::hash(&params, &secret))
         .await
         .map_err(|e| Error::internal("hashing a password", e))?;
-    let user = users::insert(&app.pool, &new, &hash).await?;
+    let mut tx = app.pool.begin().await?;
+    let user = users::insert(&mut *tx, &new, &hash).await?;
+    let granted = serde_json::json!({"username": user.username, "role": user.role, "scopeTowns": user.scope_towns});
+    audit
+        .append(
+            &mut tx,
+            &app,
+            Event::new(Action::UserCreate)
+                .object("user", user.id)
+                .details(granted),
+        )
+        .await?;
+    tx.commit().await?;
     tracing::info!(user = %user.username, role = %user.role, by = %caller.username, "user created");
     Ok((StatusCode::CREATED, axum::Json(user)))
 }

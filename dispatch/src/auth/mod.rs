@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod password;
 pub mod policy;
+pub mod service;
 pub mod session;
 pub mod throttle;
 pub mod totp;

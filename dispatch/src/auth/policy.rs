@@ -18,6 +18,8 @@ pub enum Access {
     Public,
     /// A session of one of these roles.
     Roles(&'static [Role]),
+    /// A gateway node's service token (`/internal` routes, see [`super::service`]); never a session.
+    Service,
 }
 
 /// How the caller's town scope applies to a route (the handler enforces it; tests derive the
@@ -57,6 +59,8 @@ const VIEWERS: &[Role] = &[
     Auditor,
 ];
 const ADMINS: &[Role] = &[Admin];
+/// Who reads the audit log.
+const AUDITORS: &[Role] = &[Admin, Auditor];
 /// Who may watch a camera live: everyone who works incidents, not drill coordinators or auditors.
 const WATCHERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, Field];
 /// Who may talk to a premises through a camera: the command center and the towns' officers.
@@ -173,6 +177,18 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(crate::incident::state::ANY_TRANSITION),
         ScopeRule::Object,
     ),
+    rule(
+        "GET",
+        "/api/audit",
+        Access::Roles(AUDITORS),
+        ScopeRule::List,
+    ),
+    rule(
+        "GET",
+        "/internal/cameras/{id}/source",
+        Access::Service,
+        ScopeRule::None,
+    ),
 ];
 
 /// The row for `method` on the registered route `path`.
@@ -186,6 +202,7 @@ impl Rule {
         match self.access {
             Access::Public => true,
             Access::Roles(roles) => roles.contains(&role),
+            Access::Service => false,
         }
     }
 }
@@ -194,9 +211,10 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The middleware on every route: finds the route's row (none → 403), then for non-public routes
-/// requires a valid session (401), the CSRF token on unsafe methods (403) and an allowed role (403),
-/// and hands the handler the [`Caller`].
+/// The middleware on every route: finds the route's row (none → 403); for service routes requires
+/// a gateway's service token (401) and hands the handler the [`super::service::ServiceCaller`];
+/// for other non-public routes requires a valid session (401), the CSRF token on unsafe methods
+/// (403) and an allowed role (403), and hands the handler the [`Caller`].
 pub async fn authorize(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     match check(&app, &mut req).await {
         Ok(()) => next.run(req).await,
@@ -218,6 +236,11 @@ async fn check(app: &AppState, req: &mut Request) -> Result<(), Error> {
         ));
     };
     if rule.access == Access::Public {
+        return Ok(());
+    }
+    if rule.access == Access::Service {
+        let service = super::service::authenticate(app.config.media.as_ref(), req.headers())?;
+        req.extensions_mut().insert(service);
         return Ok(());
     }
     let cookie = req
@@ -285,20 +308,29 @@ mod tests {
     }
 
     #[test]
-    fn only_the_health_check_and_login_are_public() {
+    fn only_the_health_check_login_and_edge_enrolment_are_public() {
         let public: Vec<_> = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)
             .map(|r| (r.method, r.path))
             .collect();
-        assert_eq!(public, vec![("GET", "/healthz"), ("POST", "/api/session")]);
+        // Enrolment is authenticated by the one-time code in its body.
+        assert_eq!(
+            public,
+            vec![
+                ("GET", "/healthz"),
+                ("POST", "/api/session"),
+                ("POST", "/api/enrol")
+            ]
+        );
     }
 
     #[test]
     fn auditors_change_nothing() {
         for r in POLICY
             .iter()
-            .filter(|r| r.method != "GET" && !r.path.starts_with("/api/session"))
+            .filter(|r| r.method != "GET" && r.access != Access::Public)
+            .filter(|r| !r.path.starts_with("/api/session"))
         {
             assert!(
                 !r.allows(Role::Auditor),
@@ -326,6 +358,27 @@ mod tests {
                 matches!(role, Supervisor | Operator | TownOfficer),
                 "talk {role:?}"
             );
+        }
+    }
+
+    #[test]
+    fn internal_routes_and_only_they_take_a_service_token() {
+        for r in POLICY {
+            assert_eq!(
+                r.access == Access::Service,
+                r.path.starts_with("/internal/"),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn only_admins_and_auditors_read_the_audit_log() {
+        let r = lookup("GET", "/api/audit").unwrap();
+        for role in Role::ALL {
+            assert_eq!(r.allows(role), matches!(role, Admin | Auditor), "{role:?}");
         }
     }
 

@@ -70,13 +70,13 @@ pub struct NewSession {
 /// Starts a session for `user`; the old session presented with the login (if any) is ended first,
 /// so a login always gets a new id.
 pub async fn create(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     user: Uuid,
     previous: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<NewSession, sqlx::Error> {
     if let Some(old) = previous {
-        delete(pool, &hash_id(old)).await?;
+        delete(&mut *conn, &hash_id(old)).await?;
     }
     let session = NewSession {
         id: super::random_token(32),
@@ -89,16 +89,16 @@ pub async fn create(
     .bind(user)
     .bind(&session.csrf_token)
     .bind(now)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(session)
 }
 
 /// Ends a session.
-pub async fn delete(pool: &PgPool, id_hash: &[u8]) -> Result<(), sqlx::Error> {
+pub async fn delete<'e>(db: impl sqlx::PgExecutor<'e>, id_hash: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(id_hash)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }

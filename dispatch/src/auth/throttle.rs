@@ -40,15 +40,16 @@ pub async fn locked(
     Ok(until.map(|u| (u - now).num_seconds().max(1) as u64))
 }
 
-/// Counts a failure against `key` and locks it when it reaches `max_failures`.
+/// Counts a failure against `key` and locks it when it reaches `max_failures`; returns the
+/// lock-out's length in seconds when this failure locked the key.
 pub async fn record_failure(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     key: &str,
     now: DateTime<Utc>,
     max_failures: u32,
     base_secs: u64,
     max_secs: u64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<u64>, sqlx::Error> {
     let failures: i32 = sqlx::query_scalar(
         "INSERT INTO login_failures (key, failures, last_at) VALUES ($1, 1, $2) \
          ON CONFLICT (key) DO UPDATE SET \
@@ -59,16 +60,17 @@ pub async fn record_failure(
     )
     .bind(key)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
-    if let Some(secs) = lockout(failures.max(0) as u32, max_failures, base_secs, max_secs) {
+    let locked = lockout(failures.max(0) as u32, max_failures, base_secs, max_secs);
+    if let Some(secs) = locked {
         sqlx::query("UPDATE login_failures SET locked_until = $2 WHERE key = $1")
             .bind(key)
             .bind(now + Duration::seconds(secs as i64))
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    Ok(locked)
 }
 
 /// Forgets the failures of `key` (after a successful login).

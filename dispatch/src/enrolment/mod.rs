@@ -6,11 +6,12 @@
 
 pub mod mosquitto;
 
+use crate::AppState;
+use crate::audit::{Action, Audit, Event, Who};
 use crate::error::{Error, Kind, Result};
 use bl_service::config::{ConfigError, field_error};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -137,15 +138,16 @@ fn refused(edge: &str) -> Error {
 /// when all of it succeeded, so a failed attempt (broker unavailable) can simply be repeated.
 /// No lock-out is needed against guessing: a code is 128 random bits and lives a day.
 pub async fn enrol(
-    pool: &PgPool,
+    app: &AppState,
     config: &EnrolmentConfig,
     broker: Arc<dyn Broker>,
     request: EnrolRequest,
-    now: DateTime<Utc>,
+    audit: &Audit,
 ) -> Result<Enrolled> {
+    let now = app.now();
     let key = bl_proto::keys::parse_public(&request.public_key)
         .map_err(|e| Error::bad_request("invalid_public_key", format!("field publicKey {e}")))?;
-    let mut tx = pool.begin().await?;
+    let mut tx = app.pool.begin().await?;
     let row: Option<(Uuid, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT premises_id, enrolment_code_hash, enrolment_expires_at FROM edges WHERE id = $1 FOR UPDATE",
     )
@@ -181,6 +183,13 @@ pub async fn enrol(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    let event = Event::new(Action::EdgeEnrol)
+        .object("edge", &request.edge_id)
+        .details(serde_json::json!({"publicKey": bl_proto::keys::encode_public(&key)}));
+    audit
+        .by(Who::Service(format!("edge:{}", request.edge_id)))
+        .append(&mut tx, app, event)
+        .await?;
     tx.commit().await?;
     tracing::info!(edge = %request.edge_id, "edge enrolled");
     Ok(Enrolled {
@@ -199,7 +208,7 @@ pub async fn enrol(
 /// A fresh one-time code for an existing edge (a new box, or a re-install); the old key stays
 /// until the box enrols with it. None when the edge does not exist.
 pub async fn new_code(
-    pool: &PgPool,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     edge_id: &str,
     valid_for: chrono::Duration,
     now: DateTime<Utc>,
@@ -212,7 +221,7 @@ pub async fn new_code(
     .bind(edge_id)
     .bind(crate::registry::cameras::enrolment_code_hash(&code))
     .bind(expires)
-    .execute(pool)
+    .execute(&mut **tx)
     .await?;
     Ok((updated.rows_affected() == 1).then_some((code, expires)))
 }

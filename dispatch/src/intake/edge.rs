@@ -145,12 +145,36 @@ async fn record_event(
     let mut tx = pool.begin().await.map_err(Failed::Db)?;
     let stored = insert_event(&mut tx, event).await?;
     if stored == Stored::New {
-        to_incident(&mut tx, incidents, escalation, event, Utc::now())
+        let outcome = to_incident(&mut tx, incidents, escalation, event, Utc::now())
             .await
             .map_err(Failed::Db)?;
+        if let Some(Outcome::Opened(id)) = outcome {
+            audit_opened(&mut tx, event, id).await.map_err(Failed::Db)?;
+        }
     }
     tx.commit().await.map_err(Failed::Db)?;
     Ok(stored)
+}
+
+/// Records an incident an edge's report opened, last in the report's transaction.
+async fn audit_opened(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    event: &EdgeEvent,
+    incident: Uuid,
+) -> Result<(), sqlx::Error> {
+    use crate::audit::{Action, Event, Who};
+    let town: String = sqlx::query_scalar("SELECT town_id FROM incidents WHERE id = $1")
+        .bind(incident)
+        .fetch_one(&mut **tx)
+        .await?;
+    let details =
+        serde_json::json!({"eventId": event.event_id(), "cameraId": event.camera_id().as_str()});
+    let opened = Event::new(Action::IncidentCreate)
+        .object("incident", incident)
+        .town(town);
+    let who = Who::Service(format!("edge:{}", event.edge_id()));
+    crate::audit::store::append(tx, &who, None, Utc::now(), &opened.details(details)).await?;
+    Ok(())
 }
 
 async fn insert_event(conn: &mut PgConnection, event: &EdgeEvent) -> Result<Stored, Failed> {

@@ -6,6 +6,7 @@ pub mod csv_import;
 pub mod demo;
 pub mod premises;
 pub mod roster;
+pub mod source;
 pub mod teams;
 pub mod towns;
 pub mod users;

@@ -63,7 +63,11 @@ pub async fn list(pool: &PgPool, scope: Option<&[String]>) -> Result<Vec<User>, 
 }
 
 /// Creates a user with an already computed password hash.
-pub async fn insert(pool: &PgPool, u: &NewUser, password_hash: &str) -> Result<User, sqlx::Error> {
+pub async fn insert<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    u: &NewUser,
+    password_hash: &str,
+) -> Result<User, sqlx::Error> {
     sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO users (id, username, display_name, role, scope_towns, team_id, password_hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -75,7 +79,7 @@ pub async fn insert(pool: &PgPool, u: &NewUser, password_hash: &str) -> Result<U
     .bind(&u.scope_towns)
     .bind(u.team_id)
     .bind(password_hash)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await
 }
 

@@ -295,6 +295,8 @@ pub fn media_config(gateways: &[(&str, &str)]) -> dispatch::config::MediaConfig 
             .map(|(node, url)| dispatch::config::GatewayConfig {
                 node: (*node).to_owned(),
                 url: (*url).to_owned(),
+                service_token_file: None,
+                service_token: None,
             })
             .collect(),
     }

@@ -53,6 +53,9 @@ pub struct Config {
     /// and `/talk` answer 503 `media_not_configured`.
     #[serde(default)]
     pub media: Option<MediaConfig>,
+    /// Outbound notification channels and their sender (see [`crate::notify::NotifyConfig`]).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -352,6 +355,9 @@ impl Config {
             })?;
             media.signing_key = Some(key);
         }
+        c.notify
+            .load_secrets()
+            .map_err(|(field, message)| field_error(path, &field, message))?;
         Ok(c)
     }
 
@@ -418,6 +424,9 @@ impl Config {
         }
         if let Err((field, message)) = self.escalation.validate() {
             return err(field, &message);
+        }
+        if let Err((field, message)) = self.notify.validate() {
+            return err(&field, &message);
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

@@ -50,7 +50,8 @@ fn fixture(
             rule.path.into(),
             StatusCode::BAD_REQUEST,
         ),
-        ("GET", "/api/towns" | "/api/premises" | "/api/cameras" | "/api/teams" | "/api/users") => {
+        ("GET", "/api/towns" | "/api/premises" | "/api/cameras" | "/api/teams" | "/api/users")
+        | ("GET", "/api/notify/channels") => {
             (None, rule.path.into(), StatusCode::OK)
         }
         ("POST", "/api/premises") => (

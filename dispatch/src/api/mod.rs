@@ -3,6 +3,7 @@
 
 mod incidents;
 mod media;
+mod notify;
 mod registry;
 mod session;
 mod users;
@@ -74,6 +75,7 @@ pub fn routes() -> Routes {
         "/api/incidents/{id}/transition",
         incidents::transition,
     )
+    .add("GET", "/api/notify/channels", notify::channels)
 }
 
 /// (method, path) of every registered route.

@@ -158,6 +158,13 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(crate::incident::state::ANY_TRANSITION),
         ScopeRule::Object,
     ),
+    // Channel health is district-wide configuration, like users.
+    rule(
+        "GET",
+        "/api/notify/channels",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
 ];
 
 /// The row for `method` on the registered route `path`.

@@ -51,9 +51,7 @@ fn fixture(
             StatusCode::BAD_REQUEST,
         ),
         ("GET", "/api/towns" | "/api/premises" | "/api/cameras" | "/api/teams" | "/api/users")
-        | ("GET", "/api/notify/channels") => {
-            (None, rule.path.into(), StatusCode::OK)
-        }
+        | ("GET", "/api/notify/channels") => (None, rule.path.into(), StatusCode::OK),
         ("POST", "/api/premises") => (
             json_body(premises_body(town(target), &format!("矩阵餐馆{n}"))),
             rule.path.into(),

@@ -203,7 +203,11 @@ impl NotifyConfig {
             if c.kind == ChannelKind::Wecom && c.secret_file.is_some() {
                 return err(&f("secret_file"), "is not used by a WeCom robot; remove it");
             }
-            if let Some(t) = c.targets.iter().find(|t| !TARGET_KINDS.contains(&t.as_str())) {
+            if let Some(t) = c
+                .targets
+                .iter()
+                .find(|t| !TARGET_KINDS.contains(&t.as_str()))
+            {
                 return err(
                     &f("targets"),
                     &format!("{t:?} is not one of team, user, town, district"),

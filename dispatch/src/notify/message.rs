@@ -63,10 +63,7 @@ pub fn kind_zh(kind: &str) -> &str {
 fn tier_zh(tier: &str) -> (&'static str, &'static str) {
     match tier {
         "immediate" => ("紧急", "请立即派员赶赴现场处置，并在系统中确认接警。"),
-        "deadline" => (
-            "限期整改",
-            "请督促经营者限期整改，逾期未改请派员现场核查。",
-        ),
+        "deadline" => ("限期整改", "请督促经营者限期整改，逾期未改请派员现场核查。"),
         _ => ("一般", "请登记，纳入日常监督检查。"),
     }
 }
@@ -195,7 +192,10 @@ pub(crate) mod tests {
         let mut m = rodent();
         m.kind = "noChefHat".into();
         m.tier = "deadline".into();
-        assert!(m.text(None).contains("【限期整改】斋堂镇 老王饭店：未戴厨师帽"));
+        assert!(
+            m.text(None)
+                .contains("【限期整改】斋堂镇 老王饭店：未戴厨师帽")
+        );
         assert!(m.text(None).contains("限期整改，逾期未改"));
     }
 }

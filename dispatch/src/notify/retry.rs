@@ -25,7 +25,10 @@ pub struct Backoff {
 impl Backoff {
     pub fn delay(&self, attempts: u32) -> Duration {
         let doublings = attempts.saturating_sub(1).min(40);
-        let ms = self.base_ms.saturating_mul(1u64 << doublings).min(self.max_ms);
+        let ms = self
+            .base_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_ms);
         Duration::milliseconds(ms as i64)
     }
 }
@@ -123,26 +126,62 @@ mod tests {
 
     #[test]
     fn a_retryable_failure_waits_then_the_last_attempt_makes_it_dead_with_the_error() {
-        let s = settle(Outcome::Retry("HTTP 500: x".into()), ChannelKind::Webhook, 2, &B, now());
+        let s = settle(
+            Outcome::Retry("HTTP 500: x".into()),
+            ChannelKind::Webhook,
+            2,
+            &B,
+            now(),
+        );
         assert_eq!(s.state, "failed");
         assert_eq!(s.next_attempt_at, now() + Duration::seconds(2));
-        let s = settle(Outcome::Retry("HTTP 500: x".into()), ChannelKind::Wecom, 4, &B, now());
+        let s = settle(
+            Outcome::Retry("HTTP 500: x".into()),
+            ChannelKind::Wecom,
+            4,
+            &B,
+            now(),
+        );
         assert_eq!(s.state, "dead");
         assert_eq!(s.error.unwrap(), "gave up after 4 attempts: HTTP 500: x");
     }
 
     #[test]
     fn a_permanent_failure_is_dead_at_once_and_success_is_sent() {
-        let s = settle(Outcome::Permanent("errcode 93000".into()), ChannelKind::Wecom, 1, &B, now());
-        assert_eq!((s.state, s.error.as_deref()), ("dead", Some("errcode 93000")));
-        assert_eq!(settle(Outcome::Delivered, ChannelKind::Sms, 3, &B, now()).state, "sent");
+        let s = settle(
+            Outcome::Permanent("errcode 93000".into()),
+            ChannelKind::Wecom,
+            1,
+            &B,
+            now(),
+        );
+        assert_eq!(
+            (s.state, s.error.as_deref()),
+            ("dead", Some("errcode 93000"))
+        );
+        assert_eq!(
+            settle(Outcome::Delivered, ChannelKind::Sms, 3, &B, now()).state,
+            "sent"
+        );
     }
 
     #[test]
     fn an_unknown_outcome_is_retried_only_where_the_receiver_drops_repeats() {
-        let s = settle(Outcome::Unknown("timeout".into()), ChannelKind::Webhook, 1, &B, now());
+        let s = settle(
+            Outcome::Unknown("timeout".into()),
+            ChannelKind::Webhook,
+            1,
+            &B,
+            now(),
+        );
         assert_eq!(s.state, "failed");
-        let s = settle(Outcome::Unknown("timeout".into()), ChannelKind::Dingtalk, 1, &B, now());
+        let s = settle(
+            Outcome::Unknown("timeout".into()),
+            ChannelKind::Dingtalk,
+            1,
+            &B,
+            now(),
+        );
         assert_eq!(s.state, "uncertain");
         assert!(s.error.unwrap().contains("not resent"));
     }
@@ -151,7 +190,11 @@ mod tests {
     fn an_interrupted_send_is_resent_at_once_to_a_webhook_and_left_uncertain_for_a_robot() {
         let s = after_interruption(ChannelKind::Sms, 1, "dispatch-1", &B, now());
         assert_eq!((s.state, s.next_attempt_at), ("failed", now()));
-        assert!(s.error.unwrap().contains("dispatch-1 stopped during the send"));
+        assert!(
+            s.error
+                .unwrap()
+                .contains("dispatch-1 stopped during the send")
+        );
         let s = after_interruption(ChannelKind::Wecom, 1, "dispatch-1", &B, now());
         assert_eq!(s.state, "uncertain");
         let s = after_interruption(ChannelKind::Webhook, 4, "dispatch-1", &B, now());

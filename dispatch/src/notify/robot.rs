@@ -23,7 +23,10 @@ fn judge_errcode(status: u16, body: &[u8], retry: &[i64]) -> Outcome {
     match answer["errcode"].as_i64() {
         Some(0) => Outcome::Delivered,
         Some(code) => {
-            let why = format!("errcode {code}: {}", answer["errmsg"].as_str().unwrap_or(""));
+            let why = format!(
+                "errcode {code}: {}",
+                answer["errmsg"].as_str().unwrap_or("")
+            );
             if retry.contains(&code) {
                 Outcome::Retry(why)
             } else {
@@ -196,7 +199,12 @@ mod tests {
         }
         .body(&m);
         assert_eq!(d["at"]["atMobiles"], json!(["13800000001"]));
-        assert!(d["text"]["content"].as_str().unwrap().ends_with(" @13800000001"));
+        assert!(
+            d["text"]["content"]
+                .as_str()
+                .unwrap()
+                .ends_with(" @13800000001")
+        );
         let mut nobody = m.clone();
         nobody.phone.clear();
         let w = Wecom {
@@ -213,11 +221,18 @@ mod tests {
             url: Secret::new("http://x"),
             console_url: None,
         };
-        assert_eq!(w.judge(200, br#"{"errcode":0,"errmsg":"ok"}"#), Outcome::Delivered);
-        assert!(matches!(w.judge(200, br#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
-                         Outcome::Retry(e) if e.starts_with("errcode 45009")));
-        assert!(matches!(w.judge(200, br#"{"errcode":93000,"errmsg":"invalid webhook url"}"#),
-                         Outcome::Permanent(e) if e == "errcode 93000: invalid webhook url"));
+        assert_eq!(
+            w.judge(200, br#"{"errcode":0,"errmsg":"ok"}"#),
+            Outcome::Delivered
+        );
+        assert!(
+            matches!(w.judge(200, br#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
+                         Outcome::Retry(e) if e.starts_with("errcode 45009"))
+        );
+        assert!(
+            matches!(w.judge(200, br#"{"errcode":93000,"errmsg":"invalid webhook url"}"#),
+                         Outcome::Permanent(e) if e == "errcode 93000: invalid webhook url")
+        );
         assert!(matches!(w.judge(200, b"<html>"), Outcome::Unknown(_)));
         assert!(matches!(w.judge(502, b""), Outcome::Retry(_)));
     }

@@ -61,7 +61,12 @@ impl Channel for SmsChannel {
         ChannelKind::Sms
     }
 
-    fn render(&self, msg: &Message, delivery: Uuid, _: DateTime<Utc>) -> Result<HttpRequest, String> {
+    fn render(
+        &self,
+        msg: &Message,
+        delivery: Uuid,
+        _: DateTime<Utc>,
+    ) -> Result<HttpRequest, String> {
         if msg.phone.is_empty() {
             return Err(format!(
                 "{} {:?} has no phone number; add one or leave this target kind out of the channel",
@@ -97,16 +102,26 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(body["to"], "13800000001");
         assert_eq!(body["clientRef"], id.to_string());
-        assert!(body["text"].as_str().unwrap().starts_with("【紧急】斋堂镇老王饭店发现老鼠"));
+        assert!(
+            body["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("【紧急】斋堂镇老王饭店发现老鼠")
+        );
         assert!(req.headers.contains(&("idempotency-key", id.to_string())));
-        assert!(req.headers.contains(&("authorization", "Bearer tok".to_owned())));
+        assert!(
+            req.headers
+                .contains(&("authorization", "Bearer tok".to_owned()))
+        );
     }
 
     #[test]
     fn a_recipient_without_a_phone_is_a_permanent_failure_naming_it() {
         let mut m = rodent();
         m.phone.clear();
-        let e = channel().render(&m, Uuid::now_v7(), Utc::now()).unwrap_err();
+        let e = channel()
+            .render(&m, Uuid::now_v7(), Utc::now())
+            .unwrap_err();
         assert!(e.contains("斋堂镇全天组") && e.contains("no phone"), "{e}");
     }
 }

@@ -344,16 +344,20 @@ pub async fn summary(
             _ => c.uncertain = n,
         }
     }
-    let last: Vec<(String, Option<DateTime<Utc>>, Option<String>, Option<DateTime<Utc>>)> =
-        sqlx::query_as(
-            "SELECT channel, max(sent_at), \
+    let last: Vec<(
+        String,
+        Option<DateTime<Utc>>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+    )> = sqlx::query_as(
+        "SELECT channel, max(sent_at), \
              (array_agg(last_error ORDER BY last_attempt_at DESC) \
                 FILTER (WHERE last_error IS NOT NULL))[1], \
              max(last_attempt_at) FILTER (WHERE last_error IS NOT NULL) \
              FROM notification_deliveries GROUP BY channel",
-        )
-        .fetch_all(pool)
-        .await?;
+    )
+    .fetch_all(pool)
+    .await?;
     for (channel, sent, error, error_at) in last {
         if let Some(s) = out.iter_mut().find(|s| s.name == channel) {
             s.last_sent_at = sent;

@@ -48,13 +48,21 @@ impl Channel for Webhook {
         ChannelKind::Webhook
     }
 
-    fn render(&self, msg: &Message, delivery: Uuid, _now: DateTime<Utc>) -> Result<HttpRequest, String> {
+    fn render(
+        &self,
+        msg: &Message,
+        delivery: Uuid,
+        _now: DateTime<Utc>,
+    ) -> Result<HttpRequest, String> {
         let body = self.body(msg, delivery).to_string().into_bytes();
         Ok(HttpRequest {
             url: self.url.clone(),
             headers: vec![
                 ("idempotency-key", delivery.to_string()),
-                ("x-brightline-signature", signature(self.secret.expose(), &body)),
+                (
+                    "x-brightline-signature",
+                    signature(self.secret.expose(), &body),
+                ),
             ],
             body,
         })

@@ -47,7 +47,13 @@ impl Sender {
         )
         .await;
         let now = self.clock.now();
-        let settled = retry::settle(outcome, channel.kind(), d.attempts as u32, &self.backoff, now);
+        let settled = retry::settle(
+            outcome,
+            channel.kind(),
+            d.attempts as u32,
+            &self.backoff,
+            now,
+        );
         let held = store::finish(&self.pool, d.id, &self.me, &settled, now).await?;
         match (held, settled.state) {
             (false, _) => tracing::warn!(delivery = %d.id, channel = %d.channel,

@@ -292,6 +292,14 @@ pub struct ChannelSummary {
     pub last_error_at: Option<DateTime<Utc>>,
 }
 
+/// A channel's latest send and latest error: (channel, sent_at, last_error, its attempt's time).
+type LastActivity = (
+    String,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
 /// Every configured channel (and any unconfigured one with rows) with its counts and last error.
 pub async fn summary(
     pool: &PgPool,
@@ -344,12 +352,7 @@ pub async fn summary(
             _ => c.uncertain = n,
         }
     }
-    let last: Vec<(
-        String,
-        Option<DateTime<Utc>>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-    )> = sqlx::query_as(
+    let last: Vec<LastActivity> = sqlx::query_as(
         "SELECT channel, max(sent_at), \
              (array_agg(last_error ORDER BY last_attempt_at DESC) \
                 FILTER (WHERE last_error IS NOT NULL))[1], \

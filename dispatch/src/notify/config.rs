@@ -339,4 +339,37 @@ mod tests {
         let twice = format!("{}{}", channel("sms", ""), channel("sms", ""));
         assert_eq!(parse(&twice).unwrap_err().0, "notify.channel[1].name");
     }
+
+    #[test]
+    fn secrets_are_read_from_their_files_and_a_file_without_a_url_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        let key = dir.path().join("key");
+        std::fs::write(
+            &url,
+            "https://oapi.dingtalk.com/robot/send?access_token=t\n",
+        )
+        .unwrap();
+        std::fs::write(&key, "SECabc\n").unwrap();
+        let text = format!(
+            "[[notify.channel]]\nname = \"d\"\nkind = \"dingtalk\"\nurl_file = {:?}\nsecret_file = {:?}\n",
+            url.display().to_string(),
+            key.display().to_string()
+        );
+        let mut c = parse(&text).unwrap();
+        c.load_secrets().unwrap();
+        let ch = &c.channel[0];
+        assert_eq!(ch.secret.as_ref().unwrap().expose(), "SECabc");
+        assert!(
+            ch.url
+                .as_ref()
+                .unwrap()
+                .expose()
+                .ends_with("access_token=t")
+        );
+        assert!(!format!("{ch:?}").contains("access_token"));
+        std::fs::write(&url, "oapi.dingtalk.com/robot/send").unwrap();
+        let e = parse(&text).unwrap().load_secrets().unwrap_err();
+        assert_eq!(e.0, "notify.channel[0].url_file");
+    }
 }

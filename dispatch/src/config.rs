@@ -58,6 +58,9 @@ pub struct Config {
     /// `enrolment_not_configured` (edges can still be registered and given codes).
     #[serde(default)]
     pub enrolment: Option<EnrolmentConfig>,
+    /// Outbound notification channels and their sender (see [`crate::notify::NotifyConfig`]).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -365,6 +368,9 @@ impl Config {
             media.signing_key = Some(key);
             crate::auth::service::load_tokens(path, media)?;
         }
+        c.notify
+            .load_secrets()
+            .map_err(|(field, message)| field_error(path, &field, message))?;
         Ok(c)
     }
 
@@ -434,6 +440,9 @@ impl Config {
         }
         if let Some(enrolment) = &self.enrolment {
             enrolment.validate(path)?;
+        }
+        if let Err((field, message)) = self.notify.validate() {
+            return err(&field, &message);
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

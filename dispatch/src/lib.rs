@@ -15,6 +15,7 @@ pub mod incident;
 pub mod intake;
 pub mod media;
 pub mod mqtt;
+pub mod notify;
 pub mod paging;
 pub mod registry;
 pub mod routing;
@@ -197,6 +198,12 @@ pub async fn serve(
         app.clock.clone(),
         stop.clone(),
     ));
+    let sender = tokio::spawn(notify::worker::run(
+        app.pool.clone(),
+        app.config.notify.clone(),
+        app.clock.clone(),
+        stop.clone(),
+    ));
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "dispatch listening");
     let router = api::router(app.clone());
@@ -212,6 +219,7 @@ pub async fn serve(
         let _ = intake.await;
     }
     let _ = timers.await;
+    let _ = sender.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

@@ -56,7 +56,8 @@ fn fixture(
             "GET",
             "/api/towns" | "/api/premises" | "/api/cameras" | "/api/edges" | "/api/teams"
             | "/api/users",
-        ) => (None, rule.path.into(), StatusCode::OK),
+        )
+        | ("GET", "/api/notify/channels") => (None, rule.path.into(), StatusCode::OK),
         ("POST", "/api/premises") => (
             json_body(premises_body(town(target), &format!("矩阵餐馆{n}"))),
             rule.path.into(),

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::audit::{self, Audit, Event};
 use crate::auth::Caller;
 use crate::error::{Error, Kind, Result};
-use crate::escalation::{self, store::Notification, store::Pending};
+use crate::escalation::{self, store::Pending};
 use crate::incident::policy::{self, Tier};
 use crate::incident::state::{self, Action, Refused, State};
 use crate::incident::store::{self, Entry, FalsePositive, Incident, LinkedEvent, Location};
@@ -73,8 +73,8 @@ pub struct Detail {
     pub next: Vec<State>,
     /// The escalation step that fires next unless somebody acknowledges first (null: none).
     pub pending_escalation: Option<Pending>,
-    /// Who has been notified, oldest first.
-    pub notifications: Vec<Notification>,
+    /// Who has been notified, oldest first, each with its deliveries to outbound channels.
+    pub notifications: Vec<crate::notify::store::Delivered>,
 }
 
 async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
@@ -88,7 +88,10 @@ async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
         false_positive: store::false_positive(&mut conn, id).await?,
         next: state::next_states(incident.state()),
         pending_escalation: escalation::store::pending(&mut conn, id).await?,
-        notifications: escalation::store::notifications(&mut conn, id).await?,
+        notifications: {
+            let n = escalation::store::notifications(&mut conn, id).await?;
+            crate::notify::store::with_deliveries(&mut conn, id, n).await?
+        },
         incident,
     })
 }

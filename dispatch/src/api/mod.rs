@@ -6,6 +6,7 @@ mod edges;
 mod incidents;
 mod internal;
 mod media;
+mod notify;
 mod registry;
 mod session;
 mod users;
@@ -87,6 +88,7 @@ pub fn routes() -> Routes {
         "/internal/cameras/{id}/source",
         internal::camera_source,
     )
+    .add("GET", "/api/notify/channels", notify::channels)
 }
 
 /// (method, path) of every registered route.

@@ -189,6 +189,13 @@ pub static POLICY: &[Rule] = &[
         Access::Service,
         ScopeRule::None,
     ),
+    // Channel health is district-wide configuration, like users.
+    rule(
+        "GET",
+        "/api/notify/channels",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
 ];
 
 /// The row for `method` on the registered route `path`.

@@ -1,0 +1,19 @@
+//! `/api/notify/channels`: how each outbound channel is doing.
+
+use crate::AppState;
+use crate::error::Result;
+use crate::notify::store::{self, ChannelSummary};
+use axum::extract::State;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Serialize)]
+pub struct Channels {
+    items: Vec<ChannelSummary>,
+}
+
+/// `GET /api/notify/channels`: every channel with its delivery counts by state and last error.
+pub async fn channels(State(app): State<Arc<AppState>>) -> Result<axum::Json<Channels>> {
+    let items = store::summary(&app.pool, &app.config.notify).await?;
+    Ok(axum::Json(Channels { items }))
+}

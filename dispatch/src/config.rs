@@ -1,6 +1,7 @@
 //! dispatch's configuration file (TOML). Every field has a default stated in its doc comment; unknown
 //! fields are errors; [`Config::validate`] names the field that breaks a rule.
 
+use crate::clocks::ClocksConfig;
 use crate::escalation::EscalationConfig;
 use crate::incident::policy::IncidentsConfig;
 use bl_service::config::{ConfigError, field_error};
@@ -53,6 +54,9 @@ pub struct Config {
     /// and `/talk` answer 503 `media_not_configured`.
     #[serde(default)]
     pub media: Option<MediaConfig>,
+    /// Incident clocks: targets, at-risk point, escalation, holiday table (see [`ClocksConfig`]).
+    #[serde(default)]
+    pub clocks: ClocksConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -324,6 +328,7 @@ impl Config {
             )
         })?;
         c.database.url = Some(url);
+        c.clocks.load_holidays(path)?;
         if let Some(mqtt) = &mut c.mqtt {
             let password = Secret::from_file(&mqtt.password_file).map_err(|e| {
                 field_error(
@@ -418,6 +423,9 @@ impl Config {
         }
         if let Err((field, message)) = self.escalation.validate() {
             return err(field, &message);
+        }
+        if let Err((field, message)) = self.clocks.validate() {
+            return err(&field, &message);
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clocks;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -180,6 +181,7 @@ pub async fn serve(
             mqtt.clone(),
             app.config.incidents.clone(),
             app.config.escalation.clone(),
+            app.config.clocks.clone(),
             app.pool.clone(),
             app.intake.clone(),
             stop.clone(),
@@ -195,6 +197,16 @@ pub async fn serve(
         app.clock.clone(),
         stop.clone(),
     ));
+    let clock_timers = tokio::spawn({
+        let (pool, config, clock, stop) = (
+            app.pool.clone(),
+            app.config.clocks.clone(),
+            app.clock.clone(),
+            stop.clone(),
+        );
+        let poll = app.config.escalation.clone();
+        async move { clocks::worker::run(pool, config, &poll, clock, stop).await }
+    });
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "dispatch listening");
     let router = api::router(app.clone());
@@ -210,6 +222,7 @@ pub async fn serve(
         let _ = intake.await;
     }
     let _ = timers.await;
+    let _ = clock_timers.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

@@ -1,6 +1,7 @@
 //! The HTTP API: thin axum handlers over the registry, auth and incidents. Every route is registered through
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
+mod clocks;
 mod incidents;
 mod media;
 mod registry;
@@ -73,6 +74,11 @@ pub fn routes() -> Routes {
         "POST",
         "/api/incidents/{id}/transition",
         incidents::transition,
+    )
+    .add(
+        "POST",
+        "/api/incidents/{id}/health-report",
+        clocks::health_report,
     )
 }
 

@@ -158,6 +158,13 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(crate::incident::state::ANY_TRANSITION),
         ScopeRule::Object,
     ),
+    // The report to the health authority is the command center's or the town's.
+    rule(
+        "POST",
+        "/api/incidents/{id}/health-report",
+        Access::Roles(REPORTERS),
+        ScopeRule::Object,
+    ),
 ];
 
 /// The row for `method` on the registered route `path`.

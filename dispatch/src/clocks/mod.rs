@@ -4,7 +4,7 @@
 //!
 //! - [`calendar`] (plain): the Chinese working-day calendar and its holiday table.
 //! - [`rules`] (plain): which clocks an incident gets, when they start and stop, their state.
-//! - [`config`]: `[clocks]`.
+//! - [`config`]: the `[clocks]` section.
 //! - [`store`]: the rows; started and stopped inside the intake's or transition's transaction.
 //! - [`worker`]: fires at-risk and overdue moments on the escalation worker's loop.
 //!

@@ -394,3 +394,30 @@ async fn a_12315_complaint_opened_the_friday_before_the_2026_spring_festival_is_
     pool.close().await;
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_moment_that_came_due_while_dispatch_was_down_fires_once_after_the_restart() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedClock::new(t0()));
+    let first = server(&db, &dir, &sim).await;
+    let pool = db.pool().await;
+    let mut op = staff(&db, &first).await;
+    let d = report(&mut op, json!({"source": "manual", "kind": "rodent"})).await;
+    let id = d["id"].as_str().unwrap().to_owned();
+    first.stop().await;
+
+    sim.advance(Span::seconds(250)); // past the at-risk point, while nobody runs
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        count(&pool, AT_RISK, &id).await,
+        0,
+        "nobody fired it while down"
+    );
+    let second = server(&db, &dir, &sim).await;
+    settles_at(&pool, AT_RISK, &id, 1).await;
+    assert_eq!(count(&pool, OVERDUE, &id).await, 0);
+    second.stop().await;
+    pool.close().await;
+    db.drop_now().await;
+}

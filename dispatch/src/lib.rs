@@ -197,16 +197,14 @@ pub async fn serve(
         app.clock.clone(),
         stop.clone(),
     ));
-    let clock_timers = tokio::spawn({
-        let (pool, config, clock, stop) = (
-            app.pool.clone(),
-            app.config.clocks.clone(),
-            app.clock.clone(),
-            stop.clone(),
-        );
-        let poll = app.config.escalation.clone();
-        async move { clocks::worker::run(pool, config, &poll, clock, stop).await }
-    });
+    let clock_timers = tokio::spawn(clocks::worker::run(
+        app.pool.clone(),
+        app.config.clocks.clone(),
+        app.config.escalation.poll_interval_ms,
+        app.config.escalation.batch,
+        app.clock.clone(),
+        stop.clone(),
+    ));
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "dispatch listening");
     let router = api::router(app.clone());

@@ -6,8 +6,8 @@
 
 use super::ClocksConfig;
 use super::store;
+use crate::escalation::Clock;
 use crate::escalation::worker::{drain, supervise, worker_id};
-use crate::escalation::{Clock, EscalationConfig};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,18 +25,20 @@ pub async fn fire_due(
     drain(batch, || store::fire_one(pool, config, clock.now(), by)).await
 }
 
-/// Runs until `shutdown` is cancelled.
+/// Runs until `shutdown` is cancelled, polling every `poll_interval_ms` (the escalation
+/// worker's) and firing up to `batch` clocks per poll.
 pub async fn run(
     pool: PgPool,
     config: ClocksConfig,
-    poll: &EscalationConfig,
+    poll_interval_ms: u64,
+    batch: u32,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) {
     let me = worker_id();
     let span = tracing::info_span!("clocks", worker = %me);
-    let interval = Duration::from_millis(poll.poll_interval_ms);
-    let batch = poll.batch as usize;
+    let interval = Duration::from_millis(poll_interval_ms);
+    let batch = batch as usize;
     let config = Arc::new(config);
     let poll = move || {
         let (pool, config, clock, me) = (pool.clone(), config.clone(), clock.clone(), me.clone());

@@ -1,6 +1,7 @@
 //! dispatch's configuration file (TOML). Every field has a default stated in its doc comment; unknown
 //! fields are errors; [`Config::validate`] names the field that breaks a rule.
 
+use crate::clocks::ClocksConfig;
 use crate::enrolment::EnrolmentConfig;
 use crate::escalation::EscalationConfig;
 use crate::incident::policy::IncidentsConfig;
@@ -61,6 +62,9 @@ pub struct Config {
     /// Outbound notification channels and their sender (see [`crate::notify::NotifyConfig`]).
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    /// Incident clocks: targets, at-risk point, escalation, holiday table (see [`ClocksConfig`]).
+    #[serde(default)]
+    pub clocks: ClocksConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -339,6 +343,7 @@ impl Config {
             )
         })?;
         c.database.url = Some(url);
+        c.clocks.load_holidays(path)?;
         if let Some(mqtt) = &mut c.mqtt {
             let password = Secret::from_file(&mqtt.password_file).map_err(|e| {
                 field_error(
@@ -442,6 +447,9 @@ impl Config {
             enrolment.validate(path)?;
         }
         if let Err((field, message)) = self.notify.validate() {
+            return err(&field, &message);
+        }
+        if let Err((field, message)) = self.clocks.validate() {
             return err(&field, &message);
         }
         if let Some(media) = &self.media {

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod clocks;
 pub mod config;
 pub mod db;
 pub mod enrolment;
@@ -183,6 +184,7 @@ pub async fn serve(
             mqtt.clone(),
             app.config.incidents.clone(),
             app.config.escalation.clone(),
+            app.config.clocks.clone(),
             app.pool.clone(),
             app.intake.clone(),
             stop.clone(),
@@ -204,6 +206,14 @@ pub async fn serve(
         app.clock.clone(),
         stop.clone(),
     ));
+    let clock_timers = tokio::spawn(clocks::worker::run(
+        app.pool.clone(),
+        app.config.clocks.clone(),
+        app.config.escalation.poll_interval_ms,
+        app.config.escalation.batch,
+        app.clock.clone(),
+        stop.clone(),
+    ));
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "dispatch listening");
     let router = api::router(app.clone());
@@ -220,6 +230,7 @@ pub async fn serve(
     }
     let _ = timers.await;
     let _ = sender.await;
+    let _ = clock_timers.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

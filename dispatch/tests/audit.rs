@@ -455,6 +455,7 @@ async fn an_incident_opened_by_an_edge_report_is_recorded_with_the_edge_as_actor
             &pool,
             &IncidentsConfig::default(),
             &EscalationConfig::default(),
+            &dispatch::clocks::ClocksConfig::default(),
             &report,
         )
         .await

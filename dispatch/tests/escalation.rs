@@ -359,6 +359,7 @@ async fn in_simulated_time_a_drill_step_fires_at_its_second_and_not_before_with_
         &mut tx,
         &app.config.incidents,
         &app.config.escalation,
+        &app.config.clocks,
         &report,
     )
     .await

@@ -277,6 +277,7 @@ async fn a_rejected_detection_is_kept_as_a_labelled_false_positive_with_its_evid
         &pool,
         &IncidentsConfig::default(),
         &EscalationConfig::default(),
+        &dispatch::clocks::ClocksConfig::default(),
         &report,
     )
     .await

@@ -175,6 +175,18 @@ fn fixture(
             };
             (None, format!("/internal/cameras/{id}/source"), ok)
         }
+        ("POST", "/api/incidents/{id}/health-report") => {
+            let id = match target {
+                Target::Own => ids.own_incident.clone(),
+                Target::Other => ids.other_incident.clone(),
+                Target::Missing => uuid::Uuid::now_v7().to_string(),
+            };
+            (
+                json_body(json!({"note": "电话报告区卫健委"})),
+                format!("/api/incidents/{id}/health-report"),
+                StatusCode::CREATED,
+            )
+        }
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }

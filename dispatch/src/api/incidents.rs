@@ -5,6 +5,7 @@ use super::{Json, Path, Query};
 use crate::AppState;
 use crate::audit::{self, Audit, Event};
 use crate::auth::Caller;
+use crate::clocks::store::{self as clocks, ClockView, IncidentFacts};
 use crate::error::{Error, Kind, Result};
 use crate::escalation::{self, store::Pending};
 use crate::incident::policy::{self, Tier};
@@ -32,7 +33,7 @@ pub async fn list(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
     Query(query): Query<store::ListQuery>,
-) -> Result<axum::Json<crate::paging::Page<store::Incident>>> {
+) -> Result<axum::Json<crate::paging::Page<ListItem>>> {
     let bad = |field: &str, v: &str, allowed: &str| {
         Error::bad_request(
             "invalid_query",
@@ -55,9 +56,31 @@ pub async fn list(
     {
         return Err(bad("kind", k, &policy::KINDS.join(", ")));
     }
-    Ok(axum::Json(
-        store::list(&app.pool, caller.scope.filter(), &query).await?,
-    ))
+    let page = store::list(&app.pool, caller.scope.filter(), &query).await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|i| i.id).collect();
+    let mut urgent = clocks::most_urgent(&app.pool, &ids, app.now()).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|incident| ListItem {
+            clock: urgent.remove(&incident.id),
+            incident,
+        })
+        .collect();
+    Ok(axum::Json(crate::paging::Page {
+        items,
+        total: page.total,
+        page: page.page,
+        per_page: page.per_page,
+    }))
+}
+
+/// An incident in a list, with its most urgent running clock (the earliest due; null: none runs).
+#[derive(Debug, Serialize)]
+pub struct ListItem {
+    #[serde(flatten)]
+    pub incident: Incident,
+    pub clock: Option<ClockView>,
 }
 
 /// An incident with its timeline, linked edge events and false-positive label.
@@ -75,9 +98,11 @@ pub struct Detail {
     pub pending_escalation: Option<Pending>,
     /// Who has been notified, oldest first, each with its deliveries to outbound channels.
     pub notifications: Vec<crate::notify::store::Delivered>,
+    /// Every clock the incident has had, as it stands now, in the order they started.
+    pub clocks: Vec<ClockView>,
 }
 
-async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
+pub(super) async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
     let mut conn = app.pool.acquire().await?;
     let incident = store::get(&mut conn, id)
         .await?
@@ -92,6 +117,7 @@ async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
             let n = escalation::store::notifications(&mut conn, id).await?;
             crate::notify::store::with_deliveries(&mut conn, id, n).await?
         },
+        clocks: clocks::list(&mut conn, id, app.now()).await?,
         incident,
     })
 }
@@ -212,6 +238,7 @@ pub async fn create(
         &mut tx,
         &app.config.incidents,
         &app.config.escalation,
+        &app.config.clocks,
         &report,
     )
     .await?;
@@ -315,6 +342,13 @@ pub async fn transition(
         if cancelled > 0 {
             refs["escalationCancelled"] = json!(cancelled);
         }
+    }
+    // Clocks stop (met or cancelled) and start in this transaction too; the entry names them.
+    let facts = IncidentFacts::of(&incident);
+    let changed =
+        clocks::on_transition(&mut tx, &app.config.clocks, id, &facts, from, body.to, now).await?;
+    if !changed.is_empty() {
+        refs["clocks"] = json!(changed);
     }
     let note = match (body.note.trim(), reason) {
         (n, "") => n.to_owned(),

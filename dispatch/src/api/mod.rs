@@ -2,6 +2,7 @@
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
 mod audit;
+mod clocks;
 mod edges;
 mod incidents;
 mod internal;
@@ -89,6 +90,11 @@ pub fn routes() -> Routes {
         internal::camera_source,
     )
     .add("GET", "/api/notify/channels", notify::channels)
+    .add(
+        "POST",
+        "/api/incidents/{id}/health-report",
+        clocks::health_report,
+    )
 }
 
 /// (method, path) of every registered route.

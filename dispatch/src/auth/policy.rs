@@ -196,6 +196,13 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(ADMINS),
         ScopeRule::None,
     ),
+    // The report to the health authority is the command center's or the town's.
+    rule(
+        "POST",
+        "/api/incidents/{id}/health-report",
+        Access::Roles(REPORTERS),
+        ScopeRule::Object,
+    ),
 ];
 
 /// The row for `method` on the registered route `path`.

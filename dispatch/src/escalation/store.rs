@@ -72,24 +72,39 @@ pub async fn start(
     Ok(())
 }
 
-/// What firing needs to know about the incident.
+/// What firing needs to know about the incident (also used by the incident clocks).
 #[derive(sqlx::FromRow)]
-struct Context {
-    tier: String,
-    state: String,
-    town_id: String,
-    town_name: String,
-    team_id: Option<Uuid>,
-    team_name: Option<String>,
-    exercise: Option<String>,
+pub(crate) struct Context {
+    pub tier: String,
+    pub state: String,
+    pub town_id: String,
+    pub town_name: String,
+    pub team_id: Option<Uuid>,
+    pub team_name: Option<String>,
+    pub exercise: Option<String>,
+}
+
+/// Reads the [`Context`] of `incident`.
+pub(crate) async fn context(
+    conn: &mut PgConnection,
+    incident: IncidentId,
+) -> Result<Context, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.tier, i.state, i.town_id, r.name_zh AS town_name, i.routed_team_id AS team_id, \
+         t.name AS team_name, i.exercise FROM incidents i JOIN regions r ON r.id = i.town_id \
+         LEFT JOIN teams t ON t.id = i.routed_team_id WHERE i.id = $1",
+    )
+    .bind(incident)
+    .fetch_one(conn)
+    .await
 }
 
 /// One recipient of a notification.
 #[derive(Debug, Clone, Serialize)]
-struct Recipient {
-    kind: &'static str,
-    id: String,
-    name: String,
+pub(crate) struct Recipient {
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
 }
 
 async fn users(
@@ -113,7 +128,7 @@ async fn users(
 }
 
 /// Who `target` reaches for the incident in `ctx`.
-async fn recipients(
+pub(crate) async fn recipients(
     conn: &mut PgConnection,
     target: Target,
     ctx: &Context,
@@ -183,14 +198,7 @@ pub async fn fire(
     now: DateTime<Utc>,
     by: &str,
 ) -> Result<Option<Timer>, sqlx::Error> {
-    let ctx: Context = sqlx::query_as(
-        "SELECT i.tier, i.state, i.town_id, r.name_zh AS town_name, i.routed_team_id AS team_id, \
-         t.name AS team_name, i.exercise FROM incidents i JOIN regions r ON r.id = i.town_id \
-         LEFT JOIN teams t ON t.id = i.routed_team_id WHERE i.id = $1",
-    )
-    .bind(timer.incident_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let ctx = context(conn, timer.incident_id).await?;
     if State::parse(&ctx.state).is_some_and(policy::stops_escalation) {
         cancel_pending(conn, timer.incident_id, now).await?;
         return Ok(None);
@@ -311,12 +319,15 @@ pub async fn pending(
     .await
 }
 
-/// A notification as the API shows it.
+/// A notification as the API shows it: from an escalation step (`step`) or from an incident
+/// clock's moment (`clockId`, `clockMoment`).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub id: Uuid,
-    pub step: i32,
+    pub step: Option<i32>,
+    pub clock_id: Option<Uuid>,
+    pub clock_moment: Option<String>,
     pub target_kind: String,
     pub target_id: String,
     pub target_name: String,
@@ -331,8 +342,9 @@ pub async fn notifications(
     incident: IncidentId,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     sqlx::query_as::<_, Notification>(
-        "SELECT n.id, t.step, n.target_kind, n.target_id, n.target_name, n.reason, n.created_at, \
-         n.exercise FROM notifications n JOIN escalation_timers t ON t.id = n.timer_id \
+        "SELECT n.id, t.step, n.clock_id, n.clock_moment, n.target_kind, n.target_id, \
+         n.target_name, n.reason, n.created_at, n.exercise \
+         FROM notifications n LEFT JOIN escalation_timers t ON t.id = n.timer_id \
          WHERE n.incident_id = $1 ORDER BY n.created_at, t.step, n.id",
     )
     .bind(incident)

@@ -10,6 +10,7 @@
 use super::store;
 use super::{Clock, EscalationConfig};
 use sqlx::PgPool;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +54,24 @@ pub fn worker_id() -> String {
     )
 }
 
+/// Fires due items one at a time (`fire_one` claims one, fires it in a transaction of its own and
+/// says whether there was one) until none is due or `batch` have fired; returns how many fired.
+/// Escalation timers and incident clocks both drain through it.
+pub async fn drain<F, Fut>(batch: usize, mut fire_one: F) -> Result<usize, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, sqlx::Error>>,
+{
+    let mut fired = 0;
+    while fired < batch {
+        if !fire_one().await? {
+            break;
+        }
+        fired += 1;
+    }
+    Ok(fired)
+}
+
 /// Fires up to `batch` due timers, one transaction each; returns how many fired.
 pub async fn fire_due(
     pool: &PgPool,
@@ -60,14 +79,49 @@ pub async fn fire_due(
     clock: &dyn Clock,
     by: &str,
 ) -> Result<usize, sqlx::Error> {
-    let mut fired = 0;
-    while fired < config.batch as usize {
-        if !store::fire_one(pool, config, clock.now(), by).await? {
-            break;
+    drain(config.batch as usize, || {
+        store::fire_one(pool, config, clock.now(), by)
+    })
+    .await
+}
+
+/// The supervised poll loop of a timer worker, shared by escalation and incident clocks: calls
+/// `poll` (which fires what is due and says how many) every `interval`, at once again after a
+/// full `batch`, with doubling backoff after an error or a panic, until `shutdown`.
+pub async fn supervise<P, Fut>(
+    what: &'static str,
+    interval: Duration,
+    batch: usize,
+    shutdown: CancellationToken,
+    poll: P,
+) where
+    P: Fn() -> Fut,
+    Fut: Future<Output = Result<usize, sqlx::Error>> + Send + 'static,
+{
+    let mut backoff = None;
+    tracing::info!(
+        interval_ms = interval.as_millis() as u64,
+        "{what} timers running"
+    );
+    loop {
+        let outcome = match tokio::spawn(poll().in_current_span()).await {
+            Ok(Ok(fired)) => Ok(fired),
+            Ok(Err(e)) => {
+                tracing::warn!(err = %e, "cannot fire {what} timers; retrying");
+                Err(())
+            }
+            Err(e) => {
+                tracing::error!(err = %e, "{what} poll panicked; retrying");
+                Err(())
+            }
+        };
+        let wait = next_wait(interval, outcome, batch, &mut backoff);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
         }
-        fired += 1;
     }
-    Ok(fired)
+    tracing::info!("{what} timers stopped");
 }
 
 /// Runs until `shutdown` is cancelled.
@@ -79,45 +133,16 @@ pub async fn run(
 ) {
     let me = worker_id();
     let span = tracing::info_span!("escalation", worker = %me);
-    async move {
-        let config = Arc::new(config);
-        let interval = Duration::from_millis(config.poll_interval_ms);
-        let batch = config.batch as usize;
-        let mut backoff = None;
-        tracing::info!(
-            interval_ms = config.poll_interval_ms,
-            "escalation timers running"
-        );
-        loop {
-            let poll = {
-                let (pool, config, clock, me) =
-                    (pool.clone(), config.clone(), clock.clone(), me.clone());
-                tokio::spawn(
-                    async move { fire_due(&pool, &config, clock.as_ref(), &me).await }
-                        .in_current_span(),
-                )
-            };
-            let outcome = match poll.await {
-                Ok(Ok(fired)) => Ok(fired),
-                Ok(Err(e)) => {
-                    tracing::warn!(err = %e, "cannot fire escalation timers; retrying");
-                    Err(())
-                }
-                Err(e) => {
-                    tracing::error!(err = %e, "escalation poll panicked; retrying");
-                    Err(())
-                }
-            };
-            let wait = next_wait(interval, outcome, batch, &mut backoff);
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-        tracing::info!("escalation timers stopped");
-    }
-    .instrument(span)
-    .await
+    let interval = Duration::from_millis(config.poll_interval_ms);
+    let batch = config.batch as usize;
+    let config = Arc::new(config);
+    let poll = move || {
+        let (pool, config, clock, me) = (pool.clone(), config.clone(), clock.clone(), me.clone());
+        async move { fire_due(&pool, &config, clock.as_ref(), &me).await }
+    };
+    supervise("escalation", interval, batch, shutdown, poll)
+        .instrument(span)
+        .await
 }
 
 #[cfg(test)]

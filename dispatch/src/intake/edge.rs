@@ -2,6 +2,7 @@
 //! and the idempotent writes.
 
 use super::incident::{self, EdgeLink, Outcome, Report, Source};
+use crate::clocks::ClocksConfig;
 use crate::escalation::EscalationConfig;
 use crate::incident::Actor;
 use crate::incident::policy::{IncidentsConfig, violation_kind};
@@ -96,10 +97,11 @@ pub async fn record(
     pool: &PgPool,
     incidents: &IncidentsConfig,
     escalation: &EscalationConfig,
+    clocks: &ClocksConfig,
     report: &EdgeReport,
 ) -> Result<Result<Stored, Rejected>, sqlx::Error> {
     let result = match report {
-        EdgeReport::Event(event) => record_event(pool, incidents, escalation, event).await,
+        EdgeReport::Event(event) => record_event(pool, incidents, escalation, clocks, event).await,
         EdgeReport::State(state) => upsert_state(pool, state).await,
     };
     match result {
@@ -140,12 +142,13 @@ async fn record_event(
     pool: &PgPool,
     incidents: &IncidentsConfig,
     escalation: &EscalationConfig,
+    clocks: &ClocksConfig,
     event: &EdgeEvent,
 ) -> Result<Stored, Failed> {
     let mut tx = pool.begin().await.map_err(Failed::Db)?;
     let stored = insert_event(&mut tx, event).await?;
     if stored == Stored::New {
-        let outcome = to_incident(&mut tx, incidents, escalation, event, Utc::now())
+        let outcome = to_incident(&mut tx, incidents, escalation, clocks, event, Utc::now())
             .await
             .map_err(Failed::Db)?;
         if let Some(Outcome::Opened(id)) = outcome {
@@ -249,6 +252,7 @@ pub async fn to_incident(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
     escalation: &EscalationConfig,
+    clocks: &ClocksConfig,
     event: &EdgeEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<Outcome>, sqlx::Error> {
@@ -318,7 +322,7 @@ pub async fn to_incident(
             episode,
         }),
     };
-    match incident::incident(conn, config, escalation, &report).await {
+    match incident::incident(conn, config, escalation, clocks, &report).await {
         Ok(outcome) => Ok(Some(outcome)),
         Err(incident::IntakeError::Db(e)) => Err(e),
         // Cannot happen for a stored event (its camera and premises exist, its kind is known);

@@ -8,6 +8,7 @@
 //! (no premises) are never merged: the operator links them by hand. A per-(premises, kind,
 //! exercise) advisory lock makes two dispatch replicas agree on one incident.
 
+use crate::clocks::{self, ClocksConfig};
 use crate::escalation::{self, EscalationConfig};
 use crate::incident::policy::{self, IncidentsConfig, Severity};
 use crate::incident::state::State;
@@ -212,6 +213,7 @@ pub async fn incident(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
     escalation: &EscalationConfig,
+    clocks: &ClocksConfig,
     report: &Report,
 ) -> Result<Outcome, IntakeError> {
     if !policy::is_kind(&report.kind) {
@@ -230,10 +232,12 @@ pub async fn incident(
             lock(conn, premises, &report.kind, report.exercise.as_deref()).await?;
             match attach(conn, config, report, premises, &place).await? {
                 Some(id) => Outcome::Attached(id),
-                None => Outcome::Opened(open(conn, config, escalation, report, &place).await?),
+                None => {
+                    Outcome::Opened(open(conn, config, escalation, clocks, report, &place).await?)
+                }
             }
         }
-        None => Outcome::Opened(open(conn, config, escalation, report, &place).await?),
+        None => Outcome::Opened(open(conn, config, escalation, clocks, report, &place).await?),
     };
     if let Some(edge) = &report.edge {
         link_event(conn, outcome.id(), edge.event_id).await?;
@@ -344,11 +348,12 @@ async fn attach(
 }
 
 /// Opens a new incident for `report`, routes it, writes its first timeline entries and starts its
-/// tier's escalation (firing at once the steps due now, e.g. "notify the team").
+/// tier's escalation (firing at once the steps due now, e.g. "notify the team") and its clocks.
 async fn open(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
     escalation: &EscalationConfig,
+    clocks: &ClocksConfig,
     report: &Report,
     place: &Place,
 ) -> Result<IncidentId, sqlx::Error> {
@@ -421,5 +426,11 @@ async fn open(
     )
     .await?;
     escalation::store::start(conn, escalation, id, tier, report.received_at).await?;
+    let facts = clocks::rules::Facts {
+        tier,
+        kind: &report.kind,
+        hotline: report.source.hotline().is_some(),
+    };
+    clocks::store::start(conn, clocks, id, facts, report.received_at).await?;
     Ok(id)
 }

@@ -9,6 +9,7 @@
 //! name, an unregistered camera) are counted, logged without their bytes, and acknowledged, so they
 //! cannot block the queue.
 
+use crate::clocks::ClocksConfig;
 use crate::config::MqttConfig;
 use crate::escalation::EscalationConfig;
 use crate::incident::policy::IncidentsConfig;
@@ -66,6 +67,7 @@ pub async fn run(
     config: MqttConfig,
     incidents: IncidentsConfig,
     escalation: EscalationConfig,
+    clocks: ClocksConfig,
     pool: PgPool,
     stats: Arc<IntakeStats>,
     shutdown: CancellationToken,
@@ -101,7 +103,17 @@ pub async fn run(
                 }
             }
             Event::Incoming(Packet::Publish(publish)) => {
-                if !store(&pool, &incidents, &escalation, &stats, &publish, &shutdown).await {
+                if !store(
+                    &pool,
+                    &incidents,
+                    &escalation,
+                    &clocks,
+                    &stats,
+                    &publish,
+                    &shutdown,
+                )
+                .await
+                {
                     break; // shutting down with this message unacknowledged: the broker keeps it
                 }
                 if let Err(e) = client.ack(&publish).await {
@@ -123,6 +135,7 @@ async fn store(
     pool: &PgPool,
     incidents: &IncidentsConfig,
     escalation: &EscalationConfig,
+    clocks: &ClocksConfig,
     stats: &IntakeStats,
     publish: &Publish,
     shutdown: &CancellationToken,
@@ -136,7 +149,7 @@ async fn store(
     };
     let mut backoff = BACKOFF_MIN;
     loop {
-        match intake::record(pool, incidents, escalation, &report).await {
+        match intake::record(pool, incidents, escalation, clocks, &report).await {
             Ok(Ok(Stored::New)) => {
                 stats.stored.fetch_add(1, Ordering::Relaxed);
                 return true;

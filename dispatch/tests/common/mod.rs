@@ -96,6 +96,28 @@ impl Server {
             listener,
             stop.clone().cancelled_owned(),
         ));
+        Self::ready(addr, stop, task).await
+    }
+
+    /// Serves an application made with `dispatch::prepare` (e.g. with a simulated clock).
+    pub async fn start_app(app: std::sync::Arc<dispatch::AppState>) -> Server {
+        bl_service::telemetry::init("dispatch-test");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(dispatch::serve(
+            app,
+            listener,
+            stop.clone().cancelled_owned(),
+        ));
+        Self::ready(addr, stop, task).await
+    }
+
+    async fn ready(
+        addr: SocketAddr,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<Result<(), dispatch::StartError>>,
+    ) -> Server {
         // wait until it answers, so that a start-up failure is reported as such
         let http = reqwest::Client::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

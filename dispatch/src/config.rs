@@ -53,6 +53,9 @@ pub struct Config {
     /// and `/talk` answer 503 `media_not_configured`.
     #[serde(default)]
     pub media: Option<MediaConfig>,
+    /// Field photos and camera re-checks (see [`crate::field::FieldConfig`]).
+    #[serde(default)]
+    pub field: crate::field::FieldConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -417,6 +420,9 @@ impl Config {
             return err(field, &message);
         }
         if let Err((field, message)) = self.escalation.validate() {
+            return err(field, &message);
+        }
+        if let Err((field, message)) = self.field.validate() {
             return err(field, &message);
         }
         if let Some(media) = &self.media {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod escalation;
+pub mod field;
 pub mod incident;
 pub mod intake;
 pub mod media;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub intake: Arc<mqtt::IntakeStats>,
     /// The clock of handlers and the escalation worker.
     pub clock: Arc<dyn escalation::Clock>,
+    /// Where commands to edges go out (the MQTT consumer's client).
+    pub edge_link: Arc<field::recheck::EdgeLink>,
 }
 
 impl AppState {
@@ -100,6 +103,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         dummy_hash,
         intake: Arc::default(),
         clock: Arc::new(escalation::SystemClock),
+        edge_link: Arc::default(),
     }))
 }
 
@@ -182,6 +186,7 @@ pub async fn serve(
             app.config.escalation.clone(),
             app.pool.clone(),
             app.intake.clone(),
+            app.edge_link.clone(),
             stop.clone(),
         ))),
         None => {
@@ -193,6 +198,12 @@ pub async fn serve(
         app.pool.clone(),
         app.config.escalation.clone(),
         app.clock.clone(),
+        stop.clone(),
+    ));
+    let rechecks = tokio::spawn(field::recheck::run_sweep(
+        app.pool.clone(),
+        app.clock.clone(),
+        std::time::Duration::from_millis(app.config.field.sweep_interval_ms),
         stop.clone(),
     ));
     let addr = listener.local_addr().map_err(StartError::Serve)?;
@@ -210,6 +221,7 @@ pub async fn serve(
         let _ = intake.await;
     }
     let _ = timers.await;
+    let _ = rechecks.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

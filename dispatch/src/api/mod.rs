@@ -1,6 +1,7 @@
 //! The HTTP API: thin axum handlers over the registry, auth and incidents. Every route is registered through
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
+mod field;
 mod incidents;
 mod media;
 mod registry;
@@ -74,6 +75,11 @@ pub fn routes() -> Routes {
         "/api/incidents/{id}/transition",
         incidents::transition,
     )
+    .add("GET", "/api/field/incidents", field::my_incidents)
+    .add("POST", "/api/incidents/{id}/notes", field::note)
+    .add("POST", "/api/incidents/{id}/photos", field::upload_photo)
+    .add("GET", "/api/photos/{sha256}", field::get_photo)
+    .add("POST", "/api/incidents/{id}/recheck", field::recheck)
 }
 
 /// (method, path) of every registered route.

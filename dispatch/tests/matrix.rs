@@ -394,7 +394,11 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     }
     for list in ["/api/incidents", "/api/field/incidents"] {
         let (status, page) = field_b.get(list).await;
-        assert_eq!((status, page["total"].as_i64()), (StatusCode::OK, Some(0)), "{list}: {page}");
+        assert_eq!(
+            (status, page["total"].as_i64()),
+            (StatusCode::OK, Some(0)),
+            "{list}: {page}"
+        );
     }
     assert!(
         failures.is_empty(),

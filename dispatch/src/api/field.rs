@@ -110,7 +110,12 @@ pub async fn note(
     }
     let now = app.now();
     let actor = Actor::of(&caller);
-    incidents::append(&mut tx, id, &Entry::note(now, &actor, "note", text.to_owned())).await?;
+    incidents::append(
+        &mut tx,
+        id,
+        &Entry::note(now, &actor, "note", text.to_owned()),
+    )
+    .await?;
     let answer = Answer::new(StatusCode::CREATED, detail_in(&mut tx, id).await?)?;
     let answer = idempotency::finish(key.as_ref(), &mut tx, answer, now).await?;
     tx.commit().await?;
@@ -340,7 +345,12 @@ pub async fn recheck(
     let premises = incident.premises_id.ok_or_else(no_camera)?;
     let (camera, edge) = recheck::camera_for(&mut tx, id, premises, body.camera_id.as_deref())
         .await?
-        .map_err(|()| invalid("cameraId", "is not a camera on an edge box of this premises"))?
+        .map_err(|()| {
+            invalid(
+                "cameraId",
+                "is not a camera on an edge box of this premises",
+            )
+        })?
         .ok_or_else(no_camera)?;
     let now = app.now();
     let grace = app.config.field.recheck_grace_secs;

@@ -15,7 +15,10 @@ use uuid::Uuid;
 /// The image types a photo may be, by their first bytes.
 pub const TYPES: [(&str, &[u8]); 2] = [
     ("image/jpeg", &[0xFF, 0xD8, 0xFF]),
-    ("image/png", &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]),
+    (
+        "image/png",
+        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A],
+    ),
 ];
 
 /// Why an upload is not a photo we keep.
@@ -216,14 +219,25 @@ mod tests {
 
     #[test]
     fn a_mismatch_an_empty_body_or_another_type_is_named() {
-        assert_eq!(check("image/jpeg", PNG), Err(NotAPhoto::Magic("image/jpeg")));
-        assert_eq!(check("image/png", b"GIF89a"), Err(NotAPhoto::Magic("image/png")));
+        assert_eq!(
+            check("image/jpeg", PNG),
+            Err(NotAPhoto::Magic("image/jpeg"))
+        );
+        assert_eq!(
+            check("image/png", b"GIF89a"),
+            Err(NotAPhoto::Magic("image/png"))
+        );
         assert_eq!(check("image/png", b""), Err(NotAPhoto::Empty));
         assert!(matches!(
             check("image/gif", b"GIF89a"),
             Err(NotAPhoto::ContentType(t)) if t == "image/gif"
         ));
-        assert!(check("image/jpeg", PNG).unwrap_err().to_string().contains("magic"));
+        assert!(
+            check("image/jpeg", PNG)
+                .unwrap_err()
+                .to_string()
+                .contains("magic")
+        );
     }
 
     #[test]

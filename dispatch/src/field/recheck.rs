@@ -340,7 +340,9 @@ async fn apply(
                 entry.to = Some(State::Resolved);
                 entry.note = "the camera re-check found the rule kept".into();
             } else {
-                entry.note = format!("the camera re-check found the rule kept; the incident is {from} and stays so");
+                entry.note = format!(
+                    "the camera re-check found the rule kept; the incident is {from} and stays so"
+                );
             }
         }
         Verdict::Failed { code, message } => {

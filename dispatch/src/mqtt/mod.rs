@@ -11,9 +11,9 @@
 
 use crate::config::MqttConfig;
 use crate::escalation::EscalationConfig;
+use crate::field::recheck::{self, EdgeLink};
 use crate::incident::policy::IncidentsConfig;
 use crate::intake::{self, Rejected, Stored};
-use crate::field::recheck::{self, EdgeLink};
 use bl_proto::topic::{CMD_RESULT_FILTER, EVENTS_FILTER, STATE_FILTER};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use sqlx::PgPool;
@@ -98,7 +98,11 @@ pub async fn run(
         match event {
             Event::Incoming(Packet::ConnAck(_)) => {
                 tracing::info!(client = %config.client_id, "edge intake connected");
-                for filter in [events_filter.as_str(), STATE_FILTER, results_filter.as_str()] {
+                for filter in [
+                    events_filter.as_str(),
+                    STATE_FILTER,
+                    results_filter.as_str(),
+                ] {
                     if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
                         tracing::error!(filter, err = %e, "cannot subscribe");
                     }

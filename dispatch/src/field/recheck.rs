@@ -232,6 +232,16 @@ pub enum Handled {
     Dropped(String),
 }
 
+/// A sent command as its answer needs it.
+#[derive(sqlx::FromRow)]
+struct Sent {
+    edge_id: String,
+    incident_id: Option<Uuid>,
+    camera_id: String,
+    state: String,
+    sent_at: DateTime<Utc>,
+}
+
 /// Records one `…/cmd/result` message in one transaction. The topic and bytes are untrusted.
 pub async fn record_result(
     pool: &PgPool,
@@ -255,13 +265,20 @@ pub async fn record_result(
         )));
     }
     let mut tx = pool.begin().await?;
-    let cmd: Option<(String, Option<Uuid>, String, String, DateTime<Utc>)> = sqlx::query_as(
+    let cmd: Option<Sent> = sqlx::query_as(
         "SELECT edge_id, incident_id, camera_id, state, sent_at FROM commands WHERE id = $1 FOR UPDATE",
     )
     .bind(result.cmd_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((cmd_edge, incident, camera, cmd_state, sent_at)) = cmd else {
+    let Some(Sent {
+        edge_id: cmd_edge,
+        incident_id: incident,
+        camera_id: camera,
+        state: cmd_state,
+        sent_at,
+    }) = cmd
+    else {
         return Ok(Handled::Dropped(format!("no command {}", result.cmd_id)));
     };
     if cmd_edge != edge.as_str() {

@@ -8,6 +8,10 @@
 //! broker holds the rest. Messages that can never be stored (bad topic, bad payload, another edge's
 //! name, an unregistered camera) are counted, logged without their bytes, and acknowledged, so they
 //! cannot block the queue.
+//!
+//! Edges' answers to commands (`$share/{group}/bl/v1/edge/+/cmd/result`) go the same way to
+//! [`crate::field::recheck::consume`]; the consumer's client is also the one commands go out on
+//! ([`crate::field::recheck::EdgeLink`]).
 
 use crate::config::MqttConfig;
 use crate::escalation::EscalationConfig;

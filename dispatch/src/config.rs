@@ -65,6 +65,9 @@ pub struct Config {
     /// Incident clocks: targets, at-risk point, escalation, holiday table (see [`ClocksConfig`]).
     #[serde(default)]
     pub clocks: ClocksConfig,
+    /// Field photos and camera re-checks (see [`crate::field::FieldConfig`]).
+    #[serde(default)]
+    pub field: crate::field::FieldConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -451,6 +454,9 @@ impl Config {
         }
         if let Err((field, message)) = self.clocks.validate() {
             return err(&field, &message);
+        }
+        if let Err((field, message)) = self.field.validate() {
+            return err(field, &message);
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

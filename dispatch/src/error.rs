@@ -19,6 +19,8 @@ pub enum Kind {
     NotFound,
     /// The request conflicts with existing data, e.g. a duplicate licence number (409).
     Conflict,
+    /// The request body is larger than the route accepts (413).
+    TooLarge,
     /// Too many attempts; retry after the given number of seconds (429).
     Throttled { retry_after_secs: u64 },
     /// A dependency (the database) is unavailable; nothing was changed (503).
@@ -110,6 +112,7 @@ impl Error {
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,6 +12,7 @@ pub mod db;
 pub mod enrolment;
 pub mod error;
 pub mod escalation;
+pub mod field;
 pub mod incident;
 pub mod intake;
 pub mod media;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub intake: Arc<mqtt::IntakeStats>,
     /// The clock of handlers and the escalation worker.
     pub clock: Arc<dyn escalation::Clock>,
+    /// Where commands to edges go out (the MQTT consumer's client).
+    pub edge_link: Arc<field::recheck::EdgeLink>,
 }
 
 impl AppState {
@@ -104,6 +107,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         dummy_hash,
         intake: Arc::default(),
         clock: Arc::new(escalation::SystemClock),
+        edge_link: Arc::default(),
     }))
 }
 
@@ -187,6 +191,7 @@ pub async fn serve(
             app.config.clocks.clone(),
             app.pool.clone(),
             app.intake.clone(),
+            app.edge_link.clone(),
             stop.clone(),
         ))),
         None => {
@@ -214,6 +219,12 @@ pub async fn serve(
         app.clock.clone(),
         stop.clone(),
     ));
+    let rechecks = tokio::spawn(field::recheck::run_sweep(
+        app.pool.clone(),
+        app.clock.clone(),
+        std::time::Duration::from_millis(app.config.field.sweep_interval_ms),
+        stop.clone(),
+    ));
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "dispatch listening");
     let router = api::router(app.clone());
@@ -231,6 +242,7 @@ pub async fn serve(
     let _ = timers.await;
     let _ = sender.await;
     let _ = clock_timers.await;
+    let _ = rechecks.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

@@ -1,6 +1,8 @@
 //! The authorisation matrix, generated from the policy table: every role × every route × an object
 //! of the caller's own town, of another town, and a missing one, against the real server. Each
-//! caller is scoped to 斋堂镇 (zhaitang); "other" is 清水镇 (qingshui).
+//! caller is scoped to 斋堂镇 (zhaitang); "other" is 清水镇 (qingshui). 斋堂镇's incidents are routed
+//! to its team on duty, which the field user belongs to; a field user of another team of the same
+//! town is refused on every team-scoped route.
 
 mod common;
 
@@ -187,7 +189,41 @@ fn fixture(
                 StatusCode::CREATED,
             )
         }
+        ("GET", "/api/field/incidents") => (None, rule.path.into(), StatusCode::OK),
+        ("POST", "/api/incidents/{id}/notes") => (
+            json_body(json!({"text": format!("矩阵备注{n}")})),
+            format!("/api/incidents/{}/notes", incident(target, ids)),
+            StatusCode::CREATED,
+        ),
+        // an allowed caller gets past authorisation and fails on the bytes, which are no PNG
+        ("POST", "/api/incidents/{id}/photos") => (
+            Some(("image/png", "not a png".into())),
+            format!("/api/incidents/{}/photos", incident(target, ids)),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("GET", "/api/photos/{sha256}") => {
+            let sha = match target {
+                Target::Own => ids.own_photo.clone(),
+                Target::Other => ids.other_photo.clone(),
+                Target::Missing => "0".repeat(64),
+            };
+            (None, format!("/api/photos/{sha}"), StatusCode::OK)
+        }
+        // the own incident is new, so an allowed caller is told a re-check cannot resolve it yet
+        ("POST", "/api/incidents/{id}/recheck") => (
+            json_body(json!({"forSecs": 60})),
+            format!("/api/incidents/{}/recheck", incident(target, ids)),
+            StatusCode::CONFLICT,
+        ),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
+    }
+}
+
+fn incident(target: Target, ids: &Ids) -> String {
+    match target {
+        Target::Own => ids.own_incident.clone(),
+        Target::Other => ids.other_incident.clone(),
+        Target::Missing => uuid::Uuid::now_v7().to_string(),
     }
 }
 
@@ -205,8 +241,8 @@ fn expected(rule: &Rule, role: Role, target: Target, ok: StatusCode) -> StatusCo
     }
     match (rule.scope, target) {
         (ScopeRule::None | ScopeRule::List, _) | (_, Target::Own) => ok,
-        (ScopeRule::Object, Target::Missing) => StatusCode::NOT_FOUND,
-        (ScopeRule::Object | ScopeRule::Body, _) => StatusCode::FORBIDDEN,
+        (ScopeRule::Object | ScopeRule::Team, Target::Missing) => StatusCode::NOT_FOUND,
+        (ScopeRule::Object | ScopeRule::Body | ScopeRule::Team, _) => StatusCode::FORBIDDEN,
     }
 }
 
@@ -226,6 +262,57 @@ struct Ids {
     other_incident: String,
     /// One dispatched incident of the own town per role, in `Role::ALL` order.
     dispatched: Vec<String>,
+    /// Photos (sha256) of the own and the other incident.
+    own_photo: String,
+    other_photo: String,
+}
+
+/// A team on duty around the clock in `town`, straight into the database.
+async fn team_on_duty(pool: &sqlx::PgPool, town: &str, name: &str) -> uuid::Uuid {
+    let team = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO teams (id, town_id, name) VALUES ($1, $2, $3)")
+        .bind(team)
+        .bind(town)
+        .bind(name)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(team)
+    .execute(pool)
+    .await
+    .unwrap();
+    team
+}
+
+/// Attaches a photo with these bytes to `incident` straight through the store; returns its sha256.
+async fn photo(pool: &sqlx::PgPool, incident: &str, bytes: &[u8]) -> String {
+    use dispatch::field::photos;
+    let sha = photos::sha256_hex(bytes);
+    let by: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE username = 'admin'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let now = chrono::Utc::now();
+    photos::store_blob(&mut tx, &sha, "image/png", bytes, now)
+        .await
+        .unwrap();
+    let a = photos::Attachment {
+        incident: incident.parse().unwrap(),
+        sha256: &sha,
+        by,
+        at: now,
+        lat: None,
+        lon: None,
+        caption: "",
+    };
+    photos::attach(&mut tx, &a).await.unwrap();
+    tx.commit().await.unwrap();
+    sha
 }
 
 /// Reports an incident at a free address in `town` as `client`; returns its id.
@@ -279,13 +366,20 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     insert_camera(&db, other["id"].as_str().unwrap(), "cam-other", true).await;
     insert_edge(&db, own["id"].as_str().unwrap(), "edge-own").await;
     insert_edge(&db, other["id"].as_str().unwrap(), "edge-other").await;
+    let pool = db.pool().await;
+    let own_team = team_on_duty(&pool, OWN, "斋堂镇全天组").await;
     let (own_incident, other_incident, dispatched) = incidents(&mut admin, &server).await;
+    let png = |tag: &str| [&b"\x89PNG\r\n\x1a\n"[..], tag.as_bytes()].concat();
+    let own_photo = photo(&pool, &own_incident, &png("own")).await;
+    let other_photo = photo(&pool, &other_incident, &png("other")).await;
     let ids = Ids {
         own_premises: own["id"].as_str().unwrap().into(),
         other_premises: other["id"].as_str().unwrap().into(),
         own_incident,
         other_incident,
         dispatched,
+        own_photo,
+        other_photo,
     };
     for role in Role::ALL {
         create_user(
@@ -296,6 +390,11 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
         )
         .await;
     }
+    sqlx::query("UPDATE users SET team_id = $1 WHERE username = 'm-field'")
+        .bind(own_team)
+        .execute(&pool)
+        .await
+        .unwrap();
     let mut failures = Vec::new();
     let mut n = 0;
     for role in Role::ALL {
@@ -369,12 +468,51 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
             }
         }
     }
+    // A field user of another team of the same town: refused on every team-scoped route, and the
+    // lists hold none of the first team's incidents.
+    let other_team = team_on_duty(&pool, OWN, "斋堂镇备勤组").await;
+    create_user(&mut admin, "m-field-b", "field", Some(&[OWN])).await;
+    sqlx::query("UPDATE users SET team_id = $1 WHERE username = 'm-field-b'")
+        .bind(other_team)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut field_b = server.client();
+    assert_eq!(
+        field_b.login("m-field-b", USER_PASSWORD).await.0,
+        StatusCode::OK
+    );
+    for rule in POLICY
+        .iter()
+        .filter(|r| r.scope == ScopeRule::Team && r.allows(Role::Field))
+    {
+        n += 1;
+        let (body, path, _) = fixture(rule, Target::Own, &ids, n, Role::Field);
+        let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
+        let (got, answer) = field_b.send(method, &path, body).await;
+        if (got, answer["error"]["code"].as_str()) != (StatusCode::FORBIDDEN, Some("not_your_team"))
+        {
+            failures.push(format!(
+                "field of another team {:<6} {:<32}: expected 403 not_your_team, got {got} {answer}",
+                rule.method, rule.path
+            ));
+        }
+    }
+    for list in ["/api/incidents", "/api/field/incidents"] {
+        let (status, page) = field_b.get(list).await;
+        assert_eq!(
+            (status, page["total"].as_i64()),
+            (StatusCode::OK, Some(0)),
+            "{list}: {page}"
+        );
+    }
     assert!(
         failures.is_empty(),
         "{} of {n} cases differ from the policy table:\n{}",
         failures.len(),
         failures.join("\n")
     );
+    pool.close().await;
     server.stop().await;
     db.drop_now().await;
 }

@@ -1,6 +1,7 @@
 //! `/api/incidents`: list, detail, hotline and manual intake, transitions. Thin: the intake
 //! function, the state machine and the store decide.
 
+use super::field::{locked, parse};
 use super::{Json, Path, Query};
 use crate::AppState;
 use crate::audit::{self, Audit, Event};
@@ -8,6 +9,9 @@ use crate::auth::Caller;
 use crate::clocks::store::{self as clocks, ClockView, IncidentFacts};
 use crate::error::{Error, Kind, Result};
 use crate::escalation::{self, store::Pending};
+use crate::field::access;
+use crate::field::idempotency::{self, Answer, Key};
+use crate::field::{photos, recheck};
 use crate::incident::policy::{self, Tier};
 use crate::incident::state::{self, Action, Refused, State};
 use crate::incident::store::{self, Entry, FalsePositive, Incident, LinkedEvent, Location};
@@ -16,7 +20,7 @@ use crate::intake::{self, Outcome, Report, Source};
 use crate::registry::premises;
 use axum::Extension;
 use axum::extract::State as AxState;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -56,7 +60,11 @@ pub async fn list(
     {
         return Err(bad("kind", k, &policy::KINDS.join(", ")));
     }
-    let page = store::list(&app.pool, caller.scope.filter(), &query).await?;
+    let team = {
+        let mut conn = app.pool.acquire().await?;
+        access::team_filter(&mut conn, &caller).await?
+    };
+    let page = store::list(&app.pool, caller.scope.filter(), team.as_param(), &query).await?;
     let ids: Vec<Uuid> = page.items.iter().map(|i| i.id).collect();
     let mut urgent = clocks::most_urgent(&app.pool, &ids, app.now()).await?;
     let items = page
@@ -100,29 +108,53 @@ pub struct Detail {
     pub notifications: Vec<crate::notify::store::Delivered>,
     /// Every clock the incident has had, as it stands now, in the order they started.
     pub clocks: Vec<ClockView>,
+    /// Field photos, oldest first (bytes at `GET /api/photos/{sha256}`).
+    pub photos: Vec<photos::Photo>,
+    /// Camera re-checks asked for, oldest first.
+    pub rechecks: Vec<recheck::RecheckView>,
 }
 
 pub(super) async fn detail(app: &AppState, id: IncidentId) -> Result<Detail> {
     let mut conn = app.pool.acquire().await?;
-    let incident = store::get(&mut conn, id)
+    detail_in(&mut conn, id, app.now()).await
+}
+
+/// The incident's detail as `conn` sees it (inside a transaction: with its own changes).
+pub(super) async fn detail_in(
+    conn: &mut sqlx::PgConnection,
+    id: IncidentId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Detail> {
+    let incident = store::get(conn, id)
         .await?
         .ok_or_else(|| Error::not_found("incident"))?;
     Ok(Detail {
-        timeline: store::timeline(&mut conn, id).await?,
-        events: store::events(&mut conn, id).await?,
-        false_positive: store::false_positive(&mut conn, id).await?,
+        timeline: store::timeline(conn, id).await?,
+        events: store::events(conn, id).await?,
+        false_positive: store::false_positive(conn, id).await?,
         next: state::next_states(incident.state()),
-        pending_escalation: escalation::store::pending(&mut conn, id).await?,
+        pending_escalation: escalation::store::pending(conn, id).await?,
         notifications: {
-            let n = escalation::store::notifications(&mut conn, id).await?;
-            crate::notify::store::with_deliveries(&mut conn, id, n).await?
+            let n = escalation::store::notifications(conn, id).await?;
+            crate::notify::store::with_deliveries(conn, id, n).await?
         },
-        clocks: clocks::list(&mut conn, id, app.now()).await?,
+        clocks: clocks::list(conn, id, now).await?,
+        photos: photos::of_incident(conn, id).await?,
+        rechecks: recheck::of_incident(conn, id).await?,
         incident,
     })
 }
 
-/// `GET /api/incidents/{id}`: 404 when missing, then 403 when outside the caller's towns.
+/// A refused transition as an API error: 409 for a step the machine lacks, 403 for the role.
+pub(super) fn refused(r: Refused) -> Error {
+    match r {
+        Refused::Invalid { .. } => Error::new(Kind::Conflict, "invalid_transition", r.to_string()),
+        Refused::Role { .. } => Error::forbidden("role_forbidden", r.to_string()),
+    }
+}
+
+/// `GET /api/incidents/{id}`: 404 when missing, then 403 when outside the caller's towns (or,
+/// for field users, routed to another team).
 pub async fn get(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -130,7 +162,9 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Detail>> {
     let d = detail(&app, id).await?;
-    caller.check_town(&d.incident.town_id)?;
+    let mut conn = app.pool.acquire().await?;
+    access::check_incident(&mut conn, &caller, &d.incident).await?;
+    drop(conn);
     let event = Event::new(audit::Action::IncidentView)
         .object("incident", id)
         .town(&d.incident.town_id);
@@ -278,17 +312,31 @@ pub struct TransitionBody {
     pub reason: Option<String>,
     #[serde(default)]
     pub location: Option<Location>,
+    /// Rectification evidence: sha256 names of photos of this incident.
+    #[serde(default)]
+    pub evidence: Vec<String>,
 }
 
-/// `POST /api/incidents/{id}/transition`: 404, then 403 out of scope, then 409 when the state
-/// machine has no such step, then 403 when the caller's role may not take it.
+/// `POST /api/incidents/{id}/transition`: 404, then 403 out of scope (or team), then 409 when the
+/// state machine has no such step, then 403 when the caller's role may not take it. Resolving a
+/// detection or deadline-tier incident needs evidence (photos named in `evidence`, or a passed
+/// camera re-check). With an `Idempotency-Key` a repeat answers as the first time.
 pub async fn transition(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
     audit: Audit,
     Path(id): Path<Uuid>,
-    Json(body): Json<TransitionBody>,
-) -> Result<axum::Json<Detail>> {
+    headers: HeaderMap,
+    Json(raw): Json<serde_json::Value>,
+) -> Result<Answer> {
+    let key = Key::of(
+        &headers,
+        caller.user_id,
+        "transition",
+        &id.to_string(),
+        raw.to_string().as_bytes(),
+    )?;
+    let body: TransitionBody = parse(raw)?;
     if body.note.chars().count() > 4000 {
         return Err(invalid("note", "is longer than 4000 characters"));
     }
@@ -300,16 +348,45 @@ pub async fn transition(
             "lat must be in -90..90 and lon in -180..180",
         ));
     }
+    if let Some(bad) = body.evidence.iter().find(|h| !photos::is_sha256(h)) {
+        return Err(invalid(
+            "evidence",
+            format!("{bad:?} is not a photo's sha256 (64 lower-case hex digits)"),
+        ));
+    }
     let mut tx = app.pool.begin().await?;
-    let incident = store::get_for_update(&mut tx, id)
-        .await?
-        .ok_or_else(|| Error::not_found("incident"))?;
-    caller.check_town(&incident.town_id)?;
+    let incident = locked(&mut tx, &caller, id).await?;
+    if let Some(k) = &key
+        && let Some(answer) = k.replay(&mut tx).await?
+    {
+        return Ok(answer);
+    }
     let from = incident.state();
-    let step = state::decide(from, body.to, caller.role).map_err(|r| match r {
-        Refused::Invalid { .. } => Error::new(Kind::Conflict, "invalid_transition", r.to_string()),
-        Refused::Role { .. } => Error::forbidden("role_forbidden", r.to_string()),
-    })?;
+    let step = state::decide(from, body.to, caller.role).map_err(refused)?;
+    let unknown = photos::not_of_incident(&mut tx, id, &body.evidence).await?;
+    if !unknown.is_empty() {
+        return Err(invalid(
+            "evidence",
+            format!(
+                "{} is not a photo of this incident; upload it with POST /api/incidents/{id}/photos first",
+                unknown.join(", ")
+            ),
+        ));
+    }
+    if body.to == State::Resolved
+        && body.evidence.is_empty()
+        && access::needs_evidence(&incident.source, &incident.tier)
+        && !recheck::passed_since_reopen(&mut tx, id).await?
+    {
+        return Err(Error::bad_request(
+            "evidence_required",
+            format!(
+                "resolving a {} incident ({}) needs rectification evidence: name photos of it in \
+                 evidence, or pass a camera re-check (POST /api/incidents/{id}/recheck)",
+                incident.kind, incident.tier
+            ),
+        ));
+    }
     let reason = body.reason.as_deref().map(str::trim).unwrap_or("");
     if step.action == Action::Reject && reason.is_empty() {
         return Err(invalid(
@@ -350,6 +427,9 @@ pub async fn transition(
     if !changed.is_empty() {
         refs["clocks"] = json!(changed);
     }
+    if !body.evidence.is_empty() {
+        refs["evidence"] = json!(body.evidence);
+    }
     let note = match (body.note.trim(), reason) {
         (n, "") => n.to_owned(),
         ("", r) => format!("false alarm: {r}"),
@@ -366,6 +446,8 @@ pub async fn transition(
         refs,
     };
     store::append(&mut tx, id, &entry).await?;
+    let answer = Answer::new(StatusCode::OK, detail_in(&mut tx, id, now).await?)?;
+    let answer = idempotency::finish(key.as_ref(), &mut tx, answer, now).await?;
     let moved = json!({"from": from, "to": body.to, "action": step.action.as_str()});
     audit
         .append(
@@ -379,5 +461,5 @@ pub async fn transition(
         .await?;
     tx.commit().await?;
     tracing::info!(incident = %id, from = %from, to = %body.to, by = %caller.username, "incident transition");
-    Ok(axum::Json(detail(&app, id).await?))
+    Ok(answer)
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod clocks;
 mod edges;
+mod field;
 mod incidents;
 mod internal;
 mod media;
@@ -95,6 +96,11 @@ pub fn routes() -> Routes {
         "/api/incidents/{id}/health-report",
         clocks::health_report,
     )
+    .add("GET", "/api/field/incidents", field::my_incidents)
+    .add("POST", "/api/incidents/{id}/notes", field::note)
+    .add("POST", "/api/incidents/{id}/photos", field::upload_photo)
+    .add("GET", "/api/photos/{sha256}", field::get_photo)
+    .add("POST", "/api/incidents/{id}/recheck", field::recheck)
 }
 
 /// (method, path) of every registered route.

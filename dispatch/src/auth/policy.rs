@@ -34,6 +34,9 @@ pub enum ScopeRule {
     Object,
     /// Creates objects whose town (or granted towns) must lie in the caller's scope, else 403.
     Body,
+    /// One incident (or what belongs to one) by id: as [`ScopeRule::Object`], and a field user
+    /// also gets 403 when it is routed to another team than theirs (lists filter the same way).
+    Team,
 }
 
 /// One row of the table.
@@ -67,6 +70,10 @@ const WATCHERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, Field];
 const TALKERS: &[Role] = &[Supervisor, Operator, TownOfficer];
 /// Who takes reports (hotline, manual): the command center and the towns' officers.
 const REPORTERS: &[Role] = &[Supervisor, Operator, TownOfficer];
+/// Who works a case on the ground or records for it: notes, photos, camera re-checks.
+const RESPONDERS: &[Role] = &[Supervisor, Operator, TownOfficer, Field];
+/// Who has a "my incidents" view: field users and town officers.
+const FIELD_VIEW: &[Role] = &[TownOfficer, Field];
 
 const fn rule(method: &'static str, path: &'static str, access: Access, scope: ScopeRule) -> Rule {
     Rule {
@@ -167,7 +174,7 @@ pub static POLICY: &[Rule] = &[
         "GET",
         "/api/incidents/{id}",
         Access::Roles(ALL),
-        ScopeRule::Object,
+        ScopeRule::Team,
     ),
     // Each step has its own roles in the state machine (incident::state); this row admits every
     // role that may take at least one.
@@ -175,7 +182,37 @@ pub static POLICY: &[Rule] = &[
         "POST",
         "/api/incidents/{id}/transition",
         Access::Roles(crate::incident::state::ANY_TRANSITION),
-        ScopeRule::Object,
+        ScopeRule::Team,
+    ),
+    rule(
+        "GET",
+        "/api/field/incidents",
+        Access::Roles(FIELD_VIEW),
+        ScopeRule::List,
+    ),
+    rule(
+        "POST",
+        "/api/incidents/{id}/notes",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/incidents/{id}/photos",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "GET",
+        "/api/photos/{sha256}",
+        Access::Roles(ALL),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/incidents/{id}/recheck",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
     ),
     rule(
         "GET",

@@ -153,17 +153,18 @@ pub struct ListQuery {
     pub per_page: Option<u32>,
 }
 
-/// Incidents within `scope` (None = the district) matching `query`.
+/// Incidents within `scope` (None = the district), routed to `team` (None = any), matching `query`.
 pub async fn list(
     pool: &PgPool,
     scope: Option<&[String]>,
+    team: Option<Uuid>,
     query: &ListQuery,
 ) -> Result<Page<Incident>, sqlx::Error> {
     let paging = Paging::new(query.page, query.per_page);
     const WHERE: &str = "($1::text[] IS NULL OR i.town_id = ANY($1)) \
          AND ($2::text IS NULL OR i.state = $2) AND ($3::text IS NULL OR i.town_id = $3) \
          AND ($4::text IS NULL OR i.kind = $4) AND ($5::text IS NULL OR i.tier = $5) \
-         AND i.exercise IS NOT DISTINCT FROM $6";
+         AND i.exercise IS NOT DISTINCT FROM $6 AND ($9::uuid IS NULL OR i.routed_team_id = $9)";
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM incidents i WHERE {WHERE}"
     )))
@@ -173,6 +174,9 @@ pub async fn list(
     .bind(&query.kind)
     .bind(&query.tier)
     .bind(&query.exercise)
+    .bind(paging.limit())
+    .bind(paging.offset())
+    .bind(team)
     .fetch_one(pool)
     .await?;
     let items = sqlx::query_as::<_, Incident>(sqlx::AssertSqlSafe(format!(
@@ -186,6 +190,7 @@ pub async fn list(
     .bind(&query.exercise)
     .bind(paging.limit())
     .bind(paging.offset())
+    .bind(team)
     .fetch_all(pool)
     .await?;
     Ok(paging.of(items, total))

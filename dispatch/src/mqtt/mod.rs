@@ -8,13 +8,18 @@
 //! broker holds the rest. Messages that can never be stored (bad topic, bad payload, another edge's
 //! name, an unregistered camera) are counted, logged without their bytes, and acknowledged, so they
 //! cannot block the queue.
+//!
+//! Edges' answers to commands (`$share/{group}/bl/v1/edge/+/cmd/result`) go the same way to
+//! [`crate::field::recheck::consume`]; the consumer's client is also the one commands go out on
+//! ([`crate::field::recheck::EdgeLink`]).
 
 use crate::clocks::ClocksConfig;
 use crate::config::MqttConfig;
 use crate::escalation::EscalationConfig;
+use crate::field::recheck::{self, EdgeLink};
 use crate::incident::policy::IncidentsConfig;
 use crate::intake::{self, Rejected, Stored};
-use bl_proto::topic::{EVENTS_FILTER, STATE_FILTER};
+use bl_proto::topic::{CMD_RESULT_FILTER, EVENTS_FILTER, STATE_FILTER};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -70,6 +75,7 @@ pub async fn run(
     clocks: ClocksConfig,
     pool: PgPool,
     stats: Arc<IntakeStats>,
+    edge_link: Arc<EdgeLink>,
     shutdown: CancellationToken,
 ) {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
@@ -80,9 +86,11 @@ pub async fn run(
         .set_clean_session(false)
         .set_manual_acks(true);
     let (client, events) = AsyncClient::new(options, 64);
+    edge_link.attach(client.clone());
     let (tx, mut rx) = mpsc::channel(64);
     let poller = tokio::spawn(poll_events(events, tx));
     let events_filter = format!("$share/{}/{EVENTS_FILTER}", config.share_group);
+    let results_filter = format!("$share/{}/{CMD_RESULT_FILTER}", config.share_group);
     tracing::info!(broker = %config.host, port = config.port, client = %config.client_id, "edge intake starting");
 
     loop {
@@ -96,24 +104,32 @@ pub async fn run(
         match event {
             Event::Incoming(Packet::ConnAck(_)) => {
                 tracing::info!(client = %config.client_id, "edge intake connected");
-                for filter in [events_filter.as_str(), STATE_FILTER] {
+                for filter in [
+                    events_filter.as_str(),
+                    STATE_FILTER,
+                    results_filter.as_str(),
+                ] {
                     if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
                         tracing::error!(filter, err = %e, "cannot subscribe");
                     }
                 }
             }
             Event::Incoming(Packet::Publish(publish)) => {
-                if !store(
-                    &pool,
-                    &incidents,
-                    &escalation,
-                    &clocks,
-                    &stats,
-                    &publish,
-                    &shutdown,
-                )
-                .await
-                {
+                let stored = if recheck::is_result_topic(&publish.topic) {
+                    recheck::consume(&pool, &publish, &shutdown).await
+                } else {
+                    store(
+                        &pool,
+                        &incidents,
+                        &escalation,
+                        &clocks,
+                        &stats,
+                        &publish,
+                        &shutdown,
+                    )
+                    .await
+                };
+                if !stored {
                     break; // shutting down with this message unacknowledged: the broker keeps it
                 }
                 if let Err(e) = client.ack(&publish).await {

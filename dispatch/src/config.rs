@@ -53,6 +53,9 @@ pub struct Config {
     /// and `/talk` answer 503 `media_not_configured`.
     #[serde(default)]
     pub media: Option<MediaConfig>,
+    /// The consoles' WebSocket (see [`crate::ws::WsConfig`]).
+    #[serde(default)]
+    pub ws: crate::ws::WsConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -418,6 +421,9 @@ impl Config {
         }
         if let Err((field, message)) = self.escalation.validate() {
             return err(field, &message);
+        }
+        if let Err((field, message)) = self.ws.validate() {
+            return err(&field, &message);
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

@@ -6,6 +6,7 @@ mod media;
 mod registry;
 mod session;
 mod users;
+mod ws;
 
 use crate::AppState;
 use crate::auth::policy;
@@ -74,6 +75,7 @@ pub fn routes() -> Routes {
         "/api/incidents/{id}/transition",
         incidents::transition,
     )
+    .add("GET", "/api/ws", ws::socket)
 }
 
 /// (method, path) of every registered route.

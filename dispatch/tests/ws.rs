@@ -521,3 +521,70 @@ async fn an_edge_state_published_over_mqtt_shows_as_an_edge_message_in_its_town_
     server.stop().await;
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_falls_further_behind_than_the_buffer_is_closed_as_too_slow_and_others_carry_on()
+ {
+    let (db, _dir, server, mut admin) = setup_with(|c| {
+        c.ws.buffer = 16;
+        c.ws.send_timeout_secs = 1;
+    })
+    .await;
+    let addr = server.addr;
+    let operator = user(&server, &mut admin, "ws-op", "operator", None, None).await;
+    let mut stalled = subscribed(addr, &operator, &["timeline"]).await;
+
+    // one transaction of 3000 timeline entries: a burst far beyond the 16 changes held per socket
+    let pool = db.pool().await;
+    let incident = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO incidents (id, address, town_id, kind, tier, state, source, opened_at, last_report_at) \
+         VALUES ($1, '北京市门头沟区斋堂镇1号', 'zhaitang', 'complaint', 'routine', 'new', 'manual', now(), now())",
+    )
+    .bind(incident)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO incident_timeline (incident_id, at, actor, action, note) \
+         SELECT $1, now(), 'system', 'note', repeat('x', 200) FROM generate_series(1, 3000)",
+    )
+    .bind(incident)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // the socket (which does not even read) finds, after what was already on the wire, that it was
+    // dropped instead of the server queueing 3000 messages for it
+    let mut received = 0;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stalled.next())
+            .await
+            .expect("the stalled socket ends within 10 s")
+        {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            // its buffers were full, so the close frame could not be written
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert!(received < 3000, "a stalled client got every change");
+    assert!(matches!(code, Some(4008) | None), "closed with {code:?}");
+
+    // the server carries on for a new socket
+    let mut fresh = subscribed(addr, &operator, &["incidents"]).await;
+    sqlx::query("UPDATE incidents SET state = 'triaged' WHERE id = $1")
+        .bind(incident)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let m = until(&mut fresh, |m| {
+        m["type"] == "incident" && m["id"] == incident.to_string()
+    })
+    .await;
+    assert_eq!(m["state"], "triaged");
+    pool.close().await;
+    server.stop().await;
+    db.drop_now().await;
+}

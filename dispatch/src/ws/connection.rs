@@ -247,11 +247,10 @@ impl Socket {
         let mut topics = HashSet::new();
         for name in names {
             let Some(topic) = Topic::parse(name) else {
+                let all: Vec<&str> = Topic::ALL.iter().map(|t| t.as_str()).collect();
                 return ServerMessage::error(
                     "unknown_topic",
-                    format!(
-                        "no topic {name:?}; topics are incidents, timeline, notifications, edges"
-                    ),
+                    format!("no topic {name:?}; topics are {}", all.join(", ")),
                 );
             };
             if !self.viewer.may_subscribe(topic) {

@@ -68,6 +68,9 @@ pub struct Config {
     /// Field photos and camera re-checks (see [`crate::field::FieldConfig`]).
     #[serde(default)]
     pub field: crate::field::FieldConfig,
+    /// The consoles' WebSocket (see [`crate::ws::WsConfig`]).
+    #[serde(default)]
+    pub ws: crate::ws::WsConfig,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -457,6 +460,9 @@ impl Config {
         }
         if let Err((field, message)) = self.field.validate() {
             return err(field, &message);
+        }
+        if let Err((field, message)) = self.ws.validate() {
+            return err(&field, &message);
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod paging;
 pub mod registry;
 pub mod routing;
+pub mod ws;
 
 use auth::bootstrap::{self, Outcome};
 use chrono::{DateTime, Utc};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub clock: Arc<dyn escalation::Clock>,
     /// Where commands to edges go out (the MQTT consumer's client).
     pub edge_link: Arc<field::recheck::EdgeLink>,
+    /// Fan-out of database changes to this replica's WebSockets.
+    pub ws: Arc<ws::Hub>,
 }
 
 impl AppState {
@@ -72,6 +75,8 @@ pub enum StartError {
     Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("cannot create demo data: {0}")]
     Demo(#[source] error::Error),
+    #[error("cannot listen for database changes (the WebSocket feed): {0}")]
+    Feed(#[source] sqlx::Error),
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -101,8 +106,10 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
     })
     .await
     .expect("password hashing does not panic");
+    let ws = Arc::new(ws::Hub::new(&config.ws));
     Ok(Arc::new(AppState {
         pool,
+        ws,
         config,
         dummy_hash,
         intake: Arc::default(),
@@ -179,19 +186,26 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let stop = CancellationToken::new();
     let trigger = stop.clone();
+    let hub = app.ws.clone();
     tokio::spawn(async move {
         shutdown.await;
         trigger.cancel();
+        hub.close();
     });
+    // listening before the first request, so a socket never misses a change made after start-up
+    let changes = ws::feed::listen(&app.pool)
+        .await
+        .map_err(StartError::Feed)?;
+    let feed = tokio::spawn(ws::feed::run(
+        app.pool.clone(),
+        changes,
+        app.ws.clone(),
+        stop.clone(),
+    ));
     let intake = match &app.config.mqtt {
         Some(mqtt) => Some(tokio::spawn(mqtt::run(
             mqtt.clone(),
-            app.config.incidents.clone(),
-            app.config.escalation.clone(),
-            app.config.clocks.clone(),
-            app.pool.clone(),
-            app.intake.clone(),
-            app.edge_link.clone(),
+            app.clone(),
             stop.clone(),
         ))),
         None => {
@@ -236,6 +250,8 @@ pub async fn serve(
     .await
     .map_err(StartError::Serve);
     stop.cancel();
+    app.ws.close();
+    let _ = feed.await;
     if let Some(intake) = intake {
         let _ = intake.await;
     }

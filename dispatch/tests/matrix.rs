@@ -215,6 +215,9 @@ fn fixture(
             format!("/api/incidents/{}/recheck", incident(target, ids)),
             StatusCode::CONFLICT,
         ),
+        // a plain GET: an allowed caller gets past authorisation and is told it is no handshake
+        // (tests/ws.rs covers the handshake itself)
+        ("GET", "/api/ws") => (None, rule.path.into(), StatusCode::BAD_REQUEST),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }

@@ -12,6 +12,7 @@ mod notify;
 mod registry;
 mod session;
 mod users;
+mod ws;
 
 use crate::AppState;
 use crate::auth::policy;
@@ -101,6 +102,7 @@ pub fn routes() -> Routes {
     .add("POST", "/api/incidents/{id}/photos", field::upload_photo)
     .add("GET", "/api/photos/{sha256}", field::get_photo)
     .add("POST", "/api/incidents/{id}/recheck", field::recheck)
+    .add("GET", "/api/ws", ws::socket)
 }
 
 /// (method, path) of every registered route.

@@ -74,6 +74,16 @@ const REPORTERS: &[Role] = &[Supervisor, Operator, TownOfficer];
 const RESPONDERS: &[Role] = &[Supervisor, Operator, TownOfficer, Field];
 /// Who has a "my incidents" view: field users and town officers.
 const FIELD_VIEW: &[Role] = &[TownOfficer, Field];
+/// Who may hold the live WebSocket: everyone who follows incidents or devices as they happen.
+/// Auditors review the record after the fact through REST; a live feed adds nothing they need.
+const LIVE: &[Role] = &[
+    Admin,
+    Supervisor,
+    Operator,
+    TownOfficer,
+    Field,
+    DrillCoordinator,
+];
 
 const fn rule(method: &'static str, path: &'static str, access: Access, scope: ScopeRule) -> Rule {
     Rule {
@@ -240,7 +250,93 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(REPORTERS),
         ScopeRule::Object,
     ),
+    // Every message on it has its own row in WS_MESSAGES.
+    rule("GET", "/api/ws", Access::Roles(LIVE), ScopeRule::List),
 ];
+
+/// Which way a WebSocket message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsDirection {
+    ToClient,
+    ToServer,
+}
+
+/// One row of the WebSocket message table: who may receive (or send) a message type, and whether
+/// it is filtered by scope (`List`: towns, a field user's team, a drill coordinator's exercises;
+/// see `ws::filter`) or not about towns (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsRule {
+    pub direction: WsDirection,
+    /// The message's `type`.
+    pub kind: &'static str,
+    pub roles: &'static [Role],
+    pub scope: ScopeRule,
+}
+
+impl WsRule {
+    pub fn allows(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+const fn ws(
+    direction: WsDirection,
+    kind: &'static str,
+    roles: &'static [Role],
+    scope: ScopeRule,
+) -> WsRule {
+    WsRule {
+        direction,
+        kind,
+        roles,
+        scope,
+    }
+}
+
+/// Who works incidents live (admins included: they may read every incident by REST too).
+const LIVE_INCIDENTS: &[Role] = LIVE;
+/// Who is notified by escalation: not admins, who take no incident steps.
+const LIVE_NOTIFIED: &[Role] = &[Supervisor, Operator, TownOfficer, Field, DrillCoordinator];
+/// Who watches device health: everyone who may list cameras (field staff may not).
+const LIVE_DEVICES: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, DrillCoordinator];
+
+/// Every message type of `GET /api/ws`. A topic may be subscribed to only by the roles of its
+/// message's row; a client message without a row is refused.
+pub static WS_MESSAGES: &[WsRule] = &[
+    ws(WsDirection::ToClient, "hello", LIVE, ScopeRule::None),
+    ws(WsDirection::ToClient, "subscribed", LIVE, ScopeRule::None),
+    ws(
+        WsDirection::ToClient,
+        "incident",
+        LIVE_INCIDENTS,
+        ScopeRule::List,
+    ),
+    ws(
+        WsDirection::ToClient,
+        "timeline",
+        LIVE_INCIDENTS,
+        ScopeRule::List,
+    ),
+    ws(
+        WsDirection::ToClient,
+        "notification",
+        LIVE_NOTIFIED,
+        ScopeRule::List,
+    ),
+    ws(WsDirection::ToClient, "edge", LIVE_DEVICES, ScopeRule::List),
+    ws(WsDirection::ToClient, "resync", LIVE, ScopeRule::None),
+    ws(WsDirection::ToClient, "pong", LIVE, ScopeRule::None),
+    ws(WsDirection::ToClient, "error", LIVE, ScopeRule::None),
+    ws(WsDirection::ToServer, "subscribe", LIVE, ScopeRule::None),
+    ws(WsDirection::ToServer, "ping", LIVE, ScopeRule::None),
+];
+
+/// The row of WebSocket message type `kind` travelling `direction`.
+pub fn ws_lookup(direction: WsDirection, kind: &str) -> Option<&'static WsRule> {
+    WS_MESSAGES
+        .iter()
+        .find(|r| r.direction == direction && r.kind == kind)
+}
 
 /// The row for `method` on the registered route `path`.
 pub fn lookup(method: &str, path: &str) -> Option<&'static Rule> {
@@ -431,6 +527,39 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(r.allows(role), matches!(role, Admin | Auditor), "{role:?}");
         }
+    }
+
+    #[test]
+    fn websocket_messages_have_one_row_each_and_go_only_to_roles_that_may_open_the_socket() {
+        let socket = lookup("GET", "/api/ws").unwrap();
+        for (i, a) in WS_MESSAGES.iter().enumerate() {
+            assert!(
+                !WS_MESSAGES[i + 1..]
+                    .iter()
+                    .any(|b| a.direction == b.direction && a.kind == b.kind),
+                "{:?} {} has two rows",
+                a.direction,
+                a.kind
+            );
+            for role in a.roles {
+                assert!(
+                    socket.allows(*role),
+                    "{role:?} gets {} but may not connect",
+                    a.kind
+                );
+            }
+        }
+        assert!(!socket.allows(Auditor));
+        assert!(
+            !ws_lookup(WsDirection::ToClient, "edge")
+                .unwrap()
+                .allows(Field)
+        );
+        assert!(
+            !ws_lookup(WsDirection::ToClient, "notification")
+                .unwrap()
+                .allows(Admin)
+        );
     }
 
     #[test]

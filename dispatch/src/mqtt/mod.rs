@@ -13,10 +13,11 @@
 //! [`crate::field::recheck::consume`]; the consumer's client is also the one commands go out on
 //! ([`crate::field::recheck::EdgeLink`]).
 
+use crate::AppState;
 use crate::clocks::ClocksConfig;
 use crate::config::MqttConfig;
 use crate::escalation::EscalationConfig;
-use crate::field::recheck::{self, EdgeLink};
+use crate::field::recheck::{self};
 use crate::incident::policy::IncidentsConfig;
 use crate::intake::{self, Rejected, Stored};
 use bl_proto::topic::{CMD_RESULT_FILTER, EVENTS_FILTER, STATE_FILTER};
@@ -68,16 +69,13 @@ impl IntakeStats {
 }
 
 /// Consumes until `shutdown` is cancelled.
-pub async fn run(
-    config: MqttConfig,
-    incidents: IncidentsConfig,
-    escalation: EscalationConfig,
-    clocks: ClocksConfig,
-    pool: PgPool,
-    stats: Arc<IntakeStats>,
-    edge_link: Arc<EdgeLink>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(config: MqttConfig, app: Arc<AppState>, shutdown: CancellationToken) {
+    let (incidents, escalation, clocks) = (
+        &app.config.incidents,
+        &app.config.escalation,
+        &app.config.clocks,
+    );
+    let (pool, stats, edge_link) = (&app.pool, &app.intake, &app.edge_link);
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     let password = config.password.as_ref().map(|p| p.expose()).unwrap_or("");
     options
@@ -116,16 +114,10 @@ pub async fn run(
             }
             Event::Incoming(Packet::Publish(publish)) => {
                 let stored = if recheck::is_result_topic(&publish.topic) {
-                    recheck::consume(&pool, &publish, &shutdown).await
+                    recheck::consume(pool, &publish, &shutdown).await
                 } else {
                     store(
-                        &pool,
-                        &incidents,
-                        &escalation,
-                        &clocks,
-                        &stats,
-                        &publish,
-                        &shutdown,
+                        pool, incidents, escalation, clocks, stats, &publish, &shutdown,
                     )
                     .await
                 };

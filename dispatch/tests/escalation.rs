@@ -208,6 +208,71 @@ async fn an_acknowledgement_before_the_second_step_cancels_it_and_no_town_office
 }
 
 #[tokio::test]
+async fn a_reopened_incident_escalates_again_from_the_reopening() {
+    let (db, _dir, server, mut admin) = setup_with(|c| short_policy(c, 2)).await;
+    let pool = db.pool().await;
+    zhaitang_team(&pool).await;
+    let mut op = staff(&mut admin, &server).await;
+    let d = rodent(&mut admin, &mut op, "斋堂镇回头馆").await;
+    let id = d["id"].as_str().unwrap().to_owned();
+    let transition = |to: &'static str| json!({ "to": to });
+    for to in [
+        "triaged",
+        "dispatched",
+        "acknowledged",
+        "enRoute",
+        "onScene",
+        "resolved",
+    ] {
+        let (status, d) = op
+            .post(&format!("/api/incidents/{id}/transition"), transition(to))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{to}: {d}");
+    }
+    const TEAM_NOTES: &str =
+        "SELECT count(*) FROM notifications WHERE incident_id = $1 AND reason LIKE 'team:%'";
+    assert_eq!(count(&pool, TEAM_NOTES, &id).await, 1);
+
+    // The rectification did not hold: back to the team, which is notified again at once and, as
+    // nobody acknowledges, the town officers after the policy's wait — a second round.
+    let (status, d) = op
+        .post(
+            &format!("/api/incidents/{id}/transition"),
+            json!({"to": "dispatched", "note": "复查仍有鼠迹"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    let reopen = d["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["action"] == "reopen")
+        .expect("the reopening is on the timeline");
+    assert_eq!(reopen["refs"]["escalationRestarted"], true, "{reopen}");
+    assert_eq!(count(&pool, TEAM_NOTES, &id).await, 2);
+    assert_eq!(count(&pool, OFFICER_NOTES, &id).await, 0);
+    wait_for(&pool, OFFICER_NOTES, &id, 1, Duration::from_secs(10)).await;
+    let rounds: Vec<(i32, i32, String)> = sqlx::query_as(
+        "SELECT round, step, state FROM escalation_timers WHERE incident_id = $1 ORDER BY round, step",
+    )
+    .bind(Uuid::parse_str(&id).unwrap())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rounds,
+        [
+            (0, 0, "fired".to_owned()),
+            (0, 1, "cancelled".to_owned()),
+            (1, 0, "fired".to_owned()),
+            (1, 1, "fired".to_owned()),
+        ]
+    );
+    server.stop().await;
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn two_dispatch_servers_on_one_database_fire_each_escalation_step_exactly_once() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();

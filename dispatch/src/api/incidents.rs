@@ -420,6 +420,10 @@ pub async fn transition(
             refs["escalationCancelled"] = json!(cancelled);
         }
     }
+    let reopened = step.action == Action::Reopen;
+    if reopened {
+        refs["escalationRestarted"] = json!(true);
+    }
     // Clocks stop (met or cancelled) and start in this transaction too; the entry names them.
     let facts = IncidentFacts::of(&incident);
     let changed =
@@ -446,6 +450,12 @@ pub async fn transition(
         refs,
     };
     store::append(&mut tx, id, &entry).await?;
+    // A reopened incident is back with the team: its tier's escalation runs again from now (its
+    // first notification follows the reopening on the timeline).
+    if reopened {
+        let tier = Tier::parse(&incident.tier).unwrap_or(Tier::Routine);
+        escalation::store::start(&mut tx, &app.config.escalation, id, tier, now).await?;
+    }
     let answer = Answer::new(StatusCode::OK, detail_in(&mut tx, id, now).await?)?;
     let answer = idempotency::finish(key.as_ref(), &mut tx, answer, now).await?;
     let moved = json!({"from": from, "to": body.to, "action": step.action.as_str()});

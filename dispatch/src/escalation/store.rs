@@ -17,6 +17,8 @@ use uuid::Uuid;
 pub struct Timer {
     pub id: Uuid,
     pub incident_id: Uuid,
+    /// 0 from the opening; one more each time the incident is reopened.
+    pub round: i32,
     pub step: i32,
     pub action: Value,
     pub due_at: DateTime<Utc>,
@@ -29,21 +31,25 @@ fn decode(e: serde_json::Error) -> sqlx::Error {
 async fn schedule(
     conn: &mut PgConnection,
     incident: IncidentId,
+    round: i32,
     due: DateTime<Utc>,
     planned: &Planned,
 ) -> Result<Timer, sqlx::Error> {
     let timer = Timer {
         id: Uuid::now_v7(),
         incident_id: incident,
+        round,
         step: planned.index as i32,
         action: serde_json::to_value(planned).map_err(decode)?,
         due_at: due,
     };
     sqlx::query(
-        "INSERT INTO escalation_timers (id, incident_id, step, action, due_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO escalation_timers (id, incident_id, round, step, action, due_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(timer.id)
     .bind(timer.incident_id)
+    .bind(timer.round)
     .bind(timer.step)
     .bind(&timer.action)
     .bind(timer.due_at)
@@ -52,9 +58,10 @@ async fn schedule(
     Ok(timer)
 }
 
-/// Starts the escalation of a just-opened (and routed) incident of `tier`: schedules its policy's
-/// first step, and fires at once every leading step that is due `now` (so "notify the team" is in
-/// the intake's own transaction). Does nothing for a policy without notifications.
+/// Starts the escalation of a just-opened (and routed) or just-reopened incident of `tier`: a new
+/// round (the first is 0) of its policy from `now`. Schedules the policy's first step, and fires at
+/// once every leading step that is due `now` (so "notify the team" is in the intake's or the
+/// reopening's own transaction). Does nothing for a policy without notifications.
 pub async fn start(
     conn: &mut PgConnection,
     config: &EscalationConfig,
@@ -65,7 +72,13 @@ pub async fn start(
     let Some((due, first)) = policy::next(config.policy(tier), None, now) else {
         return Ok(());
     };
-    let mut timer = Some(schedule(conn, incident, due, &first).await?);
+    let round: i32 = sqlx::query_scalar(
+        "SELECT COALESCE(max(round) + 1, 0) FROM escalation_timers WHERE incident_id = $1",
+    )
+    .bind(incident)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut timer = Some(schedule(conn, incident, round, due, &first).await?);
     while let Some(t) = timer.take_if(|t| t.due_at <= now) {
         timer = fire(conn, config, &t, now, "intake").await?;
     }
@@ -247,7 +260,9 @@ pub async fn fire(
                    recipients = rows.len(), by, "escalation step fired");
     let tier = Tier::parse(&ctx.tier).unwrap_or(Tier::Routine);
     match policy::next(config.policy(tier), Some(planned.index), timer.due_at) {
-        Some((due, p)) => Ok(Some(schedule(conn, timer.incident_id, due, &p).await?)),
+        Some((due, p)) => Ok(Some(
+            schedule(conn, timer.incident_id, timer.round, due, &p).await?,
+        )),
         None => Ok(None),
     }
 }
@@ -280,7 +295,7 @@ pub async fn fire_one(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let claimed: Option<Timer> = sqlx::query_as(
-        "SELECT t.id, t.incident_id, t.step, t.action, t.due_at FROM escalation_timers t \
+        "SELECT t.id, t.incident_id, t.round, t.step, t.action, t.due_at FROM escalation_timers t \
          JOIN incidents i ON i.id = t.incident_id \
          WHERE t.state = 'pending' AND t.due_at <= $1 ORDER BY t.due_at LIMIT 1 \
          FOR UPDATE OF t, i SKIP LOCKED",

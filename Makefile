@@ -50,6 +50,7 @@ web:
 ## test-web: browser tests (headless Chromium) against a real dispatch on a fresh database
 test-web: web
 	cargo build -p dispatch --bin dispatch
+	cd web && npm run --silent unit
 	node web/e2e/run.mjs $(BIN)/dispatch
 
 fmt-check:

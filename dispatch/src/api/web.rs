@@ -74,10 +74,7 @@ fn top_level_target(name: &str) -> Target {
 fn safe_relative(path: &str) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for segment in path.split('/') {
-        if segment.is_empty()
-            || segment.starts_with('.')
-            || segment.contains(['\\', '\0', ':'])
-        {
+        if segment.is_empty() || segment.starts_with('.') || segment.contains(['\\', '\0', ':']) {
             return None;
         }
         out.push(segment);

@@ -83,6 +83,8 @@ const en: typeof zh = {
     pending: '{n} waiting to send',
     offline: 'Offline: actions are kept on this phone and sent in order when back online',
     online: 'Online',
+    offlineShort: 'Offline',
+    waiting: 'waiting',
     queued: 'Saved; sent when online',
     sent: 'Sent',
     photo: 'Photo',

@@ -81,6 +81,8 @@ export default {
     pending: '待发送 {n} 项',
     offline: '离线：操作将保存在本机，联网后按顺序发送',
     online: '在线',
+    offlineShort: '离线',
+    waiting: '待发送',
     queued: '已保存，联网后发送',
     sent: '已发送',
     photo: '照片',

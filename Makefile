@@ -10,14 +10,14 @@ export BL_STACK_ENV := $(CURDIR)/.data/stack.env
 FUZZ_SECONDS ?= 20
 BIN := $(TARGET_DIR)/debug
 
-.PHONY: demo test bench stop deps stack build fmt-check clippy test-rust fuzz schemas clean-data
+.PHONY: demo test bench stop deps stack build web fmt-check clippy test-rust test-web fuzz schemas clean-data
 
 ## demo: install what is missing, build, start the stack with simulated cameras, say what runs where
 demo: deps stack build
 	@deploy/dev/demo.sh $(BIN)
 
 ## test: the same set-up, then formatting, lints and every test (the fuzz run included)
-test: deps stack fmt-check clippy fuzz test-rust
+test: deps stack fmt-check clippy fuzz test-rust test-web
 
 ## bench: the benchmarks; they print tables and pass or fail nothing
 bench: deps stack
@@ -40,8 +40,18 @@ deps:
 stack:
 	@deploy/dev/stack.sh start
 
-build:
+build: web
 	cargo build --workspace --bins
+
+## web: the web console and field app (web/dist, served by dispatch); npm ci only when the lock changed
+web:
+	@cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run --silent build
+
+## test-web: browser tests (headless Chromium) against a real dispatch on a fresh database
+test-web: web
+	cargo build -p dispatch --bin dispatch
+	cd web && npm run --silent unit
+	node web/e2e/run.mjs $(BIN)/dispatch
 
 fmt-check:
 	cargo fmt --all -- --check

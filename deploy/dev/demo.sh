@@ -28,7 +28,7 @@ demo_password=$(sed -n 's/^demo users password: //p' "$data/logs/dispatch.log" |
 cat <<MSG
 
 Brightline demo is running.
-  console      http://$console/   (the web console is not built yet; the API is under /api)
+  console      http://$console/   (field app for phones: http://$console/field; the API is under /api)
   admin        user admin, password $(cat "$data/dispatch/admin.password")
   demo users   operator, supervisor, town officers, field staff…: password ${demo_password:-(printed at the first start, see $data/logs/dispatch.log)}
   PostgreSQL   127.0.0.1:${BL_PG_URL##*:}  (user brightline, password in $data/pg/password)

@@ -71,6 +71,10 @@ pub struct Config {
     /// The consoles' WebSocket (see [`crate::ws::WsConfig`]).
     #[serde(default)]
     pub ws: crate::ws::WsConfig,
+    /// The built web console and field app (`make web`), served at `/` and `/field`. A relative
+    /// path is taken from the working directory. Default `"web/dist"`.
+    #[serde(default = "default_web_dir")]
+    pub web_dir: PathBuf,
 }
 
 /// `[media]`: the media-token key and the gateway nodes that own cameras.
@@ -243,6 +247,9 @@ pub struct PasswordConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_web_dir() -> PathBuf {
+    PathBuf::from("web/dist")
 }
 fn default_towns_file() -> PathBuf {
     PathBuf::from("../shared/data-towns.tsv")

@@ -218,6 +218,16 @@ fn fixture(
         // a plain GET: an allowed caller gets past authorisation and is told it is no handshake
         // (tests/ws.rs covers the handshake itself)
         ("GET", "/api/ws") => (None, rule.path.into(), StatusCode::BAD_REQUEST),
+        // the web files: the tests' working directory has no web/dist, so pages say it is not
+        // built and files are missing (tests/web.rs serves a real directory)
+        ("GET", "/" | "/field") => (None, rule.path.into(), StatusCode::SERVICE_UNAVAILABLE),
+        ("GET", "/incidents/{id}") => (
+            None,
+            format!("/incidents/{}", incident(target, ids)),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        ("GET", "/assets/{*file}") => (None, "/assets/index.js".into(), StatusCode::NOT_FOUND),
+        ("GET", "/{file}") => (None, "/field.webmanifest".into(), StatusCode::NOT_FOUND),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }

@@ -12,6 +12,7 @@ mod notify;
 mod registry;
 mod session;
 mod users;
+mod web;
 mod ws;
 
 use crate::AppState;
@@ -103,6 +104,12 @@ pub fn routes() -> Routes {
     .add("GET", "/api/photos/{sha256}", field::get_photo)
     .add("POST", "/api/incidents/{id}/recheck", field::recheck)
     .add("GET", "/api/ws", ws::socket)
+    // the web console and the field app (api/web.rs)
+    .add("GET", "/", web::console)
+    .add("GET", "/incidents/{id}", web::console_incident)
+    .add("GET", "/field", web::field)
+    .add("GET", "/assets/{*file}", web::asset)
+    .add("GET", "/{file}", web::top_level)
 }
 
 /// (method, path) of every registered route.

@@ -252,6 +252,13 @@ pub static POLICY: &[Rule] = &[
     ),
     // Every message on it has its own row in WS_MESSAGES.
     rule("GET", "/api/ws", Access::Roles(LIVE), ScopeRule::List),
+    // The web console's and field app's files (api/web.rs): public like the login page; what
+    // they show comes from /api.
+    rule("GET", "/", Access::Public, ScopeRule::None),
+    rule("GET", "/incidents/{id}", Access::Public, ScopeRule::None),
+    rule("GET", "/field", Access::Public, ScopeRule::None),
+    rule("GET", "/assets/{*file}", Access::Public, ScopeRule::None),
+    rule("GET", "/{file}", Access::Public, ScopeRule::None),
 ];
 
 /// Which way a WebSocket message travels.
@@ -456,9 +463,17 @@ mod tests {
 
     #[test]
     fn only_the_health_check_login_and_edge_enrolment_are_public() {
+        let web_files = POLICY
+            .iter()
+            .filter(|r| r.access == Access::Public)
+            .filter(|r| !r.path.starts_with("/api") && r.path != "/healthz")
+            .count();
+        // besides them, only the web files (api/web.rs), none under /api
+        assert_eq!(web_files, 5);
         let public: Vec<_> = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)
+            .filter(|r| r.path.starts_with("/api") || r.path == "/healthz")
             .map(|r| (r.method, r.path))
             .collect();
         // Enrolment is authenticated by the one-time code in its body.

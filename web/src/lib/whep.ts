@@ -1,0 +1,26 @@
+// Plays a camera through the media gateway's WHEP endpoint (RFC 9725: POST an SDP offer, get
+// the answer). Returns the peer connection; throws when the gateway does not answer — the tile
+// then says so. Nothing is ever faked: no answer, no picture.
+export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: string): Promise<RTCPeerConnection> {
+  const pc = new RTCPeerConnection()
+  pc.addTransceiver('video', { direction: 'recvonly' })
+  pc.addTransceiver('audio', { direction: 'recvonly' })
+  pc.ontrack = (ev) => {
+    if (ev.streams[0]) video.srcObject = ev.streams[0]
+  }
+  const offer = await pc.createOffer()
+  await pc.setLocalDescription(offer)
+  try {
+    const resp = await fetch(whepUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+      body: offer.sdp ?? '',
+    })
+    if (!resp.ok) throw new Error(`WHEP ${resp.status}`)
+    await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() })
+    return pc
+  } catch (e) {
+    pc.close()
+    throw e
+  }
+}

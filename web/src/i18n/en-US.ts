@@ -100,6 +100,14 @@ const en: typeof zh = {
     suspectedPoisoning: 'Suspected poisoning', adverseDrugReaction: 'Adverse drug reaction', complaint: 'Complaint',
   },
   tier: { immediate: 'Immediate', deadline: 'Deadline', routine: 'Routine' },
+  action: {
+    opened: 'opened', repeat: 'repeat', routed: 'routed', confirm: 'confirmed', reject: 'false alarm', dispatch: 'dispatched',
+    acknowledge: 'accepted', enRoute: 'en route', arrive: 'arrived', resolve: 'resolved', close: 'closed', reopen: 'reopened',
+    notified: 'notified', escalated: 'escalated', note: 'note', photo: 'photo', severitySuggested: 'severity suggested',
+    clockAtRisk: 'clock at risk', clockOverdue: 'clock overdue', healthReported: 'reported to health authority',
+    recheck: 're-check requested', recheckPassed: 're-check passed', recheckFailed: 're-check failed', recheckTimedOut: 're-check timed out',
+  },
+  target: { team: 'team', townOfficers: 'town officers', districtSupervisors: 'district supervisors' },
   state: {
     new: 'New', triaged: 'Confirmed', dispatched: 'Dispatched', acknowledged: 'Accepted', enRoute: 'En route',
     onScene: 'On scene', resolved: 'Resolved', closed: 'Closed', rejected: 'False alarm',

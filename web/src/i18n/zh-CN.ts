@@ -98,6 +98,15 @@ export default {
     suspectedPoisoning: '疑似食物中毒', adverseDrugReaction: '药品不良反应', complaint: '投诉举报',
   },
   tier: { immediate: '紧急', deadline: '限期', routine: '一般' },
+  // Timeline entries and escalation targets, as dispatch names them.
+  action: {
+    opened: '立案', repeat: '重复上报', routed: '分派', confirm: '确认', reject: '误报', dispatch: '派单',
+    acknowledge: '接单', enRoute: '出发', arrive: '到场', resolve: '办结', close: '结案', reopen: '重新处置',
+    notified: '已通知', escalated: '已升级', note: '备注', photo: '照片', severitySuggested: '建议级别',
+    clockAtRisk: '时限预警', clockOverdue: '时限超时', healthReported: '已报卫健',
+    recheck: '申请复检', recheckPassed: '复检通过', recheckFailed: '复检未通过', recheckTimedOut: '复检超时',
+  },
+  target: { team: '责任组', townOfficers: '镇街负责人', districtSupervisors: '区局值班领导' },
   state: {
     new: '新报', triaged: '已确认', dispatched: '已派单', acknowledged: '已接单', enRoute: '在途',
     onScene: '在现场', resolved: '已办结', closed: '已结案', rejected: '误报',

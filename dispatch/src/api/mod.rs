@@ -9,6 +9,7 @@ mod incidents;
 mod internal;
 mod media;
 mod notify;
+pub mod openapi;
 mod registry;
 mod session;
 mod users;
@@ -103,6 +104,7 @@ pub fn routes() -> Routes {
     .add("GET", "/api/photos/{sha256}", field::get_photo)
     .add("POST", "/api/incidents/{id}/recheck", field::recheck)
     .add("GET", "/api/ws", ws::socket)
+    .add("GET", "/api/openapi.json", openapi::openapi_json)
 }
 
 /// (method, path) of every registered route.
@@ -122,6 +124,12 @@ pub fn router(app: Arc<AppState>) -> Router {
         .with_state(app)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Liveness",
+    responses((status = 200, description = "`ok`", body = String))
+)]
 async fn health() -> &'static str {
     "ok"
 }

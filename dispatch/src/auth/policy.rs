@@ -252,6 +252,8 @@ pub static POLICY: &[Rule] = &[
     ),
     // Every message on it has its own row in WS_MESSAGES.
     rule("GET", "/api/ws", Access::Roles(LIVE), ScopeRule::List),
+    // The API's description: nothing in it is secret.
+    rule("GET", "/api/openapi.json", Access::Public, ScopeRule::None),
 ];
 
 /// Which way a WebSocket message travels.
@@ -455,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_health_check_login_and_edge_enrolment_are_public() {
+    fn only_the_health_check_login_edge_enrolment_and_the_api_document_are_public() {
         let public: Vec<_> = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)
@@ -467,7 +469,8 @@ mod tests {
             vec![
                 ("GET", "/healthz"),
                 ("POST", "/api/session"),
-                ("POST", "/api/enrol")
+                ("POST", "/api/enrol"),
+                ("GET", "/api/openapi.json")
             ]
         );
     }

@@ -41,7 +41,9 @@ async fn main() -> anyhow::Result<()> {
     bl_service::telemetry::init("dispatch");
     let cli = Cli::parse();
     if let Some(Command::Openapi { file }) = &cli.command {
-        let to = file.as_ref().map_or("stdout".into(), |f| f.display().to_string());
+        let to = file
+            .as_ref()
+            .map_or("stdout".into(), |f| f.display().to_string());
         return dispatch::api::openapi::write(file.as_deref())
             .with_context(|| format!("cannot write the OpenAPI document to {to}"));
     }

@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 /// Resolves `{"$ref": "#/components/schemas/X"}` (other schemas as they are).
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     match schema["$ref"].as_str() {
-        Some(r) => resolve(doc, &doc["components"]["schemas"][r.rsplit('/').next().unwrap()]),
+        Some(r) => resolve(
+            doc,
+            &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+        ),
         None => schema,
     }
 }
@@ -106,7 +109,10 @@ fn conforms(doc: &Value, method: &str, path: &str, status: StatusCode, body: &Va
         .or_else(|| responses.get("default").filter(|_| status.as_u16() >= 400))
         .unwrap_or_else(|| panic!("{method} {path} does not document {status}"));
     let schema = &response["content"]["application/json"]["schema"];
-    assert!(schema.is_object(), "{method} {path} {status}: no JSON schema");
+    assert!(
+        schema.is_object(),
+        "{method} {path} {status}: no JSON schema"
+    );
     let mut problems = Vec::new();
     check(doc, schema, body, "body", &mut problems);
     assert!(
@@ -137,14 +143,25 @@ async fn the_document_is_served_without_a_session_and_is_the_one_the_code_genera
 async fn real_answers_and_errors_have_the_documented_shape() {
     let (db, _dir, server, mut admin) = setup().await;
     let doc = dispatch::api::openapi::document();
-    let mut call = async |client: &mut Client, method: Method, template: &str, path: &str, body: Option<Value>| {
+    let call = async |client: &mut Client,
+                      method: Method,
+                      template: &str,
+                      path: &str,
+                      body: Option<Value>| {
         let sent = body.map(|b| ("application/json", b.to_string()));
         let (status, answer) = client.send(method.clone(), path, sent).await;
         conforms(&doc, method.as_str(), template, status, &answer);
         (status, answer)
     };
 
-    let (s, me) = call(&mut admin, Method::GET, "/api/session", "/api/session", None).await;
+    let (s, me) = call(
+        &mut admin,
+        Method::GET,
+        "/api/session",
+        "/api/session",
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{me}");
     call(&mut admin, Method::GET, "/api/towns", "/api/towns", None).await;
     let (s, p) = call(
@@ -157,7 +174,14 @@ async fn real_answers_and_errors_have_the_documented_shape() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     let premises = p["id"].as_str().unwrap().to_owned();
-    call(&mut admin, Method::GET, "/api/premises", "/api/premises?town=zhaitang", None).await;
+    call(
+        &mut admin,
+        Method::GET,
+        "/api/premises",
+        "/api/premises?town=zhaitang",
+        None,
+    )
+    .await;
     let one = format!("/api/premises/{premises}");
     call(&mut admin, Method::GET, "/api/premises/{id}", &one, None).await;
     let (s, e) = call(
@@ -170,44 +194,109 @@ async fn real_answers_and_errors_have_the_documented_shape() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{e}");
     call(&mut admin, Method::GET, "/api/edges", "/api/edges", None).await;
-    call(&mut admin, Method::GET, "/api/cameras", "/api/cameras", None).await;
+    call(
+        &mut admin,
+        Method::GET,
+        "/api/cameras",
+        "/api/cameras",
+        None,
+    )
+    .await;
     call(&mut admin, Method::GET, "/api/teams", "/api/teams", None).await;
     let (s, u) = call(
         &mut admin,
         Method::POST,
         "/api/users",
         "/api/users",
-        Some(json!({"username": "op1", "displayName": "值班员", "role": "operator",
-                    "scopeTowns": null, "password": USER_PASSWORD})),
+        Some(
+            json!({"username": "op1", "displayName": "值班员", "role": "operator",
+                    "scopeTowns": null, "password": USER_PASSWORD}),
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{u}");
     call(&mut admin, Method::GET, "/api/users", "/api/users", None).await;
-    call(&mut admin, Method::GET, "/api/notify/channels", "/api/notify/channels", None).await;
+    call(
+        &mut admin,
+        Method::GET,
+        "/api/notify/channels",
+        "/api/notify/channels",
+        None,
+    )
+    .await;
 
     // Errors: a missing object, a bad body, a role that may not, no session.
     let missing = format!("/api/premises/{}", uuid::Uuid::now_v7());
-    let (s, _) = call(&mut admin, Method::GET, "/api/premises/{id}", &missing, None).await;
+    let (s, _) = call(
+        &mut admin,
+        Method::GET,
+        "/api/premises/{id}",
+        &missing,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = call(&mut admin, Method::POST, "/api/premises", "/api/premises", Some(json!({"name": 1}))).await;
+    let (s, _) = call(
+        &mut admin,
+        Method::POST,
+        "/api/premises",
+        "/api/premises",
+        Some(json!({"name": 1})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let report = json!({"source": "manual", "townId": "zhaitang", "address": "斋堂镇东街12号", "kind": "rodent"});
-    let (s, _) = call(&mut admin, Method::POST, "/api/incidents", "/api/incidents", Some(report.clone())).await;
+    let (s, _) = call(
+        &mut admin,
+        Method::POST,
+        "/api/incidents",
+        "/api/incidents",
+        Some(report.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let mut anonymous = server.client();
-    let (s, _) = call(&mut anonymous, Method::GET, "/api/incidents", "/api/incidents", None).await;
+    let (s, _) = call(
+        &mut anonymous,
+        Method::GET,
+        "/api/incidents",
+        "/api/incidents",
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // An incident's life through the operator's hands.
     let mut operator = server.client();
     let (s, _) = operator.login("op1", USER_PASSWORD).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, i) = call(&mut operator, Method::POST, "/api/incidents", "/api/incidents", Some(report)).await;
+    let (s, i) = call(
+        &mut operator,
+        Method::POST,
+        "/api/incidents",
+        "/api/incidents",
+        Some(report),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{i}");
     let incident = i["id"].as_str().unwrap().to_owned();
     let path = |tail: &str| format!("/api/incidents/{incident}{tail}");
-    call(&mut operator, Method::GET, "/api/incidents/{id}", &path(""), None).await;
-    call(&mut operator, Method::GET, "/api/incidents", "/api/incidents", None).await;
+    call(
+        &mut operator,
+        Method::GET,
+        "/api/incidents/{id}",
+        &path(""),
+        None,
+    )
+    .await;
+    call(
+        &mut operator,
+        Method::GET,
+        "/api/incidents",
+        "/api/incidents",
+        None,
+    )
+    .await;
     let (s, n) = call(
         &mut operator,
         Method::POST,
@@ -240,4 +329,20 @@ async fn real_answers_and_errors_have_the_documented_shape() {
 
     server.stop().await;
     db.drop_now().await;
+}
+
+#[test]
+fn the_shape_check_finds_a_missing_field_an_unnamed_field_and_a_wrong_type() {
+    let doc = dispatch::api::openapi::document();
+    let schema = json!({ "$ref": "#/components/schemas/Town" });
+    let good = json!({"id": "zhaitang", "nameZh": "斋堂镇", "nameEn": "Zhaitang", "kind": "town", "lat": null, "lon": 115.6});
+    let mut problems = Vec::new();
+    check(&doc, &schema, &good, "town", &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    let bad = json!({"id": 7, "name_zh": "斋堂镇", "nameEn": "Zhaitang", "kind": "town", "lat": null, "lon": null});
+    check(&doc, &schema, &bad, "town", &mut problems);
+    let text = problems.join("\n");
+    assert!(text.contains("town.id: 7 is not"), "{text}");
+    assert!(text.contains("required \"nameZh\" is missing"), "{text}");
+    assert!(text.contains("\"name_zh\" is not in the schema"), "{text}");
 }

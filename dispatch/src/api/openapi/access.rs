@@ -174,7 +174,8 @@ fn describe(op: &mut Value, rule: &Rule) {
     // Every error answer an annotation named (409, 413, …) has the one error body too.
     if let Some(responses) = op["responses"].as_object_mut() {
         for (status, response) in responses.iter_mut() {
-            let is_error = status == "default" || status.starts_with('4') || status.starts_with('5');
+            let is_error =
+                status == "default" || status.starts_with('4') || status.starts_with('5');
             if is_error && response.get("content").is_none() {
                 response["content"] = error_content();
             }
@@ -334,8 +335,7 @@ mod tests {
         );
         for status in ["400", "401", "403", "404", "409", "default"] {
             assert_eq!(
-                op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
-                ERROR_REF,
+                op["responses"][status]["content"]["application/json"]["schema"]["$ref"], ERROR_REF,
                 "{status}"
             );
         }
@@ -352,12 +352,19 @@ mod tests {
             access: Access::Public,
             scope: ScopeRule::None,
         };
-        let op = op_for(&rule, json!({ "responses": { "200": { "description": "ok" } } }));
+        let op = op_for(
+            &rule,
+            json!({ "responses": { "200": { "description": "ok" } } }),
+        );
         assert!(op.get("security").is_none());
         assert_eq!(op["x-access"], "public");
         assert_eq!(op["x-roles"], json!([]));
         assert_eq!(
-            op["responses"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
             ["200"]
         );
     }

@@ -178,10 +178,15 @@ mod tests {
             let op = &doc["paths"][&path][method.to_ascii_lowercase()];
             let rule = crate::auth::policy::lookup(&method, &path).unwrap();
             let what = format!("{method} {path}");
-            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{what}: summary");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{what}: summary"
+            );
             let responses = op["responses"].as_object().unwrap();
             assert!(
-                responses.keys().any(|s| s.starts_with('1') || s.starts_with('2')),
+                responses
+                    .keys()
+                    .any(|s| s.starts_with('1') || s.starts_with('2')),
                 "{what}: no success answer"
             );
             let roles: Vec<&str> = op["x-roles"]
@@ -191,8 +196,8 @@ mod tests {
                 .map(|r| r.as_str().unwrap())
                 .collect();
             for role in crate::auth::Role::ALL {
-                let allowed = rule.access != crate::auth::policy::Access::Public
-                    && rule.allows(role);
+                let allowed =
+                    rule.access != crate::auth::policy::Access::Public && rule.allows(role);
                 assert_eq!(roles.contains(&role.as_str()), allowed, "{what}: {role:?}");
             }
             assert!(
@@ -202,7 +207,10 @@ mod tests {
                     .contains(&access::access_text(rule)),
                 "{what}: description"
             );
-            assert!(ids.insert(op["operationId"].to_string()), "{what}: operationId");
+            assert!(
+                ids.insert(op["operationId"].to_string()),
+                "{what}: operationId"
+            );
         }
     }
 

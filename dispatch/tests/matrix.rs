@@ -218,6 +218,7 @@ fn fixture(
         // a plain GET: an allowed caller gets past authorisation and is told it is no handshake
         // (tests/ws.rs covers the handshake itself)
         ("GET", "/api/ws") => (None, rule.path.into(), StatusCode::BAD_REQUEST),
+        ("GET", "/api/openapi.json") => (None, rule.path.into(), StatusCode::OK),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }

@@ -71,9 +71,11 @@ fuzz:
 	  >../../.data/logs/fuzz.log 2>&1 || { tail -n 40 ../../.data/logs/fuzz.log; exit 1; }
 	@grep -E '^Done [0-9]+ runs' .data/logs/fuzz.log || tail -n 3 .data/logs/fuzz.log
 
-## schemas: regenerate docs/reference/schema from the proto types (a test checks they match)
+## schemas: regenerate docs/reference/schema from the proto types and docs/reference/openapi.json from
+## dispatch's handlers (tests check both match)
 schemas:
 	cargo run --quiet -p bl-proto --bin export-schemas
+	cargo run --quiet -p dispatch -- openapi docs/reference/openapi.json
 
 ## clean-data: stop the stack and delete .data/ (databases, broker state, logs)
 clean-data: stop

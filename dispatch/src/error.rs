@@ -30,7 +30,8 @@ pub enum Kind {
 }
 
 /// One line-and-column problem in an uploaded file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
 pub struct Detail {
     pub line: u64,
     pub column: String,
@@ -120,16 +121,23 @@ impl Error {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer (the `Error` component of the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct Body<'a> {
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorInner)]
 struct Inner<'a> {
+    /// Stable and machine-readable, e.g. `invalid_field`, `out_of_scope`.
     code: &'a str,
+    /// What failed and what to do, for people.
     message: &'a str,
+    /// Line-and-column problems of an uploaded file; absent when there are none.
     #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
+    #[schema(value_type = Vec<Detail>, required = false)]
     details: &'a [Detail],
 }
 

@@ -1,6 +1,7 @@
 //! `dispatch --config FILE`: runs the control plane. `dispatch demo-data --config FILE` fills an
 //! empty registry with demo data and exits. `dispatch audit-verify --config FILE` checks the audit
-//! log's hash chain and exits non-zero when it is broken.
+//! log's hash chain and exits non-zero when it is broken. `dispatch openapi [FILE]` writes the API's
+//! OpenAPI document (no config needed).
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
@@ -30,12 +31,22 @@ enum Command {
     /// Walk the audit log's hash chain: print OK with the count and last hash, or the first broken
     /// row and why; exit 1 when broken.
     AuditVerify,
+    /// Write the OpenAPI document of the API to FILE (`make schemas` keeps
+    /// docs/reference/openapi.json current), or to stdout; needs no config.
+    Openapi { file: Option<PathBuf> },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     bl_service::telemetry::init("dispatch");
     let cli = Cli::parse();
+    if let Some(Command::Openapi { file }) = &cli.command {
+        let to = file
+            .as_ref()
+            .map_or("stdout".into(), |f| f.display().to_string());
+        return dispatch::api::openapi::write(file.as_deref())
+            .with_context(|| format!("cannot write the OpenAPI document to {to}"));
+    }
     let path = cli.config.context("--config FILE is required")?;
     let mut config = dispatch::config::Config::load(&path)?;
     match cli.command {
@@ -55,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Openapi { .. }) => unreachable!("answered before the config is read"),
         None => {
             config.demo_data |= cli.demo;
             let listener = tokio::net::TcpListener::bind(config.listen)

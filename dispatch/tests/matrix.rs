@@ -228,6 +228,7 @@ fn fixture(
         ),
         ("GET", "/assets/{*file}") => (None, "/assets/index.js".into(), StatusCode::NOT_FOUND),
         ("GET", "/{file}") => (None, "/field.webmanifest".into(), StatusCode::NOT_FOUND),
+        ("GET", "/api/openapi.json") => (None, rule.path.into(), StatusCode::OK),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }

@@ -14,6 +14,13 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// `GET /api/audit?actor=&action=&object=&from=&to=&page=&perPage=`
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    summary = "Query the audit log",
+    params(ListQuery),
+    responses((status = 200, description = "One page of audit rows, newest first", body = Page<Entry>))
+)]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// The body of `POST /api/incidents/{id}/health-report`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthReport {
     /// What was reported, to whom and how (e.g. "电话报告区卫健委值班室，张医生").
@@ -35,6 +35,17 @@ fn invalid(field: &str, message: &str) -> Error {
 
 /// `POST /api/incidents/{id}/health-report`: 404, then 403 out of scope; 201 with the incident
 /// when recorded, 200 when this `clientId` was recorded before.
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/health-report",
+    summary = "Record the report to the health authority",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id")),
+    request_body = HealthReport,
+    responses(
+        (status = 201, description = "Recorded; the incident after it", body = Detail),
+        (status = 200, description = "This `clientId` was recorded before; nothing new", body = Detail),
+    )
+)]
 pub async fn health_report(
     AxState(app): AxState<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

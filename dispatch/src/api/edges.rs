@@ -20,7 +20,7 @@ use uuid::Uuid;
 type App = State<Arc<AppState>>;
 
 /// `POST /api/edges`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewEdge {
     pub id: String,
@@ -28,7 +28,7 @@ pub struct NewEdge {
 }
 
 /// A registered edge and its one-time code, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeWithCode {
     pub edge: Edge,
@@ -46,6 +46,13 @@ fn code_ttl(app: &AppState) -> chrono::Duration {
 }
 
 /// `GET /api/edges`
+#[utoipa::path(
+    get,
+    path = "/api/edges",
+    summary = "List edge boxes",
+    params(ListQuery),
+    responses((status = 200, description = "Edge boxes within the caller's scope, never a code", body = Vec<Edge>))
+)]
 pub async fn list(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -57,6 +64,17 @@ pub async fn list(
 }
 
 /// `POST /api/edges`: 201 with the code; the premises' town must be in the caller's scope.
+#[utoipa::path(
+    post,
+    path = "/api/edges",
+    summary = "Register an edge box",
+    request_body = NewEdge,
+    responses(
+        (status = 201, description = "The edge and its one-time enrolment code, shown this once", body = EdgeWithCode),
+        (status = 400, description = "`unknown_reference`: no such premises"),
+        (status = 409, description = "`duplicate`: the edge id is taken"),
+    )
+)]
 pub async fn create(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -95,6 +113,13 @@ pub async fn create(
 }
 
 /// `POST /api/edges/{id}/enrolment-code`: a fresh code (the previous one stops working).
+#[utoipa::path(
+    post,
+    path = "/api/edges/{id}/enrolment-code",
+    summary = "Issue a fresh enrolment code",
+    params(("id" = String, Path, description = "The edge's id")),
+    responses((status = 200, description = "The edge and its new code; the previous code stops working", body = EdgeWithCode))
+)]
 pub async fn new_code(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -125,6 +150,18 @@ pub async fn new_code(
 }
 
 /// `POST /api/enrol`: the box's own call, authenticated by its one-time code.
+#[utoipa::path(
+    post,
+    path = "/api/enrol",
+    summary = "Enrol a box with its one-time code",
+    request_body = EnrolRequest,
+    responses(
+        (status = 200, description = "The box's broker account, shown this once", body = Enrolled),
+        (status = 400, description = "`invalid_public_key`"),
+        (status = 401, description = "`enrolment_refused`: unknown edge, or a wrong, expired or used code"),
+        (status = 503, description = "`enrolment_not_configured` or `broker_unavailable` (the code stays valid)"),
+    )
+)]
 pub async fn enrol(
     State(app): App,
     audit: Audit,

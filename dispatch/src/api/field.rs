@@ -52,6 +52,13 @@ pub(super) async fn locked(conn: &mut PgConnection, caller: &Caller, id: Uuid) -
 
 /// `GET /api/field/incidents`: the caller's team's incidents that are not closed, most urgent
 /// first (a town officer without a team: those of their towns).
+#[utoipa::path(
+    get,
+    path = "/api/field/incidents",
+    summary = "My team's open incidents",
+    params(store::MyQuery),
+    responses((status = 200, description = "One page of the caller's team's incidents that are not closed, most urgent first", body = Page<store::MyIncident>))
+)]
 pub async fn my_incidents(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -75,13 +82,24 @@ pub async fn my_incidents(
 }
 
 /// The body of `POST /api/incidents/{id}/notes`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NoteBody {
     text: String,
 }
 
 /// `POST /api/incidents/{id}/notes`: a timeline entry `note`; 201 with the incident.
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/notes",
+    summary = "Add a note to an incident",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id"), crate::api::openapi::IdempotencyKey),
+    request_body = NoteBody,
+    responses(
+        (status = 201, description = "The incident with the note", body = super::incidents::Detail),
+        (status = 409, description = "`client_id_reused`"),
+    )
+)]
 pub async fn note(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -123,13 +141,22 @@ pub async fn note(
 }
 
 /// The query of `POST /api/incidents/{id}/photos`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PhotoQuery {
     lat: Option<f64>,
     lon: Option<f64>,
     #[serde(default)]
     caption: String,
+}
+
+/// The answer of `POST /api/incidents/{id}/photos`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotoAttached {
+    incident_id: Uuid,
+    photo: Option<photos::Photo>,
 }
 
 fn check_location(lat: f64, lon: f64) -> Result<Location> {
@@ -154,6 +181,20 @@ fn too_large(max: usize) -> Error {
 /// `POST /api/incidents/{id}/photos`: the raw `image/jpeg` or `image/png` body, at most
 /// `field.photo_max_bytes`; `?lat=&lon=&caption=` optional. 201 with the photo (timeline `photo`),
 /// or 200 when the same bytes are attached to this incident already.
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/photos",
+    summary = "Attach a photo to an incident",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id"), PhotoQuery, crate::api::openapi::IdempotencyKey),
+    request_body(description = "The photo's bytes, at most `field.photo_max_bytes`", content(("image/jpeg"), ("image/png"))),
+    responses(
+        (status = 201, description = "Attached (timeline entry `photo`)", body = PhotoAttached),
+        (status = 200, description = "The same bytes were attached to this incident already", body = PhotoAttached),
+        (status = 400, description = "`not_a_photo`: not a JPEG or PNG"),
+        (status = 409, description = "`client_id_reused`"),
+        (status = 413, description = "`photo_too_large`"),
+    )
+)]
 pub async fn upload_photo(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -230,7 +271,13 @@ pub async fn upload_photo(
         StatusCode::OK
     };
     let photo = photos::get(&mut tx, id, &sha256).await?;
-    let answer = Answer::new(status, json!({ "incidentId": id, "photo": photo }))?;
+    let answer = Answer::new(
+        status,
+        PhotoAttached {
+            incident_id: id,
+            photo,
+        },
+    )?;
     let answer = idempotency::finish(key.as_ref(), &mut tx, answer, now).await?;
     tx.commit().await?;
     tracing::info!(incident = %id, photo = %sha256, size = bytes.len(), by = %caller.username, "photo attached");
@@ -239,6 +286,13 @@ pub async fn upload_photo(
 
 /// `GET /api/photos/{sha256}`: the bytes, once the caller may see an incident the photo belongs
 /// to (404 when no incident has it, 403 when none of them is in the caller's scope or team).
+#[utoipa::path(
+    get,
+    path = "/api/photos/{sha256}",
+    summary = "A photo's bytes",
+    params(("sha256" = String, Path, description = "The photo's SHA-256, 64 lower-case hex digits")),
+    responses((status = 200, description = "The bytes, cacheable for a year", content(("image/jpeg"), ("image/png"))))
+)]
 pub async fn get_photo(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -280,7 +334,7 @@ pub async fn get_photo(
 }
 
 /// The body of `POST /api/incidents/{id}/recheck`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RecheckBody {
     #[serde(default)]
@@ -290,6 +344,18 @@ struct RecheckBody {
 
 /// `POST /api/incidents/{id}/recheck`: asks the owning edge to watch a camera for `forSecs`
 /// seconds; 202 with the re-check. Its answer resolves the incident, or not (see `field::recheck`).
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/recheck",
+    summary = "Ask the camera to re-check the rule",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id"), crate::api::openapi::IdempotencyKey),
+    request_body = RecheckBody,
+    responses(
+        (status = 202, description = "The re-check, sent to the edge; its answer may resolve the incident", body = recheck::RecheckView),
+        (status = 409, description = "`recheck_unsupported`, `no_camera`, `invalid_transition` or `client_id_reused`"),
+        (status = 503, description = "`mqtt_not_configured`"),
+    )
+)]
 pub async fn recheck(
     AxState(app): App,
     Extension(caller): Extension<Caller>,

@@ -33,6 +33,13 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
 }
 
 /// `GET /api/incidents`: within the caller's towns; real incidents unless `exercise` names a drill run.
+#[utoipa::path(
+    get,
+    path = "/api/incidents",
+    summary = "List incidents",
+    params(store::ListQuery),
+    responses((status = 200, description = "One page of incidents, newest first, each with its most urgent clock", body = crate::paging::Page<ListItem>))
+)]
 pub async fn list(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -84,7 +91,8 @@ pub async fn list(
 }
 
 /// An incident in a list, with its most urgent running clock (the earliest due; null: none runs).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = IncidentListItem)]
 pub struct ListItem {
     #[serde(flatten)]
     pub incident: Incident,
@@ -92,8 +100,9 @@ pub struct ListItem {
 }
 
 /// An incident with its timeline, linked edge events and false-positive label.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = IncidentDetail)]
 pub struct Detail {
     #[serde(flatten)]
     pub incident: Incident,
@@ -155,6 +164,13 @@ pub(super) fn refused(r: Refused) -> Error {
 
 /// `GET /api/incidents/{id}`: 404 when missing, then 403 when outside the caller's towns (or,
 /// for field users, routed to another team).
+#[utoipa::path(
+    get,
+    path = "/api/incidents/{id}",
+    summary = "One incident with its timeline, clocks and notifications",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id")),
+    responses((status = 200, description = "The incident in detail", body = Detail))
+)]
 pub async fn get(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -173,7 +189,7 @@ pub async fn get(
 }
 
 /// The body of `POST /api/incidents`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewReport {
     /// `hotline` or `manual`.
@@ -206,6 +222,16 @@ pub struct NewReport {
 
 /// `POST /api/incidents`: a hotline or manual report through the one intake. 201 with the new
 /// incident, or 200 with the open incident it was attached to.
+#[utoipa::path(
+    post,
+    path = "/api/incidents",
+    summary = "Report an incident (hotline or manual)",
+    request_body = NewReport,
+    responses(
+        (status = 201, description = "A new incident", body = Detail),
+        (status = 200, description = "The open incident the report was attached to", body = Detail),
+    )
+)]
 pub async fn create(
     AxState(app): App,
     Extension(caller): Extension<Caller>,
@@ -301,7 +327,7 @@ pub async fn create(
 }
 
 /// The body of `POST /api/incidents/{id}/transition`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransitionBody {
     pub to: State,
@@ -321,6 +347,18 @@ pub struct TransitionBody {
 /// state machine has no such step, then 403 when the caller's role may not take it. Resolving a
 /// detection or deadline-tier incident needs evidence (photos named in `evidence`, or a passed
 /// camera re-check). With an `Idempotency-Key` a repeat answers as the first time.
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/transition",
+    summary = "Move an incident to another state",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id"), crate::api::openapi::IdempotencyKey),
+    request_body = TransitionBody,
+    responses(
+        (status = 200, description = "The incident after the step", body = Detail),
+        (status = 400, description = "`evidence_required` to resolve without evidence or a passed re-check"),
+        (status = 409, description = "`invalid_transition` (naming the ways forward), `concurrent_change` or `client_id_reused`"),
+    )
+)]
 pub async fn transition(
     AxState(app): App,
     Extension(caller): Extension<Caller>,

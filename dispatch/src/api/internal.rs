@@ -19,6 +19,16 @@ use std::sync::Arc;
 
 /// `GET /internal/cameras/{id}/source`: 404 for an unknown camera, 403 `not_owner` when another
 /// node owns it.
+#[utoipa::path(
+    get,
+    path = "/internal/cameras/{id}/source",
+    summary = "How a gateway reaches a camera",
+    params(("id" = String, Path, description = "The camera's id")),
+    responses(
+        (status = 200, description = "The camera's source with credentials (`Cache-Control: no-store`)", body = source::Source),
+        (status = 403, description = "`not_owner`: another gateway node owns this camera"),
+    )
+)]
 pub async fn camera_source(
     State(app): State<Arc<AppState>>,
     Extension(service): Extension<ServiceCaller>,

@@ -21,16 +21,17 @@ use std::sync::Arc;
 type App = State<Arc<AppState>>;
 
 /// The optional body of `/live`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LiveRequest {
     /// `main` or `sub`; default `sub` (a wall tile).
     #[serde(default)]
+    #[schema(schema_with = crate::api::openapi::stream_schema)]
     pub stream: Option<Stream>,
 }
 
 /// What the browser needs to open the stream.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Grant {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,13 +39,26 @@ pub struct Grant {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub whip_url: Option<String>,
     pub token: String,
+    #[schema(value_type = String)]
     pub node: GatewayNodeId,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::api::openapi::stream_schema)]
     pub stream: Option<Stream>,
     pub expires_at: DateTime<Utc>,
 }
 
 /// `POST /api/cameras/{id}/live`
+#[utoipa::path(
+    post,
+    path = "/api/cameras/{id}/live",
+    summary = "Get a live-view grant",
+    params(("id" = String, Path, description = "The camera's id")),
+    request_body(content = Option<LiveRequest>, description = "Optional; without it the sub stream"),
+    responses(
+        (status = 200, description = "The owning gateway's WHEP URL and a short-lived media token", body = Grant),
+        (status = 503, description = "`media_not_configured`: no `[media]` section"),
+    )
+)]
 pub async fn live(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -74,6 +88,17 @@ pub async fn live(
 }
 
 /// `POST /api/cameras/{id}/talk`
+#[utoipa::path(
+    post,
+    path = "/api/cameras/{id}/talk",
+    summary = "Get a talk grant",
+    params(("id" = String, Path, description = "The camera's id")),
+    responses(
+        (status = 200, description = "The owning gateway's WHIP URL and a short-lived media token", body = Grant),
+        (status = 409, description = "`talk_unsupported`: the camera has no speaker or audio backchannel"),
+        (status = 503, description = "`media_not_configured`: no `[media]` section"),
+    )
+)]
 pub async fn talk(
     State(app): App,
     Extension(caller): Extension<Caller>,

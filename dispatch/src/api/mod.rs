@@ -9,6 +9,7 @@ mod incidents;
 mod internal;
 mod media;
 mod notify;
+pub mod openapi;
 mod registry;
 mod session;
 mod users;
@@ -110,6 +111,7 @@ pub fn routes() -> Routes {
     .add("GET", "/field", web::field)
     .add("GET", "/assets/{*file}", web::asset)
     .add("GET", "/{file}", web::top_level)
+    .add("GET", "/api/openapi.json", openapi::openapi_json)
 }
 
 /// (method, path) of every registered route.
@@ -129,6 +131,12 @@ pub fn router(app: Arc<AppState>) -> Router {
         .with_state(app)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Liveness",
+    responses((status = 200, description = "`ok`", body = String))
+)]
 async fn health() -> &'static str {
     "ok"
 }

@@ -18,6 +18,12 @@ use uuid::Uuid;
 type App = State<Arc<AppState>>;
 
 /// `GET /api/towns`
+#[utoipa::path(
+    get,
+    path = "/api/towns",
+    summary = "The caller's towns",
+    responses((status = 200, description = "Towns and streets within the caller's scope", body = Vec<towns::Town>))
+)]
 pub async fn towns(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -28,6 +34,13 @@ pub async fn towns(
 }
 
 /// `GET /api/premises`
+#[utoipa::path(
+    get,
+    path = "/api/premises",
+    summary = "List premises",
+    params(premises::ListQuery),
+    responses((status = 200, description = "One page of premises within the caller's scope", body = crate::paging::Page<Premises>))
+)]
 pub async fn list_premises(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -47,6 +60,13 @@ pub async fn list_premises(
 }
 
 /// `GET /api/premises/{id}`: 404 when missing, then 403 when outside the caller's towns.
+#[utoipa::path(
+    get,
+    path = "/api/premises/{id}",
+    summary = "One premises",
+    params(("id" = uuid::Uuid, Path, description = "The premises' id")),
+    responses((status = 200, description = "The premises", body = Premises))
+)]
 pub async fn get_premises(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -64,6 +84,16 @@ fn invalid(field: &str, message: &str) -> Error {
 }
 
 /// `POST /api/premises`
+#[utoipa::path(
+    post,
+    path = "/api/premises",
+    summary = "Create a premises",
+    request_body = NewPremises,
+    responses(
+        (status = 201, description = "The stored premises", body = Premises),
+        (status = 409, description = "`duplicate`: a premises with this licence number exists"),
+    )
+)]
 pub async fn create_premises(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -106,12 +136,26 @@ pub async fn create_premises(
     Ok((StatusCode::CREATED, axum::Json(stored)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Imported {
     imported: usize,
 }
 
 /// `POST /api/premises/import` (text/csv): all lines or none, in one transaction.
+#[utoipa::path(
+    post,
+    path = "/api/premises/import",
+    summary = "Import premises from CSV",
+    request_body(
+        content = String,
+        content_type = "text/csv",
+        description = "UTF-8 CSV with the header `name,licence_no,kind,address,lat,lon,town,grid,risk_grade,person_in_charge,phone` (`lat`, `lon`, `grid` may be empty)"
+    ),
+    responses(
+        (status = 201, description = "Every line imported, in one transaction", body = Imported),
+        (status = 400, description = "`invalid_csv`: nothing was imported; `details` names each line and column"),
+    )
+)]
 pub async fn import_premises(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -207,6 +251,13 @@ pub async fn import_premises(
 }
 
 /// `GET /api/cameras`
+#[utoipa::path(
+    get,
+    path = "/api/cameras",
+    summary = "List cameras",
+    params(cameras::ListQuery),
+    responses((status = 200, description = "Cameras within the caller's scope, never their credentials", body = Vec<cameras::Camera>))
+)]
 pub async fn cameras(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -218,6 +269,12 @@ pub async fn cameras(
 }
 
 /// `GET /api/teams`: each team with its shifts and whether it is on duty now.
+#[utoipa::path(
+    get,
+    path = "/api/teams",
+    summary = "List teams with their shifts",
+    responses((status = 200, description = "Teams within the caller's scope, each with shifts and whether on duty now", body = Vec<teams::Team>))
+)]
 pub async fn teams(
     State(app): App,
     Extension(caller): Extension<Caller>,

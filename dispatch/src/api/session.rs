@@ -16,7 +16,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Login {
     username: String,
@@ -27,7 +27,7 @@ pub struct Login {
 }
 
 /// The answer of login and `GET /api/session`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
     user: users::User,
@@ -43,6 +43,17 @@ fn login_failed() -> Error {
 }
 
 /// `POST /api/session`
+#[utoipa::path(
+    post,
+    path = "/api/session",
+    summary = "Log in",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in: the user and the CSRF token; the session cookie is in `Set-Cookie`", body = Me),
+        (status = 401, description = "`login_failed` (wrong name, password or code) or `totp_required`"),
+        (status = 429, description = "`login_throttled`: too many failures; retry after `Retry-After` seconds"),
+    )
+)]
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -179,6 +190,12 @@ pub async fn login(
 }
 
 /// `GET /api/session`
+#[utoipa::path(
+    get,
+    path = "/api/session",
+    summary = "Who am I, with the CSRF token",
+    responses((status = 200, description = "The session's user and CSRF token", body = Me))
+)]
 pub async fn me(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -193,6 +210,12 @@ pub async fn me(
 }
 
 /// `DELETE /api/session`
+#[utoipa::path(
+    delete,
+    path = "/api/session",
+    summary = "Log out",
+    responses((status = 204, description = "The session is deleted and its cookie cleared"))
+)]
 pub async fn logout(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -212,7 +235,7 @@ pub async fn logout(
         .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TotpSetup {
     /// Base32, for typing into an authenticator app.
@@ -222,6 +245,12 @@ pub struct TotpSetup {
 }
 
 /// `POST /api/session/totp`: makes a new secret, pending until confirmed with a code.
+#[utoipa::path(
+    post,
+    path = "/api/session/totp",
+    summary = "Start TOTP set-up",
+    responses((status = 200, description = "A new secret, pending until confirmed", body = TotpSetup))
+)]
 pub async fn totp_begin(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -245,13 +274,23 @@ pub async fn totp_begin(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Confirm {
     code: String,
 }
 
 /// `PUT /api/session/totp`: turns TOTP on once a code from the pending secret is shown.
+#[utoipa::path(
+    put,
+    path = "/api/session/totp",
+    summary = "Turn TOTP on with a code",
+    request_body = Confirm,
+    responses(
+        (status = 204, description = "TOTP is on"),
+        (status = 400, description = "`totp_not_started` or `totp_wrong_code`"),
+    )
+)]
 pub async fn totp_confirm(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -12,6 +12,12 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 
 /// `GET /api/users`: the users whose scope lies within the caller's.
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    summary = "List users",
+    responses((status = 200, description = "Users whose scope lies within the caller's", body = Vec<User>))
+)]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -22,6 +28,16 @@ pub async fn list(
 }
 
 /// `POST /api/users`: a caller may grant only towns within its own scope.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    summary = "Create a user",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The new user", body = User),
+        (status = 409, description = "`duplicate`: the user name is taken"),
+    )
+)]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

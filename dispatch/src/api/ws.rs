@@ -14,6 +14,18 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use std::sync::Arc;
 
+#[utoipa::path(
+    get,
+    path = "/api/ws",
+    summary = "The consoles' WebSocket",
+    description = "A WebSocket handshake; the protocol (hello, subscribe, incident, timeline, notification, edge, resync) is in dispatch/README.md.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "`not_websocket`: a plain GET"),
+        (status = 403, description = "`bad_origin`: the Origin is not this server's nor allowed"),
+        (status = 503, description = "`ws_full`: too many sockets on this replica"),
+    )
+)]
 pub async fn socket(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -29,7 +29,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 const VERSION: &str = "brightline-audit-v1";
 
 /// One row of the audit log, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     pub seq: i64,

@@ -93,7 +93,8 @@ pub async fn batch(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<Entry>, 
 }
 
 /// Filters of `GET /api/audit`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     /// The actor's name (a user name, `gateway:<node>`, …), exactly.

@@ -259,6 +259,8 @@ pub static POLICY: &[Rule] = &[
     rule("GET", "/field", Access::Public, ScopeRule::None),
     rule("GET", "/assets/{*file}", Access::Public, ScopeRule::None),
     rule("GET", "/{file}", Access::Public, ScopeRule::None),
+    // The API's description: nothing in it is secret.
+    rule("GET", "/api/openapi.json", Access::Public, ScopeRule::None),
 ];
 
 /// Which way a WebSocket message travels.
@@ -462,7 +464,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_health_check_login_and_edge_enrolment_are_public() {
+    fn only_the_health_check_login_edge_enrolment_and_the_api_document_are_public() {
         let web_files = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)
@@ -482,7 +484,8 @@ mod tests {
             vec![
                 ("GET", "/healthz"),
                 ("POST", "/api/session"),
-                ("POST", "/api/enrol")
+                ("POST", "/api/enrol"),
+                ("GET", "/api/openapi.json")
             ]
         );
     }

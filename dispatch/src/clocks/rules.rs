@@ -261,7 +261,7 @@ pub fn schedule(config: &ClocksConfig, span: Span, start: DateTime<Utc>) -> Sche
 }
 
 /// A clock's state as the console shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ClockState {
     Running,

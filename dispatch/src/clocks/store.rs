@@ -37,7 +37,7 @@ const COLUMNS: &str = "c.id, c.incident_id, c.kind, c.started_at, c.at_risk_at, 
      c.working_days, c.stopped_at, c.outcome, c.at_risk_fired_at, c.overdue_fired_at";
 
 /// A clock as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClockView {
     pub id: Uuid,

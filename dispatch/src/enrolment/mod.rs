@@ -95,7 +95,7 @@ impl Broker for mosquitto::PasswordFile {
 }
 
 /// `POST /api/enrol`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnrolRequest {
     pub edge_id: String,
@@ -105,7 +105,7 @@ pub struct EnrolRequest {
 }
 
 /// What the box needs to connect.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Enrolled {
     pub edge_id: String,
@@ -115,7 +115,7 @@ pub struct Enrolled {
 }
 
 /// The box's own broker account; the password is shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MqttGrant {
     pub host: String,
     pub port: u16,

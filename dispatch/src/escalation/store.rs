@@ -313,7 +313,7 @@ pub async fn fire_one(
 }
 
 /// The next step an incident's escalation will take, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pending {
     pub step: i32,
@@ -336,7 +336,7 @@ pub async fn pending(
 
 /// A notification as the API shows it: from an escalation step (`step`) or from an incident
 /// clock's moment (`clockId`, `clockMoment`).
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub id: Uuid,

@@ -87,7 +87,7 @@ pub async fn store_blob(
 }
 
 /// A photo of an incident as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Photo {
     pub sha256: String,

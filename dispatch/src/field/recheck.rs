@@ -117,7 +117,7 @@ pub fn resolves(now_state: State, reopened_since_request: bool) -> bool {
 }
 
 /// A re-check as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecheckView {
     pub cmd_id: Uuid,

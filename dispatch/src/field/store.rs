@@ -8,7 +8,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Paging of `GET /api/field/incidents` (real incidents only; drills are not mixed in).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MyQuery {
     pub page: Option<u32>,
@@ -16,7 +17,7 @@ pub struct MyQuery {
 }
 
 /// One incident of the list, with its premises' facts.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MyIncident {
     pub id: Uuid,

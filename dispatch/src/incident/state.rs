@@ -17,7 +17,7 @@ use crate::auth::Role;
 use serde::{Deserialize, Serialize};
 
 /// Where an incident is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum State {
     /// Reported, nobody has looked at it yet.

@@ -40,7 +40,7 @@ impl<'a> Entry<'a> {
 }
 
 /// Where something happened (WGS84).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
     pub lat: f64,
@@ -75,7 +75,7 @@ pub async fn append(
 }
 
 /// An incident as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Incident {
     pub id: Uuid,
@@ -138,7 +138,8 @@ pub async fn get_for_update(
 }
 
 /// Filters and page of `GET /api/incidents`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     pub state: Option<String>,
@@ -197,7 +198,7 @@ pub async fn list(
 }
 
 /// A timeline entry as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
     pub seq: i64,
@@ -228,7 +229,7 @@ pub async fn timeline(
 }
 
 /// An edge event linked to an incident, with its evidence references.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkedEvent {
     pub event_id: Uuid,
@@ -331,7 +332,7 @@ pub async fn withdraw_false_positive(
 }
 
 /// The current (not withdrawn) false-positive label of an incident, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FalsePositive {
     pub id: Uuid,

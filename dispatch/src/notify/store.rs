@@ -204,7 +204,7 @@ pub async fn recover(
 }
 
 /// A delivery as the API shows it under its notification.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     #[serde(skip)]
@@ -237,7 +237,7 @@ pub async fn deliveries(
 }
 
 /// A notification with its deliveries, as `GET /api/incidents/{id}` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivered {
     #[serde(flatten)]
@@ -266,7 +266,7 @@ pub async fn with_deliveries(
 }
 
 /// Counts by state of one channel.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub pending: i64,
     pub sending: i64,
@@ -277,7 +277,7 @@ pub struct Counts {
 }
 
 /// One channel's summary for `GET /api/notify/channels`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelSummary {
     pub name: String,

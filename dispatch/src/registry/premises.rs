@@ -19,7 +19,7 @@ pub const KINDS: [&str; 5] = [
 pub const RISK_GRADES: [&str; 4] = ["A", "B", "C", "D"];
 
 /// A premises as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Premises {
     pub id: Uuid,
@@ -37,7 +37,7 @@ pub struct Premises {
 }
 
 /// A premises to create (the JSON body of `POST /api/premises`, or one CSV line).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPremises {
     pub name: String,
@@ -141,7 +141,8 @@ impl NewPremises {
 }
 
 /// Filters and page of `GET /api/premises`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     pub town: Option<String>,

@@ -11,7 +11,7 @@ pub fn cst() -> FixedOffset {
 }
 
 /// A recurring shift of one team.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Shift {
     pub team_id: Uuid,

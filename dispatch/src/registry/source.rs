@@ -6,14 +6,11 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 /// A camera's source, as the gateway's answer (`kind` tags it). No `Debug`: it holds a password.
-#[derive(Serialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Source {
     /// The gateway pulls `url` (the main stream) or `sub_stream`, logging in with the credentials.
+    #[serde(rename_all = "camelCase")]
     Pull {
         camera: String,
         url: String,
@@ -22,6 +19,7 @@ pub enum Source {
         password: Option<String>,
     },
     /// The edge pushes `stream` (or `sub_stream`) on `startLive`.
+    #[serde(rename_all = "camelCase")]
     Edge {
         camera: String,
         edge_id: String,

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 pub const DISTRICT_ID: &str = "mentougou";
 
 /// A town or street (镇/街道).
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Town {
     pub id: String,

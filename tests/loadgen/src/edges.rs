@@ -105,16 +105,36 @@ fn millis(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// A rodent detection of edge `i`'s episode, stamped now (the latency is measured from `at`).
-pub fn detection(i: usize, episode: Uuid, phase: &str) -> Vec<u8> {
+/// A rodent detection of edge `i`'s episode, stamped `at` (the latency is measured from it).
+pub fn detection(i: usize, episode: Uuid, phase: &str, at: DateTime<Utc>) -> Vec<u8> {
     format!(
         r#"{{"type":"detection","v":1,"eventId":"{}","episodeId":"{episode}","phase":"{phase}","edgeId":"{}","cameraId":"{}","kind":"rodent","at":"{}","confidence":0.9,"boxes":[{{"x":0.4,"y":0.7,"w":0.03,"h":0.02,"label":"rodent","confidence":0.9}}],"snapshot":null,"clip":null,"model":{{"name":"rodent-mog2","version":"0.1.0"}},"exercise":null}}"#,
         Uuid::now_v7(),
         edge_id(i),
         camera_id(i),
-        millis(Utc::now())
+        millis(at)
     )
     .into_bytes()
+}
+
+/// Now, to the millisecond, as reports carry it.
+pub fn now_millis() -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    Utc::now()
+        .duration_trunc(TimeDelta::milliseconds(1))
+        .expect("now truncates")
+}
+
+/// Each edge's premises, by edge index.
+pub async fn premises(pool: &PgPool, count: usize) -> Result<Vec<Uuid>> {
+    let rows: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT id, premises_id FROM edges WHERE id LIKE 'bench-%'")
+            .fetch_all(pool)
+            .await?;
+    let map: std::collections::HashMap<String, Uuid> = rows.into_iter().collect();
+    (0..count)
+        .map(|i| map.get(&edge_id(i)).copied().context("a bench edge is missing"))
+        .collect()
 }
 
 /// Edge `i`'s retained state: online, one camera.
@@ -143,7 +163,8 @@ impl Reporter {
         }
     }
 
-    pub async fn send(&mut self, client: &AsyncClient) -> Result<()> {
+    /// Publishes the next report; returns its `at`.
+    pub async fn send(&mut self, client: &AsyncClient) -> Result<DateTime<Utc>> {
         let phase = if self.sent % 20 == 0 {
             self.episode = Uuid::now_v7();
             "start"
@@ -151,14 +172,16 @@ impl Reporter {
             "update"
         };
         self.sent += 1;
+        let at = now_millis();
         client
             .publish(
                 format!("bl/v1/edge/{}/events", edge_id(self.index)),
                 QoS::AtLeastOnce,
                 false,
-                detection(self.index, self.episode, phase),
+                detection(self.index, self.episode, phase, at),
             )
             .await
-            .context("publish")
+            .context("publish")?;
+        Ok(at)
     }
 }

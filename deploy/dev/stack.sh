@@ -135,7 +135,10 @@ CONF
     kill -HUP "$(cat "$dir/mosquitto.pid")" # re-read password and ACL files
     return
   fi
-  as_user mosquitto mosquitto -c "$dir/mosquitto.conf" -d
+  # One socket per edge: lift the soft limit of open files (runuser's PAM session sets 1024) to the
+  # hard limit, or the broker refuses edges beyond about a thousand.
+  as_user mosquitto sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec mosquitto -c "$1" -d' \
+    mosquitto "$dir/mosquitto.conf"
   for _ in $(seq 50); do
     (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && return
     sleep 0.1

@@ -315,9 +315,9 @@ async fn lock_keys(conn: &mut PgConnection, events: &[&EdgeEvent]) -> Result<(),
     let keys: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
-            EdgeEvent::Detection(d) => premises.get(d.camera_id.as_str()).map(|p| {
-                lock_key(*p, violation_kind(d.kind), d.exercise.as_deref())
-            }),
+            EdgeEvent::Detection(d) => premises
+                .get(d.camera_id.as_str())
+                .map(|p| lock_key(*p, violation_kind(d.kind), d.exercise.as_deref())),
             EdgeEvent::Camera(_) => None,
         })
         .collect();

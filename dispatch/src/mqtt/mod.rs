@@ -4,10 +4,12 @@
 //! is committed, so a database outage or a crash leaves it with the broker, which keeps this
 //! replica's session (clean session off) and delivers it again.
 //!
-//! While the database is away the consumer waits and retries the same message with backoff; the
-//! broker holds the rest. Messages that can never be stored (bad topic, bad payload, another edge's
-//! name, an unregistered camera) are counted, logged without their bytes, and acknowledged, so they
-//! cannot block the queue.
+//! Reports are stored in batches: what has arrived (up to [`MAX_BATCH`]) goes into one transaction
+//! ([`crate::intake::batch`]), then every message of it is acknowledged. While the database is away
+//! the consumer waits and retries the same batch with backoff; the broker holds the rest. Messages
+//! that can never be stored (bad topic, bad payload, another edge's name, an unregistered camera)
+//! are counted, logged without their bytes, and acknowledged, so they cannot block the queue; a
+//! batch that PostgreSQL refuses for its data is stored again message by message to find them.
 //!
 //! Edges' answers to commands (`$share/{group}/bl/v1/edge/+/cmd/result`) go the same way to
 //! [`crate::field::recheck::consume`]; the consumer's client is also the one commands go out on

@@ -65,8 +65,23 @@ pub async fn register(pool: &PgPool, count: usize) -> Result<()> {
     Ok(())
 }
 
-/// Connects edge `i` to the broker; returns once the broker accepted it.
+/// Connects edge `i` to the broker, trying a few times (a burst of handshakes may overflow the
+/// broker's accept queue); returns once the broker accepted it.
 pub async fn connect(host: &str, port: u16, i: usize) -> Result<AsyncClient> {
+    let mut tries = 0;
+    loop {
+        match connect_once(host, port, i).await {
+            Ok(client) => return Ok(client),
+            Err(_) if tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn connect_once(host: &str, port: u16, i: usize) -> Result<AsyncClient> {
     let id = edge_id(i);
     let mut options = MqttOptions::new(&id, host, port);
     options
@@ -86,7 +101,7 @@ pub async fn connect(host: &str, port: u16, i: usize) -> Result<AsyncClient> {
     Ok(client)
 }
 
-/// Connects edges `range` with at most 200 handshakes in flight.
+/// Connects edges `range` with at most 100 handshakes in flight.
 pub async fn connect_all(
     host: &str,
     port: u16,
@@ -94,7 +109,7 @@ pub async fn connect_all(
 ) -> Result<Vec<AsyncClient>> {
     use futures::StreamExt;
     futures::stream::iter(range.map(|i| connect(host, port, i)))
-        .buffered(200)
+        .buffered(100)
         .collect::<Vec<_>>()
         .await
         .into_iter()
@@ -133,7 +148,11 @@ pub async fn premises(pool: &PgPool, count: usize) -> Result<Vec<Uuid>> {
             .await?;
     let map: std::collections::HashMap<String, Uuid> = rows.into_iter().collect();
     (0..count)
-        .map(|i| map.get(&edge_id(i)).copied().context("a bench edge is missing"))
+        .map(|i| {
+            map.get(&edge_id(i))
+                .copied()
+                .context("a bench edge is missing")
+        })
         .collect()
 }
 
@@ -165,7 +184,7 @@ impl Reporter {
 
     /// Publishes the next report; returns its `at`.
     pub async fn send(&mut self, client: &AsyncClient) -> Result<DateTime<Utc>> {
-        let phase = if self.sent % 20 == 0 {
+        let phase = if self.sent.is_multiple_of(20) {
             self.episode = Uuid::now_v7();
             "start"
         } else {

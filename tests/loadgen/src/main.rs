@@ -89,24 +89,6 @@ async fn main() -> Result<()> {
     .await?;
     drop(console);
 
-    let extra = edges::connect_all(host, broker.port, args.edges..total).await?;
-    for (i, c) in extra.iter().enumerate() {
-        c.publish(
-            format!("bl/v1/edge/{}/state", edges::edge_id(args.edges + i)),
-            QoS::AtLeastOnce,
-            true,
-            edges::state(args.edges + i),
-        )
-        .await?;
-    }
-    wait_count(
-        &dispatch,
-        "SELECT count(*) FROM edge_status",
-        extra.len() as i64,
-    )
-    .await?;
-    let rss_connected = dispatch.rss_mib();
-
     println!();
     println!("| measure | value |");
     println!("|---|---|");
@@ -131,6 +113,24 @@ async fn main() -> Result<()> {
         latency.resyncs
     );
     println!("| dispatch resident memory under flat-out load | {rss_load:.0} MiB |");
+    let extra = edges::connect_all(host, broker.port, args.edges..total).await?;
+    for (i, c) in extra.iter().enumerate() {
+        c.publish(
+            format!("bl/v1/edge/{}/state", edges::edge_id(args.edges + i)),
+            QoS::AtLeastOnce,
+            true,
+            edges::state(args.edges + i),
+        )
+        .await?;
+    }
+    wait_count(
+        &dispatch,
+        "SELECT count(*) FROM edge_status",
+        extra.len() as i64,
+    )
+    .await?;
+    let rss_connected = dispatch.rss_mib();
+
     println!("| dispatch resident memory with {total} edges connected | {rss_connected:.0} MiB |");
     if args.soak_secs > 0 {
         soak(&dispatch, &clients, args.rate, args.soak_secs).await?;
@@ -334,7 +334,10 @@ async fn steady(
     Ok(Latency {
         offered: sent.len() as f64 / secs as f64,
         stored,
-        console: (watch::quantile(&mut ws, 0.5), watch::quantile(&mut ws, 0.99)),
+        console: (
+            watch::quantile(&mut ws, 0.5),
+            watch::quantile(&mut ws, 0.99),
+        ),
         sent: sent.len(),
         seen: ws.len(),
         resyncs,

@@ -19,6 +19,13 @@ demo: deps stack build
 ## test: the same set-up, then formatting, lints and every test (the fuzz run included)
 test: deps stack fmt-check clippy fuzz test-rust test-web
 
+# The intake benchmark (tests/loadgen): `make bench SOAK_SECS=1800` adds the 30-minute memory soak.
+BENCH_EDGES ?= 1000
+BENCH_EVENTS ?= 100000
+BENCH_RATE ?= 2000
+BENCH_CONNECTED ?= 10000
+SOAK_SECS ?= 0
+
 ## bench: the benchmarks; they print tables and pass or fail nothing
 bench: deps stack
 	cargo run --quiet --release -p bl-proto --example bench-decode
@@ -27,6 +34,10 @@ bench: deps stack
 	@echo
 	cargo run --quiet --release -p edge-agent -- detect --empty-clips 100 \
 	  --scenario tests/camsim/scenarios/kitchen-night.toml --scenario edge-agent/tests/scenarios/night-small-rodents.toml
+	@echo
+	cargo build --quiet --release -p dispatch -p bl-loadgen
+	$(TARGET_DIR)/release/loadgen --dispatch $(TARGET_DIR)/release/dispatch --edges $(BENCH_EDGES) \
+	  --events $(BENCH_EVENTS) --rate $(BENCH_RATE) --connected $(BENCH_CONNECTED) --soak-secs $(SOAK_SECS)
 
 ## stop: stop everything `make demo` started
 stop:

@@ -119,7 +119,14 @@ log_type error
 log_type warning
 log_type notice
 connection_messages true
-max_queued_messages 10000
+# QoS 1 messages the broker sends a client before it waits for PUBACKs (mosquitto's default is 20):
+# dispatch stores what has arrived in one transaction, so this is also its largest batch.
+max_inflight_messages 1000
+# Beyond max_queued_messages mosquitto DROPS a QoS 1 message for a slow or absent subscriber after
+# it has PUBACKed it to the edge, which then deletes it from its outbox: a silent loss. So no limit
+# by count (0): a dispatch outage queues every event in dispatch's persistent session, bounded by
+# the broker's memory (about 1 KB per event: 1 GB holds a million events, hours of the district).
+max_queued_messages 0
 pid_file $dir/mosquitto.pid
 CONF
   own mosquitto "$dir"
@@ -128,7 +135,10 @@ CONF
     kill -HUP "$(cat "$dir/mosquitto.pid")" # re-read password and ACL files
     return
   fi
-  as_user mosquitto mosquitto -c "$dir/mosquitto.conf" -d
+  # One socket per edge: lift the soft limit of open files (runuser's PAM session sets 1024) to the
+  # hard limit, or the broker refuses edges beyond about a thousand.
+  as_user mosquitto sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec mosquitto -c "$1" -d' \
+    mosquitto "$dir/mosquitto.conf"
   for _ in $(seq 50); do
     (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && return
     sleep 0.1

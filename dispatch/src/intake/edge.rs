@@ -39,6 +39,9 @@ pub enum Rejected {
     Unregistered { edge: EdgeId, camera: String },
     #[error("edge {0} is not registered")]
     UnknownEdge(EdgeId),
+    /// PostgreSQL refused the values themselves (e.g. a string it cannot store): a data error.
+    #[error("PostgreSQL cannot store it: {0}")]
+    Unstorable(String),
 }
 
 impl Rejected {
@@ -49,6 +52,7 @@ impl Rejected {
             Rejected::Payload(_) => "payload",
             Rejected::WrongEdge { .. } => "wrong_edge",
             Rejected::Unregistered { .. } | Rejected::UnknownEdge(_) => "unregistered",
+            Rejected::Unstorable(_) => "unstorable",
         }
     }
 }
@@ -160,7 +164,7 @@ async fn record_event(
 }
 
 /// Records an incident an edge's report opened, last in the report's transaction.
-async fn audit_opened(
+pub(crate) async fn audit_opened(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     event: &EdgeEvent,
     incident: Uuid,
@@ -389,7 +393,7 @@ async fn back_online(
 }
 
 /// The wire name of a unit enum (`noChefHat`), as stored in text columns.
-fn json_str<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn json_str<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         other => panic!("a unit enum serialises as a string, got {other:?}"),

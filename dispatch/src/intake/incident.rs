@@ -181,6 +181,11 @@ async fn place(conn: &mut PgConnection, r: &Report) -> Result<Place, IntakeError
     })
 }
 
+/// The advisory lock's key of (premises, kind, exercise); the batched intake takes the same keys.
+pub(crate) fn lock_key(premises: Uuid, kind: &str, exercise: Option<&str>) -> String {
+    format!("incident:{premises}:{kind}:{}", exercise.unwrap_or(""))
+}
+
 /// Serialises intake per (premises, kind, exercise) until the transaction ends.
 pub(crate) async fn lock(
     conn: &mut PgConnection,
@@ -188,9 +193,8 @@ pub(crate) async fn lock(
     kind: &str,
     exercise: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    let key = format!("incident:{premises}:{kind}:{}", exercise.unwrap_or(""));
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(key)
+        .bind(lock_key(premises, kind, exercise))
         .execute(conn)
         .await?;
     Ok(())

@@ -3,6 +3,7 @@
 //! new event is handed to [`incident()`], the one door through which detections, camera faults,
 //! hotline and manual reports become incidents (deduplicated, tiered and routed).
 
+pub mod batch;
 pub mod edge;
 pub mod incident;
 

@@ -4,25 +4,26 @@
 //! is committed, so a database outage or a crash leaves it with the broker, which keeps this
 //! replica's session (clean session off) and delivers it again.
 //!
-//! While the database is away the consumer waits and retries the same message with backoff; the
-//! broker holds the rest. Messages that can never be stored (bad topic, bad payload, another edge's
-//! name, an unregistered camera) are counted, logged without their bytes, and acknowledged, so they
-//! cannot block the queue.
+//! Reports are stored in batches: what has arrived (up to [`MAX_BATCH`]) goes into one transaction
+//! ([`crate::intake::batch`]), then every message of it is acknowledged. While the database is away
+//! the consumer waits and retries the same batch with backoff; the broker holds the rest. Messages
+//! that can never be stored (bad topic, bad payload, another edge's name, an unregistered camera)
+//! are counted, logged without their bytes, and acknowledged, so they cannot block the queue; a
+//! batch that PostgreSQL refuses for its data is stored again message by message to find them.
 //!
 //! Edges' answers to commands (`$share/{group}/bl/v1/edge/+/cmd/result`) go the same way to
 //! [`crate::field::recheck::consume`]; the consumer's client is also the one commands go out on
 //! ([`crate::field::recheck::EdgeLink`]).
 
 use crate::AppState;
-use crate::clocks::ClocksConfig;
 use crate::config::MqttConfig;
-use crate::escalation::EscalationConfig;
 use crate::field::recheck::{self};
-use crate::incident::policy::IncidentsConfig;
-use crate::intake::{self, Rejected, Stored};
+use crate::intake::{self, EdgeReport, Rejected, Stored};
 use bl_proto::topic::{CMD_RESULT_FILTER, EVENTS_FILTER, STATE_FILTER};
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use sqlx::PgPool;
+use rumqttc::{
+    AsyncClient, ClientError, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS,
+};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,6 +52,7 @@ impl IntakeStats {
             Rejected::Payload(_) => &self.rejected_payload,
             Rejected::WrongEdge { .. } => &self.rejected_wrong_edge,
             Rejected::Unregistered { .. } | Rejected::UnknownEdge(_) => &self.rejected_unregistered,
+            Rejected::Unstorable(_) => &self.rejected_payload,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -68,14 +70,22 @@ impl IntakeStats {
     }
 }
 
+/// Most messages stored in one transaction. The broker feeds at most its in-flight limit
+/// (`max_inflight_messages`) unacknowledged messages, so a batch is also bounded by that.
+const MAX_BATCH: usize = 1000;
+/// Room in the client's request queue (acknowledgements, subscriptions, commands to edges).
+const REQUESTS: usize = 1024;
+/// How long acknowledgements that found the request queue full wait before the next try.
+const ACK_RETRY: Duration = Duration::from_millis(5);
+
 /// Consumes until `shutdown` is cancelled.
+///
+/// The loop never waits for room in the client's request queue: that queue is drained only inside
+/// `EventLoop::poll`, which returns the packets it has buffered before it takes requests, while
+/// the poller task waits for this loop to take its events — awaiting `client.ack` there can
+/// deadlock both (and then no keep-alive goes out either, so the broker drops the connection).
+/// Acknowledgements go out with `try_ack`; those that find the queue full wait in `unacked`.
 pub async fn run(config: MqttConfig, app: Arc<AppState>, shutdown: CancellationToken) {
-    let (incidents, escalation, clocks) = (
-        &app.config.incidents,
-        &app.config.escalation,
-        &app.config.clocks,
-    );
-    let (pool, stats, edge_link) = (&app.pool, &app.intake, &app.edge_link);
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     let password = config.password.as_ref().map(|p| p.expose()).unwrap_or("");
     options
@@ -83,96 +93,137 @@ pub async fn run(config: MqttConfig, app: Arc<AppState>, shutdown: CancellationT
         .set_keep_alive(Duration::from_secs(15))
         .set_clean_session(false)
         .set_manual_acks(true);
-    let (client, events) = AsyncClient::new(options, 64);
-    edge_link.attach(client.clone());
-    let (tx, mut rx) = mpsc::channel(64);
+    let (client, events) = AsyncClient::new(options, REQUESTS);
+    app.edge_link.attach(client.clone());
+    let (tx, mut rx) = mpsc::channel(MAX_BATCH);
     let poller = tokio::spawn(poll_events(events, tx));
-    let events_filter = format!("$share/{}/{EVENTS_FILTER}", config.share_group);
-    let results_filter = format!("$share/{}/{CMD_RESULT_FILTER}", config.share_group);
+    let filters = vec![
+        format!("$share/{}/{EVENTS_FILTER}", config.share_group),
+        STATE_FILTER.to_owned(),
+        format!("$share/{}/{CMD_RESULT_FILTER}", config.share_group),
+    ];
     tracing::info!(broker = %config.host, port = config.port, client = %config.client_id, "edge intake starting");
 
+    let mut unacked: VecDeque<Publish> = VecDeque::new();
     loop {
-        let event = tokio::select! {
+        send_acks(&client, &mut unacked);
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             event = rx.recv() => match event {
                 Some(event) => event,
                 None => break,
             },
+            _ = tokio::time::sleep(ACK_RETRY), if !unacked.is_empty() => continue,
         };
-        match event {
-            Event::Incoming(Packet::ConnAck(_)) => {
-                tracing::info!(client = %config.client_id, "edge intake connected");
-                for filter in [
-                    events_filter.as_str(),
-                    STATE_FILTER,
-                    results_filter.as_str(),
-                ] {
-                    if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
-                        tracing::error!(filter, err = %e, "cannot subscribe");
-                    }
+        // Take what has arrived meanwhile: under load that is a full batch.
+        let mut publishes = Vec::new();
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            match event {
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    tracing::info!(client = %config.client_id, "edge intake connected");
+                    tokio::spawn(subscribe(client.clone(), filters.clone()));
                 }
+                Event::Incoming(Packet::Publish(publish)) => publishes.push(publish),
+                _ => {}
             }
-            Event::Incoming(Packet::Publish(publish)) => {
-                let stored = if recheck::is_result_topic(&publish.topic) {
-                    recheck::consume(pool, &publish, &shutdown).await
-                } else {
-                    store(
-                        pool, incidents, escalation, clocks, stats, &publish, &shutdown,
-                    )
-                    .await
-                };
-                if !stored {
-                    break; // shutting down with this message unacknowledged: the broker keeps it
-                }
-                if let Err(e) = client.ack(&publish).await {
-                    tracing::warn!(err = %e, "cannot acknowledge; the broker will deliver again");
-                }
+            if publishes.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
-            _ => {}
         }
+        if publishes.is_empty() {
+            continue;
+        }
+        if !handle(&app, &publishes, &shutdown).await {
+            break; // shutting down with these messages unacknowledged: the broker keeps them
+        }
+        unacked.extend(publishes);
     }
-    let _ = client.disconnect().await;
+    send_acks(&client, &mut unacked);
+    let _ = client.try_disconnect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     poller.abort();
     tracing::info!("edge intake stopped");
 }
 
-/// Stores one message, retrying while the database is away. Returns false only when shutdown
-/// interrupted the retries.
-async fn store(
-    pool: &PgPool,
-    incidents: &IncidentsConfig,
-    escalation: &EscalationConfig,
-    clocks: &ClocksConfig,
-    stats: &IntakeStats,
-    publish: &Publish,
-    shutdown: &CancellationToken,
-) -> bool {
-    let report = match intake::edge::parse(&publish.topic, &publish.payload) {
-        Ok(report) => report,
-        Err(rejected) => {
-            reject(stats, &publish.topic, &rejected);
-            return true;
+/// Subscribes (again, after a reconnect) in a task of its own, since it may wait for room in the
+/// request queue.
+async fn subscribe(client: AsyncClient, filters: Vec<String>) {
+    for filter in filters {
+        if let Err(e) = client.subscribe(&filter, QoS::AtLeastOnce).await {
+            tracing::error!(filter, err = %e, "cannot subscribe");
         }
-    };
+    }
+}
+
+/// Hands committed messages' acknowledgements to the client, in order, while it has room.
+fn send_acks(client: &AsyncClient, unacked: &mut VecDeque<Publish>) {
+    while let Some(publish) = unacked.front() {
+        match client.try_ack(publish) {
+            Ok(()) => {
+                unacked.pop_front();
+            }
+            Err(ClientError::TryRequest(_)) => return, // full: the poller drains it
+            Err(e) => {
+                tracing::warn!(err = %e, "cannot acknowledge; the broker will deliver again");
+                unacked.pop_front();
+            }
+        }
+    }
+}
+
+/// Stores a batch of messages (edge reports in one transaction, command results one by one).
+/// Returns false only when shutdown interrupted the retries.
+async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationToken) -> bool {
+    let stats = &app.intake;
+    let mut reports = Vec::with_capacity(publishes.len());
+    for publish in publishes {
+        if recheck::is_result_topic(&publish.topic) {
+            if !recheck::consume(&app.pool, publish, shutdown).await {
+                return false;
+            }
+            continue;
+        }
+        match intake::edge::parse(&publish.topic, &publish.payload) {
+            Ok(report) => reports.push((publish, report)),
+            Err(rejected) => reject(stats, &publish.topic, &rejected),
+        }
+    }
+    if reports.is_empty() {
+        return true;
+    }
+    let parsed: Vec<EdgeReport> = reports.iter().map(|(_, r)| r.clone()).collect();
+    let config = &app.config;
     let mut backoff = BACKOFF_MIN;
     loop {
-        match intake::record(pool, incidents, escalation, clocks, &report).await {
-            Ok(Ok(Stored::New)) => {
-                stats.stored.fetch_add(1, Ordering::Relaxed);
+        match intake::batch::record_batch(
+            &app.pool,
+            &config.incidents,
+            &config.escalation,
+            &config.clocks,
+            &parsed,
+        )
+        .await
+        {
+            Ok(verdicts) => {
+                for ((publish, _), verdict) in reports.iter().zip(verdicts) {
+                    count(stats, &publish.topic, verdict);
+                }
                 return true;
             }
-            Ok(Ok(Stored::AlreadyKnown)) => {
-                stats.already_known.fetch_add(1, Ordering::Relaxed);
-                return true;
-            }
-            Ok(Err(rejected)) => {
-                reject(stats, &publish.topic, &rejected);
+            // The server refused some value: find it by storing the messages one at a time.
+            Err(e) if is_data_error(&e) => {
+                tracing::warn!(err = %e, size = reports.len(), "a batch failed on its data; storing it message by message");
+                for (publish, report) in &reports {
+                    if !store(app, publish, report, shutdown).await {
+                        return false;
+                    }
+                }
                 return true;
             }
             Err(e) => {
                 stats.database_retries.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(err = %e, retry_in = ?backoff, "cannot store an edge report; holding it");
+                tracing::warn!(err = %e, size = reports.len(), retry_in = ?backoff, "cannot store edge reports; holding them");
                 tokio::select! {
                     _ = shutdown.cancelled() => return false,
                     _ = tokio::time::sleep(backoff) => {}
@@ -180,6 +231,62 @@ async fn store(
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
+    }
+}
+
+/// A data exception (class 22) or integrity violation (class 23): the same values fail again, so
+/// retrying the batch would block the queue.
+fn is_data_error(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d)
+        if d.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")))
+}
+
+fn count(stats: &IntakeStats, topic: &str, verdict: Result<Stored, Rejected>) {
+    match verdict {
+        Ok(Stored::New) => stats.stored.fetch_add(1, Ordering::Relaxed),
+        Ok(Stored::AlreadyKnown) => stats.already_known.fetch_add(1, Ordering::Relaxed),
+        Err(rejected) => {
+            reject(stats, topic, &rejected);
+            0
+        }
+    };
+}
+
+/// Stores one message, retrying while the database is away. Returns false only when shutdown
+/// interrupted the retries.
+async fn store(
+    app: &AppState,
+    publish: &Publish,
+    report: &EdgeReport,
+    shutdown: &CancellationToken,
+) -> bool {
+    let config = &app.config;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let verdict = match intake::record(
+            &app.pool,
+            &config.incidents,
+            &config.escalation,
+            &config.clocks,
+            report,
+        )
+        .await
+        {
+            Ok(verdict) => verdict,
+            Err(e) if is_data_error(&e) => Err(Rejected::Unstorable(e.to_string())),
+            Err(e) => {
+                app.intake.database_retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(err = %e, retry_in = ?backoff, "cannot store an edge report; holding it");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        count(&app.intake, &publish.topic, verdict);
+        return true;
     }
 }
 

@@ -65,8 +65,23 @@ pub async fn register(pool: &PgPool, count: usize) -> Result<()> {
     Ok(())
 }
 
-/// Connects edge `i` to the broker; returns once the broker accepted it.
+/// Connects edge `i` to the broker, trying a few times (a burst of handshakes may overflow the
+/// broker's accept queue); returns once the broker accepted it.
 pub async fn connect(host: &str, port: u16, i: usize) -> Result<AsyncClient> {
+    let mut tries = 0;
+    loop {
+        match connect_once(host, port, i).await {
+            Ok(client) => return Ok(client),
+            Err(_) if tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn connect_once(host: &str, port: u16, i: usize) -> Result<AsyncClient> {
     let id = edge_id(i);
     let mut options = MqttOptions::new(&id, host, port);
     options
@@ -86,7 +101,7 @@ pub async fn connect(host: &str, port: u16, i: usize) -> Result<AsyncClient> {
     Ok(client)
 }
 
-/// Connects edges `range` with at most 200 handshakes in flight.
+/// Connects edges `range` with at most 100 handshakes in flight.
 pub async fn connect_all(
     host: &str,
     port: u16,
@@ -94,7 +109,7 @@ pub async fn connect_all(
 ) -> Result<Vec<AsyncClient>> {
     use futures::StreamExt;
     futures::stream::iter(range.map(|i| connect(host, port, i)))
-        .buffered(200)
+        .buffered(100)
         .collect::<Vec<_>>()
         .await
         .into_iter()
@@ -105,16 +120,40 @@ fn millis(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// A rodent detection of edge `i`'s episode, stamped now (the latency is measured from `at`).
-pub fn detection(i: usize, episode: Uuid, phase: &str) -> Vec<u8> {
+/// A rodent detection of edge `i`'s episode, stamped `at` (the latency is measured from it).
+pub fn detection(i: usize, episode: Uuid, phase: &str, at: DateTime<Utc>) -> Vec<u8> {
     format!(
         r#"{{"type":"detection","v":1,"eventId":"{}","episodeId":"{episode}","phase":"{phase}","edgeId":"{}","cameraId":"{}","kind":"rodent","at":"{}","confidence":0.9,"boxes":[{{"x":0.4,"y":0.7,"w":0.03,"h":0.02,"label":"rodent","confidence":0.9}}],"snapshot":null,"clip":null,"model":{{"name":"rodent-mog2","version":"0.1.0"}},"exercise":null}}"#,
         Uuid::now_v7(),
         edge_id(i),
         camera_id(i),
-        millis(Utc::now())
+        millis(at)
     )
     .into_bytes()
+}
+
+/// Now, to the millisecond, as reports carry it.
+pub fn now_millis() -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    Utc::now()
+        .duration_trunc(TimeDelta::milliseconds(1))
+        .expect("now truncates")
+}
+
+/// Each edge's premises, by edge index.
+pub async fn premises(pool: &PgPool, count: usize) -> Result<Vec<Uuid>> {
+    let rows: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT id, premises_id FROM edges WHERE id LIKE 'bench-%'")
+            .fetch_all(pool)
+            .await?;
+    let map: std::collections::HashMap<String, Uuid> = rows.into_iter().collect();
+    (0..count)
+        .map(|i| {
+            map.get(&edge_id(i))
+                .copied()
+                .context("a bench edge is missing")
+        })
+        .collect()
 }
 
 /// Edge `i`'s retained state: online, one camera.
@@ -143,22 +182,25 @@ impl Reporter {
         }
     }
 
-    pub async fn send(&mut self, client: &AsyncClient) -> Result<()> {
-        let phase = if self.sent % 20 == 0 {
+    /// Publishes the next report; returns its `at`.
+    pub async fn send(&mut self, client: &AsyncClient) -> Result<DateTime<Utc>> {
+        let phase = if self.sent.is_multiple_of(20) {
             self.episode = Uuid::now_v7();
             "start"
         } else {
             "update"
         };
         self.sent += 1;
+        let at = now_millis();
         client
             .publish(
                 format!("bl/v1/edge/{}/events", edge_id(self.index)),
                 QoS::AtLeastOnce,
                 false,
-                detection(self.index, self.episode, phase),
+                detection(self.index, self.episode, phase, at),
             )
             .await
-            .context("publish")
+            .context("publish")?;
+        Ok(at)
     }
 }

@@ -6,6 +6,7 @@
 
 mod edges;
 mod service;
+mod watch;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -73,10 +74,45 @@ async fn main() -> Result<()> {
     )
     .await?;
     edges::register(&dispatch.pool, total).await?;
+    let premises = edges::premises(&dispatch.pool, args.edges).await?;
 
     let (intake_rate, rss_load) = flat_out(&dispatch, &clients, args.events).await?;
-    let (p50, p99, offered) = steady(&dispatch, &clients, args.rate, args.latency_secs).await?;
+    let console = watch::open(&dispatch.addr, service::ADMIN_PASSWORD).await?;
+    let latency = steady(
+        &dispatch,
+        &clients,
+        &premises,
+        &console,
+        args.rate,
+        args.latency_secs,
+    )
+    .await?;
+    drop(console);
 
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| mosquitto alone: QoS 1 delivery to one subscriber | {broker_rate:.0} msg/s |");
+    println!(
+        "| dispatch intake: reports stored in PostgreSQL (flat out) | {intake_rate:.0} events/s ({:.0} % of the broker) |",
+        100.0 * intake_rate / broker_rate
+    );
+    println!(
+        "| report `at` → its row's `received_at` (its transaction's start) at {:.0}/s offered, p50 / p99 | {:.1} ms / {:.1} ms |",
+        latency.offered,
+        latency.stored.0 * 1000.0,
+        latency.stored.1 * 1000.0
+    );
+    println!(
+        "| report `at` → incident message on the admin's WebSocket at {:.0}/s offered, p50 / p99 | {:.1} ms / {:.1} ms ({} of {} reports seen, {} resyncs) |",
+        latency.offered,
+        latency.console.0 * 1000.0,
+        latency.console.1 * 1000.0,
+        latency.seen,
+        latency.sent,
+        latency.resyncs
+    );
+    println!("| dispatch resident memory under flat-out load | {rss_load:.0} MiB |");
     let extra = edges::connect_all(host, broker.port, args.edges..total).await?;
     for (i, c) in extra.iter().enumerate() {
         c.publish(
@@ -95,20 +131,6 @@ async fn main() -> Result<()> {
     .await?;
     let rss_connected = dispatch.rss_mib();
 
-    println!();
-    println!("| measure | value |");
-    println!("|---|---|");
-    println!("| mosquitto alone: QoS 1 delivery to one subscriber | {broker_rate:.0} msg/s |");
-    println!(
-        "| dispatch intake: reports stored in PostgreSQL (flat out) | {intake_rate:.0} events/s ({:.0} % of the broker) |",
-        100.0 * intake_rate / broker_rate
-    );
-    println!(
-        "| report → committed row at {offered:.0}/s offered, p50 / p99 | {:.1} ms / {:.1} ms |",
-        p50 * 1000.0,
-        p99 * 1000.0
-    );
-    println!("| dispatch resident memory under flat-out load | {rss_load:.0} MiB |");
     println!("| dispatch resident memory with {total} edges connected | {rss_connected:.0} MiB |");
     if args.soak_secs > 0 {
         soak(&dispatch, &clients, args.rate, args.soak_secs).await?;
@@ -241,50 +263,85 @@ async fn flat_out(
     Ok((total as f64 / start.elapsed().as_secs_f64(), peak))
 }
 
-/// Sends `rate` reports per second for `secs`, round-robin over the edges, in 10 ms ticks.
-async fn publish_steady(clients: &[AsyncClient], rate: u64, secs: u64) -> Result<u64> {
+/// Sends `rate` reports per second for `secs`, round-robin over the edges, in 10 ms ticks; returns
+/// each report's edge and `at`.
+async fn publish_steady(
+    clients: &[AsyncClient],
+    rate: u64,
+    secs: u64,
+) -> Result<Vec<(usize, chrono::DateTime<chrono::Utc>)>> {
     let mut reporters: Vec<Reporter> = (0..clients.len()).map(Reporter::new).collect();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let start = Instant::now();
-    let mut sent = 0u64;
+    let mut sent = Vec::new();
     let mut next = 0usize;
     while start.elapsed() < Duration::from_secs(secs) {
         tick.tick().await;
-        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-        while sent < due {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as usize;
+        while sent.len() < due {
             let r = &mut reporters[next];
-            r.send(&clients[next]).await?;
+            sent.push((next, r.send(&clients[next]).await?));
             next = (next + 1) % clients.len();
-            sent += 1;
         }
     }
     Ok(sent)
 }
 
-/// p50 and p99 of report `at` → row committed (its `received_at`), in seconds, at a steady rate.
+/// What the steady run measured (latencies in seconds: p50, p99).
+struct Latency {
+    offered: f64,
+    stored: (f64, f64),
+    console: (f64, f64),
+    sent: usize,
+    seen: usize,
+    resyncs: u64,
+}
+
+/// At a steady rate: p50 and p99 of report `at` → its row's `received_at`, and of report `at` →
+/// the incident message reflecting it on the admin's WebSocket.
 async fn steady(
     dispatch: &Dispatch,
     clients: &[AsyncClient],
+    premises: &[uuid::Uuid],
+    console: &watch::Watch,
     rate: u64,
     secs: u64,
-) -> Result<(f64, f64, f64)> {
+) -> Result<Latency> {
     let before = count(&dispatch.pool, "SELECT count(*) FROM edge_events").await?;
     let from = chrono::Utc::now();
     let sent = publish_steady(clients, rate, secs).await?;
     wait_count(
         dispatch,
         "SELECT count(*) FROM edge_events",
-        before + sent as i64,
+        before + sent.len() as i64,
     )
     .await?;
-    let (p50, p99): (f64, f64) = sqlx::query_as(
+    let stored: (f64, f64) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.99) WITHIN GROUP (ORDER BY d) \
          FROM (SELECT extract(epoch FROM received_at - at)::float8 AS d FROM edge_events WHERE at >= $1) x",
     )
     .bind(from)
     .fetch_one(&dispatch.pool)
     .await?;
-    Ok((p50, p99, sent as f64 / secs as f64))
+    // the last messages are on their way
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent: Vec<_> = sent.into_iter().map(|(i, at)| (premises[i], at)).collect();
+    let (seen, resyncs) = {
+        let w = console.watched.lock().unwrap();
+        (w.seen.clone(), w.resyncs)
+    };
+    let (mut ws, _missing) = watch::latencies(&sent, &seen);
+    Ok(Latency {
+        offered: sent.len() as f64 / secs as f64,
+        stored,
+        console: (
+            watch::quantile(&mut ws, 0.5),
+            watch::quantile(&mut ws, 0.99),
+        ),
+        sent: sent.len(),
+        seen: ws.len(),
+        resyncs,
+    })
 }
 
 /// Resident memory sampled ten times over a long run at a steady rate.

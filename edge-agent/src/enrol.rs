@@ -340,7 +340,10 @@ mod tests {
         let path = dir.path().join(KEY_FILE);
         std::fs::write(&path, "not a key\n").unwrap();
         let e = device_key(&path).unwrap_err().to_string();
-        assert!(e.contains("device.key") && e.contains("move it away"), "{e}");
+        assert!(
+            e.contains("device.key") && e.contains("move it away"),
+            "{e}"
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key\n");
     }
 

@@ -1,6 +1,7 @@
 //! `edge-agent`: the camera box's one binary.
 
 use anyhow::Context;
+use bl_service::secret::Secret;
 use clap::{Parser, Subcommand};
 use edge_agent::config::Config;
 use edge_agent::detect::{Detector, RodentConfig, RodentDetector};
@@ -12,7 +13,6 @@ use edge_agent::outbox::Outbox;
 use edge_agent::remote::{self, AppliedRevision};
 use edge_agent::uplink::{self, UplinkConfig};
 use edge_agent::watch::{self, CameraWatch};
-use bl_service::secret::Secret;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,7 +57,11 @@ struct EnrolArgs {
     edge_id: String,
     /// The one-time enrolment code. Prefer --code-file: a code on the command line shows in the
     /// process list.
-    #[arg(long, conflicts_with = "code_file", required_unless_present = "code_file")]
+    #[arg(
+        long,
+        conflicts_with = "code_file",
+        required_unless_present = "code_file"
+    )]
     code: Option<String>,
     /// A file holding the one-time enrolment code.
     #[arg(long)]

@@ -90,7 +90,11 @@ async fn a_box_enrols_with_its_code_logs_in_with_the_issued_account_and_keeps_it
         &box_dir,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("(kept)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("(kept)"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(
         std::fs::read_to_string(box_dir.join("device.key.pub")).unwrap(),
         public

@@ -73,7 +73,14 @@ pub fn enrol(bin: &Path, dispatch: &str, edge: &str, code: &str, box_dir: &Path)
     let code_file = box_dir.with_extension("code");
     std::fs::write(&code_file, format!("{code}\n")).unwrap();
     Command::new(bin)
-        .args(["enrol", "--dispatch", dispatch, "--edge-id", edge, "--code-file"])
+        .args([
+            "enrol",
+            "--dispatch",
+            dispatch,
+            "--edge-id",
+            edge,
+            "--code-file",
+        ])
         .arg(&code_file)
         .arg("--dir")
         .arg(box_dir)

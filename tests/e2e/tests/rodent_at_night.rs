@@ -1,7 +1,7 @@
 //! Issue 5's end-to-end case, every part real: camsim serves the night kitchen over RTSP, an
 //! `edge-agent` process enrolled with a one-time code watches it, its rodent reports travel through
 //! a mosquitto set up like the dev stack's to TWO dispatch servers sharing one PostgreSQL database
-//! and one shared subscription. The rodent at a restaurant in 斋堂镇 becomes one incident routed to
+//! (consuming through one shared subscription, as deployed, or both taking every report). The rodent at a restaurant in 斋堂镇 becomes one incident routed to
 //! Zhaitang's on-duty team; nobody acknowledges, so the town officer is told at the configured
 //! second; the acknowledgement then cancels the district step. Each step fires once across both
 //! dispatches.
@@ -120,21 +120,34 @@ async fn login(server: &Server, user: &str) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rodent_at_night_in_zhaitang_becomes_one_incident_that_escalates_once_until_acknowledged()
 {
+    // As deployed: the replicas share one subscription, so each report reaches one of them.
+    rodent_at_night(["dispatch", "dispatch"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_every_report_reaching_both_dispatch_replicas_it_is_still_one_incident_and_each_step_once()
+ {
+    // The harshest redelivery: both replicas take every report at the same moment.
+    rodent_at_night(["dispatch-a", "dispatch-b"]).await;
+}
+
+/// The whole story, with the two replicas' MQTT share groups.
+async fn rodent_at_night(groups: [&str; 2]) {
     let work = tempfile::tempdir().unwrap();
     let bin = edge_box::agent_binary(work.path());
     let broker = PrivateBroker::start();
     let db = TestDb::new().await;
     let pool = db.pool().await;
 
-    // Two dispatch replicas: one database, one shared subscription, each its own client id.
+    // Two dispatch replicas: one database, each its own client id.
     let mut c = edge_box::config(&db, &work);
     c.enrolment = Some(edge_box::enrolment_config(&broker));
     c.escalation.poll_interval_ms = 50;
     c.escalation.immediate = policy();
     let mut c1 = c.clone();
-    c1.mqtt = Some(edge_box::mqtt_config(&broker, "dispatch-1", "dispatch"));
+    c1.mqtt = Some(edge_box::mqtt_config(&broker, "dispatch-1", groups[0]));
     let mut c2 = c;
-    c2.mqtt = Some(edge_box::mqtt_config(&broker, "dispatch-2", "dispatch"));
+    c2.mqtt = Some(edge_box::mqtt_config(&broker, "dispatch-2", groups[1]));
     let one = Server::start(c1).await;
     let two = Server::start(c2).await;
 

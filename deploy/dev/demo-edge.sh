@@ -1,50 +1,78 @@
 #!/usr/bin/env bash
-# The demo's edge box: registers one edge with camsim's cameras at a restaurant in 斋堂镇 (idempotent),
-# gives it a broker account, writes its edge.toml and starts it. Called by demo.sh after dispatch.
-#   deploy/dev/demo-edge.sh BIN_DIR
+# The demo's edge box, set up the way an installer does it: the box is registered at dispatch for
+# a restaurant in 斋堂镇 with the admin API (one-time code), camsim's cameras are attached to it
+# (psql: the API has no camera creation yet), and `edge-agent enrol` trades the code for the box's
+# own broker account and device key. Then its edge.toml is written and it is started.
+# Called by demo.sh once dispatch runs; every start enrols again (a fresh code; the key is kept).
+#   deploy/dev/demo-edge.sh BIN_DIR DISPATCH_URL
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-bin=${1:?usage: demo-edge.sh BIN_DIR}
+bin=${1:?usage: demo-edge.sh BIN_DIR DISPATCH_URL}
+dispatch=${2:?usage: demo-edge.sh BIN_DIR DISPATCH_URL}
 data=${BL_DATA:-$root/.data}
 # shellcheck disable=SC1091
 . "$data/stack.env"
 edge=demo-edge-zhaitang
+box=$data/edge
 listen=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
 cameras=$(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
+db=$(cat "$data/dispatch-db.url")
+fail() { echo "demo-edge: $*" >&2; exit 1; }
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 
-# The registry: the first demo restaurant of Zhaitang gets the edge and camsim's cameras.
+# The first demo restaurant of Zhaitang.
+premises=$(psql "$db" -tAqc "SELECT id FROM premises WHERE town_id = 'zhaitang' AND kind = 'restaurant'
+                             ORDER BY licence_no LIMIT 1")
+[ -n "$premises" ] || fail "no demo restaurant in zhaitang (is demo_data on in deploy/dev/dispatch.toml?)"
+
+# The admin's session (cookie and CSRF token), as the console would hold it.
+login=$(curl -sS -i -H 'content-type: application/json' \
+  --data "{\"username\":\"admin\",\"password\":\"$(cat "$data/dispatch/admin.password")\"}" \
+  "$dispatch/api/session") || fail "dispatch does not answer at $dispatch"
+session=$(printf '%s' "$login" | sed -n 's/^[Ss]et-[Cc]ookie: __Host-bl_session=\([^;]*\).*/\1/p' | tr -d '\r')
+csrf=$(printf '%s' "$login" | json_field csrfToken)
+[ -n "$session" ] && [ -n "$csrf" ] || fail "admin login refused: $(printf '%s' "$login" | tail -n 1)"
+api() { # METHOD PATH [JSON] → the body; the HTTP status on the last line
+  curl -sS -X "$1" -H "cookie: __Host-bl_session=$session" -H "x-csrf-token: $csrf" \
+    -H 'content-type: application/json' ${3:+--data "$3"} -w '\n%{http_code}' "$dispatch$2"
+}
+
+# The box: registered once (201 with a code); on later starts it exists (409) and gets a new code.
+answer=$(api POST /api/edges "{\"id\":\"$edge\",\"premisesId\":\"$premises\"}")
+if [ "$(printf '%s' "$answer" | tail -n 1)" = 409 ]; then
+  answer=$(api POST "/api/edges/$edge/enrolment-code" '{}')
+fi
+code=$(printf '%s' "$answer" | json_field enrolmentCode)
+[ -n "$code" ] || fail "no enrolment code for $edge: $answer"
+api DELETE /api/session >/dev/null || true
+
+# Its cameras: camsim's, pushed by the box.
 {
   echo "\\set ON_ERROR_STOP on"
-  echo "INSERT INTO edges (id, premises_id)
-          SELECT '$edge', id FROM premises WHERE town_id = 'zhaitang' AND kind = 'restaurant'
-          ORDER BY licence_no LIMIT 1
-        ON CONFLICT (id) DO NOTHING;"
   for c in $cameras; do
     echo "INSERT INTO cameras (id, premises_id, name, source, edge_id, main_stream, sub_stream)
-            SELECT '$c', premises_id, 'camsim $c', 'edge', id, 'main', 'sub' FROM edges WHERE id = '$edge'
+            VALUES ('$c', '$premises', 'camsim $c', 'edge', '$edge', 'main', 'sub')
           ON CONFLICT (id) DO NOTHING;"
   done
-} | psql "$(cat "$data/dispatch-db.url")" -q >/dev/null
+} | psql "$db" -q >/dev/null
 
-# Its broker account (a new password each start) and its config.
-mkdir -p "$data/edge"
-password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-deploy/dev/stack.sh mqtt-user "$edge" "$password" >/dev/null
-printf '%s\n' "$password" >"$data/edge/mqtt.password"
-chmod 600 "$data/edge/mqtt.password"
+# Enrolment on the box: the code goes in a file (not on a command line), used once, then removed.
+mkdir -p "$box"
+chmod 700 "$box"
+printf '%s\n' "$code" >"$box/enrolment.code"
+chmod 600 "$box/enrolment.code"
+"$bin/edge-agent" enrol --dispatch "$dispatch" --edge-id "$edge" --code-file "$box/enrolment.code" \
+  --dir "$box" >"$box/edge.toml.new"
+rm -f "$box/enrolment.code"
 {
-  echo "# Written by deploy/dev/demo-edge.sh."
-  echo "edge_id = \"$edge\""
-  echo "[mqtt]"
-  echo "host = \"127.0.0.1\""
-  echo "port = $BL_MQTT_PORT"
-  echo "password_file = \"mqtt.password\""
+  cat "$box/edge.toml.new"
   for c in $cameras; do
     echo "[[camera]]"
     echo "id = \"$c\""
     echo "url = \"rtsp://$listen/cam/$c/sub\""
     case $c in *night*) echo "rodent = true" ;; esac
   done
-} >"$data/edge/edge.toml"
-deploy/dev/service.sh start edge-agent 'cameras started' "$bin/edge-agent" run --config "$data/edge/edge.toml"
+} >"$box/edge.toml"
+rm -f "$box/edge.toml.new"
+deploy/dev/service.sh start edge-agent 'cameras started' "$bin/edge-agent" run --config "$box/edge.toml"

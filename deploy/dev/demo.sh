@@ -19,11 +19,15 @@ if [ ! -s "$data/dispatch/admin.password" ]; then
   head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$data/dispatch/admin.password"
   chmod 600 "$data/dispatch/admin.password"
 fi
-deploy/dev/service.sh start dispatch 'dispatch listening' "$bin/dispatch" --config deploy/dev/dispatch.toml
-deploy/dev/demo-edge.sh "$bin"
+# dispatch's config is deploy/dev/dispatch.toml with this stack's data folder and broker port put in
+# (the same file for the default stack; a private BL_DATA / BL_MQTT_PORT demo gets its own).
+sed -e "s#\"\.data/#\"$data/#" -e "s/^\(broker_\)\{0,1\}port = 18883\$/\1port = $BL_MQTT_PORT/" \
+  deploy/dev/dispatch.toml >"$data/dispatch/dispatch.toml"
+deploy/dev/service.sh start dispatch 'dispatch listening' "$bin/dispatch" --config "$data/dispatch/dispatch.toml"
+console=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' deploy/dev/dispatch.toml)
+deploy/dev/demo-edge.sh "$bin" "http://$console"
 
 listen=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
-console=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' deploy/dev/dispatch.toml)
 demo_password=$(sed -n 's/^demo users password: //p' "$data/logs/dispatch.log" | tail -n 1)
 cat <<MSG
 
@@ -33,8 +37,9 @@ Brightline demo is running.
   demo users   operator, supervisor, town officers, field staff…: password ${demo_password:-(printed at the first start, see $data/logs/dispatch.log)}
   PostgreSQL   127.0.0.1:${BL_PG_URL##*:}  (user brightline, password in $data/pg/password)
   mosquitto    127.0.0.1:$BL_MQTT_PORT  (service account dispatch, password in $BL_MQTT_DISPATCH_PASSWORD_FILE)
-  edge box     demo-edge-zhaitang (a restaurant in 斋堂镇) watches the cameras below; its rodent
-               reports become incidents: GET /api/incidents
+  edge box     demo-edge-zhaitang (a restaurant in 斋堂镇), enrolled with a one-time code
+               (edge-agent enrol; key and config in $data/edge/), watches the cameras below;
+               its rodent reports become incidents: GET /api/incidents
   cameras      simulated by camsim, ground truth in $data/camsim/truth
 MSG
 for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do

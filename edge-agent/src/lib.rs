@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod detect;
+pub mod enrol;
 pub mod episode;
 pub mod ingest;
 pub mod outbox;

@@ -1,6 +1,7 @@
 //! `edge-agent`: the camera box's one binary.
 
 use anyhow::Context;
+use bl_service::secret::Secret;
 use clap::{Parser, Subcommand};
 use edge_agent::config::Config;
 use edge_agent::detect::{Detector, RodentConfig, RodentDetector};
@@ -38,9 +39,36 @@ enum Command {
         #[arg(long, default_value = "edge.toml")]
         config: PathBuf,
     },
+    /// Enrol this box at the center with the one-time code from an administrator: makes (or keeps)
+    /// the device key in DIR, stores the broker password there and prints the head of edge.toml.
+    Enrol(EnrolArgs),
     /// Run detection over camsim scenarios and print precision, recall, time to alarm and CPU per
     /// frame against their ground truth.
     Detect(DetectArgs),
+}
+
+#[derive(clap::Args)]
+struct EnrolArgs {
+    /// dispatch's address as the box reaches it, e.g. `https://dispatch.example:8443`.
+    #[arg(long)]
+    dispatch: String,
+    /// This box's edge id, as the administrator registered it.
+    #[arg(long)]
+    edge_id: String,
+    /// The one-time enrolment code. Prefer --code-file: a code on the command line shows in the
+    /// process list.
+    #[arg(
+        long,
+        conflicts_with = "code_file",
+        required_unless_present = "code_file"
+    )]
+    code: Option<String>,
+    /// A file holding the one-time enrolment code.
+    #[arg(long)]
+    code_file: Option<PathBuf>,
+    /// The box's folder for its device key and broker password (made 0700 if missing).
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -80,8 +108,29 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { config } => run(Config::load(&config)?).await,
+        Command::Enrol(args) => enrol(args).await,
         Command::Detect(args) => detect(args),
     }
+}
+
+async fn enrol(args: EnrolArgs) -> anyhow::Result<()> {
+    let edge_id = bl_proto::EdgeId::new(args.edge_id).context("--edge-id")?;
+    let code = match (&args.code, &args.code_file) {
+        (Some(code), _) => Secret::new(code.clone()),
+        (None, Some(file)) => Secret::from_file(file)
+            .with_context(|| format!("cannot read the code file {}", file.display()))?,
+        (None, None) => anyhow::bail!("give --code or --code-file"),
+    };
+    let done = edge_agent::enrol::enrol(&args.dispatch, &edge_id, &code, &args.dir).await?;
+    eprintln!(
+        "edge {} enrolled; device key {} ({}), broker password in {}",
+        done.edge_id,
+        done.key_file.display(),
+        if done.new_key { "new" } else { "kept" },
+        done.password_file.display()
+    );
+    print!("{}", done.config_lines());
+    Ok(())
 }
 
 fn detect(args: DetectArgs) -> anyhow::Result<()> {

@@ -1,1 +1,37 @@
-//! End-to-end tests live in `tests/`; this crate has no code of its own.
+//! End-to-end tests live in `tests/`; this crate holds only what they need to run the project's
+//! binaries as processes.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Builds `bin` of `package` with the cargo that runs the tests (a no-op when it is fresh) and
+/// copies it into `dir`, so that the test runs the binary of this checkout even when another
+/// checkout shares the target directory and rebuilds it meanwhile. Panics with cargo's words.
+pub fn binary(package: &str, bin: &str, dir: &Path) -> PathBuf {
+    // One build at a time within a test process; cargo itself serialises across processes.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--message-format=json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} --bin {bin} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo built no executable named {bin}"));
+    let copy = dir.join(bin);
+    std::fs::copy(&built, &copy)
+        .unwrap_or_else(|e| panic!("copy {} to {}: {e}", built.display(), copy.display()));
+    copy
+}

@@ -46,7 +46,10 @@ async fn counting_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<Counts>) {
 }
 
 fn camsim_server() -> camsim::Server {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/camsim/scenarios/kitchen-day.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/camsim/scenarios/kitchen-day.toml"
+    );
     let scenario = Scenario::load(Path::new(path)).unwrap();
     let mut h265 = CameraConfig::new("cam-265", scenario.clone());
     h265.codec = Codec::H265;
@@ -74,11 +77,23 @@ async fn setup() -> (camsim::Server, Arc<Counts>, TestGateway, tempfile::TempDir
     let (proxy, counts) = counting_proxy(cams.addr()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     config.sources = SourcesConfig::File(vec![
-        (CAMERA.parse().unwrap(), pull(format!("rtsp://{proxy}/cam/{CAMERA}"))),
-        ("cam-265".parse().unwrap(), pull(cams.url("cam-265", Stream::Main))),
-        ("cam-dead".parse().unwrap(), pull(format!("rtsp://{dead}/cam/x"))),
+        (
+            CAMERA.parse().unwrap(),
+            pull(format!("rtsp://{proxy}/cam/{CAMERA}")),
+        ),
+        (
+            "cam-265".parse().unwrap(),
+            pull(cams.url("cam-265", Stream::Main)),
+        ),
+        (
+            "cam-dead".parse().unwrap(),
+            pull(format!("rtsp://{dead}/cam/x")),
+        ),
     ]);
     let gw = TestGateway::start_with(config).await;
     (cams, counts, gw, dir)
@@ -101,7 +116,8 @@ async fn status(gw: &TestGateway, camera: &str) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_viewers_share_one_camera_connection_start_at_a_keyframe_at_once_and_the_last_to_leave_stops_it_after_the_linger() {
+async fn two_viewers_share_one_camera_connection_start_at_a_keyframe_at_once_and_the_last_to_leave_stops_it_after_the_linger()
+ {
     let (_cams, counts, gw, _dir) = setup().await;
     let token = view_token(CAMERA);
     let path = format!("/whep/{CAMERA}?stream=sub");
@@ -110,16 +126,32 @@ async fn two_viewers_share_one_camera_connection_start_at_a_keyframe_at_once_and
     let a = whep::connect(&gw.client, &gw.base, &path, &token).await;
     let frames = a.wait_frames(20, Duration::from_secs(8)).await;
     assert!(frames >= 20, "first viewer got {frames} decodable frames");
+    eprintln!(
+        "cold: first keyframe after {:?}",
+        a.time_to_keyframe().unwrap()
+    );
     let pts = a.received.payload_types.lock().unwrap().clone();
-    assert_eq!(pts, vec![CLIENT_H264_PT], "H.264 arrives under the payload type the client offered");
+    assert_eq!(
+        pts,
+        vec![CLIENT_H264_PT],
+        "H.264 arrives under the payload type the client offered"
+    );
 
     // Warm start: the second viewer starts from the GOP cache.
     let b = whep::connect(&gw.client, &gw.base, &path, &token).await;
     let frames = b.wait_frames(10, Duration::from_secs(5)).await;
     assert!(frames >= 10, "second viewer got {frames} decodable frames");
     let warm = b.time_to_keyframe().unwrap();
-    assert!(warm < Duration::from_millis(1500), "second viewer waited {warm:?} for a keyframe");
-    assert_eq!(counts.accepted.load(Relaxed), 1, "one camera connection for both viewers");
+    eprintln!("warm: first keyframe after {warm:?}");
+    assert!(
+        warm < Duration::from_millis(1500),
+        "second viewer waited {warm:?} for a keyframe"
+    );
+    assert_eq!(
+        counts.accepted.load(Relaxed),
+        1,
+        "one camera connection for both viewers"
+    );
 
     let s = status(&gw, CAMERA).await;
     assert_eq!(s["streams"]["sub"]["source"]["state"], "live", "{s}");
@@ -127,7 +159,9 @@ async fn two_viewers_share_one_camera_connection_start_at_a_keyframe_at_once_and
     assert_eq!(s["streams"]["main"]["source"]["state"], "idle", "{s}");
     let metrics = gw.metrics().await;
     assert!(
-        metrics.contains(&format!("bl_gateway_live_viewers{{camera=\"{CAMERA}\",stream=\"sub\",state=\"live\"}} 2")),
+        metrics.contains(&format!(
+            "bl_gateway_live_viewers{{camera=\"{CAMERA}\",stream=\"sub\"}} 2"
+        )),
         "{metrics}"
     );
 
@@ -144,7 +178,11 @@ async fn two_viewers_share_one_camera_connection_start_at_a_keyframe_at_once_and
     while counts.open.load(Relaxed) > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(counts.open.load(Relaxed), 0, "the camera connection closes after the linger");
+    assert_eq!(
+        counts.open.load(Relaxed),
+        0,
+        "the camera connection closes after the linger"
+    );
     let s = status(&gw, CAMERA).await;
     assert_eq!(s["streams"]["sub"]["source"]["state"], "idle", "{s}");
     a.pc.close().await.unwrap();
@@ -152,7 +190,8 @@ async fn two_viewers_share_one_camera_connection_start_at_a_keyframe_at_once_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_token_is_401_a_token_for_another_camera_or_node_is_403_and_an_unknown_camera_is_404() {
+async fn a_bad_token_is_401_a_token_for_another_camera_or_node_is_403_and_an_unknown_camera_is_404()
+{
     let (_cams, counts, gw, _dir) = setup().await;
     let url = gw.url(&format!("/whep/{CAMERA}"));
     let (_pc, sdp) = whep::offer(Default::default()).await;
@@ -167,33 +206,70 @@ async fn a_bad_token_is_401_a_token_for_another_camera_or_node_is_403_and_an_unk
         (None, 401, "token_missing"),
         (Some("not-a-token".to_owned()), 401, "token_malformed"),
         (Some(forged), 401, "token_bad_signature"),
-        (Some(token_for(CAMERA, MediaAction::View, NODE, -10)), 401, "token_expired"),
+        (
+            Some(token_for(CAMERA, MediaAction::View, NODE, -10)),
+            401,
+            "token_expired",
+        ),
         (Some(view_token("cam-265")), 403, "token_wrong_camera"),
-        (Some(token_for(CAMERA, MediaAction::View, "gw-2", 300)), 403, "token_wrong_node"),
-        (Some(token_for(CAMERA, MediaAction::Talk, NODE, 300)), 403, "token_wrong_action"),
+        (
+            Some(token_for(CAMERA, MediaAction::View, "gw-2", 300)),
+            403,
+            "token_wrong_node",
+        ),
+        (
+            Some(token_for(CAMERA, MediaAction::Talk, NODE, 300)),
+            403,
+            "token_wrong_action",
+        ),
     ];
     for (token, status, code) in cases {
         let r = whep::post(&gw.client, &url, token.as_deref(), sdp.clone()).await;
         assert_eq!(r.status(), status, "{code}");
         assert_eq!(error_code(r).await, code);
     }
-    let r = whep::post(&gw.client, &gw.url("/whep/cam-nope"), Some(&view_token("cam-nope")), sdp.clone()).await;
+    let r = whep::post(
+        &gw.client,
+        &gw.url("/whep/cam-nope"),
+        Some(&view_token("cam-nope")),
+        sdp.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert_eq!(error_code(r).await, "unknown_camera");
-    assert_eq!(counts.accepted.load(Relaxed), 0, "no refused request touched the camera");
+    assert_eq!(
+        counts.accepted.load(Relaxed),
+        0,
+        "no refused request touched the camera"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h265_camera_is_409_not_for_browsers_and_an_unreachable_one_is_503_source_offline() {
     let (_cams, _counts, gw, _dir) = setup().await;
     let (_pc, sdp) = whep::offer(Default::default()).await;
-    let r = whep::post(&gw.client, &gw.url("/whep/cam-265?stream=main"), Some(&view_token("cam-265")), sdp.clone()).await;
+    let r = whep::post(
+        &gw.client,
+        &gw.url("/whep/cam-265?stream=main"),
+        Some(&view_token("cam-265")),
+        sdp.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "codec_not_for_browsers");
     let s = status(&gw, "cam-265").await;
-    assert_eq!(s["streams"]["main"]["source"]["state"], "unsupportedCodec", "{s}");
+    assert_eq!(
+        s["streams"]["main"]["source"]["state"], "unsupportedCodec",
+        "{s}"
+    );
 
-    let r = whep::post(&gw.client, &gw.url("/whep/cam-dead"), Some(&view_token("cam-dead")), sdp.clone()).await;
+    let r = whep::post(
+        &gw.client,
+        &gw.url("/whep/cam-dead"),
+        Some(&view_token("cam-dead")),
+        sdp.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(error_code(r).await, "source_offline");
@@ -207,15 +283,24 @@ async fn a_browser_on_the_console_origin_may_call_whep_and_read_the_location() {
         .request(reqwest::Method::OPTIONS, gw.url(&format!("/whep/{CAMERA}")))
         .header("Origin", "http://console.test")
         .header("Access-Control-Request-Method", "POST")
-        .header("Access-Control-Request-Headers", "authorization, content-type")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
         .send()
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     let h = r.headers();
     assert_eq!(h["access-control-allow-origin"], "http://console.test");
-    let allowed = h["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
-    assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{allowed}");
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
 
     let r = gw
         .client
@@ -225,7 +310,10 @@ async fn a_browser_on_the_console_origin_may_call_whep_and_read_the_location() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let expose = r.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    let expose = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
     assert!(expose.contains("location"), "{expose}");
 
     let r = gw

@@ -376,12 +376,16 @@ impl Live {
                     "bl_gateway_live_ingest_starts_total" => r.starts.load(Relaxed),
                     _ => r.keyframe_requests.load(Relaxed),
                 };
+                let state = if name == "bl_gateway_live_source_up" {
+                    format!(",state=\"{}\"", r.state().label())
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "{name}{{camera=\"{}\",stream=\"{}\",state=\"{}\"}} {v}",
+                    "{name}{{camera=\"{}\",stream=\"{}\"{state}}} {v}",
                     r.camera,
                     r.stream.as_str(),
-                    r.state().label()
                 );
             }
         }

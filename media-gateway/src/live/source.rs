@@ -197,6 +197,55 @@ mod tests {
         assert_eq!(s.pull_url(Stream::Sub), Some("rtsp://a/main"));
     }
 
+    #[tokio::test]
+    async fn dispatch_is_asked_with_the_service_token_and_node_and_its_statuses_are_read() {
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::routing::get;
+        async fn source(
+            axum::extract::Path(id): axum::extract::Path<String>,
+            headers: HeaderMap,
+        ) -> (StatusCode, String) {
+            let authorized =
+                headers["authorization"] == "Bearer svc-token" && headers["x-bl-node"] == "gw-1";
+            match (authorized, id.as_str()) {
+                (false, _) => (StatusCode::UNAUTHORIZED, String::new()),
+                (true, "cam-1") => (
+                    StatusCode::OK,
+                    r#"{"kind":"pull","camera":"cam-1","url":"rtsp://u:p@x/main","subStream":null,"username":"u","password":"p"}"#.into(),
+                ),
+                (true, "cam-2") => (StatusCode::FORBIDDEN, String::new()),
+                _ => (StatusCode::NOT_FOUND, String::new()),
+            }
+        }
+        let app = axum::Router::new().route("/internal/cameras/{id}/source", get(source));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let sources = HttpSources::new(&base, "svc-token", "gw-1".parse().unwrap());
+        let got = sources
+            .source(&"cam-1".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.pull_url(Stream::Sub), Some("rtsp://u:p@x/main"));
+        assert!(matches!(
+            sources.source(&"cam-2".parse().unwrap()).await,
+            Err(SourceError::NotOwner)
+        ));
+        assert!(
+            sources
+                .source(&"cam-3".parse().unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let wrong = HttpSources::new(&base, "other", "gw-1".parse().unwrap());
+        assert!(matches!(
+            wrong.source(&"cam-1".parse().unwrap()).await,
+            Err(SourceError::Upstream(_))
+        ));
+    }
+
     #[test]
     fn dispatchs_answer_is_read_in_camel_case() {
         let w: Wire = serde_json::from_str(

@@ -12,10 +12,10 @@ use bl_proto::token::{self, MediaAction, MediaClaims};
 use std::time::Duration;
 
 use media_gateway::config::{Config, SourcesConfig};
+use media_gateway::keyfile::PrivateKey;
 use media_gateway::live::LiveSettings;
 use media_gateway::live::ingest::Backoff;
 use media_gateway::live::peer::PeerSettings;
-use media_gateway::keyfile::PrivateKey;
 use reqwest::StatusCode;
 
 pub const NODE: &str = "gw-1";

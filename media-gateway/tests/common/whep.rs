@@ -44,7 +44,9 @@ fn key(payload: &[u8]) -> bool {
         Some(7) => true,
         Some(5) => true,
         Some(24) => payload.get(3).is_some_and(|h| h & 0x1f == 7),
-        Some(28) => payload.get(1).is_some_and(|fu| fu & 0x80 != 0 && fu & 0x1f == 5),
+        Some(28) => payload
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && fu & 0x1f == 5),
         _ => false,
     }
 }
@@ -135,7 +137,8 @@ pub async fn offer(received: Arc<Received>) -> (Arc<dyn PeerConnection>, String)
                     clock_rate: 90_000,
                     channels: 0,
                     sdp_fmtp_line:
-                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                            .into(),
                     rtcp_feedback: vec![],
                 },
                 payload_type: CLIENT_H264_PT,
@@ -148,7 +151,11 @@ pub async fn offer(received: Arc<Received>) -> (Arc<dyn PeerConnection>, String)
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media)
-        .with_setting_engine(SettingEngineBuilder::new().with_include_loopback_candidate(true).build())
+        .with_setting_engine(
+            SettingEngineBuilder::new()
+                .with_include_loopback_candidate(true)
+                .build(),
+        )
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler {
             received,

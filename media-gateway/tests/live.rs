@@ -153,6 +153,20 @@ async fn two_viewers_share_one_camera_connection_start_at_a_keyframe_at_once_and
         "one camera connection for both viewers"
     );
 
+    // A viewer's PLI reaches the relay (which asks its source for a keyframe).
+    b.send_pli().await;
+    let requests =
+        format!("bl_gateway_live_keyframe_requests_total{{camera=\"{CAMERA}\",stream=\"sub\"}} 1");
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = gw.metrics().await;
+        if metrics.contains(&requests) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics.contains(&requests), "{metrics}");
+
     let s = status(&gw, CAMERA).await;
     assert_eq!(s["streams"]["sub"]["source"]["state"], "live", "{s}");
     assert_eq!(s["streams"]["sub"]["viewers"], 2, "{s}");
@@ -325,4 +339,48 @@ async fn a_browser_on_the_console_origin_may_call_whep_and_read_the_location() {
         .await
         .unwrap();
     assert!(!r.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_comes_back_is_picked_up_by_the_retry_and_then_serves_viewers() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.sources = SourcesConfig::File(vec![(
+        CAMERA.parse().unwrap(),
+        pull(format!("rtsp://{addr}/cam/{CAMERA}")),
+    )]);
+    let gw = TestGateway::start_with(config).await;
+    let (_pc, sdp) = whep::offer(Default::default()).await;
+    let url = gw.url(&format!("/whep/{CAMERA}"));
+    let r = whep::post(&gw.client, &url, Some(&view_token(CAMERA)), sdp).await;
+    assert_eq!(error_code(r).await, "source_offline");
+    let s = status(&gw, CAMERA).await;
+    assert_eq!(s["streams"]["sub"]["source"]["state"], "offline", "{s}");
+
+    // The camera appears while the ingest lingers and retries.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/camsim/scenarios/kitchen-day.toml"
+    );
+    let _cams = camsim::serve(CamsimConfig {
+        listen: addr,
+        truth_dir: None,
+        cameras: vec![CameraConfig::new(
+            CAMERA,
+            Scenario::load(Path::new(path)).unwrap(),
+        )],
+    })
+    .unwrap();
+    let v = whep::connect(
+        &gw.client,
+        &gw.base,
+        &format!("/whep/{CAMERA}?stream=sub"),
+        &view_token(CAMERA),
+    )
+    .await;
+    assert!(v.wait_frames(10, Duration::from_secs(8)).await >= 10);
+    v.pc.close().await.unwrap();
 }

@@ -98,6 +98,7 @@ pub async fn supervise(relay: Arc<Relay>, target: PullTarget, backoff: Backoff) 
                 });
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
+                    () = relay.retry_now.notified() => {}
                     () = relay.stop.cancelled() => return,
                 }
             }

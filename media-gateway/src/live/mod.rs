@@ -137,6 +137,9 @@ impl Live {
         };
         let mut state = relay.watch_state();
         let ready = tokio::time::timeout(self.settings.start_timeout, async {
+            // An offline state seen on arrival is the previous attempt's: retry now and wait for
+            // that attempt's outcome.
+            let mut first = true;
             loop {
                 let now = state.borrow_and_update().clone();
                 match now {
@@ -144,9 +147,11 @@ impl Live {
                     SourceState::UnsupportedCodec { codec } => {
                         return Err(StartError::UnsupportedCodec(codec));
                     }
+                    SourceState::Offline { .. } if first => relay.retry_now.notify_one(),
                     SourceState::Offline { reason, .. } => return Err(StartError::Offline(reason)),
                     SourceState::Connecting => {}
                 }
+                first = false;
                 if state.changed().await.is_err() {
                     return Err(StartError::Offline("the ingest ended".into()));
                 }

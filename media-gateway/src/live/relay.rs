@@ -75,6 +75,9 @@ pub struct Relay {
     pub keyframe_requests: AtomicU64,
     /// Ingest (re)starts.
     pub starts: AtomicU64,
+    /// Wakes an ingest waiting to retry: a viewer arrived, so retry now rather than after the
+    /// backoff.
+    pub retry_now: tokio::sync::Notify,
     keyframe_wanted: std::sync::atomic::AtomicBool,
 }
 
@@ -111,6 +114,7 @@ impl Relay {
             bytes_in: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             starts: AtomicU64::new(0),
+            retry_now: tokio::sync::Notify::new(),
             keyframe_wanted: std::sync::atomic::AtomicBool::new(false),
         }
     }

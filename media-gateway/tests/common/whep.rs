@@ -12,6 +12,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
@@ -36,6 +37,8 @@ pub struct Received {
     pub first_key_at: Mutex<Option<Instant>>,
     /// Payload types seen.
     pub payload_types: Mutex<Vec<u8>>,
+    /// The remote video track, once it arrived.
+    pub track: Mutex<Option<Arc<dyn TrackRemote>>>,
 }
 
 /// Whether an H.264 RTP payload begins a keyframe (SPS, STAP-A with an SPS, or an IDR start).
@@ -66,6 +69,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let received = self.received.clone();
+        *received.track.lock().unwrap() = Some(track.clone());
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(p) = event else {
@@ -111,6 +115,26 @@ impl Viewer {
             .lock()
             .unwrap()
             .map(|t| t - self.started)
+    }
+
+    /// Sends a PLI (picture loss indication) for the received video, as a decoder that lost
+    /// its picture does.
+    pub async fn send_pli(&self) {
+        let track = self
+            .received
+            .track
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a video track");
+        let media_ssrc = *track.ssrcs().await.first().unwrap();
+        track
+            .write_rtcp(vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            })])
+            .await
+            .unwrap();
     }
 
     /// Waits until `frames` decodable frames arrived or `within` passed; returns the count.

@@ -13,7 +13,7 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 
 use super::relay::{Relay, SourceState};
-use super::source::redact;
+use bl_service::secret::redact_url as redact;
 
 /// Retry timing of a failed ingest.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +45,7 @@ enum Ended {
 /// Where to pull from.
 #[derive(Clone)]
 pub struct PullTarget {
-    /// RTSP URL (may carry credentials; log only through [`redact`]).
+    /// RTSP URL (may carry credentials; log only through `redact_url`).
     pub url: String,
     /// RTSP login.
     pub username: Option<String>,

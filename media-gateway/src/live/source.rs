@@ -4,7 +4,7 @@
 //! `GET /internal/cameras/{id}/source`). `crate::live::sources` is the one line that picks.
 //!
 //! A [`Source`] holds a password: it has no `Debug` and its URL is logged only through
-//! [`redact`].
+//! `bl_service::secret::redact_url`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -163,28 +163,9 @@ impl Sources for HttpSources {
     }
 }
 
-/// A URL with any `user:password@` removed, for logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_in_a_url_never_reach_a_log() {
-        assert_eq!(
-            redact("rtsp://u:p@10.0.0.5/main"),
-            "rtsp://***@10.0.0.5/main"
-        );
-        assert_eq!(redact("rtsp://10.0.0.5/main"), "rtsp://10.0.0.5/main");
-    }
 
     #[test]
     fn a_camera_without_a_sub_stream_serves_its_main_stream_for_both() {

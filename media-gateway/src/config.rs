@@ -12,14 +12,19 @@
 //! public_key = "base64 or hex of the edge's Ed25519 device key"
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use bl_proto::{EdgeId, GatewayNodeId, VerifyingKey};
+use bl_proto::{CameraId, EdgeId, GatewayNodeId, VerifyingKey};
 use bl_service::config::{ConfigError, field_error};
 use serde::Deserialize;
 
 use crate::keyfile::{self, PrivateKey};
+use crate::live::LiveSettings;
+use crate::live::ingest::Backoff;
+use crate::live::peer::PeerSettings;
+use crate::live::source::Source;
 
 /// Default for [`File::listen`].
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
@@ -55,6 +60,121 @@ pub struct File {
     /// serves them. Default: none (every upload is refused as `unknown_edge`).
     #[serde(default)]
     pub edge: Vec<EdgeEntry>,
+    /// Live relay settings. Default: every field's default.
+    #[serde(default)]
+    pub live: LiveFile,
+    /// Cameras this gateway pulls, when sources come from this file (no `[dispatch]`). Default: none.
+    #[serde(default)]
+    pub camera: Vec<CameraEntry>,
+    /// Dispatch's internal source API; when present, camera sources come from it and `[[camera]]`
+    /// is ignored. Default: none.
+    #[serde(default)]
+    pub dispatch: Option<DispatchEntry>,
+}
+
+/// The `[live]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveFile {
+    /// IP the WebRTC UDP sockets bind to; `0.0.0.0` binds every non-loopback interface. Default
+    /// `"0.0.0.0"`.
+    pub bind_ip: String,
+    /// IP advertised in ICE host candidates instead of the bound one (a 1:1 NAT's public address).
+    /// Default: none (advertise the bound addresses).
+    pub public_ip: Option<String>,
+    /// First UDP port for WebRTC sessions (one port per session). Default: none (any free port).
+    pub udp_port_min: Option<u16>,
+    /// Last UDP port, inclusive; equal to `udp_port_min` for a single port (then one session at a
+    /// time). Default: `udp_port_min`.
+    pub udp_port_max: Option<u16>,
+    /// Seconds an ingest keeps running after its last viewer left. Default 10.
+    pub linger_secs: u64,
+    /// Seconds a WHEP request waits for a cold camera to send video before 503 `source_offline`.
+    /// Default 10.
+    pub start_timeout_secs: u64,
+    /// First retry wait after an ingest failure, in milliseconds; doubles up to `retry_max_secs`.
+    /// Default 500.
+    pub retry_initial_ms: u64,
+    /// Longest retry wait in seconds. Default 30.
+    pub retry_max_secs: u64,
+    /// Bound of each camera stream's GOP cache in bytes. Default 8388608 (8 MiB).
+    pub gop_cache_bytes: usize,
+    /// Most live sessions at once; more get 503 `too_many_sessions`. Default 500.
+    pub max_sessions: usize,
+    /// Origins (e.g. `"https://console.example"`) allowed to call `/whep/*` from a browser.
+    /// Default: none.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for LiveFile {
+    fn default() -> Self {
+        Self {
+            bind_ip: "0.0.0.0".into(),
+            public_ip: None,
+            udp_port_min: None,
+            udp_port_max: None,
+            linger_secs: 10,
+            start_timeout_secs: 10,
+            retry_initial_ms: 500,
+            retry_max_secs: 30,
+            gop_cache_bytes: 8 << 20,
+            max_sessions: 500,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// One `[[camera]]` the gateway pulls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraEntry {
+    /// Camera id, as in media tokens. Required.
+    pub id: String,
+    /// RTSP URL of the main stream. Required.
+    pub url: String,
+    /// RTSP URL of the sub-stream. Default: none (the main stream serves both).
+    #[serde(default)]
+    pub sub_url: Option<String>,
+    /// RTSP user name. Default: none.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the RTSP password. Default: none.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// The `[dispatch]` table: where camera sources come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchEntry {
+    /// Dispatch's base URL, e.g. `"http://dispatch:8080"`. Required.
+    pub url: String,
+    /// File holding this node's service token (dispatch's `[[media.gateway]] service_token_file`).
+    /// Required.
+    pub service_token_file: PathBuf,
+}
+
+/// Where camera sources come from, checked.
+#[derive(Clone)]
+pub enum SourcesConfig {
+    /// The `[[camera]]` tables.
+    File(Vec<(CameraId, Source)>),
+    /// Dispatch's internal API.
+    Dispatch {
+        /// Base URL.
+        url: String,
+        /// This node's service token.
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for SourcesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourcesConfig::File(c) => write!(f, "File({} cameras)", c.len()),
+            SourcesConfig::Dispatch { url, .. } => write!(f, "Dispatch({url}, token redacted)"),
+        }
+    }
 }
 
 /// One registered edge box.
@@ -98,6 +218,10 @@ pub struct Config {
     pub max_concurrent_uploads: usize,
     /// Registered edges and their device keys.
     pub edges: Vec<(EdgeId, VerifyingKey)>,
+    /// Live relay settings.
+    pub live: LiveSettings,
+    /// Where camera sources come from.
+    pub sources: SourcesConfig,
 }
 
 impl Config {
@@ -157,7 +281,64 @@ impl File {
                 .map_err(|e| err(&format!("edge[{i}].public_key"), e.to_string()))?;
             edges.push((id, key));
         }
+        let live = validate_live(&self.live, &err)?;
+        let sources = match &self.dispatch {
+            Some(d) => {
+                let token = std::fs::read_to_string(base.join(&d.service_token_file))
+                    .map_err(|e| err("dispatch.service_token_file", e.to_string()))?
+                    .trim()
+                    .to_owned();
+                if !(d.url.starts_with("http://") || d.url.starts_with("https://")) {
+                    return Err(err(
+                        "dispatch.url",
+                        format!("{:?} is not an http(s) URL", d.url),
+                    ));
+                }
+                SourcesConfig::Dispatch {
+                    url: d.url.clone(),
+                    token,
+                }
+            }
+            None => {
+                let mut cameras: Vec<(CameraId, Source)> = Vec::new();
+                for (i, c) in self.camera.iter().enumerate() {
+                    let field = |f: &str| format!("camera[{i}].{f}");
+                    let id = CameraId::new(&c.id).map_err(|e| err(&field("id"), e.to_string()))?;
+                    if cameras.iter().any(|(seen, _)| seen == &id) {
+                        return Err(err(&field("id"), format!("camera {id} is listed twice")));
+                    }
+                    for (name, url) in [("url", Some(&c.url)), ("sub_url", c.sub_url.as_ref())] {
+                        if let Some(url) = url
+                            && !url.starts_with("rtsp://")
+                            && !url.starts_with("rtsps://")
+                        {
+                            return Err(err(&field(name), "must be an rtsp:// URL".into()));
+                        }
+                    }
+                    let password = c
+                        .password_file
+                        .as_ref()
+                        .map(|p| {
+                            std::fs::read_to_string(base.join(p)).map(|s| s.trim_end().to_owned())
+                        })
+                        .transpose()
+                        .map_err(|e| err(&field("password_file"), e.to_string()))?;
+                    cameras.push((
+                        id,
+                        Source::Pull {
+                            url: c.url.clone(),
+                            sub_url: c.sub_url.clone(),
+                            username: c.username.clone(),
+                            password,
+                        },
+                    ));
+                }
+                SourcesConfig::File(cameras)
+            }
+        };
         Ok(Config {
+            live,
+            sources,
             listen,
             node_id,
             data_dir: base.join(self.data_dir),
@@ -168,6 +349,78 @@ impl File {
             edges,
         })
     }
+}
+
+fn validate_live(
+    l: &LiveFile,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<LiveSettings, ConfigError> {
+    let ip = |field: &str, v: &str| {
+        v.parse::<IpAddr>()
+            .map_err(|e| err(field, format!("{v:?} is not an IP address ({e})")))
+    };
+    let bind_ip = ip("live.bind_ip", &l.bind_ip)?;
+    let public_ip = l
+        .public_ip
+        .as_deref()
+        .map(|v| ip("live.public_ip", v))
+        .transpose()?;
+    let ports = match (l.udp_port_min, l.udp_port_max) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(err(
+                "live.udp_port_min",
+                "is required with udp_port_max".into(),
+            ));
+        }
+        (Some(min), max) => {
+            let max = max.unwrap_or(min);
+            if min == 0 || max < min {
+                return Err(err(
+                    "live.udp_port_max",
+                    format!("{min}..={max} is not a port range"),
+                ));
+            }
+            Some((min, max))
+        }
+    };
+    if l.max_sessions == 0 {
+        return Err(err("live.max_sessions", "must be at least 1".into()));
+    }
+    if l.gop_cache_bytes < 64 * 1024 {
+        return Err(err("live.gop_cache_bytes", "must be at least 65536".into()));
+    }
+    if l.retry_initial_ms == 0 || l.retry_max_secs == 0 {
+        return Err(err(
+            "live.retry_initial_ms",
+            "retry waits must be above 0".into(),
+        ));
+    }
+    for (i, o) in l.allowed_origins.iter().enumerate() {
+        if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+            return Err(err(
+                &format!("live.allowed_origins[{i}]"),
+                format!("{o:?} is not an origin like https://console.example"),
+            ));
+        }
+    }
+    Ok(LiveSettings {
+        peer: PeerSettings {
+            bind_ip,
+            public_ip,
+            ports,
+            gather_timeout: Duration::from_secs(2),
+        },
+        linger: Duration::from_secs(l.linger_secs),
+        start_timeout: Duration::from_secs(l.start_timeout_secs.max(1)),
+        backoff: Backoff {
+            initial: Duration::from_millis(l.retry_initial_ms),
+            max: Duration::from_secs(l.retry_max_secs),
+        },
+        gop_cache_bytes: l.gop_cache_bytes,
+        max_sessions: l.max_sessions,
+        allowed_origins: l.allowed_origins.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -195,7 +448,7 @@ mod tests {
     fn a_minimal_file_gets_the_documented_defaults() {
         let (dir, path) = setup();
         let c = check(&path, MINIMAL).unwrap();
-        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse::<SocketAddr>().unwrap());
         assert_eq!(c.data_dir, dir.path().join("data"));
         assert_eq!(c.max_evidence_bytes, DEFAULT_MAX_EVIDENCE_BYTES);
         assert_eq!(c.max_concurrent_uploads, DEFAULT_MAX_CONCURRENT_UPLOADS);
@@ -234,6 +487,52 @@ mod tests {
         assert!(e.contains("`node_id`"), "{e}");
         let e = check(&path, &MINIMAL.replace("token.pub", "none.pub")).unwrap_err();
         assert!(e.contains("`token_public_key_file`"), "{e}");
+    }
+
+    #[test]
+    fn live_settings_and_cameras_are_checked_by_field() {
+        let (dir, path) = setup();
+        std::fs::write(dir.path().join("cam.pw"), "secret\n").unwrap();
+        let c = check(
+            &path,
+            &format!(
+                "{MINIMAL}[live]\nbind_ip = \"127.0.0.1\"\npublic_ip = \"203.0.113.5\"\nudp_port_min = 40000\n\
+                 [[camera]]\nid = \"cam-1\"\nurl = \"rtsp://10.0.0.5/main\"\nusername = \"v\"\npassword_file = \"cam.pw\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.live.peer.ports, Some((40000, 40000)));
+        assert_eq!(c.live.linger, Duration::from_secs(10));
+        let SourcesConfig::File(cams) = &c.sources else {
+            panic!("file sources")
+        };
+        let Source::Pull { password, .. } = &cams[0].1 else {
+            panic!("pull")
+        };
+        assert_eq!(password.as_deref(), Some("secret"));
+        let cases = [
+            ("[live]\npublic_ip = \"x\"\n", "`live.public_ip`"),
+            (
+                "[live]\nudp_port_min = 5\nudp_port_max = 4\n",
+                "`live.udp_port_max`",
+            ),
+            (
+                "[live]\nallowed_origins = [\"console\"]\n",
+                "`live.allowed_origins[0]`",
+            ),
+            (
+                "[[camera]]\nid = \"c\"\nurl = \"http://x\"\n",
+                "`camera[0].url`",
+            ),
+            (
+                "[[camera]]\nid = \"c\"\nurl = \"rtsp://x\"\npassword_file = \"no\"\n",
+                "`camera[0].password_file`",
+            ),
+        ];
+        for (extra, field) in cases {
+            let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum Kind {
     Unauthenticated,
     /// A valid credential that does not cover this request, or an unknown edge (403).
     Forbidden,
-    /// The blob is not stored (404).
+    /// The blob, camera or session does not exist (404).
     NotFound,
     /// An upload without `Content-Length` (411): the length is part of what the edge signs.
     LengthRequired,
@@ -29,8 +29,14 @@ pub enum Kind {
     },
     /// The body does not match what the request claims, e.g. its SHA-256 (422).
     Unprocessable,
-    /// Too many uploads at once; retry later (503).
+    /// The request conflicts with the resource's state, e.g. a camera codec browsers cannot play (409).
+    Conflict,
+    /// A body in a format the endpoint does not take (415).
+    UnsupportedMediaType,
+    /// Too many uploads or sessions at once; retry later (503 with `Retry-After`).
     Busy,
+    /// Something the request needs is down for now, e.g. the camera (503 with `Retry-After`).
+    Unavailable,
     /// The disk is full; nothing partial was kept (507).
     StorageFull,
     /// A bug or an unexpected failure; details are in the log only (500).
@@ -88,7 +94,9 @@ impl Error {
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::Busy | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -133,7 +141,7 @@ impl IntoResponse for Error {
                     headers.insert(header::CONTENT_RANGE, v);
                 }
             }
-            Kind::Busy => {
+            Kind::Busy | Kind::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

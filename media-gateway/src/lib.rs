@@ -8,9 +8,10 @@
 //! - [`keys`]: where edges' device keys come from ([`keys::EdgeKeys`]);
 //! - [`keyfile`]: Ed25519 keys as text, and `keygen`;
 //! - [`evidence`]: the content-addressed store, its HTTP API, case export and offline verify;
+//! - [`live`]: live relay to browsers (WHEP) with shared ingests and GOP caches;
 //! - [`metrics`]: Prometheus counters.
 //!
-//! Live relay (WHEP), talk (WHIP) and recording are not built yet.
+//! Talk (WHIP), push ingest from edges and recording are not built yet.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -30,13 +31,17 @@ pub mod error;
 pub mod evidence;
 pub mod keyfile;
 pub mod keys;
+pub mod live;
 pub mod metrics;
 
 use auth::{Clock, TokenVerifier};
 use config::Config;
+use config::SourcesConfig;
 use evidence::EvidenceStore;
 use evidence::fs::FsStore;
 use keys::{ConfigEdgeKeys, EdgeKeys};
+use live::Live;
+use live::source::{ConfigSources, HttpSources, Sources};
 use metrics::Metrics;
 
 /// Everything a request handler needs.
@@ -53,6 +58,8 @@ pub struct Gateway {
     pub max_evidence_bytes: u64,
     /// One permit per upload in progress.
     pub uploads: Semaphore,
+    /// Live relays and WHEP sessions.
+    pub live: Arc<Live>,
 }
 
 impl Gateway {
@@ -70,6 +77,7 @@ impl Gateway {
             metrics: Metrics::default(),
             max_evidence_bytes: config.max_evidence_bytes,
             uploads: Semaphore::new(config.max_concurrent_uploads),
+            live: Arc::new(Live::new(config.live.clone(), sources(config))),
         }
     }
 }
@@ -90,6 +98,17 @@ pub fn edge_keys(config: &Config) -> Arc<dyn EdgeKeys> {
     Arc::new(ConfigEdgeKeys::new(config.edges.clone()))
 }
 
+/// The source of camera sources: the config file, or dispatch's internal API when `[dispatch]` is
+/// set.
+pub fn sources(config: &Config) -> Arc<dyn Sources> {
+    match &config.sources {
+        SourcesConfig::File(cameras) => Arc::new(ConfigSources::new(cameras.clone())),
+        SourcesConfig::Dispatch { url, token } => {
+            Arc::new(HttpSources::new(url, token, config.node_id.clone()))
+        }
+    }
+}
+
 /// Serves the gateway on `listener` until `shutdown` completes, then drains open requests.
 pub async fn run(
     config: Config,
@@ -105,8 +124,13 @@ pub async fn run(
         edges = config.edges.len(),
         "media-gateway listening"
     );
-    axum::serve(listener, router(Arc::new(gateway)))
-        .with_graceful_shutdown(shutdown)
+    let gateway = Arc::new(gateway);
+    let live = gateway.live.clone();
+    axum::serve(listener, router(gateway))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            live.shutdown();
+        })
         .await?;
     tracing::info!("media-gateway stopped");
     Ok(())
@@ -114,10 +138,12 @@ pub async fn run(
 
 /// All routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    let origins = gateway.live.settings.allowed_origins.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
         .merge(evidence::http::routes())
+        .merge(live::http::routes(&origins))
         .fallback(|| async {
             error::Error::new(
                 error::Kind::NotFound,
@@ -134,6 +160,10 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        gw.metrics.render(),
+        {
+            let mut text = gw.metrics.render();
+            gw.live.render_metrics(&mut text);
+            text
+        },
     )
 }

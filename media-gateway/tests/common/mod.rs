@@ -2,13 +2,20 @@
 //! an edge that signs uploads, and dispatch's token key that signs media tokens.
 #![allow(dead_code)]
 
+pub mod whep;
+
 use std::path::{Path, PathBuf};
 
 use bl_proto::SigningKey;
 use bl_proto::evidence::{self, EvidenceKind, EvidenceMeta, sha256_hex};
 use bl_proto::token::{self, MediaAction, MediaClaims};
-use media_gateway::config::Config;
+use std::time::Duration;
+
+use media_gateway::config::{Config, SourcesConfig};
 use media_gateway::keyfile::PrivateKey;
+use media_gateway::live::LiveSettings;
+use media_gateway::live::ingest::Backoff;
+use media_gateway::live::peer::PeerSettings;
 use reqwest::StatusCode;
 
 pub const NODE: &str = "gw-1";
@@ -49,6 +56,29 @@ pub fn config(data_dir: &Path) -> Config {
                 other_edge_key().verifying_key(),
             ),
         ],
+        live: live_settings(),
+        sources: SourcesConfig::File(Vec::new()),
+    }
+}
+
+/// Live settings for tests: loopback sockets, a short linger, quick retries.
+pub fn live_settings() -> LiveSettings {
+    LiveSettings {
+        peer: PeerSettings {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            public_ip: None,
+            ports: None,
+            gather_timeout: Duration::from_secs(2),
+        },
+        linger: Duration::from_secs(2),
+        start_timeout: Duration::from_secs(10),
+        backoff: Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(2),
+        },
+        gop_cache_bytes: 8 << 20,
+        max_sessions: 50,
+        allowed_origins: vec!["http://console.test".into()],
     }
 }
 

@@ -1,0 +1,245 @@
+//! One relay per camera stream: the shared ingest's packets fanned out to every viewer, the GOP
+//! cache, the source state and the viewer count. The first viewer starts the ingest
+//! ([`super::ingest`]); the last one leaving stops it after the linger time.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use bl_proto::CameraId;
+use bl_proto::stream::Stream;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::gop::{GopCache, starts_keyframe};
+
+/// What a viewer can be told about a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum SourceState {
+    /// The ingest is connecting (first start or a retry).
+    Connecting,
+    /// Packets are flowing.
+    Live,
+    /// The last attempt failed; the ingest retries after `retryInSecs`.
+    #[serde(rename_all = "camelCase")]
+    Offline {
+        /// Why, for people.
+        reason: String,
+        /// When the next attempt starts.
+        retry_in_secs: u64,
+    },
+    /// The camera sends a codec browsers cannot play (H.265); not retried.
+    #[serde(rename_all = "camelCase")]
+    UnsupportedCodec {
+        /// The camera's codec, e.g. `H265`.
+        codec: String,
+    },
+}
+
+impl SourceState {
+    /// The label used in metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SourceState::Connecting => "connecting",
+            SourceState::Live => "live",
+            SourceState::Offline { .. } => "offline",
+            SourceState::UnsupportedCodec { .. } => "unsupported_codec",
+        }
+    }
+}
+
+/// One RTP packet as fanned out: its bytes and whether it begins a keyframe.
+pub type Packet = (Bytes, bool);
+
+/// How many packets a slow viewer may fall behind before it skips to the next keyframe.
+const FANOUT_BUFFER: usize = 1024;
+
+/// The relay of one camera stream.
+pub struct Relay {
+    /// The camera.
+    pub camera: CameraId,
+    /// Which of its streams.
+    pub stream: Stream,
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Packet>,
+    state: watch::Sender<SourceState>,
+    /// Cancelled to stop the ingest.
+    pub stop: CancellationToken,
+    /// Packets received from the source.
+    pub packets_in: AtomicU64,
+    /// Bytes received from the source.
+    pub bytes_in: AtomicU64,
+    /// Keyframe requests (PLI/FIR) from viewers.
+    pub keyframe_requests: AtomicU64,
+    /// Ingest (re)starts.
+    pub starts: AtomicU64,
+    /// Wakes an ingest waiting to retry: a viewer arrived, so retry now rather than after the
+    /// backoff.
+    pub retry_now: tokio::sync::Notify,
+    keyframe_wanted: std::sync::atomic::AtomicBool,
+}
+
+struct Inner {
+    cache: GopCache,
+    viewers: usize,
+    /// Bumped on every join, so a linger timer knows whether someone came back meanwhile.
+    generation: u64,
+}
+
+/// What a joining viewer starts from: the cached GOP, then the live packets.
+pub struct Joined {
+    /// The cached packets, from the last keyframe.
+    pub backlog: Vec<Bytes>,
+    /// Everything after the backlog.
+    pub rx: broadcast::Receiver<Packet>,
+}
+
+impl Relay {
+    /// A relay without viewers, connecting.
+    pub fn new(camera: CameraId, stream: Stream, gop_cache_bytes: usize) -> Self {
+        Self {
+            camera,
+            stream,
+            inner: Mutex::new(Inner {
+                cache: GopCache::new(gop_cache_bytes),
+                viewers: 0,
+                generation: 0,
+            }),
+            tx: broadcast::channel(FANOUT_BUFFER).0,
+            state: watch::channel(SourceState::Connecting).0,
+            stop: CancellationToken::new(),
+            packets_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
+            retry_now: tokio::sync::Notify::new(),
+            keyframe_wanted: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Called by the ingest for every packet (on a GStreamer streaming thread; never blocks long).
+    pub fn push(&self, packet: Bytes) {
+        let key = starts_keyframe(&packet);
+        self.packets_in.fetch_add(1, Relaxed);
+        self.bytes_in.fetch_add(packet.len() as u64, Relaxed);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.cache.push(packet.clone(), key);
+        // No receivers is fine: the cache still fills for the next viewer.
+        let _ = self.tx.send((packet, key));
+        drop(inner);
+        if self.state.borrow().label() != "live" {
+            self.set_state(SourceState::Live);
+        }
+    }
+
+    /// Adds a viewer: the cached GOP and a receiver for what follows, taken under one lock so
+    /// nothing is missed or sent twice.
+    pub fn join(&self) -> Joined {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.viewers += 1;
+        inner.generation += 1;
+        Joined {
+            backlog: inner.cache.packets().to_vec(),
+            rx: self.tx.subscribe(),
+        }
+    }
+
+    /// Removes a viewer; returns the generation to pass to [`Relay::idle_since`] when it was the
+    /// last one.
+    pub fn leave(&self) -> Option<u64> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.viewers = inner.viewers.saturating_sub(1);
+        (inner.viewers == 0).then_some(inner.generation)
+    }
+
+    /// True when nobody joined since the last viewer left at `generation`.
+    pub fn idle_since(&self, generation: u64) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.viewers == 0 && inner.generation == generation
+    }
+
+    /// Viewers now.
+    pub fn viewers(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).viewers
+    }
+
+    /// Bytes in the GOP cache.
+    pub fn cache_bytes(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cache
+            .bytes()
+    }
+
+    /// Sets the source state (and drops the cache unless live: a stale GOP must not be replayed
+    /// after a reconnection).
+    pub fn set_state(&self, state: SourceState) {
+        if state != SourceState::Live {
+            self.inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .cache
+                .clear();
+        }
+        tracing::info!(camera_id = %self.camera, stream = self.stream.as_str(), state = state.label(), "source state");
+        self.state.send_replace(state);
+    }
+
+    /// The source state now.
+    pub fn state(&self) -> SourceState {
+        self.state.borrow().clone()
+    }
+
+    /// Watches the source state.
+    pub fn watch_state(&self) -> watch::Receiver<SourceState> {
+        self.state.subscribe()
+    }
+
+    /// A viewer asked for a keyframe; the ingest asks its source for one at the next chance.
+    pub fn request_keyframe(&self) {
+        self.keyframe_requests.fetch_add(1, Relaxed);
+        self.keyframe_wanted.store(true, Relaxed);
+    }
+
+    /// Takes a pending keyframe request.
+    pub fn take_keyframe_request(&self) -> bool {
+        self.keyframe_wanted.swap(false, Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(nal: u8) -> Bytes {
+        Bytes::from(vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, nal])
+    }
+
+    #[test]
+    fn a_joining_viewer_gets_the_cached_gop_then_only_newer_packets() {
+        let r = Relay::new("cam-1".parse().unwrap(), Stream::Sub, 1 << 20);
+        r.push(pkt(0x67));
+        r.push(pkt(0x41));
+        let mut j = r.join();
+        r.push(pkt(0x42));
+        assert_eq!(j.backlog, vec![pkt(0x67), pkt(0x41)]);
+        assert_eq!(j.rx.try_recv().unwrap(), (pkt(0x42), false));
+        assert!(j.rx.try_recv().is_err());
+        assert_eq!(r.state(), SourceState::Live);
+    }
+
+    #[test]
+    fn the_linger_only_ends_a_relay_nobody_rejoined() {
+        let r = Relay::new("cam-1".parse().unwrap(), Stream::Main, 1 << 20);
+        let _a = r.join();
+        let _b = r.join();
+        assert_eq!(r.leave(), None);
+        let generation = r.leave().unwrap();
+        assert!(r.idle_since(generation));
+        let _c = r.join();
+        assert!(!r.idle_since(generation));
+    }
+}

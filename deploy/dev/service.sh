@@ -53,7 +53,11 @@ case "${1:-}" in
   stop)
     [ $# -eq 2 ] || { echo "usage: $0 stop NAME|all" >&2; exit 2; }
     if [ "$2" = all ]; then
-      for f in "$run"/*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)"; done
+      # (with no pid file the glob stays literal: skip it, and do not end with its failed test)
+      for f in "$run"/*.pid; do
+        [ -e "$f" ] || continue
+        stop "$(basename "$f" .pid)"
+      done
     else
       stop "$2"
     fi

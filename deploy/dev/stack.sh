@@ -123,10 +123,11 @@ connection_messages true
 # dispatch stores what has arrived in one transaction, so this is also its largest batch.
 max_inflight_messages 1000
 # Beyond max_queued_messages mosquitto DROPS a QoS 1 message for a slow or absent subscriber after
-# it has PUBACKed it to the edge, which then deletes it from its outbox: a silent loss. So no limit
-# by count (0): a dispatch outage queues every event in dispatch's persistent session, bounded by
-# the broker's memory (about 1 KB per event: 1 GB holds a million events, hours of the district).
-max_queued_messages 0
+# it has PUBACKed it to the edge, which then deletes it from its outbox: a silent loss. So a limit far
+# above any outage: a million events in dispatch's persistent session (about 1 KB each, 1 GB of broker
+# memory; hours of the whole district). Not 0 ("no limit"): with 0, mosquitto 2.0.11 disconnects a
+# client whose publish the ACL refuses instead of dropping the message (tests/e2e/broker_acl.rs).
+max_queued_messages 1000000
 pid_file $dir/mosquitto.pid
 CONF
   own mosquitto "$dir"

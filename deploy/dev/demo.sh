@@ -23,6 +23,22 @@ fi
 # (the same file for the default stack; a private BL_DATA / BL_MQTT_PORT demo gets its own).
 sed -e "s#\"\.data/#\"$data/#" -e "s/^\(broker_\)\{0,1\}port = 18883\$/\1port = $BL_MQTT_PORT/" \
   deploy/dev/dispatch.toml >"$data/dispatch/dispatch.toml"
+
+# The media gateway relays camsim's cameras to browsers (WHEP). dispatch signs live tokens with a key
+# made once; the gateway verifies them with its public half.
+mkdir -p "$data/gateway"
+[ -s "$data/gateway/dispatch-token" ] || "$bin/media-gateway" keygen "$data/gateway/dispatch-token" >/dev/null
+camsim_listen=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
+{
+  sed -e "s#\"\.data/#\"$data/#" deploy/dev/gateway.toml
+  for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do
+    printf '\n[[camera]]\nid = "%s"\nurl = "rtsp://%s/cam/%s"\nsub_url = "rtsp://%s/cam/%s/sub"\n' \
+      "$c" "$camsim_listen" "$c" "$camsim_listen" "$c"
+  done
+} >"$data/gateway/gateway.toml"
+deploy/dev/service.sh start media-gateway 'media-gateway listening' \
+  "$bin/media-gateway" run --config "$data/gateway/gateway.toml"
+
 deploy/dev/service.sh start dispatch 'dispatch listening' "$bin/dispatch" --config "$data/dispatch/dispatch.toml"
 console=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' deploy/dev/dispatch.toml)
 deploy/dev/demo-edge.sh "$bin" "http://$console"
@@ -37,6 +53,7 @@ Brightline demo is running.
   demo users   operator, supervisor, town officers, field staff…: password ${demo_password:-(printed at the first start, see $data/logs/dispatch.log)}
   PostgreSQL   127.0.0.1:${BL_PG_URL##*:}  (user brightline, password in $data/pg/password)
   mosquitto    127.0.0.1:$BL_MQTT_PORT  (service account dispatch, password in $BL_MQTT_DISPATCH_PASSWORD_FILE)
+  gateway      http://127.0.0.1:8090  (live video of the demo cameras over WebRTC; click 看实况 on a camera)
   edge box     demo-edge-zhaitang (a restaurant in 斋堂镇), enrolled with a one-time code
                (edge-agent enrol; key and config in $data/edge/), watches the cameras below;
                its rodent reports become incidents: GET /api/incidents

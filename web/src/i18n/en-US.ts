@@ -116,7 +116,7 @@ const en: typeof zh = {
     ack: 'Ack', arrival: 'Arrival', healthReport: 'Health report', complaintAcceptance: 'Acceptance',
     complaintHandling: 'Handling', rectification: 'Rectification',
   },
-  source: { edge: 'Detection', hotline: 'Hotline', manual: 'Manual' },
+  source: { edge: 'Detection', detection: 'Detection', camera: 'Camera', hotline: 'Hotline', manual: 'Manual' },
   error: { generic: 'Failed: {message}' },
 }
 export default en

@@ -115,6 +115,6 @@ export default {
     ack: '接单', arrival: '到场', healthReport: '报卫健', complaintAcceptance: '受理',
     complaintHandling: '办理', rectification: '整改',
   },
-  source: { edge: '智能识别', hotline: '热线', manual: '人工' },
+  source: { edge: '智能识别', detection: '智能识别', camera: '摄像头', hotline: '热线', manual: '人工' },
   error: { generic: '操作失败：{message}' },
 }

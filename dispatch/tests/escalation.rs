@@ -31,25 +31,6 @@ fn short_policy(c: &mut Config, secs: u64) {
     ];
 }
 
-/// A team on duty around the clock in 斋堂镇, straight into the database.
-async fn zhaitang_team(pool: &PgPool) -> Uuid {
-    let team = Uuid::now_v7();
-    sqlx::query("INSERT INTO teams (id, town_id, name) VALUES ($1, 'zhaitang', '斋堂镇全天组')")
-        .bind(team)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
-    )
-    .bind(Uuid::now_v7())
-    .bind(team)
-    .execute(pool)
-    .await
-    .unwrap();
-    team
-}
-
 /// A town officer and an operator of 斋堂镇; returns the operator, logged in.
 async fn staff(admin: &mut Client, server: &Server) -> Client {
     create_user(admin, "zt-officer", "townOfficer", Some(&["zhaitang"])).await;
@@ -113,7 +94,7 @@ async fn a_rodent_notifies_the_routed_team_at_once_and_the_town_officers_when_no
 {
     let (db, _dir, server, mut admin) = setup_with(|c| short_policy(c, 2)).await;
     let pool = db.pool().await;
-    zhaitang_team(&pool).await;
+    team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let mut op = staff(&mut admin, &server).await;
     let opened = Instant::now();
     let d = rodent(&mut admin, &mut op, "斋堂镇老街饭馆").await;
@@ -167,7 +148,7 @@ async fn an_acknowledgement_before_the_second_step_cancels_it_and_no_town_office
 {
     let (db, _dir, server, mut admin) = setup_with(|c| short_policy(c, 2)).await;
     let pool = db.pool().await;
-    zhaitang_team(&pool).await;
+    team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let mut op = staff(&mut admin, &server).await;
     let d = rodent(&mut admin, &mut op, "斋堂镇川味馆").await;
     let id = d["id"].as_str().unwrap().to_owned();
@@ -211,7 +192,7 @@ async fn an_acknowledgement_before_the_second_step_cancels_it_and_no_town_office
 async fn a_reopened_incident_escalates_again_from_the_reopening() {
     let (db, _dir, server, mut admin) = setup_with(|c| short_policy(c, 2)).await;
     let pool = db.pool().await;
-    zhaitang_team(&pool).await;
+    team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let mut op = staff(&mut admin, &server).await;
     let d = rodent(&mut admin, &mut op, "斋堂镇回头馆").await;
     let id = d["id"].as_str().unwrap().to_owned();
@@ -294,7 +275,7 @@ async fn two_dispatch_servers_on_one_database_fire_each_escalation_step_exactly_
     let one = Server::start(c.clone()).await;
     let two = Server::start(c).await;
     let pool = db.pool().await;
-    zhaitang_team(&pool).await;
+    team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let mut admin = one.client();
     admin.login("admin", ADMIN_PASSWORD).await;
     let mut op = staff(&mut admin, &one).await;
@@ -372,7 +353,7 @@ async fn a_step_that_came_due_while_dispatch_was_down_fires_after_the_restart() 
     short_policy(&mut c, 2);
     let server = Server::start(c.clone()).await;
     let pool = db.pool().await;
-    zhaitang_team(&pool).await;
+    team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let mut admin = server.client();
     admin.login("admin", ADMIN_PASSWORD).await;
     let mut op = staff(&mut admin, &server).await;

@@ -66,26 +66,6 @@ async fn post_json(
     send(addr, c, Method::POST, path, body, key).await
 }
 
-/// A team on duty around the clock in 斋堂镇.
-async fn team_on_duty(pool: &PgPool, name: &str) -> Uuid {
-    let team = Uuid::now_v7();
-    sqlx::query("INSERT INTO teams (id, town_id, name) VALUES ($1, 'zhaitang', $2)")
-        .bind(team)
-        .bind(name)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
-    )
-    .bind(Uuid::now_v7())
-    .bind(team)
-    .execute(pool)
-    .await
-    .unwrap();
-    team
-}
-
 /// A logged-in user of 斋堂镇 with `role`, in `team` if given.
 async fn user(
     admin: &mut Client,
@@ -146,8 +126,8 @@ async fn a_field_user_of_the_routed_team_works_an_incident_to_resolved_with_a_ph
     let (db, _dir, server, mut admin) = setup_with(|c| c.field.photo_max_bytes = 2048).await;
     let addr = server.addr;
     let pool = db.pool().await;
-    let team = team_on_duty(&pool, "斋堂镇全天组").await;
-    let other_team = team_on_duty(&pool, "斋堂镇备勤组").await;
+    let team = team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
+    let other_team = team_on_duty(&pool, "zhaitang", "斋堂镇备勤组").await;
     let mut op = user(&mut admin, &server, &pool, "zt-op", "operator", None).await;
     let field = user(&mut admin, &server, &pool, "zt-field", "field", Some(team)).await;
     let mut other = user(
@@ -599,7 +579,7 @@ async fn on_scene_with_an_edge() -> Recheck {
     let pool = db.pool().await;
     let (edge, camera) = (format!("fe-{}", &run[..8]), format!("fc-{}", &run[..8]));
     let premises = register_edge(&pool, &edge, &camera, "restaurant", "斋堂镇农家院", None).await;
-    let team = team_on_duty(&pool, "斋堂镇全天组").await;
+    let team = team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let mut op = user(&mut admin, &server, &pool, "zt-op", "operator", None).await;
     let mut field = user(&mut admin, &server, &pool, "zt-field", "field", Some(team)).await;
     let id = dispatched_no_hat(&mut op, &premises.to_string()).await;

@@ -36,25 +36,6 @@ async fn join_team(pool: &sqlx::PgPool, team: Uuid) {
         .unwrap();
 }
 
-/// A team on duty around the clock in 斋堂镇.
-async fn team_on_duty(pool: &sqlx::PgPool) -> Uuid {
-    let team = Uuid::now_v7();
-    sqlx::query("INSERT INTO teams (id, town_id, name) VALUES ($1, 'zhaitang', '斋堂镇全天组')")
-        .bind(team)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
-    )
-    .bind(Uuid::now_v7())
-    .bind(team)
-    .execute(pool)
-    .await
-    .unwrap();
-    team
-}
-
 async fn premises(admin: &mut Client, kind: &str, name: &str) -> String {
     let mut body = premises_body("zhaitang", name);
     body["kind"] = json!(kind);
@@ -141,7 +122,7 @@ async fn a_hotline_poisoning_report_at_a_school_canteen_gets_a_suggested_severit
 async fn a_report_is_routed_to_the_team_on_duty_and_walks_the_whole_path_to_closed() {
     let (db, _dir, server, mut admin) = setup().await;
     let pool = db.pool().await;
-    let team = team_on_duty(&pool).await;
+    let team = team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let (mut op, mut field) = staff(&mut admin, &server).await;
     join_team(&pool, team).await;
     let body = json!({"source": "manual", "townId": "zhaitang", "address": "斋堂镇东街12号",
@@ -204,7 +185,7 @@ async fn an_invalid_transition_answers_409_naming_both_states_and_a_wrong_role_o
 {
     let (db, _dir, server, mut admin) = setup().await;
     let pool = db.pool().await;
-    let team = team_on_duty(&pool).await;
+    let team = team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     let (mut op, mut field) = staff(&mut admin, &server).await;
     join_team(&pool, team).await;
     let body = json!({"source": "manual", "townId": "zhaitang", "address": "斋堂镇西街3号", "kind": "smoking"});

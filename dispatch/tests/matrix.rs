@@ -281,27 +281,6 @@ struct Ids {
     other_photo: String,
 }
 
-/// A team on duty around the clock in `town`, straight into the database.
-async fn team_on_duty(pool: &sqlx::PgPool, town: &str, name: &str) -> uuid::Uuid {
-    let team = uuid::Uuid::now_v7();
-    sqlx::query("INSERT INTO teams (id, town_id, name) VALUES ($1, $2, $3)")
-        .bind(team)
-        .bind(town)
-        .bind(name)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
-    )
-    .bind(uuid::Uuid::now_v7())
-    .bind(team)
-    .execute(pool)
-    .await
-    .unwrap();
-    team
-}
-
 /// Attaches a photo with these bytes to `incident` straight through the store; returns its sha256.
 async fn photo(pool: &sqlx::PgPool, incident: &str, bytes: &[u8]) -> String {
     use dispatch::field::photos;

@@ -27,7 +27,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 const HOOK_SECRET: &str = "hook-secret-1";
 const WECOM_KEY: &str = "wecom-key-693a91f6";
@@ -232,23 +231,13 @@ fn fast(c: &mut Config, officers_after: Option<u64>) {
 
 /// A team on duty around the clock in 斋堂镇 with a phone.
 async fn zhaitang_team(pool: &PgPool) {
-    let team = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO teams (id, town_id, name, phone) VALUES ($1, 'zhaitang', '斋堂镇全天组', $2)",
-    )
-    .bind(team)
-    .bind(TEAM_PHONE)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
-    )
-    .bind(Uuid::now_v7())
-    .bind(team)
-    .execute(pool)
-    .await
-    .unwrap();
+    let team = team_on_duty(pool, "zhaitang", "斋堂镇全天组").await;
+    sqlx::query("UPDATE teams SET phone = $2 WHERE id = $1")
+        .bind(team)
+        .bind(TEAM_PHONE)
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// An operator of 斋堂镇, logged in, and a town officer with a phone.

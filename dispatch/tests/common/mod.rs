@@ -350,3 +350,25 @@ pub async fn insert_camera(db: &TestDb, premises_id: &str, id: &str, talk: bool)
     tx.commit().await.unwrap();
     pool.close().await;
 }
+
+/// A team of `town` on duty around the clock (so a test means the same at any hour), straight into
+/// the database; returns its id.
+pub async fn team_on_duty(pool: &sqlx::PgPool, town: &str, name: &str) -> uuid::Uuid {
+    let team = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO teams (id, town_id, name) VALUES ($1, $2, $3)")
+        .bind(team)
+        .bind(town)
+        .bind(name)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(team)
+    .execute(pool)
+    .await
+    .unwrap();
+    team
+}

@@ -55,25 +55,6 @@ fn night_kitchen(camera: &str) -> camsim::Server {
     .unwrap()
 }
 
-/// Zhaitang's night team, on duty around the clock so the test means the same at any hour.
-async fn on_duty_team(pool: &PgPool) -> Uuid {
-    let team = Uuid::now_v7();
-    sqlx::query("INSERT INTO teams (id, town_id, name) VALUES ($1, 'zhaitang', '斋堂镇夜班')")
-        .bind(team)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO roster_shifts (id, team_id, weekdays, starts, ends) VALUES ($1, $2, 127, '00:00', '00:00')",
-    )
-    .bind(Uuid::now_v7())
-    .bind(team)
-    .execute(pool)
-    .await
-    .unwrap();
-    team
-}
-
 /// The box's camera in the registry (the API has no camera creation yet).
 async fn register_camera(pool: &PgPool, premises: &str, edge: &str, camera: &str) {
     let mut tx = pool.begin().await.unwrap();
@@ -160,7 +141,7 @@ async fn rodent_at_night(groups: [&str; 2]) {
     let (edge, camera) = ("zt-lingshui-box", "zt-lingshui-kitchen");
     let code = register(&mut admin, edge, &premises).await;
     register_camera(&pool, &premises, edge, camera).await;
-    let team = on_duty_team(&pool).await;
+    let team = common::team_on_duty(&pool, "zhaitang", "斋堂镇夜班").await;
     create_user(&mut admin, "zt-officer", "townOfficer", Some(&["zhaitang"])).await;
     create_user(&mut admin, "zt-operator", "operator", Some(&["zhaitang"])).await;
 

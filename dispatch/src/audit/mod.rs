@@ -83,10 +83,11 @@ pub enum Action {
     EdgeCreate,
     EdgeCode,
     EdgeEnrol,
+    WallSet,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -107,6 +108,7 @@ impl Action {
         Action::EdgeCreate,
         Action::EdgeCode,
         Action::EdgeEnrol,
+        Action::WallSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +133,7 @@ impl Action {
             Action::EdgeCreate => "edge.create",
             Action::EdgeCode => "edge.enrolmentCode",
             Action::EdgeEnrol => "edge.enrol",
+            Action::WallSet => "wall.set",
         }
     }
 }

@@ -3,7 +3,7 @@ import type zh from './zh-CN'
 
 const en: typeof zh = {
   app: { title: 'Mentougou Food & Drug Safety Dispatch', field: 'Field', logout: 'Log out', live: 'Live', connecting: 'Connecting', down: 'Disconnected, reconnecting' },
-  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard' },
+  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard', wall: 'Video wall' },
   login: {
     title: 'Log in',
     username: 'User name',
@@ -117,6 +117,38 @@ const en: typeof zh = {
     complaintHandling: 'Handling', rectification: 'Rectification',
   },
   source: { edge: 'Detection', detection: 'Detection', camera: 'Camera', hotline: 'Hotline', manual: 'Manual' },
+  // the video wall (desk and wall window)
+  wall: {
+    title: 'Video wall',
+    tree: 'Cameras',
+    treeHint: 'drag into a tile, double-click to add',
+    count: '{online} online / {all}',
+    tourThis: 'Tour',
+    dragHint: 'Drag onto a tile to play',
+    noCameras: 'No cameras you may watch',
+    online: { up: 'online', down: 'offline', unknown: 'not reported' },
+    layout: 'Layout',
+    tiles: '{n} tiles',
+    interval: 'Tour interval (s)',
+    stopTour: 'Stop tour ({n} cameras, every {secs} s)',
+    touring: 'Touring · every {secs} s',
+    restore: 'Back to grid',
+    revision: 'Wall {id} · revision {rev}',
+    openWindow: 'Open wall window',
+    tips: 'Double-click a tile to maximise (main stream) / restore; immediate incidents take a tile with a red frame, double-click to triage.',
+    clear: 'Clear {n}',
+    alarm: 'URGENT · {kind} · {place}',
+    tile: {
+      empty: 'Drop a camera here',
+      connecting: 'Connecting…',
+      live: 'Live',
+      offline: 'Offline, reconnecting',
+      denied: 'Cannot play',
+      lost: 'Connection lost',
+      frozen: 'Picture frozen',
+      noPicture: 'No picture',
+    },
+  },
   error: { generic: 'Failed: {message}' },
 }
 export default en

@@ -1,7 +1,7 @@
 // 简体中文 (the default): every string the apps show.
 export default {
   app: { title: '门头沟区食药安全指挥调度', field: '外勤', logout: '退出', live: '实时', connecting: '连接中', down: '已断开，重连中' },
-  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计' },
+  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙' },
   login: {
     title: '登录',
     username: '用户名',
@@ -116,5 +116,37 @@ export default {
     complaintHandling: '办理', rectification: '整改',
   },
   source: { edge: '智能识别', detection: '智能识别', camera: '摄像头', hotline: '热线', manual: '人工' },
+  // the video wall (desk and wall window)
+  wall: {
+    title: '视频墙',
+    tree: '摄像头',
+    treeHint: '拖入画面，双击添加',
+    count: '{online} 在线 / {all}',
+    tourThis: '轮巡',
+    dragHint: '拖到右侧画面中播放',
+    noCameras: '没有可查看的摄像头',
+    online: { up: '在线', down: '离线', unknown: '未上报' },
+    layout: '分屏',
+    tiles: '{n} 画面',
+    interval: '轮巡间隔（秒）',
+    stopTour: '停止轮巡（{n} 路，每 {secs} 秒）',
+    touring: '轮巡中 · 每 {secs} 秒',
+    restore: '还原分屏',
+    revision: '墙 {id} · 第 {rev} 版',
+    openWindow: '打开上墙窗口',
+    tips: '双击画面放大（主码流）/ 还原；紧急事件自动占用画面并以红框标出，双击进入研判。',
+    clear: '清空 {n}',
+    alarm: '紧急 · {kind} · {place}',
+    tile: {
+      empty: '拖入摄像头',
+      connecting: '连接中…',
+      live: '实况',
+      offline: '离线，正在重连',
+      denied: '无法播放',
+      lost: '连接中断',
+      frozen: '画面停止',
+      noPicture: '无画面',
+    },
+  },
   error: { generic: '操作失败：{message}' },
 }

@@ -133,6 +133,7 @@ async function startMedia(binDir, consoleOrigin) {
   return {
     /** camsim's host:port */
     rtsp,
+    gateway: url,
     // dispatch's [media] section: tokens for the one gateway node
     dispatchConfig: ['[media]', `signing_key_file = ${JSON.stringify(key)}`, '[[media.gateway]]', 'node = "gw-1"', `url = "${url}"`],
     stop: () => Promise.all([gateway.stop(), camsim.stop()]),
@@ -206,7 +207,7 @@ async function main() {
   try {
     const api = (u, p) => Api.login(server.base, u, p)
     await runScenario({ browser, server, api, shots })
-    await runWall({ browser, server, api, shots, rtsp: media.rtsp, sql: (q) => psql(server.dbUrl, q) })
+    await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, sql: (q) => psql(server.dbUrl, q) })
     ok = true
   } finally {
     await browser.close()

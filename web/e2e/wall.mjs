@@ -32,6 +32,13 @@ function tiles(page) {
   )
 }
 
+/** How many browsers the gateway serves `camera`'s `stream` to (its Prometheus metrics). */
+async function viewers(gateway, camera, stream) {
+  const text = await (await fetch(`${gateway}/metrics`)).text()
+  const m = text.match(new RegExp(`^bl_gateway_live_viewers\\{camera="${camera}",stream="${stream}"\\} (\\d+)$`, 'm'))
+  return m ? Number(m[1]) : 0
+}
+
 async function allLive(page, n, timeout = 90_000) {
   await page.waitForFunction(
     (n) => {
@@ -43,8 +50,12 @@ async function allLive(page, n, timeout = 90_000) {
   )
 }
 
-export async function runWall({ browser, server, api, shots, rtsp, sql }) {
-  const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`) })
+export async function runWall({ browser, server, api, shots, rtsp, gateway, sql }) {
+  const shot = async (page, name) => {
+    // the camera tree from its top (dragging scrolled it)
+    await page.$eval('[data-test=camera-tree]', (e) => (e.scrollTop = 0)).catch(() => undefined)
+    await page.screenshot({ path: path.join(shots, `${name}.png`) })
+  }
   const pw = server.demoPassword
   const reporter = await api('op.chen', pw)
   const premises = (await reporter.get(`/api/premises?town=${TOWN}&perPage=50`)).body.items
@@ -119,10 +130,24 @@ export async function runWall({ browser, server, api, shots, rtsp, sql }) {
   await page.dblclick('[data-test=wall-tile][data-index="1"]')
   await win.waitForSelector('[data-test=wall-grid][data-tiles="1"] [data-test=wall-tile][data-camera="wall-2"]', { timeout: 10000 })
   await allLive(win, 1)
+  assert.ok((await viewers(gateway, 'wall-2', 'main')) >= 2, 'the desk and the window play wall-2 on its main stream')
   await win.waitForTimeout(1500)
   await shot(win, 'wall-window')
   await page.dblclick('[data-test=wall-tile][data-index="1"]')
   await win.waitForSelector('[data-test=wall-grid][data-tiles="4"]', { timeout: 10000 })
+
+  step('the 6-tile layout: one big tile on the main stream and five around it, on both screens')
+  await page.click('[data-test=layout-6]')
+  await win.waitForSelector('[data-test=wall-grid][data-tiles="6"]', { timeout: 10000 })
+  assert.deepEqual((await tiles(win)).map((t) => t.camera), ['wall-1', 'wall-2', 'wall-3', 'wall-4', '', ''])
+  await page.dragAndDrop('[data-test=tree-camera][data-camera="wall-5"]', '[data-test=wall-tile][data-index="4"]')
+  await win.waitForSelector('[data-test=wall-tile][data-index="4"][data-camera="wall-5"]', { timeout: 10000 })
+  await page.click('[data-test=wall-tile][data-index="3"] [data-test=tile-clear]', { force: true })
+  await win.waitForSelector('[data-test=wall-tile][data-index="3"][data-status="empty"]', { timeout: 10000 })
+  await page.waitForFunction(() => document.querySelectorAll('[data-test=wall-tile][data-status=live]').length === 4, null, { timeout: 60000 })
+  assert.ok((await viewers(gateway, 'wall-1', 'main')) >= 1, 'the big tile plays the main stream')
+  await page.waitForTimeout(1500)
+  await shot(page, 'wall-desk-6')
 
   await Promise.all([desk.close(), monitor.close()])
 }

@@ -47,7 +47,7 @@ test('open means neither closed nor rejected', () => {
 })
 
 // ---- the video wall
-import { alarmSlots, cameraTree, resize, shownTiles, tourPage } from '../.unit/lib/wall.js'
+import { alarmSlots, cameraTree, firstSpan, resize, shownTiles, side, tourPage } from '../.unit/lib/wall.js'
 
 const wallAt = (tiles, extra = {}) => ({ layout: { tiles, maximised: null, tour: null, ...extra }, updatedAt: '2026-11-24T08:00:00Z' })
 
@@ -85,4 +85,11 @@ test('the camera tree groups town → premises → camera in the district order 
   )
   assert.deepEqual(tree.map((t) => [t.id, t.cameras, t.online]), [['zhaitang', 3, 1], ['qingshui', 1, 1]])
   assert.deepEqual(tree[0].premises.map((p) => [p.id, p.cameras.map((c) => c.id)]), [['P1', ['z1', 'z2']], ['P2', ['z3']]])
+})
+
+test('the 6 and 8 layouts are 3×3 and 4×4 grids with one big first tile; the rest are plain squares', () => {
+  assert.deepEqual([1, 4, 6, 8, 9, 16].map(side), [1, 2, 3, 4, 3, 4])
+  assert.deepEqual([1, 4, 6, 8, 9, 16].map(firstSpan), [1, 1, 2, 3, 1, 1])
+  // cells covered: the big tile's plus one per other tile fill the square exactly
+  for (const n of [1, 4, 6, 8, 9, 16]) assert.equal(firstSpan(n) ** 2 + n - 1, side(n) ** 2, `${n}`)
 })

@@ -11,8 +11,9 @@ pub mod store;
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
-/// Tile counts a wall may have (grids of 1×1, 2×2, 3×3, 4×4).
-pub const TILE_COUNTS: [usize; 4] = [1, 4, 9, 16];
+/// Tile counts a wall may have: grids of 1×1, 2×2, 3×3, 4×4, and two with one big tile (6: a
+/// 2×2 tile and five around it in a 3×3 grid; 8: a 3×3 tile and seven around it in a 4×4 grid).
+pub const TILE_COUNTS: [usize; 6] = [1, 4, 6, 8, 9, 16];
 /// Most cameras one tour goes through.
 pub const MAX_TOUR_CAMERAS: usize = 256;
 /// Shortest and longest time a tour shows one page.
@@ -22,8 +23,8 @@ pub const TOUR_INTERVAL_SECS: std::ops::RangeInclusive<u32> = 5..=3600;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Layout {
-    /// One entry per tile, left to right, top to bottom: a camera id or `null` (empty). Its
-    /// length is the tile count: 1, 4, 9 or 16.
+    /// One entry per tile, left to right, top to bottom (the big tile of 6 and 8 first): a camera
+    /// id or `null` (empty). Its length is the tile count: 1, 4, 6, 8, 9 or 16.
     pub tiles: Vec<Option<String>>,
     /// The tile shown alone, full size, with the camera's main stream; `null`: the grid.
     #[serde(default)]
@@ -66,7 +67,7 @@ impl Layout {
             return Err(invalid(
                 "tiles",
                 format!(
-                    "{} tiles; a wall has 1, 4, 9 or 16 (null for an empty tile)",
+                    "{} tiles; a wall has 1, 4, 6, 8, 9 or 16 (null for an empty tile)",
                     self.tiles.len()
                 ),
             ));
@@ -138,8 +139,8 @@ mod tests {
     }
 
     #[test]
-    fn a_wall_has_1_4_9_or_16_tiles() {
-        for n in [1, 4, 9, 16] {
+    fn a_wall_has_1_4_6_8_9_or_16_tiles() {
+        for n in [1, 4, 6, 8, 9, 16] {
             layout(&vec![None; n]).validate().unwrap();
         }
         for n in [0, 2, 5, 17] {

@@ -4,7 +4,7 @@
 
 /** What dispatch stores for a wall (GET/PUT /api/walls/{id}). */
 export interface WallLayout {
-  /** one entry per tile (1, 4, 9 or 16): a camera id or null */
+  /** one entry per tile (1, 4, 6, 8, 9 or 16; the big tile of 6 and 8 first): a camera id or null */
   tiles: (string | null)[]
   maximised: number | null
   tour: { cameras: string[]; intervalSecs: number } | null
@@ -33,11 +33,19 @@ export interface ShownTile {
   alarm: Alarm | null
 }
 
-export const TILE_COUNTS = [1, 4, 9, 16] as const
+export const TILE_COUNTS = [1, 4, 6, 8, 9, 16] as const
 
-/** Tiles per side of a grid of `n` tiles. */
+/** Cells per side of the square grid of `n` tiles: 6 and 8 are 3×3 and 4×4 grids whose first
+ * tile spans all cells but one row and column. */
 export function side(n: number): number {
+  if (n === 6) return 3
+  if (n === 8) return 4
   return Math.max(1, Math.round(Math.sqrt(n)))
+}
+
+/** Cells per side of the first tile: the big one of the 6 and 8 layouts, else 1. */
+export function firstSpan(n: number): number {
+  return n === 6 || n === 8 ? side(n) - 1 : 1
 }
 
 /** The layout with `n` tiles: cameras kept in order, cut or padded with empty tiles. */

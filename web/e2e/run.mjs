@@ -100,13 +100,16 @@ async function waitHealthy(url, name) {
 /** camsim with the wall's nine cameras and the media gateway relaying them (as demo.sh does);
  * dispatch signs live tokens with the key made here. */
 async function startMedia(binDir, consoleOrigin) {
-  const camsim = await startProcess(
-    'camsim',
-    copyBinary(path.join(binDir, 'camsim')),
-    ['--listen', '127.0.0.1:0', '--truth-dir', path.join(work, 'truth'),
-      ...WALL_CAMERAS.flatMap((c) => ['--camera', `${c.id}=${path.join(here, 'wall-camera.toml')}`])],
-    /camsim listening on rtsp:\/\/(\S+)/,
-  )
+  const camsimBin = copyBinary(path.join(binDir, 'camsim'))
+  const startCamsim = (listen) =>
+    startProcess(
+      'camsim',
+      camsimBin,
+      ['--listen', listen, '--truth-dir', path.join(work, 'truth'),
+        ...WALL_CAMERAS.flatMap((c) => ['--camera', `${c.id}=${path.join(here, 'wall-camera.toml')}`])],
+      /camsim listening on rtsp:\/\/(\S+)/,
+    )
+  let camsim = await startCamsim('127.0.0.1:0')
   const rtsp = camsim.match[1]
   const gatewayBin = copyBinary(path.join(binDir, 'media-gateway'))
   const key = path.join(work, 'dispatch-token')
@@ -136,6 +139,11 @@ async function startMedia(binDir, consoleOrigin) {
     gateway: url,
     // dispatch's [media] section: tokens for the one gateway node
     dispatchConfig: ['[media]', `signing_key_file = ${JSON.stringify(key)}`, '[[media.gateway]]', 'node = "gw-1"', `url = "${url}"`],
+    /** The cameras go away (all at once, like a site losing power) and come back on the same address. */
+    camerasDown: () => camsim.stop(),
+    camerasUp: async () => {
+      camsim = await startCamsim(rtsp)
+    },
     stop: () => Promise.all([gateway.stop(), camsim.stop()]),
   }
 }
@@ -207,7 +215,7 @@ async function main() {
   try {
     const api = (u, p) => Api.login(server.base, u, p)
     await runScenario({ browser, server, api, shots })
-    await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, sql: (q) => psql(server.dbUrl, q) })
+    await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     ok = true
   } finally {
     await browser.close()

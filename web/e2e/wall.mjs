@@ -50,7 +50,7 @@ async function allLive(page, n, timeout = 90_000) {
   )
 }
 
-export async function runWall({ browser, server, api, shots, rtsp, gateway, sql }) {
+export async function runWall({ browser, server, api, shots, rtsp, gateway, cameras, sql }) {
   const shot = async (page, name) => {
     // the camera tree from its top (dragging scrolled it)
     await page.$eval('[data-test=camera-tree]', (e) => (e.scrollTop = 0)).catch(() => undefined)
@@ -148,6 +148,23 @@ export async function runWall({ browser, server, api, shots, rtsp, gateway, sql 
   assert.ok((await viewers(gateway, 'wall-1', 'main')) >= 1, 'the big tile plays the main stream')
   await page.waitForTimeout(1500)
   await shot(page, 'wall-desk-6')
+
+  step('the cameras go away: every tile says offline; they come back: every tile plays again by itself')
+  const playing = '[data-test=wall-tile]:not([data-status=empty])'
+  await cameras.camerasDown()
+  for (const p of [page, win]) {
+    await p.waitForFunction((sel) => [...document.querySelectorAll(sel)].every((e) => e.dataset.status === 'offline'), playing, { timeout: 60000 })
+  }
+  await shot(win, 'wall-window-offline')
+  await cameras.camerasUp()
+  for (const p of [page, win]) {
+    await p.waitForFunction((sel) => [...document.querySelectorAll(sel)].every((e) => e.dataset.status === 'live'), playing, { timeout: 90000 })
+  }
+  const again = await tiles(page)
+  await page.waitForTimeout(5000)
+  for (const [i, t] of (await tiles(page)).entries()) {
+    if (t.camera) assert.ok(t.frames > again[i].frames, `tile ${i} (${t.camera}) decodes again`)
+  }
 
   await Promise.all([desk.close(), monitor.close()])
 }

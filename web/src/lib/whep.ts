@@ -1,6 +1,9 @@
 // Plays a camera through the media gateway's WHEP endpoint (RFC 9725: POST an SDP offer, get
-// the answer). Returns the peer connection; throws when the gateway does not answer — the tile
-// then says so. Nothing is ever faked: no answer, no picture.
+// the answer). Returns the peer connection; throws when the gateway does not answer (a plain
+// Error) or refuses (an ApiError with the gateway's code and message) — the tile then says so.
+// Nothing is ever faked: no answer, no picture.
+import { ApiError } from '../api/client'
+
 export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: string): Promise<RTCPeerConnection> {
   const pc = new RTCPeerConnection()
   pc.addTransceiver('video', { direction: 'recvonly' })
@@ -16,7 +19,10 @@ export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: 
       headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
       body: offer.sdp ?? '',
     })
-    if (!resp.ok) throw new Error(`WHEP ${resp.status}`)
+    if (!resp.ok) {
+      const body = (await resp.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null
+      throw new ApiError(resp.status, body?.error?.code ?? `whep_${resp.status}`, body?.error?.message ?? `WHEP ${resp.status}`)
+    }
     await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() })
     return pc
   } catch (e) {

@@ -166,5 +166,19 @@ export async function runWall({ browser, server, api, shots, rtsp, gateway, came
     if (t.camera) assert.ok(t.frames > again[i].frames, `tile ${i} (${t.camera}) decodes again`)
   }
 
+  step('a tour through the town pages both screens together every 5 s')
+  await page.fill('.wall-toolbar .el-input-number input', '5')
+  await page.keyboard.press('Tab')
+  await page.click(`.tree-row.town:has-text("${TOWN_ZH}") button`)
+  await win.waitForSelector('.wall-window-head .tour', { timeout: 10000 })
+  assert.match(await win.textContent('.wall-window-head .tour'), /每 5 秒/)
+  const cams = async (p) => (await tiles(p)).map((t) => t.camera).join(',')
+  const first = await cams(win)
+  await win.waitForFunction((was) => [...document.querySelectorAll('[data-test=wall-tile]')].map((e) => e.dataset.camera).join(',') !== was, first, { timeout: 12000 })
+  await win.waitForTimeout(1000)
+  assert.equal(await cams(page), await cams(win), 'desk and window show the same tour page')
+  await page.click('[data-test=stop-tour]')
+  await win.waitForSelector('.wall-window-head .tour', { state: 'detached', timeout: 10000 })
+
   await Promise.all([desk.close(), monitor.close()])
 }

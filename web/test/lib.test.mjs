@@ -83,7 +83,7 @@ test('the camera tree groups town → premises → camera in the district order 
     [cam('q1', 'qingshui', 'P3', true), cam('z2', 'zhaitang', 'P1', false), cam('z1', 'zhaitang', 'P1', true), cam('z3', 'zhaitang', 'P2', null)],
     ['zhaitang', 'qingshui'],
   )
-  assert.deepEqual(tree.map((t) => [t.id, t.cameras, t.online]), [['zhaitang', 3, 1], ['qingshui', 1, 1]])
+  assert.deepEqual(tree.map((t) => [t.id, t.cameras, t.online, t.reported]), [['zhaitang', 3, 1, 2], ['qingshui', 1, 1, 1]])
   assert.deepEqual(tree[0].premises.map((p) => [p.id, p.cameras.map((c) => c.id)]), [['P1', ['z1', 'z2']], ['P2', ['z3']]])
 })
 

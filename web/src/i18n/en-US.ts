@@ -123,6 +123,7 @@ const en: typeof zh = {
     tree: 'Cameras',
     treeHint: 'drag into a tile, double-click to add',
     count: '{online} online / {all}',
+    countUnknown: '{all} · not reported',
     tourThis: 'Tour',
     dragHint: 'Drag onto a tile to play',
     noCameras: 'No cameras you may watch',

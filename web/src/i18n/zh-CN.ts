@@ -122,6 +122,7 @@ export default {
     tree: '摄像头',
     treeHint: '拖入画面，双击添加',
     count: '{online} 在线 / {all}',
+    countUnknown: '{all} 路 · 未上报',
     tourThis: '轮巡',
     dragHint: '拖到右侧画面中播放',
     noCameras: '没有可查看的摄像头',

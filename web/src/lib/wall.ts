@@ -105,6 +105,8 @@ export interface TreeTown {
   premises: TreePremises[]
   cameras: number
   online: number
+  /** cameras whose state is reported at all (online or not) */
+  reported: number
 }
 
 /** Cameras grouped town → premises, in the order of `towns` (the district's order), premises
@@ -133,6 +135,7 @@ export function cameraTree(cameras: TreeCamera[], towns: string[]): TreeTown[] {
         premises: list,
         cameras: list.reduce((s, p) => s + p.cameras.length, 0),
         online: list.reduce((s, p) => s + p.online, 0),
+        reported: list.reduce((s, p) => s + p.cameras.filter((c) => c.online !== null).length, 0),
       }
     })
 }

@@ -599,6 +599,20 @@ mod tests {
     }
 
     #[test]
+    fn walls_are_for_the_command_center_and_town_officers_and_their_changes_go_to_them_alone() {
+        let get = lookup("GET", "/api/walls/{id}").unwrap();
+        let put = lookup("PUT", "/api/walls/{id}").unwrap();
+        assert_eq!(put.scope, ScopeRule::Body);
+        let message = ws_lookup(WsDirection::ToClient, "wall").unwrap();
+        for role in Role::ALL {
+            let wall_user = matches!(role, Admin | Supervisor | Operator | TownOfficer);
+            assert_eq!(get.allows(role), wall_user, "get {role:?}");
+            assert_eq!(put.allows(role), wall_user, "put {role:?}");
+            assert_eq!(message.allows(role), wall_user, "message {role:?}");
+        }
+    }
+
+    #[test]
     fn only_admins_manage_users() {
         for r in POLICY.iter().filter(|r| r.path.starts_with("/api/users")) {
             assert_eq!(r.access, Access::Roles(&[Role::Admin]));

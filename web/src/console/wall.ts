@@ -37,6 +37,8 @@ export function useWall(wallId: () => string) {
   /** The camera an incident is best seen on: its detection's, else its premises' first. */
   async function alarmFor(i: Pick<Incident, 'id' | 'premisesId' | 'exercise' | 'kind'>): Promise<Alarm | null> {
     const detail = await api.get<IncidentDetail>(`/api/incidents/${i.id}`)
+    // triaged while we asked: no alarm (its update may have arrived before this answer)
+    if (detail.state !== 'new') return null
     const seen = detail.events.find((e) => e.cameraId)?.cameraId
     const fallback = cameras.value.find((c) => c.premisesId === i.premisesId)?.id
     const cameraId = seen ?? fallback

@@ -3,7 +3,7 @@
 // messages), and the alarms — new immediate-tier incidents, each shown on its camera until it is
 // triaged. Both screens compute what each tile shows with lib/wall.ts from the same data, so the
 // wall window shows what the desk shows, whichever machine it runs on.
-import { computed, onMounted, onUnmounted, ref } from 'vue'
+import { computed, onMounted, onUnmounted, ref, watch } from 'vue'
 import { api } from '../api/client'
 import type { Camera, Incident, IncidentDetail, Page } from '../api/types'
 import type { ServerMessage } from '../api/ws'
@@ -82,6 +82,9 @@ export function useWall(wallId: () => string) {
   async function save(layout: WallLayout): Promise<void> {
     wall.value = await api.put<Wall>(`/api/walls/${wallId()}`, layout)
   }
+
+  // another wall chosen on the same page
+  watch(wallId, () => void loadWall())
 
   let unfollow = () => {}
   let tick: ReturnType<typeof setInterval> | undefined

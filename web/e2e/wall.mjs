@@ -136,7 +136,7 @@ export async function runWall({ browser, server, api, shots, rtsp, gateway, came
   await page.dblclick('[data-test=wall-tile][data-index="1"]')
   await win.waitForSelector('[data-test=wall-grid][data-tiles="4"]', { timeout: 10000 })
 
-  step('the 6-tile layout: one big tile on the main stream and five around it, on both screens')
+  step('the 6-tile layout: one big tile on the main stream and five around it; drop, clear and swap, on both screens')
   await page.click('[data-test=layout-6]')
   await win.waitForSelector('[data-test=wall-grid][data-tiles="6"]', { timeout: 10000 })
   assert.deepEqual((await tiles(win)).map((t) => t.camera), ['wall-1', 'wall-2', 'wall-3', 'wall-4', '', ''])
@@ -144,6 +144,10 @@ export async function runWall({ browser, server, api, shots, rtsp, gateway, came
   await win.waitForSelector('[data-test=wall-tile][data-index="4"][data-camera="wall-5"]', { timeout: 10000 })
   await page.click('[data-test=wall-tile][data-index="3"] [data-test=tile-clear]', { force: true })
   await win.waitForSelector('[data-test=wall-tile][data-index="3"][data-status="empty"]', { timeout: 10000 })
+  // a tile dragged onto another: the two swap
+  await page.dragAndDrop('[data-test=wall-tile][data-index="1"]', '[data-test=wall-tile][data-index="2"]')
+  await win.waitForSelector('[data-test=wall-tile][data-index="1"][data-camera="wall-3"]', { timeout: 10000 })
+  await win.waitForSelector('[data-test=wall-tile][data-index="2"][data-camera="wall-2"]', { timeout: 10000 })
   await page.waitForFunction(() => document.querySelectorAll('[data-test=wall-tile][data-status=live]').length === 4, null, { timeout: 60000 })
   assert.ok((await viewers(gateway, 'wall-1', 'main')) >= 1, 'the big tile plays the main stream')
   await page.waitForTimeout(1500)

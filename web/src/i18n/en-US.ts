@@ -138,7 +138,7 @@ const en: typeof zh = {
     wallId: 'Wall',
     revision: 'revision {rev}',
     openWindow: 'Open wall window',
-    tips: 'Double-click a tile to maximise (main stream) / restore; immediate incidents take a tile with a red frame, double-click to triage.',
+    tips: 'Double-click a tile to maximise (main stream), Esc to restore; drag a tile onto another to swap them; immediate incidents take a tile with a red frame, double-click to triage.',
     alarm: 'URGENT · {kind} · {place}',
     tile: {
       empty: 'Drop a camera here',

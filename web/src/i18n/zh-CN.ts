@@ -137,7 +137,7 @@ export default {
     wallId: '墙',
     revision: '第 {rev} 版',
     openWindow: '打开上墙窗口',
-    tips: '双击画面放大（主码流）/ 还原；紧急事件自动占用画面并以红框标出，双击进入研判。',
+    tips: '双击画面放大（主码流），Esc 还原；拖动画面可互换位置；紧急事件自动占用画面并以红框标出，双击进入研判。',
     alarm: '紧急 · {kind} · {place}',
     tile: {
       empty: '拖入摄像头',

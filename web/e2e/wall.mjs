@@ -39,6 +39,12 @@ async function viewers(gateway, camera, stream) {
   return m ? Number(m[1]) : 0
 }
 
+/** The gateway's open WHEP sessions. */
+async function sessions(gateway) {
+  const text = await (await fetch(`${gateway}/metrics`)).text()
+  return Number(text.match(/^bl_gateway_live_sessions (\d+)$/m)?.[1] ?? -1)
+}
+
 async function allLive(page, n, timeout = 90_000) {
   await page.waitForFunction(
     (n) => {
@@ -126,6 +132,11 @@ export async function runWall({ browser, server, api, shots, rtsp, gateway, came
   await win.waitForSelector('[data-test=wall-grid][data-tiles="4"]', { timeout: 10000 })
   assert.deepEqual((await tiles(win)).map((t) => t.camera), ['wall-1', 'wall-2', 'wall-3', 'wall-4'])
   await allLive(win, 4)
+  // the tiles that went away ended their sessions at once: 4 at the desk, 4 at the window
+  for (let i = 0; (await sessions(gateway)) !== 8; i++) {
+    assert.ok(i < 50, `the gateway holds ${await sessions(gateway)} sessions, not the 8 on screen`)
+    await page.waitForTimeout(100)
+  }
   // a tile maximised at the desk: the window shows it alone, on the main stream
   await page.dblclick('[data-test=wall-tile][data-index="1"]')
   await win.waitForSelector('[data-test=wall-grid][data-tiles="1"] [data-test=wall-tile][data-camera="wall-2"]', { timeout: 10000 })

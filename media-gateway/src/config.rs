@@ -641,6 +641,52 @@ mod tests {
     }
 
     #[test]
+    fn recording_settings_and_continuous_cameras_are_read_and_checked_by_field() {
+        let (_dir, path) = setup();
+        let c = check(&path, MINIMAL).unwrap();
+        assert_eq!(c.recording.segment, Duration::from_secs(10));
+        assert!(c.recording.limits.max_bytes.is_none() && c.recording.continuous.is_empty());
+        let c = check(
+            &path,
+            &format!(
+                "{MINIMAL}[recording]\nsegment_secs = 4\nmax_bytes = 1000000\nmax_age_hours = 48\n\
+                 [[camera]]\nid = \"cam-1\"\nurl = \"rtsp://x/1\"\nrecord = \"continuous\"\n\
+                 [[camera]]\nid = \"cam-2\"\nurl = \"rtsp://x/2\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.recording.segment, Duration::from_secs(4));
+        assert_eq!(c.recording.limits.max_bytes, Some(1_000_000));
+        assert_eq!(
+            c.recording.limits.max_age,
+            Some(Duration::from_secs(48 * 3600))
+        );
+        assert_eq!(
+            c.recording.continuous,
+            ["cam-1".parse::<CameraId>().unwrap()]
+        );
+        let cases = [
+            (
+                "[recording]\nsegment_secs = 0\n",
+                "`recording.segment_secs`",
+            ),
+            ("[recording]\nmax_bytes = 0\n", "`recording.max_bytes`"),
+            (
+                "[recording]\ncontinuous = [\"A B\"]\n",
+                "`recording.continuous[0]`",
+            ),
+            (
+                "[[camera]]\nid = \"c\"\nurl = \"rtsp://x\"\nrecord = \"always\"\n",
+                "unknown variant `always`, expected `on_request` or `continuous`",
+            ),
+        ];
+        for (extra, field) in cases {
+            let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
+    }
+
+    #[test]
     fn an_edge_listed_twice_is_refused() {
         let (_dir, path) = setup();
         let key = hex::encode(SigningKey::from_bytes(&[2; 32]).verifying_key().as_bytes());

@@ -137,10 +137,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             camera,
             gateway_key,
         } => {
-            let recordings = [export_dir.clone(), export_dir.join("recordings")]
-                .into_iter()
-                .find(|d| recording_verify::is_recordings_dir(d));
-            if let Some(dir) = recordings {
+            if let Some(dir) = recording_verify::find_recordings_dir(&export_dir) {
                 return Ok(verify_recordings(&dir, camera.as_deref()));
             }
             if camera.is_some() {
@@ -190,25 +187,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints the recordings report: notes, one `FAIL …` line per problem, then `OK …` or a count.
+/// Prints the recordings report; exit 1 on any problem.
 fn verify_recordings(dir: &std::path::Path, camera: Option<&str>) -> ExitCode {
     let report = recording_verify::verify(dir, camera);
-    for note in &report.notes {
-        println!("note: {note}");
-    }
-    for problem in &report.problems {
-        println!("FAIL {problem}");
-    }
+    print!("{}", report.render(dir));
     if report.is_intact() {
-        println!(
-            "OK {}: hash chains of {} camera(s) and {} segment(s) verified",
-            dir.display(),
-            report.cameras,
-            report.segments_ok
-        );
         ExitCode::SUCCESS
     } else {
-        println!("{} problem(s) in {}", report.problems.len(), dir.display());
         ExitCode::FAILURE
     }
 }

@@ -94,6 +94,9 @@ async fn start(
             StartError::PushNotSupported(_) => {
                 Error::new(Kind::Conflict, "push_not_supported", e.to_string())
             }
+            StartError::Stopping(_) => {
+                Error::new(Kind::Unavailable, "recording_stopping", e.to_string())
+            }
         })?;
     tracing::info!(camera_id = %camera, by = %by, "recording requested");
     status_body(&gw.recording, &camera).await.map(Json)

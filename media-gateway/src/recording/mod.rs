@@ -121,6 +121,9 @@ pub enum StartError {
     /// The camera is pushed by its edge (push ingest is not built yet).
     #[error("camera {0} is pushed by its edge box, which this gateway cannot receive yet")]
     PushNotSupported(CameraId),
+    /// The camera's previous recorder is still finishing its last segment.
+    #[error("the recording of camera {0} is still stopping; try again in a few seconds")]
+    Stopping(CameraId),
 }
 
 /// The recorders of this gateway.
@@ -213,10 +216,15 @@ impl Recordings {
             return Err(StartError::PushNotSupported(camera.clone()));
         };
         let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = recorders.get(camera)
-            && !r.stop.is_cancelled()
-        {
-            return Ok(r.clone());
+        if let Some(r) = recorders.get(camera) {
+            if !r.stop.is_cancelled() {
+                return Ok(r.clone());
+            }
+            // One recorder per camera folder at a time: the old one's clean-up must not meet the
+            // new one's partial file.
+            if r.state() != RecorderState::Stopped {
+                return Err(StartError::Stopping(camera.clone()));
+            }
         }
         let recorder = Arc::new(Recorder::new(camera.clone(), continuous));
         recorders.insert(camera.clone(), recorder.clone());
@@ -355,13 +363,18 @@ impl Recordings {
     }
 }
 
+/// Applies retention at start, after each segment and every `retention_every`.
 async fn retention_task(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut first = true;
     loop {
-        tokio::select! {
-            () = shared.retention_due.notified() => {}
-            () = tokio::time::sleep(shared.settings.retention_every) => {}
-            () = shutdown.cancelled() => return,
+        if !first {
+            tokio::select! {
+                () = shared.retention_due.notified() => {}
+                () = tokio::time::sleep(shared.settings.retention_every) => {}
+                () = shutdown.cancelled() => return,
+            }
         }
+        first = false;
         let s = shared.clone();
         let now = chrono::Utc::now().timestamp_millis();
         match tokio::task::spawn_blocking(move || enforce_retention(&s, now)).await {

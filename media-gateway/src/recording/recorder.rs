@@ -105,6 +105,7 @@ pub async fn supervise(shared: Arc<Shared>, recorder: Arc<Recorder>, target: Tar
     let camera = recorder.camera.to_string();
     let mut gap: Option<String> = Some(FIRST_GAP.into());
     let mut failures = 0u32;
+    remove_partials(&shared, &camera).await;
     while !recorder.stop.is_cancelled() {
         if !wait_for_room(&shared, &recorder).await {
             break;
@@ -127,13 +128,7 @@ pub async fn supervise(shared: Arc<Shared>, recorder: Arc<Recorder>, target: Tar
                 run.await.unwrap_or_else(|e| (Ended::Failed(format!("recorder thread panicked: {e}")), None))
             }
         };
-        let cleanup = {
-            let (root, camera) = (shared.root.clone(), camera.clone());
-            tokio::task::spawn_blocking(move || segment::remove_partials(&root, &camera)).await
-        };
-        if let Ok(Err(e)) = cleanup {
-            tracing::warn!(camera_id = %camera, err = %e, "cannot remove a partial segment");
-        }
+        remove_partials(&shared, &camera).await;
         match ended {
             Ended::Stopped => break,
             Ended::StorageFull(reason) => {
@@ -168,6 +163,21 @@ pub async fn supervise(shared: Arc<Shared>, recorder: Arc<Recorder>, target: Tar
     }
     recorder.set_state(RecorderState::Stopped);
     tracing::info!(camera_id = %camera, "recording stopped");
+}
+
+/// Removes the partial files a run (or a crash) left: the segment that was not finished.
+async fn remove_partials(shared: &Shared, camera: &str) {
+    let (root, cam) = (shared.root.clone(), camera.to_owned());
+    match tokio::task::spawn_blocking(move || segment::remove_partials(&root, &cam)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => {
+            tracing::info!(camera_id = %camera, files = n, "removed unfinished segment files")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(camera_id = %camera, err = %e, "cannot remove an unfinished segment file")
+        }
+        Err(e) => tracing::warn!(camera_id = %camera, err = %e, "partial clean-up panicked"),
+    }
 }
 
 /// Waits until the recordings' filesystem has `min_free_bytes` free; false if stopped meanwhile.

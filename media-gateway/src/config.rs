@@ -43,7 +43,8 @@ pub struct File {
     pub listen: String,
     /// This gateway node's id; media tokens must name it. Required.
     pub node_id: String,
-    /// Directory for the evidence store (`{data_dir}/evidence`) and, later, recordings. Required.
+    /// Directory for the evidence store (`{data_dir}/evidence`) and recordings
+    /// (`{data_dir}/recordings`). Required.
     pub data_dir: PathBuf,
     /// File holding dispatch's Ed25519 media-token public key (hex or base64). Required.
     pub token_public_key_file: PathBuf,

@@ -155,7 +155,7 @@ async fn main() {
     );
     for n in steps {
         let cameras: Vec<CameraId> = (0..n)
-            .map(|i| CameraId::new(&format!("rec-{i:04}")).unwrap())
+            .map(|i| CameraId::new(format!("rec-{i:04}")).unwrap())
             .collect();
         for c in &cameras {
             recordings.start(c, &source, false).unwrap();

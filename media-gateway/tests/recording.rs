@@ -315,6 +315,67 @@ async fn retention_removes_the_oldest_segments_but_never_a_held_one() {
     assert!(out.contains("pruned by retention"), "{out}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_crash_the_unfinished_segment_is_removed_and_a_complete_one_without_its_row_is_indexed()
+ {
+    let cams = camsim_server();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_with(config(dir.path(), &cams, false)).await;
+    assert_eq!(post(&gw, "start", None).await.status(), StatusCode::OK);
+    wait_status(&gw, 40, |s| s["segments"].as_u64() >= Some(2)).await;
+    assert_eq!(post(&gw, "stop", None).await.status(), StatusCode::OK);
+    gw.stop().await;
+
+    // What a power loss can leave: the segment in progress, and a complete, durable, named segment
+    // whose index row was not committed.
+    let ix = Index::open_read_only(&recordings(dir.path()).join(INDEX_FILE)).unwrap();
+    let last = ix.entries(CAMERA).unwrap().pop().unwrap();
+    drop(ix);
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap();
+    let orphan = media_gateway::recording::segment::final_path(
+        CAMERA,
+        at(last.end_ms),
+        at(last.end_ms + 2_000),
+    );
+    std::fs::copy(
+        recordings(dir.path()).join(last.path.as_ref().unwrap()),
+        recordings(dir.path()).join(&orphan),
+    )
+    .unwrap();
+    let partial = recordings(dir.path())
+        .join(CAMERA)
+        .join(".partial-crash.mp4");
+    std::fs::write(&partial, b"half a segment").unwrap();
+    let (ok, out) = verify(dir.path());
+    assert!(ok && out.contains("not indexed yet"), "{out}");
+
+    let gw = TestGateway::start_with(config(dir.path(), &cams, false)).await;
+    assert_eq!(post(&gw, "start", None).await.status(), StatusCode::OK);
+    let s = wait_status(&gw, 40, |s| {
+        s["lastEntry"]["end"].as_str()
+            > Some(&*at(last.end_ms + 2_000).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    })
+    .await;
+    assert_eq!(post(&gw, "stop", None).await.status(), StatusCode::OK);
+    gw.stop().await;
+    assert!(!partial.exists(), "{s}");
+    let entries = Index::open_read_only(&recordings(dir.path()).join(INDEX_FILE))
+        .unwrap()
+        .entries(CAMERA)
+        .unwrap();
+    let i = entries.iter().position(|e| e.id == last.id).unwrap();
+    let adopted = &entries[i + 1];
+    assert_eq!(adopted.path.as_deref(), Some(orphan.as_str()));
+    assert_eq!(adopted.prev_hash, last.sha256, "it continues the chain");
+    assert_eq!(
+        entries[i + 2].kind,
+        EntryKind::Gap,
+        "then the restart's gap"
+    );
+    let (ok, out) = verify(dir.path());
+    assert!(ok, "{out}");
+}
+
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {

@@ -32,6 +32,8 @@ bench: deps stack
 	@echo
 	cargo run --quiet --release -p edge-agent --example bench-uplink
 	@echo
+	cargo run --quiet --release -p media-gateway --example bench-record
+	@echo
 	cargo run --quiet --release -p edge-agent -- detect --empty-clips 100 \
 	  --scenario tests/camsim/scenarios/kitchen-night.toml --scenario edge-agent/tests/scenarios/night-small-rodents.toml
 	@echo

@@ -25,6 +25,7 @@ use crate::live::LiveSettings;
 use crate::live::ingest::Backoff;
 use crate::live::peer::PeerSettings;
 use crate::live::source::Source;
+use crate::recording::{RecordingSettings, retention};
 
 /// Default for [`File::listen`].
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
@@ -42,7 +43,8 @@ pub struct File {
     pub listen: String,
     /// This gateway node's id; media tokens must name it. Required.
     pub node_id: String,
-    /// Directory for the evidence store (`{data_dir}/evidence`) and, later, recordings. Required.
+    /// Directory for the evidence store (`{data_dir}/evidence`) and recordings
+    /// (`{data_dir}/recordings`). Required.
     pub data_dir: PathBuf,
     /// File holding dispatch's Ed25519 media-token public key (hex or base64). Required.
     pub token_public_key_file: PathBuf,
@@ -66,6 +68,9 @@ pub struct File {
     /// Cameras this gateway pulls, when sources come from this file (no `[dispatch]`). Default: none.
     #[serde(default)]
     pub camera: Vec<CameraEntry>,
+    /// Recording settings. Default: every field's default.
+    #[serde(default)]
+    pub recording: RecordingFile,
     /// Dispatch's internal source API; when present, camera sources come from it and `[[camera]]`
     /// is ignored. Default: none.
     #[serde(default)]
@@ -124,6 +129,48 @@ impl Default for LiveFile {
     }
 }
 
+/// The `[recording]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingFile {
+    /// Target segment length in seconds; a segment ends at the first keyframe after it. Default 10.
+    pub segment_secs: u64,
+    /// Most bytes of recordings kept, all cameras together; the oldest unheld segments go first.
+    /// Default: none (no quota).
+    pub max_bytes: Option<u64>,
+    /// Oldest a segment may get, in hours, unless held. Default: none (kept until the quota).
+    pub max_age_hours: Option<u64>,
+    /// Free bytes the disk must have before a recorder starts or resumes after a full disk.
+    /// Default 268435456 (256 MiB).
+    pub min_free_bytes: u64,
+    /// Cameras recorded continuously when sources come from dispatch (with `[[camera]]`, use its
+    /// `record = "continuous"`). Default: none.
+    pub continuous: Vec<String>,
+}
+
+impl Default for RecordingFile {
+    fn default() -> Self {
+        Self {
+            segment_secs: 10,
+            max_bytes: None,
+            max_age_hours: None,
+            min_free_bytes: 256 << 20,
+            continuous: Vec::new(),
+        }
+    }
+}
+
+/// When a `[[camera]]` is recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordMode {
+    /// Only after `POST /recording/{camera}/start`.
+    #[default]
+    OnRequest,
+    /// From the gateway's start to its shutdown.
+    Continuous,
+}
+
 /// One `[[camera]]` the gateway pulls.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +188,9 @@ pub struct CameraEntry {
     /// File holding the RTSP password. Default: none.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// `"on_request"` or `"continuous"`. Default `"on_request"`.
+    #[serde(default)]
+    pub record: RecordMode,
 }
 
 /// The `[dispatch]` table: where camera sources come from.
@@ -222,6 +272,8 @@ pub struct Config {
     pub live: LiveSettings,
     /// Where camera sources come from.
     pub sources: SourcesConfig,
+    /// Recording settings.
+    pub recording: RecordingSettings,
 }
 
 impl Config {
@@ -282,6 +334,18 @@ impl File {
             edges.push((id, key));
         }
         let live = validate_live(&self.live, &err)?;
+        let mut recording = validate_recording(&self.recording, &err)?;
+        if self.dispatch.is_none() {
+            for (i, c) in self.camera.iter().enumerate() {
+                if c.record == RecordMode::Continuous {
+                    let id = CameraId::new(&c.id)
+                        .map_err(|e| err(&format!("camera[{i}].id"), e.to_string()))?;
+                    if !recording.continuous.contains(&id) {
+                        recording.continuous.push(id);
+                    }
+                }
+            }
+        }
         let sources = match &self.dispatch {
             Some(d) => {
                 let token = std::fs::read_to_string(base.join(&d.service_token_file))
@@ -339,6 +403,7 @@ impl File {
         Ok(Config {
             live,
             sources,
+            recording,
             listen,
             node_id,
             data_dir: base.join(self.data_dir),
@@ -349,6 +414,47 @@ impl File {
             edges,
         })
     }
+}
+
+fn validate_recording(
+    r: &RecordingFile,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<RecordingSettings, ConfigError> {
+    if !(1..=3600).contains(&r.segment_secs) {
+        return Err(err(
+            "recording.segment_secs",
+            "must be between 1 and 3600".into(),
+        ));
+    }
+    if r.max_bytes == Some(0) {
+        return Err(err(
+            "recording.max_bytes",
+            "must be at least 1 (leave it out for no quota)".into(),
+        ));
+    }
+    if r.max_age_hours == Some(0) {
+        return Err(err(
+            "recording.max_age_hours",
+            "must be at least 1 (leave it out for no age limit)".into(),
+        ));
+    }
+    let mut continuous = Vec::new();
+    for (i, c) in r.continuous.iter().enumerate() {
+        continuous.push(
+            CameraId::new(c)
+                .map_err(|e| err(&format!("recording.continuous[{i}]"), e.to_string()))?,
+        );
+    }
+    Ok(RecordingSettings {
+        segment: Duration::from_secs(r.segment_secs),
+        limits: retention::Limits {
+            max_bytes: r.max_bytes,
+            max_age: r.max_age_hours.map(|h| Duration::from_secs(h * 3600)),
+        },
+        min_free_bytes: r.min_free_bytes,
+        continuous,
+        ..RecordingSettings::default()
+    })
 }
 
 fn validate_live(
@@ -527,6 +633,52 @@ mod tests {
             (
                 "[[camera]]\nid = \"c\"\nurl = \"rtsp://x\"\npassword_file = \"no\"\n",
                 "`camera[0].password_file`",
+            ),
+        ];
+        for (extra, field) in cases {
+            let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn recording_settings_and_continuous_cameras_are_read_and_checked_by_field() {
+        let (_dir, path) = setup();
+        let c = check(&path, MINIMAL).unwrap();
+        assert_eq!(c.recording.segment, Duration::from_secs(10));
+        assert!(c.recording.limits.max_bytes.is_none() && c.recording.continuous.is_empty());
+        let c = check(
+            &path,
+            &format!(
+                "{MINIMAL}[recording]\nsegment_secs = 4\nmax_bytes = 1000000\nmax_age_hours = 48\n\
+                 [[camera]]\nid = \"cam-1\"\nurl = \"rtsp://x/1\"\nrecord = \"continuous\"\n\
+                 [[camera]]\nid = \"cam-2\"\nurl = \"rtsp://x/2\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.recording.segment, Duration::from_secs(4));
+        assert_eq!(c.recording.limits.max_bytes, Some(1_000_000));
+        assert_eq!(
+            c.recording.limits.max_age,
+            Some(Duration::from_secs(48 * 3600))
+        );
+        assert_eq!(
+            c.recording.continuous,
+            ["cam-1".parse::<CameraId>().unwrap()]
+        );
+        let cases = [
+            (
+                "[recording]\nsegment_secs = 0\n",
+                "`recording.segment_secs`",
+            ),
+            ("[recording]\nmax_bytes = 0\n", "`recording.max_bytes`"),
+            (
+                "[recording]\ncontinuous = [\"A B\"]\n",
+                "`recording.continuous[0]`",
+            ),
+            (
+                "[[camera]]\nid = \"c\"\nurl = \"rtsp://x\"\nrecord = \"always\"\n",
+                "unknown variant `always`, expected `on_request` or `continuous`",
             ),
         ];
         for (extra, field) in cases {

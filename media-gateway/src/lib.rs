@@ -9,9 +9,11 @@
 //! - [`keyfile`]: Ed25519 keys as text, and `keygen`;
 //! - [`evidence`]: the content-addressed store, its HTTP API, case export and offline verify;
 //! - [`live`]: live relay to browsers (WHEP) with shared ingests and GOP caches;
+//! - [`recording`]: fMP4 segments per camera, hash-chained in a SQLite index, retention, legal hold;
+//! - [`durable`]: the crash-safe file helpers evidence and recording share;
 //! - [`metrics`]: Prometheus counters.
 //!
-//! Talk (WHIP), push ingest from edges and recording are not built yet.
+//! Talk (WHIP) and push ingest from edges are not built yet.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -27,12 +29,14 @@ use tokio::sync::Semaphore;
 
 pub mod auth;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod evidence;
 pub mod keyfile;
 pub mod keys;
 pub mod live;
 pub mod metrics;
+pub mod recording;
 
 use auth::{Clock, TokenVerifier};
 use config::Config;
@@ -43,6 +47,7 @@ use keys::{ConfigEdgeKeys, EdgeKeys};
 use live::Live;
 use live::source::{ConfigSources, HttpSources, Sources};
 use metrics::Metrics;
+use recording::Recordings;
 
 /// Everything a request handler needs.
 pub struct Gateway {
@@ -60,6 +65,8 @@ pub struct Gateway {
     pub uploads: Semaphore,
     /// Live relays and WHEP sessions.
     pub live: Arc<Live>,
+    /// Recorders, the recording index and retention.
+    pub recording: Arc<Recordings>,
 }
 
 impl Gateway {
@@ -69,6 +76,8 @@ impl Gateway {
         store: Arc<dyn EvidenceStore>,
         keys: Arc<dyn EdgeKeys>,
         clock: Clock,
+        live: Arc<Live>,
+        recording: Arc<Recordings>,
     ) -> Self {
         Self {
             store,
@@ -77,7 +86,8 @@ impl Gateway {
             metrics: Metrics::default(),
             max_evidence_bytes: config.max_evidence_bytes,
             uploads: Semaphore::new(config.max_concurrent_uploads),
-            live: Arc::new(Live::new(config.live.clone(), sources(config))),
+            live,
+            recording,
         }
     }
 }
@@ -88,6 +98,9 @@ pub enum RunError {
     /// The evidence store could not be opened.
     #[error("cannot open the evidence store: {0}")]
     Store(#[from] evidence::StoreError),
+    /// The recording index could not be opened.
+    #[error("cannot open the recordings: {0}")]
+    Recording(#[from] recording::OpenError),
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -116,7 +129,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let store = Arc::new(FsStore::open(&config.evidence_dir()).await?);
-    let gateway = Gateway::new(&config, store, edge_keys(&config), auth::system_clock());
+    let sources = sources(&config);
+    let live = Arc::new(Live::new(config.live.clone(), sources.clone()));
+    let recordings = Recordings::open(config.recording.clone(), &config.data_dir, sources)?;
+    let gateway = Gateway::new(
+        &config,
+        store,
+        edge_keys(&config),
+        auth::system_clock(),
+        live,
+        recordings.clone(),
+    );
+    recordings.start_continuous().await;
     tracing::info!(
         addr = %listener.local_addr()?,
         node = %config.node_id,
@@ -126,12 +150,19 @@ pub async fn run(
     );
     let gateway = Arc::new(gateway);
     let live = gateway.live.clone();
+    let recordings = gateway.recording.clone();
+    let gateway_recordings = recordings.clone();
     axum::serve(listener, router(gateway))
         .with_graceful_shutdown(async move {
             shutdown.await;
             live.shutdown();
+            recordings.shutdown();
         })
         .await?;
+    // Each recorder finishes and indexes its segment in progress (the pipeline gives up after 5 s).
+    gateway_recordings
+        .drained(std::time::Duration::from_secs(8))
+        .await;
     tracing::info!("media-gateway stopped");
     Ok(())
 }
@@ -144,6 +175,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(evidence::http::routes())
         .merge(live::http::routes(&origins))
+        .merge(recording::http::routes())
         .fallback(|| async {
             error::Error::new(
                 error::Kind::NotFound,
@@ -163,6 +195,7 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         {
             let mut text = gw.metrics.render();
             gw.live.render_metrics(&mut text);
+            gw.recording.render_metrics(&mut text);
             text
         },
     )

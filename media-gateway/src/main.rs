@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use media_gateway::evidence::export::{self, ExportRequest};
 use media_gateway::evidence::fs::FsStore;
 use media_gateway::evidence::verify;
+use media_gateway::recording::verify as recording_verify;
 use media_gateway::{config, keyfile};
 
 #[derive(Parser)]
@@ -45,10 +46,14 @@ enum Command {
         #[arg(long = "blob", value_name = "SHA256", required = true)]
         blobs: Vec<Sha256Hex>,
     },
-    /// Check an export folder without any server; exits 1 and names each mismatch.
+    /// Check an export folder, or a recordings folder (`{data_dir}/recordings`, or `data_dir`
+    /// itself), without any server; exits 1 and names each mismatch.
     Verify {
-        /// The export folder.
+        /// The export folder or recordings folder.
         export_dir: PathBuf,
+        /// Recordings only: check this camera only (default: every camera in the index).
+        #[arg(long)]
+        camera: Option<String>,
         /// The gateway public key you trust (file, hex or base64); without it, the key in the
         /// export is used and printed for you to compare.
         #[arg(long)]
@@ -129,8 +134,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify {
             export_dir,
+            camera,
             gateway_key,
         } => {
+            if let Some(dir) = recording_verify::find_recordings_dir(&export_dir) {
+                return Ok(verify_recordings(&dir, camera.as_deref()));
+            }
+            if camera.is_some() {
+                anyhow::bail!(
+                    "--camera is for recordings, and {} holds no recording index",
+                    export_dir.display()
+                );
+            }
             let trusted = gateway_key
                 .map(|p| keyfile::read_public(&p))
                 .transpose()
@@ -169,6 +184,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Prints the recordings report; exit 1 on any problem.
+fn verify_recordings(dir: &std::path::Path, camera: Option<&str>) -> ExitCode {
+    let report = recording_verify::verify(dir, camera);
+    print!("{}", report.render(dir));
+    if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

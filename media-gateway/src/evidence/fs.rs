@@ -278,7 +278,7 @@ impl Drop for TempFile {
 
 async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+    tokio::task::spawn_blocking(move || crate::durable::sync_dir(&dir))
         .await
         .map_err(|e| StoreError::io("syncing a folder", std::io::Error::other(e)))?
         .map_err(|e| StoreError::io("syncing a folder", e))

@@ -106,11 +106,7 @@ pub enum StoreError {
 impl StoreError {
     /// Classifies an I/O error: a full disk or quota becomes [`StoreError::StorageFull`].
     pub fn io(context: &'static str, source: std::io::Error) -> Self {
-        const ENOSPC: i32 = 28;
-        const EDQUOT: i32 = 122;
-        let full = source.kind() == std::io::ErrorKind::StorageFull
-            || matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT));
-        if full {
+        if crate::durable::is_storage_full(&source) {
             Self::StorageFull { context, source }
         } else {
             Self::Io { context, source }

@@ -14,9 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bl_proto::VerifyingKey;
 use ed25519_dalek::Signature;
-use sha2::{Digest as _, Sha256};
 
 use super::export::{self, GATEWAY_PUB, MANIFEST, Manifest, SIGNATURE};
+use crate::durable::{hash_file, list_files};
 use crate::keyfile;
 
 /// One thing that does not match.
@@ -188,9 +188,7 @@ pub fn verify(dir: &Path, trusted: Option<&VerifyingKey>) -> Report {
             }
         }
     }
-    let mut present = Vec::new();
-    list_files(dir, "", &mut present);
-    for file in present {
+    for file in list_files(dir) {
         if !expected.contains(&file) {
             problems.push(Problem::ExtraFile(file));
         }
@@ -237,29 +235,6 @@ fn safe_name(file: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
     })
-}
-
-fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher)?;
-    Ok((size, hex::encode(hasher.finalize())))
-}
-
-/// Every file under `dir` as a `/`-separated relative path (unreadable folders are skipped: their
-/// files then show up as missing).
-fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => list_files(&entry.path(), &format!("{name}/"), out),
-            _ => out.push(name),
-        }
-    }
-    out.sort();
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ pub fn config(data_dir: &Path) -> Config {
         ],
         live: live_settings(),
         sources: SourcesConfig::File(Vec::new()),
+        recording: media_gateway::recording::RecordingSettings::default(),
     }
 }
 

@@ -83,10 +83,18 @@ pub enum Action {
     EdgeCreate,
     EdgeCode,
     EdgeEnrol,
+    // admin screens
+    CameraCreate,
+    CameraUpdate,
+    CameraDelete,
+    UserUpdate,
+    TeamCreate,
+    TeamUpdate,
+    TeamRoster,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 27] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -107,6 +115,13 @@ impl Action {
         Action::EdgeCreate,
         Action::EdgeCode,
         Action::EdgeEnrol,
+        Action::CameraCreate,
+        Action::CameraUpdate,
+        Action::CameraDelete,
+        Action::UserUpdate,
+        Action::TeamCreate,
+        Action::TeamUpdate,
+        Action::TeamRoster,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +146,13 @@ impl Action {
             Action::EdgeCreate => "edge.create",
             Action::EdgeCode => "edge.enrolmentCode",
             Action::EdgeEnrol => "edge.enrol",
+            Action::CameraCreate => "camera.create",
+            Action::CameraUpdate => "camera.update",
+            Action::CameraDelete => "camera.delete",
+            Action::UserUpdate => "user.update",
+            Action::TeamCreate => "team.create",
+            Action::TeamUpdate => "team.update",
+            Action::TeamRoster => "team.roster",
         }
     }
 }

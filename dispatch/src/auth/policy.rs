@@ -261,6 +261,52 @@ pub static POLICY: &[Rule] = &[
     rule("GET", "/{file}", Access::Public, ScopeRule::None),
     // The API's description: nothing in it is secret.
     rule("GET", "/api/openapi.json", Access::Public, ScopeRule::None),
+    // The admin screens' writes: admins only, within their towns (a camera's or team's town is
+    // its premises' or its own; a user's is every town of their scope).
+    rule(
+        "POST",
+        "/api/cameras",
+        Access::Roles(ADMINS),
+        ScopeRule::Body,
+    ),
+    rule(
+        "PUT",
+        "/api/cameras/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "DELETE",
+        "/api/cameras/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "PUT",
+        "/api/users/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule("POST", "/api/teams", Access::Roles(ADMINS), ScopeRule::Body),
+    rule(
+        "PUT",
+        "/api/teams/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "PUT",
+        "/api/teams/{id}/roster",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    // District-wide configuration, like the notification channels.
+    rule(
+        "GET",
+        "/api/escalation/policies",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
 ];
 
 /// Which way a WebSocket message travels.

@@ -20,6 +20,8 @@ pub struct Camera {
     pub main_stream: String,
     pub sub_stream: Option<String>,
     pub talk: bool,
+    /// Whether pull credentials are stored (they themselves are write-only).
+    pub has_credentials: bool,
 }
 
 /// Filters of `GET /api/cameras`.
@@ -38,7 +40,8 @@ pub async fn list(
     query: &ListQuery,
 ) -> Result<Vec<Camera>, sqlx::Error> {
     sqlx::query_as::<_, Camera>(
-        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk \
+        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk, \
+         c.pull_username IS NOT NULL AS has_credentials \
          FROM cameras c JOIN premises p ON p.id = c.premises_id \
          WHERE ($1::text[] IS NULL OR p.town_id = ANY($1)) AND ($2::text IS NULL OR p.town_id = $2) \
          AND ($3::uuid IS NULL OR c.premises_id = $3) ORDER BY p.town_id, c.id",
@@ -53,7 +56,8 @@ pub async fn list(
 /// One camera by id, with its premises' town (None when missing).
 pub async fn get(pool: &PgPool, id: &str) -> Result<Option<Camera>, sqlx::Error> {
     sqlx::query_as::<_, Camera>(
-        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk \
+        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk, \
+         c.pull_username IS NOT NULL AS has_credentials \
          FROM cameras c JOIN premises p ON p.id = c.premises_id WHERE c.id = $1",
     )
     .bind(id)

@@ -65,6 +65,14 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::field::get_photo,
         super::field::recheck,
         super::ws::socket,
+        super::cameras::create,
+        super::cameras::update,
+        super::cameras::delete,
+        super::users::update,
+        super::teams::create,
+        super::teams::update,
+        super::teams::roster,
+        super::escalation::policies,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -292,6 +292,11 @@ fn fixture(
             }
         }
         ("GET", "/api/escalation/policies") => (None, rule.path.into(), StatusCode::OK),
+        ("GET", "/admin/{page}") => (
+            None,
+            "/admin/cameras".into(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
 import { runScenario } from './scenario.mjs'
+import { runAdminScenario } from './admin.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const webDir = path.resolve(here, '..')
@@ -129,7 +130,10 @@ async function main() {
   })
   let ok = false
   try {
-    await runScenario({ browser, server, api: (u, p) => Api.login(server.base, u, p), shots })
+    const api = (u, p) => Api.login(server.base, u, p)
+    // BL_E2E_ONLY=admin runs the admin scenario alone (while working on it)
+    if (process.env.BL_E2E_ONLY !== 'admin') await runScenario({ browser, server, api, shots })
+    await runAdminScenario({ browser, server, api, shots })
     ok = true
   } finally {
     await browser.close()

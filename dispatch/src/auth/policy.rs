@@ -307,6 +307,8 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(ADMINS),
         ScopeRule::None,
     ),
+    // The console's admin screens (a page like the others; what they show comes from /api).
+    rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
 ];
 
 /// Which way a WebSocket message travels.
@@ -517,7 +519,7 @@ mod tests {
             .filter(|r| !r.path.starts_with("/api") && r.path != "/healthz")
             .count();
         // besides them, only the web files (api/web.rs), none under /api
-        assert_eq!(web_files, 5);
+        assert_eq!(web_files, 6);
         let public: Vec<_> = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)

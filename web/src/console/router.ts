@@ -11,6 +11,22 @@ export const router = createRouter({
     { path: '/map', name: 'map', component: () => import('./views/MapView.vue') },
     { path: '/dashboard', name: 'dashboard', component: () => import('./views/DashboardView.vue') },
     { path: '/login', name: 'login', component: () => import('./views/LoginView.vue') },
+    // the admin section (admins only: the guard below; dispatch refuses everyone else anyway)
+    {
+      path: '/admin',
+      component: () => import('./views/admin/AdminLayout.vue'),
+      meta: { admin: true },
+      children: [
+        { path: '', redirect: { name: 'admin-premises' } },
+        { path: 'premises', name: 'admin-premises', component: () => import('./views/admin/PremisesAdmin.vue') },
+        { path: 'cameras', name: 'admin-cameras', component: () => import('./views/admin/CamerasAdmin.vue') },
+        { path: 'edges', name: 'admin-edges', component: () => import('./views/admin/EdgesAdmin.vue') },
+        { path: 'teams', name: 'admin-teams', component: () => import('./views/admin/TeamsAdmin.vue') },
+        { path: 'rosters', name: 'admin-rosters', component: () => import('./views/admin/RostersAdmin.vue') },
+        { path: 'users', name: 'admin-users', component: () => import('./views/admin/UsersAdmin.vue') },
+        { path: 'escalation', name: 'admin-escalation', component: () => import('./views/admin/EscalationAdmin.vue') },
+      ],
+    },
     { path: '/:rest(.*)*', redirect: '/' },
   ],
 })
@@ -20,5 +36,6 @@ router.beforeEach(async (to) => {
   if (!session.checked) await session.restore().catch(() => false)
   if (to.name !== 'login' && !session.user) return { name: 'login', query: { next: to.fullPath } }
   if (to.name === 'login' && session.user) return { name: 'board' }
+  if (to.matched.some((r) => r.meta.admin) && session.user?.role !== 'admin') return { name: 'board' }
   return true
 })

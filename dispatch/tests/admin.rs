@@ -376,6 +376,7 @@ async fn the_escalation_policies_show_each_tier_and_the_schedule_it_makes() {
         .collect();
     assert_eq!(tiers, ["immediate", "deadline", "routine"]);
     let immediate = &policies[0];
+    assert_eq!(immediate["source"], "config");
     assert_eq!(
         immediate["steps"][0],
         json!({"step": "notify", "target": "team"})
@@ -387,6 +388,136 @@ async fn the_escalation_policies_show_each_tier_and_the_schedule_it_makes() {
         json!({"afterSecs": 120, "target": "townOfficers"})
     );
     assert_eq!(policies[2]["schedule"], json!([]));
+    server.stop().await;
+    db.drop_now().await;
+}
+
+/// Opens an immediate-tier incident at a free address; returns (id, openedAt, pendingEscalation).
+async fn rodent(op: &mut Client, n: u32) -> (String, chrono::DateTime<chrono::Utc>, Value) {
+    let (status, i) = op
+        .post("/api/incidents", json!({"source": "manual", "townId": TOWN,
+                                      "address": format!("北京市门头沟区斋堂镇{n}号"), "kind": "rodent"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{i}");
+    let id = i["id"].as_str().unwrap().to_owned();
+    let (_, detail) = op.get(&format!("/api/incidents/{id}")).await;
+    let opened = detail["openedAt"].as_str().unwrap().parse().unwrap();
+    (id, opened, detail["pendingEscalation"].clone())
+}
+
+fn due_after(pending: &Value, opened: chrono::DateTime<chrono::Utc>) -> (String, i64) {
+    let due: chrono::DateTime<chrono::Utc> = pending["dueAt"].as_str().unwrap().parse().unwrap();
+    (
+        pending["target"].as_str().unwrap().to_owned(),
+        (due - opened).num_seconds(),
+    )
+}
+
+#[tokio::test]
+async fn a_changed_escalation_policy_runs_for_new_incidents_while_running_ones_keep_their_steps() {
+    let (db, dir, server, mut admin) = setup().await;
+    let pool = db.pool().await;
+    team_on_duty(&pool, TOWN, "斋堂镇全天组").await;
+    create_user(&mut admin, "op.esc", "operator", None).await;
+    let mut op = server.client();
+    op.login("op.esc", USER_PASSWORD).await;
+    let (before, before_opened, pending) = rodent(&mut op, 1).await;
+    assert_eq!(
+        due_after(&pending, before_opened),
+        ("townOfficers".into(), 120)
+    );
+
+    // a town admin may not; a repeat without a wait is named by its step
+    create_user(&mut admin, "zt.admin", "admin", Some(&[TOWN])).await;
+    let mut town_admin = server.client();
+    town_admin.login("zt.admin", USER_PASSWORD).await;
+    let quick = json!({"steps": [{"step": "notify", "target": "team"}, {"step": "wait", "secs": 30},
+                                 {"step": "notify", "target": "districtSupervisors"}]});
+    let (status, _) = town_admin
+        .put("/api/escalation/policies/immediate", quick.clone())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let looping = json!({"steps": [{"step": "notify", "target": "team"}, {"step": "repeat", "from_step": 0, "times": 1}]});
+    let (status, answer) = admin
+        .put("/api/escalation/policies/immediate", looping)
+        .await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("steps[1]")),
+        "{answer}"
+    );
+    let (status, _) = admin
+        .put("/api/escalation/policies/urgent", quick.clone())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, policy) = admin.put("/api/escalation/policies/immediate", quick).await;
+    assert_eq!(status, StatusCode::OK, "{policy}");
+    assert_eq!(policy["source"], "admin");
+    assert_eq!(
+        policy["schedule"],
+        json!([{"afterSecs": 0, "target": "team"}, {"afterSecs": 30, "target": "districtSupervisors"}])
+    );
+
+    let (after, after_opened, pending) = rodent(&mut op, 2).await;
+    assert_eq!(
+        due_after(&pending, after_opened),
+        ("districtSupervisors".into(), 30)
+    );
+
+    // fire everything due in the next ten minutes: the new incident's policy ends after its
+    // second step, the earlier one goes on with the configured steps it started with
+    let config = common::config(&db, &dir).escalation;
+    let later = chrono::Utc::now() + chrono::Duration::seconds(600);
+    while dispatch::escalation::store::fire_one(&pool, &config, later, "test")
+        .await
+        .unwrap()
+    {}
+    let (_, detail) = op.get(&format!("/api/incidents/{after}")).await;
+    assert!(
+        detail["pendingEscalation"].is_null(),
+        "{}",
+        detail["pendingEscalation"]
+    );
+    let targets: Vec<String> = sqlx::query_scalar(
+        "SELECT action ->> 'target' FROM escalation_timers WHERE incident_id = $1::uuid AND state = 'fired' ORDER BY step",
+    )
+    .bind(&before)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // the configured policy: 0 team, 120 officers, 420 supervisors, then again from the first wait
+    assert_eq!(
+        targets,
+        [
+            "team",
+            "townOfficers",
+            "districtSupervisors",
+            "townOfficers"
+        ]
+    );
+    let (_, detail) = op.get(&format!("/api/incidents/{before}")).await;
+    assert_eq!(
+        due_after(&detail["pendingEscalation"], before_opened),
+        ("districtSupervisors".into(), 840)
+    );
+
+    let (status, policy) = admin
+        .send(Method::DELETE, "/api/escalation/policies/immediate", None)
+        .await;
+    assert_eq!(
+        (status, policy["source"].as_str()),
+        (StatusCode::OK, Some("config"))
+    );
+    let (_, audit) = admin.get("/api/audit?action=escalation.*").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["escalation.policyReset", "escalation.policySet"]);
+    pool.close().await;
     server.stop().await;
     db.drop_now().await;
 }

@@ -292,6 +292,17 @@ fn fixture(
             }
         }
         ("GET", "/api/escalation/policies") => (None, rule.path.into(), StatusCode::OK),
+        // the policies are district-wide and the matrix's admin is a town's: refused after the
+        // role check (tests/admin.rs changes them as a district admin)
+        ("PUT" | "DELETE", "/api/escalation/policies/{tier}") => {
+            let body = json!({"steps": [{"step": "notify", "target": "team"}]});
+            let body = (rule.method == "PUT").then(|| ("application/json", body.to_string()));
+            (
+                body,
+                "/api/escalation/policies/routine".into(),
+                StatusCode::FORBIDDEN,
+            )
+        }
         ("GET", "/admin/{page}") => (
             None,
             "/admin/cameras".into(),

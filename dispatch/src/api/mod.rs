@@ -117,6 +117,12 @@ pub fn routes() -> Routes {
     .add("PUT", "/api/teams/{id}", teams::update)
     .add("PUT", "/api/teams/{id}/roster", teams::roster)
     .add("GET", "/api/escalation/policies", escalation::policies)
+    .add("PUT", "/api/escalation/policies/{tier}", escalation::set)
+    .add(
+        "DELETE",
+        "/api/escalation/policies/{tier}",
+        escalation::reset,
+    )
     .add("GET", "/admin/{page}", web::console_admin)
     // the web console and the field app (api/web.rs)
     .add("GET", "/", web::console)

@@ -91,10 +91,12 @@ pub enum Action {
     TeamCreate,
     TeamUpdate,
     TeamRoster,
+    EscalationPolicySet,
+    EscalationPolicyReset,
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 29] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -122,6 +124,8 @@ impl Action {
         Action::TeamCreate,
         Action::TeamUpdate,
         Action::TeamRoster,
+        Action::EscalationPolicySet,
+        Action::EscalationPolicyReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +157,8 @@ impl Action {
             Action::TeamCreate => "team.create",
             Action::TeamUpdate => "team.update",
             Action::TeamRoster => "team.roster",
+            Action::EscalationPolicySet => "escalation.policySet",
+            Action::EscalationPolicyReset => "escalation.policyReset",
         }
     }
 }

@@ -307,6 +307,19 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(ADMINS),
         ScopeRule::None,
     ),
+    // ... and changed only by a district-wide admin (the handler answers a town admin 403).
+    rule(
+        "PUT",
+        "/api/escalation/policies/{tier}",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    rule(
+        "DELETE",
+        "/api/escalation/policies/{tier}",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
     // The console's admin screens (a page like the others; what they show comes from /api).
     rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
 ];

@@ -73,6 +73,8 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::teams::update,
         super::teams::roster,
         super::escalation::policies,
+        super::escalation::set,
+        super::escalation::reset,
     ),
     components(schemas(crate::error::Body))
 )]

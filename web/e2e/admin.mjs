@@ -144,6 +144,22 @@ export async function runAdminScenario({ browser, server, api, shots }) {
   await page.waitForSelector('[data-test=escalation-policies] .policy')
   await shot(page, 'admin-escalation')
 
+  step('change the routine tier\'s escalation: a wrong step is named, a right one is in force')
+  await page.click('[data-test=policy-edit-routine]')
+  const routine = page.locator('[data-tier=routine]')
+  await routine.locator('button:has-text("+ 重复")').click()
+  await page.click('[data-test=policy-save]')
+  await routine.locator('[data-field="steps.0"] .el-form-item__error').waitFor()
+  await routine.locator('[data-field="steps.0"] button:has-text("删除")').click()
+  await routine.locator('button:has-text("+ 等待")').click()
+  await routine.locator('button:has-text("+ 通知")').click()
+  await page.click('[data-test=policy-save]')
+  await routine.locator('.el-timeline-item').first().waitFor()
+  const policies = (await admin.get('/api/escalation/policies')).body
+  const set = policies.find((p) => p.tier === 'routine')
+  assert.equal(set.source, 'admin')
+  assert.deepEqual(set.schedule, [{ afterSecs: 300, target: 'team' }])
+
   step('an operator has no admin section')
   const opCtx = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN' })
   const op = await opCtx.newPage()

@@ -205,6 +205,9 @@ export interface Team {
 
 export interface EscalationPolicy {
   tier: string
+  /** `config` (dispatch's [escalation]) or `admin` (set through the API) */
+  source: 'config' | 'admin'
+  updatedAt: string | null
   steps: Array<{ step: 'notify' | 'wait' | 'repeat'; target?: string; secs?: number; from_step?: number; times?: number }>
   schedule: Array<{ afterSecs: number; target: string }>
 }

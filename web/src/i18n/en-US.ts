@@ -161,7 +161,7 @@ const en: typeof zh = {
       },
     },
     escalation: {
-      title: 'Escalation policies', tier: 'Tier', steps: 'Steps', schedule: 'Notifications', readOnly: 'Escalation policies are set in the dispatch config file, [escalation]; a change applies after a restart.',
+      title: 'Escalation policies', tier: 'Tier', steps: 'Steps', schedule: 'Notifications', hint: 'A change applies to incidents opened (or reopened) from then on; running escalations keep their steps. Only a district-wide admin may change them.', fromConfig: 'from the config file', fromAdmin: 'set by an admin', reset: 'Back to the configured policy', kinds: { notify: 'Notify', wait: 'Wait', repeat: 'Repeat' },
       notify: 'Notify {target}', wait: 'Wait {time}', repeat: 'Repeat from step {from}, {times} more times', at: '{time} after start', noSteps: 'No escalation',
       units: { h: 'h', min: 'min', s: 's' },
     },

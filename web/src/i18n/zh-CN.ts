@@ -160,7 +160,7 @@ export default {
       },
     },
     escalation: {
-      title: '升级策略', tier: '等级', steps: '步骤', schedule: '通知时间表', readOnly: '升级策略在 dispatch 配置文件 [escalation] 中设置，修改后重启生效。',
+      title: '升级策略', tier: '等级', steps: '步骤', schedule: '通知时间表', hint: '修改只对此后新开（或重新打开）的事件生效，进行中的升级按原步骤继续。仅全区管理员可修改。', fromConfig: '配置文件', fromAdmin: '管理员设置', reset: '恢复为配置文件的策略', kinds: { notify: '通知', wait: '等待', repeat: '重复' },
       notify: '通知 {target}', wait: '等待 {time}', repeat: '从第 {from} 步起再重复 {times} 次', at: '开始后 {time}', noSteps: '不升级',
       units: { h: '小时', min: '分', s: '秒' },
     },

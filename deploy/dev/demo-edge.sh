@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo's edge box, set up the way an installer does it: the box is registered at dispatch for
 # a restaurant in 斋堂镇 with the admin API (one-time code), camsim's cameras are attached to it
-# (psql: the API has no camera creation yet), and `edge-agent enrol` trades the code for the box's
+# (POST /api/cameras), and `edge-agent enrol` trades the code for the box's
 # own broker account and device key. Then its edge.toml is written and it is started.
 # Called by demo.sh once dispatch runs; every start enrols again (a fresh code; the key is kept).
 #   deploy/dev/demo-edge.sh BIN_DIR DISPATCH_URL
@@ -45,17 +45,16 @@ if [ "$(printf '%s' "$answer" | tail -n 1)" = 409 ]; then
 fi
 code=$(printf '%s' "$answer" | json_field enrolmentCode)
 [ -n "$code" ] || fail "no enrolment code for $edge: $answer"
-api DELETE /api/session >/dev/null || true
 
-# Its cameras: camsim's, pushed by the box.
-{
-  echo "\\set ON_ERROR_STOP on"
-  for c in $cameras; do
-    echo "INSERT INTO cameras (id, premises_id, name, source, edge_id, main_stream, sub_stream)
-            VALUES ('$c', '$premises', 'camsim $c', 'edge', '$edge', 'main', 'sub')
-          ON CONFLICT (id) DO NOTHING;"
-  done
-} | psql "$db" -q >/dev/null
+# Its cameras: camsim's, pushed by the box (on later starts they exist: 409).
+for c in $cameras; do
+  answer=$(api POST /api/cameras "{\"id\":\"$c\",\"premisesId\":\"$premises\",\"name\":\"camsim $c\",\"source\":\"edge\",\"edgeId\":\"$edge\",\"mainStream\":\"main\",\"subStream\":\"sub\"}")
+  case $(printf '%s' "$answer" | tail -n 1) in
+    201 | 409) ;;
+    *) fail "camera $c refused: $answer" ;;
+  esac
+done
+api DELETE /api/session >/dev/null || true
 
 # Enrolment on the box: the code goes in a file (not on a command line), used once, then removed.
 mkdir -p "$box"

@@ -46,6 +46,9 @@ pub struct Error {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<Detail>,
+    /// The request field that broke a rule (JSON name, e.g. `mainStream`), for forms to show the
+    /// message next to it.
+    pub field: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -57,7 +60,22 @@ impl Error {
             code,
             message: message.into(),
             details: Vec::new(),
+            field: None,
         }
+    }
+
+    /// 400 `invalid_field`: `field` (its JSON name) breaks a rule; the message starts with
+    /// "field {field}:" and the answer names the field in `error.field`.
+    pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
+        let mut e = Self::bad_request("invalid_field", format!("field {field}: {message}"));
+        e.field = Some(field.to_owned());
+        e
+    }
+
+    /// The same error, naming `field` (its JSON name) in `error.field`.
+    pub fn on_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -139,6 +157,11 @@ struct Inner<'a> {
     #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
     #[schema(value_type = Vec<Detail>, required = false)]
     details: &'a [Detail],
+    /// The request field (JSON name) the error is about, when it is about one; forms show the
+    /// message next to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    field: Option<&'a str>,
 }
 
 impl IntoResponse for Error {
@@ -148,6 +171,7 @@ impl IntoResponse for Error {
                 code: self.code,
                 message: &self.message,
                 details: &self.details,
+                field: self.field.as_deref(),
             },
         };
         let mut response = (self.status(), axum::Json(body)).into_response();

@@ -242,7 +242,94 @@ fn fixture(
                 StatusCode::OK,
             )
         }
+        // the admin screens' writes
+        ("POST", "/api/cameras") => {
+            let premises = match target {
+                Target::Own => &ids.own_premises,
+                Target::Other | Target::Missing => &ids.other_premises,
+            };
+            let body = json!({"id": format!("m-cam-{n}"), "premisesId": premises, "name": "矩阵摄像机",
+                              "source": "pull", "mainStream": "rtsp://10.0.0.9/main"});
+            (json_body(body), rule.path.into(), StatusCode::CREATED)
+        }
+        // the own camera stays as it was (live and talk run on it for later roles)
+        ("PUT", "/api/cameras/{id}") => {
+            let id = camera(target);
+            let body = json!({"premisesId": ids.own_premises, "name": "cam-own", "source": "pull",
+                              "mainStream": "rtsp://10.0.0.5/main", "subStream": "rtsp://10.0.0.5/sub", "talk": true});
+            (
+                json_body(body),
+                format!("/api/cameras/{id}"),
+                StatusCode::OK,
+            )
+        }
+        // a spare camera of the own town, so that live and talk keep theirs
+        ("DELETE", "/api/cameras/{id}") => {
+            let id = match target {
+                Target::Own => "cam-spare",
+                t => camera(t),
+            };
+            (None, format!("/api/cameras/{id}"), StatusCode::NO_CONTENT)
+        }
+        ("PUT", "/api/users/{id}") => {
+            let id = match target {
+                Target::Own => ids.own_user.clone(),
+                Target::Other => ids.other_user.clone(),
+                Target::Missing => uuid::Uuid::now_v7().to_string(),
+            };
+            let body = json!({"displayName": "矩阵用户", "role": "operator", "scopeTowns": [OWN]});
+            (json_body(body), format!("/api/users/{id}"), StatusCode::OK)
+        }
+        ("POST", "/api/teams") => (
+            json_body(json!({"townId": town(target), "name": format!("矩阵组{n}")})),
+            rule.path.into(),
+            StatusCode::CREATED,
+        ),
+        // the own team keeps its name and its round-the-clock shift
+        ("PUT", "/api/teams/{id}" | "/api/teams/{id}/roster") => {
+            let id = match target {
+                Target::Own => ids.own_team.to_string(),
+                Target::Other => ids.other_team.to_string(),
+                Target::Missing => uuid::Uuid::now_v7().to_string(),
+            };
+            if rule.path.ends_with("/roster") {
+                let body = json!({"shifts": [{"weekdays": 127, "starts": "00:00:00", "ends": "00:00:00"}]});
+                (
+                    json_body(body),
+                    format!("/api/teams/{id}/roster"),
+                    StatusCode::OK,
+                )
+            } else {
+                let body = json!({"name": "斋堂镇全天组"});
+                (json_body(body), format!("/api/teams/{id}"), StatusCode::OK)
+            }
+        }
+        ("GET", "/api/escalation/policies") => (None, rule.path.into(), StatusCode::OK),
+        // the policies are district-wide and the matrix's admin is a town's: refused after the
+        // role check (tests/admin.rs changes them as a district admin)
+        ("PUT" | "DELETE", "/api/escalation/policies/{tier}") => {
+            let body = json!({"steps": [{"step": "notify", "target": "team"}]});
+            let body = (rule.method == "PUT").then(|| ("application/json", body.to_string()));
+            (
+                body,
+                "/api/escalation/policies/routine".into(),
+                StatusCode::FORBIDDEN,
+            )
+        }
+        ("GET", "/admin/{page}") => (
+            None,
+            "/admin/cameras".into(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
+    }
+}
+
+fn camera(target: Target) -> &'static str {
+    match target {
+        Target::Own => "cam-own",
+        Target::Other => "cam-other",
+        Target::Missing => "cam-missing",
     }
 }
 
@@ -292,6 +379,12 @@ struct Ids {
     /// Photos (sha256) of the own and the other incident.
     own_photo: String,
     other_photo: String,
+    /// Users scoped to the own and the other town, for the admin's user changes.
+    own_user: String,
+    other_user: String,
+    /// The own town's team on duty and a team of the other town.
+    own_team: uuid::Uuid,
+    other_team: uuid::Uuid,
 }
 
 /// Attaches a photo with these bytes to `incident` straight through the store; returns its sha256.
@@ -370,10 +463,14 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let (_, other) = create_premises(&mut admin, OTHER, "清水镇中心小学食堂").await;
     insert_camera(&db, own["id"].as_str().unwrap(), "cam-own", true).await;
     insert_camera(&db, other["id"].as_str().unwrap(), "cam-other", true).await;
+    insert_camera(&db, own["id"].as_str().unwrap(), "cam-spare", false).await;
     insert_edge(&db, own["id"].as_str().unwrap(), "edge-own").await;
     insert_edge(&db, other["id"].as_str().unwrap(), "edge-other").await;
     let pool = db.pool().await;
     let own_team = team_on_duty(&pool, OWN, "斋堂镇全天组").await;
+    let other_team = team_on_duty(&pool, OTHER, "清水镇全天组").await;
+    let own_user = create_user(&mut admin, "m-target-own", "operator", Some(&[OWN])).await;
+    let other_user = create_user(&mut admin, "m-target-other", "operator", Some(&[OTHER])).await;
     let (own_incident, other_incident, dispatched) = incidents(&mut admin, &server).await;
     let png = |tag: &str| [&b"\x89PNG\r\n\x1a\n"[..], tag.as_bytes()].concat();
     let own_photo = photo(&pool, &own_incident, &png("own")).await;
@@ -386,6 +483,10 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
         dispatched,
         own_photo,
         other_photo,
+        own_user,
+        other_user,
+        own_team,
+        other_team,
     };
     for role in Role::ALL {
         create_user(
@@ -476,10 +577,10 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     }
     // A field user of another team of the same town: refused on every team-scoped route, and the
     // lists hold none of the first team's incidents.
-    let other_team = team_on_duty(&pool, OWN, "斋堂镇备勤组").await;
+    let second_team = team_on_duty(&pool, OWN, "斋堂镇备勤组").await;
     create_user(&mut admin, "m-field-b", "field", Some(&[OWN])).await;
     sqlx::query("UPDATE users SET team_id = $1 WHERE username = 'm-field-b'")
-        .bind(other_team)
+        .bind(second_team)
         .execute(&pool)
         .await
         .unwrap();

@@ -225,6 +225,88 @@ async fn real_answers_and_errors_have_the_documented_shape() {
     )
     .await;
 
+    // The admin screens' writes, and an error that names its field.
+    let camera = json!({"id": "zt-c1", "premisesId": premises, "name": "后厨", "source": "pull",
+                        "mainStream": "rtsp://192.0.2.7/101", "credentials": {"username": "u", "password": "p"}});
+    let (s, c) = call(
+        &mut admin,
+        Method::POST,
+        "/api/cameras",
+        "/api/cameras",
+        Some(camera.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let (s, c) = call(
+        &mut admin,
+        Method::PUT,
+        "/api/cameras/{id}",
+        "/api/cameras/zt-c1",
+        Some(camera),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    let bad = json!({"id": "zt-c2", "premisesId": premises, "name": "后厨", "source": "pull", "mainStream": "http://x"});
+    let (s, e) = call(
+        &mut admin,
+        Method::POST,
+        "/api/cameras",
+        "/api/cameras",
+        Some(bad),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("mainStream"))
+    );
+    let change = json!({"displayName": "值班员", "role": "operator", "phone": "13800000003"});
+    let (s, u2) = call(
+        &mut admin,
+        Method::PUT,
+        "/api/users/{id}",
+        &format!("/api/users/{}", u["id"].as_str().unwrap()),
+        Some(change),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{u2}");
+    let (s, team) = call(
+        &mut admin,
+        Method::POST,
+        "/api/teams",
+        "/api/teams",
+        Some(json!({"townId": "zhaitang", "name": "斋堂镇白班"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{team}");
+    let team = format!("/api/teams/{}", team["id"].as_str().unwrap());
+    let roster = json!({"shifts": [{"weekdays": 31, "starts": "08:00:00", "ends": "18:00:00"}]});
+    let (s, r) = call(
+        &mut admin,
+        Method::PUT,
+        "/api/teams/{id}/roster",
+        &format!("{team}/roster"),
+        Some(roster),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, r) = call(
+        &mut admin,
+        Method::PUT,
+        "/api/teams/{id}",
+        &team,
+        Some(json!({"name": "斋堂镇日班"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    call(
+        &mut admin,
+        Method::GET,
+        "/api/escalation/policies",
+        "/api/escalation/policies",
+        None,
+    )
+    .await;
+
     // Errors: a missing object, a bad body, a role that may not, no session.
     let missing = format!("/api/premises/{}", uuid::Uuid::now_v7());
     let (s, _) = call(

@@ -147,11 +147,13 @@ async fn a_premises_with_a_bad_field_is_refused_naming_the_field_and_a_duplicate
     body["riskGrade"] = "E".into();
     let (status, answer) = admin.post("/api/premises", body.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // the JSON field's name, in the message and in `field` for the form to show it beside
+    assert_eq!(answer["error"]["field"], "riskGrade", "{answer}");
     assert!(
         answer["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("risk_grade"),
+            .contains("riskGrade"),
         "{answer}"
     );
     body["riskGrade"] = "A".into();

@@ -15,6 +15,7 @@ import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
 import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
+import { runAdminScenario } from './admin.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const webDir = path.resolve(here, '..')
@@ -214,8 +215,11 @@ async function main() {
   let ok = false
   try {
     const api = (u, p) => Api.login(server.base, u, p)
-    await runScenario({ browser, server, api, shots })
-    await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
+    // BL_E2E_ONLY=admin runs the admin scenario alone (while working on it)
+    const all = process.env.BL_E2E_ONLY !== 'admin'
+    if (all) await runScenario({ browser, server, api, shots })
+    await runAdminScenario({ browser, server, api, shots })
+    if (all) await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     ok = true
   } finally {
     await browser.close()

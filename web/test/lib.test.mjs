@@ -93,3 +93,19 @@ test('the 6 and 8 layouts are 3×3 and 4×4 grids with one big first tile; the r
   // cells covered: the big tile's plus one per other tile fill the square exactly
   for (const n of [1, 4, 6, 8, 9, 16]) assert.equal(firstSpan(n) ** 2 + n - 1, side(n) ** 2, `${n}`)
 })
+
+test('admin forms: API field paths become form props, weekdays a bit mask, waits read as time', async () => {
+  const { formProp, fieldMessage, weekdaysToMask, maskToWeekdays, durationText, fullTime } = await import(
+    '../.unit/lib/admin.js'
+  )
+  assert.equal(formProp('mainStream'), 'mainStream')
+  assert.equal(formProp('shifts[1].weekdays'), 'shifts.1.weekdays')
+  assert.equal(fieldMessage('field mainStream: must be an rtsp:// URL'), 'must be an rtsp:// URL')
+  assert.equal(weekdaysToMask([0, 1, 2, 3, 4]), 0b11111)
+  assert.deepEqual(maskToWeekdays(0b1100000), [5, 6])
+  assert.equal(weekdaysToMask(maskToWeekdays(127)), 127)
+  const u = { h: 'h', min: 'min', s: 's' }
+  assert.equal(durationText(120, u), '2 min')
+  assert.equal(durationText(3725, u), '1 h 2 min 5 s')
+  assert.equal(fullTime('08:00'), '08:00:00')
+})

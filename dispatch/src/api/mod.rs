@@ -2,8 +2,10 @@
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
 mod audit;
+mod cameras;
 mod clocks;
 mod edges;
+mod escalation;
 mod field;
 mod incidents;
 mod internal;
@@ -12,6 +14,7 @@ mod notify;
 pub mod openapi;
 mod registry;
 mod session;
+mod teams;
 mod users;
 mod walls;
 mod web;
@@ -108,6 +111,22 @@ pub fn routes() -> Routes {
     .add("GET", "/api/ws", ws::socket)
     .add("GET", "/api/walls/{id}", walls::get)
     .add("PUT", "/api/walls/{id}", walls::put)
+    // the admin screens' writes (api/cameras.rs, api/users.rs, api/teams.rs, api/escalation.rs)
+    .add("POST", "/api/cameras", cameras::create)
+    .add("PUT", "/api/cameras/{id}", cameras::update)
+    .add("DELETE", "/api/cameras/{id}", cameras::delete)
+    .add("PUT", "/api/users/{id}", users::update)
+    .add("POST", "/api/teams", teams::create)
+    .add("PUT", "/api/teams/{id}", teams::update)
+    .add("PUT", "/api/teams/{id}/roster", teams::roster)
+    .add("GET", "/api/escalation/policies", escalation::policies)
+    .add("PUT", "/api/escalation/policies/{tier}", escalation::set)
+    .add(
+        "DELETE",
+        "/api/escalation/policies/{tier}",
+        escalation::reset,
+    )
+    .add("GET", "/admin/{page}", web::console_admin)
     // the web console and the field app (api/web.rs)
     .add("GET", "/", web::console)
     .add("GET", "/incidents/{id}", web::console_incident)

@@ -79,8 +79,31 @@ pub async fn get_premises(
     Ok(axum::Json(p))
 }
 
+/// 400 naming a premises field by its JSON name (the rules name CSV columns: `licence_no`).
 fn invalid(field: &str, message: &str) -> Error {
-    Error::bad_request("invalid_field", format!("field {field}: {message}"))
+    Error::invalid_field(&json_name(field), message)
+}
+
+/// `licence_no` → `licenceNo`; `town` → `townId` and `grid` → `gridId`, as the JSON body has them.
+fn json_name(column: &str) -> String {
+    match column {
+        "town" => return "townId".into(),
+        "grid" => return "gridId".into(),
+        _ => {}
+    }
+    let mut out = String::with_capacity(column.len());
+    let mut upper = false;
+    for c in column.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `POST /api/premises`
@@ -116,8 +139,9 @@ pub async fn create_premises(
         return Err(Error::new(
             kind,
             code,
-            format!("field {}: {}", p.field, p.message),
-        ));
+            format!("field {}: {}", json_name(p.field), p.message),
+        )
+        .on_field(&json_name(p.field)));
     }
     let mut tx = app.pool.begin().await?;
     let stored = premises::insert(&mut tx, &new).await?;

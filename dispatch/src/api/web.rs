@@ -20,6 +20,14 @@ pub async fn console(State(app): State<Arc<AppState>>) -> Response {
     page(&app.config.web_dir, CONSOLE).await
 }
 
+/// `GET /admin/{page}`: the console opened at an admin screen (`/admin/cameras`, …).
+pub async fn console_admin(
+    State(app): State<Arc<AppState>>,
+    Path(_page): Path<String>,
+) -> Response {
+    page(&app.config.web_dir, CONSOLE).await
+}
+
 /// `GET /incidents/{id}`: the console opened at one incident (the link in notifications).
 pub async fn console_incident(
     State(app): State<Arc<AppState>>,

@@ -84,10 +84,20 @@ pub enum Action {
     EdgeCode,
     EdgeEnrol,
     WallSet,
+    // admin screens
+    CameraCreate,
+    CameraUpdate,
+    CameraDelete,
+    UserUpdate,
+    TeamCreate,
+    TeamUpdate,
+    TeamRoster,
+    EscalationPolicySet,
+    EscalationPolicyReset,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 30] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -109,6 +119,15 @@ impl Action {
         Action::EdgeCode,
         Action::EdgeEnrol,
         Action::WallSet,
+        Action::CameraCreate,
+        Action::CameraUpdate,
+        Action::CameraDelete,
+        Action::UserUpdate,
+        Action::TeamCreate,
+        Action::TeamUpdate,
+        Action::TeamRoster,
+        Action::EscalationPolicySet,
+        Action::EscalationPolicyReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +153,15 @@ impl Action {
             Action::EdgeCode => "edge.enrolmentCode",
             Action::EdgeEnrol => "edge.enrol",
             Action::WallSet => "wall.set",
+            Action::CameraCreate => "camera.create",
+            Action::CameraUpdate => "camera.update",
+            Action::CameraDelete => "camera.delete",
+            Action::UserUpdate => "user.update",
+            Action::TeamCreate => "team.create",
+            Action::TeamUpdate => "team.update",
+            Action::TeamRoster => "team.roster",
+            Action::EscalationPolicySet => "escalation.policySet",
+            Action::EscalationPolicyReset => "escalation.policyReset",
         }
     }
 }

@@ -278,6 +278,67 @@ pub static POLICY: &[Rule] = &[
     rule("GET", "/{file}", Access::Public, ScopeRule::None),
     // The API's description: nothing in it is secret.
     rule("GET", "/api/openapi.json", Access::Public, ScopeRule::None),
+    // The admin screens' writes: admins only, within their towns (a camera's or team's town is
+    // its premises' or its own; a user's is every town of their scope).
+    rule(
+        "POST",
+        "/api/cameras",
+        Access::Roles(ADMINS),
+        ScopeRule::Body,
+    ),
+    rule(
+        "PUT",
+        "/api/cameras/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "DELETE",
+        "/api/cameras/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "PUT",
+        "/api/users/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule("POST", "/api/teams", Access::Roles(ADMINS), ScopeRule::Body),
+    rule(
+        "PUT",
+        "/api/teams/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "PUT",
+        "/api/teams/{id}/roster",
+        Access::Roles(ADMINS),
+        ScopeRule::Object,
+    ),
+    // District-wide configuration, like the notification channels.
+    rule(
+        "GET",
+        "/api/escalation/policies",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    // ... and changed only by a district-wide admin (the handler answers a town admin 403).
+    rule(
+        "PUT",
+        "/api/escalation/policies/{tier}",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    rule(
+        "DELETE",
+        "/api/escalation/policies/{tier}",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    // The console's admin screens (a page like the others; what they show comes from /api).
+    rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
 ];
 
 /// Which way a WebSocket message travels.
@@ -489,7 +550,7 @@ mod tests {
             .filter(|r| !r.path.starts_with("/api") && r.path != "/healthz")
             .count();
         // besides them, only the web files (api/web.rs), none under /api
-        assert_eq!(web_files, 5);
+        assert_eq!(web_files, 6);
         let public: Vec<_> = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)

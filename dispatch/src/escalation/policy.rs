@@ -160,44 +160,78 @@ impl EscalationConfig {
     }
 }
 
+/// A broken rule of a policy: the step it is about (0-based; None for the whole policy) and what
+/// is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyProblem {
+    pub step: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.step {
+            Some(i) => write!(f, "step {i}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Checks one policy (see [`check`]); the error names the step in its text.
+pub fn validate(steps: &[Step]) -> Result<(), String> {
+    check(steps).map_err(|p| p.to_string())
+}
+
 /// Checks one policy: waits within [`MAX_WAIT_SECS`], each `repeat` goes back to an earlier step
 /// over at least one wait (or it would notify twice at the same instant), and the whole expands to
 /// at most [`MAX_NOTIFICATIONS`] notifications.
-pub fn validate(steps: &[Step]) -> Result<(), String> {
+pub fn check(steps: &[Step]) -> Result<(), PolicyProblem> {
+    let at = |i: usize, message: String| PolicyProblem {
+        step: Some(i),
+        message,
+    };
     for (i, step) in steps.iter().enumerate() {
         match *step {
             Step::Notify { .. } => {}
             Step::Wait { secs } if secs > MAX_WAIT_SECS => {
-                return Err(format!(
-                    "step {i}: wait of {secs} s is longer than {MAX_WAIT_SECS} s"
+                return Err(at(
+                    i,
+                    format!("wait of {secs} s is longer than {MAX_WAIT_SECS} s"),
                 ));
             }
             Step::Wait { .. } => {}
             Step::Repeat { from_step, times } => {
                 if from_step >= i {
-                    return Err(format!(
-                        "step {i}: repeat from_step {from_step} must name an earlier step"
+                    return Err(at(
+                        i,
+                        format!("repeat from_step {from_step} must name an earlier step"),
                     ));
                 }
                 if times == 0 {
-                    return Err(format!("step {i}: repeat times must be at least 1"));
+                    return Err(at(i, "repeat times must be at least 1".into()));
                 }
                 let waits = steps[from_step..i]
                     .iter()
                     .any(|s| matches!(s, Step::Wait { secs } if *secs > 0));
                 if !waits {
-                    return Err(format!(
-                        "step {i}: the repeated steps {from_step}..{i} contain no wait, so they \
-                         would notify the same people twice at once"
+                    return Err(at(
+                        i,
+                        format!(
+                            "the repeated steps {from_step}..{i} contain no wait, so they \
+                             would notify the same people twice at once"
+                        ),
                     ));
                 }
             }
         }
     }
     if expansion(steps, MAX_NOTIFICATIONS + 1).len() > MAX_NOTIFICATIONS {
-        return Err(format!(
-            "expands to more than {MAX_NOTIFICATIONS} notifications; lower a repeat's times"
-        ));
+        return Err(PolicyProblem {
+            step: None,
+            message: format!(
+                "expands to more than {MAX_NOTIFICATIONS} notifications; lower a repeat's times"
+            ),
+        });
     }
     Ok(())
 }

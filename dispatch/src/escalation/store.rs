@@ -1,7 +1,7 @@
 //! Escalation rows: the durable timers and the notifications outbox. Thin queries around
 //! [`super::policy`]; every function runs inside the caller's transaction.
 
-use super::policy::{self, EscalationConfig, Planned, Reached, Target};
+use super::policy::{self, EscalationConfig, Planned, Reached, Step, Target};
 use crate::incident::policy::Tier;
 use crate::incident::state::State;
 use crate::incident::store::{self as incidents, Entry};
@@ -22,6 +22,9 @@ pub struct Timer {
     pub step: i32,
     pub action: Value,
     pub due_at: DateTime<Utc>,
+    /// The steps of the policy its round runs (migration 0012); None for rows from before, which
+    /// run under the config's policy.
+    pub policy: Option<Value>,
 }
 
 fn decode(e: serde_json::Error) -> sqlx::Error {
@@ -34,6 +37,7 @@ async fn schedule(
     round: i32,
     due: DateTime<Utc>,
     planned: &Planned,
+    policy: &Value,
 ) -> Result<Timer, sqlx::Error> {
     let timer = Timer {
         id: Uuid::now_v7(),
@@ -42,10 +46,11 @@ async fn schedule(
         step: planned.index as i32,
         action: serde_json::to_value(planned).map_err(decode)?,
         due_at: due,
+        policy: Some(policy.clone()),
     };
     sqlx::query(
-        "INSERT INTO escalation_timers (id, incident_id, round, step, action, due_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO escalation_timers (id, incident_id, round, step, action, due_at, policy) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(timer.id)
     .bind(timer.incident_id)
@@ -53,9 +58,81 @@ async fn schedule(
     .bind(timer.step)
     .bind(&timer.action)
     .bind(timer.due_at)
+    .bind(&timer.policy)
     .execute(conn)
     .await?;
     Ok(timer)
+}
+
+/// An admin's policy of a tier (migration 0012), replacing the config's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPolicy {
+    pub steps: Vec<Step>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The admin's policy of `tier`, if one is set.
+pub async fn stored_policy(
+    conn: &mut PgConnection,
+    tier: Tier,
+) -> Result<Option<StoredPolicy>, sqlx::Error> {
+    let row: Option<(Value, DateTime<Utc>)> =
+        sqlx::query_as("SELECT steps, updated_at FROM escalation_policies WHERE tier = $1")
+            .bind(tier.as_str())
+            .fetch_optional(conn)
+            .await?;
+    row.map(|(steps, updated_at)| {
+        Ok(StoredPolicy {
+            steps: serde_json::from_value(steps).map_err(decode)?,
+            updated_at,
+        })
+    })
+    .transpose()
+}
+
+/// The policy an escalation of `tier` starting now runs: the admin's, else the config's.
+pub async fn effective_policy(
+    conn: &mut PgConnection,
+    config: &EscalationConfig,
+    tier: Tier,
+) -> Result<Vec<Step>, sqlx::Error> {
+    Ok(match stored_policy(conn, tier).await? {
+        Some(p) => p.steps,
+        None => config.policy(tier).to_vec(),
+    })
+}
+
+/// Sets the admin's policy of `tier` (checked with [`policy::check`] before).
+pub async fn set_policy(
+    conn: &mut PgConnection,
+    tier: Tier,
+    steps: &[Step],
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO escalation_policies (tier, steps, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tier) DO UPDATE SET steps = $2, updated_at = $3, updated_by = $4",
+    )
+    .bind(tier.as_str())
+    .bind(serde_json::to_value(steps).map_err(decode)?)
+    .bind(now)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes the admin's policy of `tier`: the config's applies again. False when none was set.
+pub async fn reset_policy(conn: &mut PgConnection, tier: Tier) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM escalation_policies WHERE tier = $1")
+            .bind(tier.as_str())
+            .execute(conn)
+            .await?
+            .rows_affected()
+            == 1,
+    )
 }
 
 /// Starts the escalation of a just-opened (and routed) or just-reopened incident of `tier`: a new
@@ -69,16 +146,18 @@ pub async fn start(
     tier: Tier,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let Some((due, first)) = policy::next(config.policy(tier), None, now) else {
+    let steps = effective_policy(conn, config, tier).await?;
+    let Some((due, first)) = policy::next(&steps, None, now) else {
         return Ok(());
     };
+    let snapshot = serde_json::to_value(&steps).map_err(decode)?;
     let round: i32 = sqlx::query_scalar(
         "SELECT COALESCE(max(round) + 1, 0) FROM escalation_timers WHERE incident_id = $1",
     )
     .bind(incident)
     .fetch_one(&mut *conn)
     .await?;
-    let mut timer = Some(schedule(conn, incident, round, due, &first).await?);
+    let mut timer = Some(schedule(conn, incident, round, due, &first, &snapshot).await?);
     while let Some(t) = timer.take_if(|t| t.due_at <= now) {
         timer = fire(conn, config, &t, now, "intake").await?;
     }
@@ -258,10 +337,17 @@ pub async fn fire(
     incidents::append(conn, timer.incident_id, &entry).await?;
     tracing::info!(incident = %timer.incident_id, step = planned.index, target = planned.target.as_str(),
                    recipients = rows.len(), by, "escalation step fired");
-    let tier = Tier::parse(&ctx.tier).unwrap_or(Tier::Routine);
-    match policy::next(config.policy(tier), Some(planned.index), timer.due_at) {
+    // the round's own steps, so that a policy changed meanwhile does not renumber it
+    let steps: Vec<Step> = match &timer.policy {
+        Some(v) => serde_json::from_value(v.clone()).map_err(decode)?,
+        None => config
+            .policy(Tier::parse(&ctx.tier).unwrap_or(Tier::Routine))
+            .to_vec(),
+    };
+    let snapshot = serde_json::to_value(&steps).map_err(decode)?;
+    match policy::next(&steps, Some(planned.index), timer.due_at) {
         Some((due, p)) => Ok(Some(
-            schedule(conn, timer.incident_id, timer.round, due, &p).await?,
+            schedule(conn, timer.incident_id, timer.round, due, &p, &snapshot).await?,
         )),
         None => Ok(None),
     }
@@ -295,7 +381,7 @@ pub async fn fire_one(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let claimed: Option<Timer> = sqlx::query_as(
-        "SELECT t.id, t.incident_id, t.round, t.step, t.action, t.due_at FROM escalation_timers t \
+        "SELECT t.id, t.incident_id, t.round, t.step, t.action, t.due_at, t.policy FROM escalation_timers t \
          JOIN incidents i ON i.id = t.incident_id \
          WHERE t.state = 'pending' AND t.due_at <= $1 ORDER BY t.due_at LIMIT 1 \
          FOR UPDATE OF t, i SKIP LOCKED",

@@ -25,12 +25,14 @@ pub struct Camera {
     /// From its edge's latest state: false when the edge or the camera is offline; `null` when
     /// nothing reports on it (a pull camera, an edge that never reported, a camera it omits).
     pub online: Option<bool>,
+    /// Whether pull credentials are stored (they themselves are write-only).
+    pub has_credentials: bool,
 }
 
 /// The columns of [`Camera`]; the online flag is the camera's entry in its edge's stored state
 /// (`bl_camera_health`, migration 0005), so the list agrees with the `edge` WebSocket messages.
 const CAMERA_SELECT: &str = "SELECT c.id, c.premises_id, p.name AS premises_name, p.town_id, c.name, c.source, \
-     c.edge_id, c.main_stream, c.sub_stream, c.talk, \
+     c.edge_id, c.main_stream, c.sub_stream, c.talk, c.pull_username IS NOT NULL AS has_credentials, \
      CASE WHEN s.edge_id IS NULL THEN NULL WHEN NOT s.online THEN false \
           ELSE (SELECT (h->>'online')::boolean FROM jsonb_array_elements(bl_camera_health(s.state)) h \
                 WHERE h->>'cameraId' = c.id LIMIT 1) END AS online \

@@ -2,7 +2,7 @@
 
 use super::roster::{self, Override, Shift};
 use chrono::{DateTime, NaiveTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -18,6 +18,78 @@ pub struct Team {
     pub on_duty: bool,
     #[sqlx(skip)]
     pub shifts: Vec<Shift>,
+    /// One-off duty periods that have not ended yet.
+    #[sqlx(skip)]
+    pub overrides: Vec<RosterOverride>,
+}
+
+/// A one-off duty period as the API shows and takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RosterOverride {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A recurring shift as the API takes it (times in China Standard Time, `HH:MM:SS`).
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftInput {
+    /// Bit 0 = Monday … bit 6 = Sunday (1–127): the days the shift starts on.
+    pub weekdays: i16,
+    pub starts: NaiveTime,
+    /// At or before `starts`: the shift ends the next day.
+    pub ends: NaiveTime,
+}
+
+/// The body of `PUT /api/teams/{id}/roster`: the team's whole roster, replacing the stored one.
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RosterInput {
+    pub shifts: Vec<ShiftInput>,
+    /// Replaces the overrides that have not ended yet; past ones stay as the record.
+    #[serde(default)]
+    pub overrides: Vec<RosterOverride>,
+}
+
+/// Most shifts and overrides one roster may hold.
+pub const MAX_ROSTER_ENTRIES: usize = 50;
+
+impl RosterInput {
+    /// The first rule broken: the JSON path of the field (`shifts[1].weekdays`) and what is wrong.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.shifts.len() > MAX_ROSTER_ENTRIES || self.overrides.len() > MAX_ROSTER_ENTRIES {
+            return Err((
+                "shifts".into(),
+                format!("at most {MAX_ROSTER_ENTRIES} shifts and {MAX_ROSTER_ENTRIES} overrides"),
+            ));
+        }
+        for (i, s) in self.shifts.iter().enumerate() {
+            if !(1..=roster::EVERY_DAY).contains(&s.weekdays) {
+                return Err((
+                    format!("shifts[{i}].weekdays"),
+                    "pick at least one day (1-127, bit 0 = Monday)".into(),
+                ));
+            }
+        }
+        for (i, o) in self.overrides.iter().enumerate() {
+            if o.ends_at <= o.starts_at {
+                return Err((
+                    format!("overrides[{i}].endsAt"),
+                    "must be after startsAt".into(),
+                ));
+            }
+            if o.reason.chars().count() > 200 {
+                return Err((
+                    format!("overrides[{i}].reason"),
+                    "must be at most 200 characters".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Teams within `scope` (None = district), each marked on duty at `now` per the roster.
@@ -43,7 +115,84 @@ pub async fn list(
             .cloned()
             .collect();
     }
+    let overrides = sqlx::query_as::<_, (Uuid, DateTime<Utc>, DateTime<Utc>, String)>(
+        "SELECT o.team_id, o.starts_at, o.ends_at, o.reason FROM roster_overrides o \
+         JOIN teams t ON t.id = o.team_id WHERE ($1::text[] IS NULL OR t.town_id = ANY($1)) \
+         AND o.ends_at > $2 ORDER BY o.starts_at, o.id",
+    )
+    .bind(scope)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (team, starts_at, ends_at, reason) in overrides {
+        if let Some(t) = teams.iter_mut().find(|t| t.id == team) {
+            t.overrides.push(RosterOverride {
+                starts_at,
+                ends_at,
+                reason,
+            });
+        }
+    }
     Ok(teams)
+}
+
+/// One team as [`list`] shows it (None when missing).
+pub async fn get(pool: &PgPool, id: Uuid, now: DateTime<Utc>) -> Result<Option<Team>, sqlx::Error> {
+    let town: Option<String> = sqlx::query_scalar("SELECT town_id FROM teams WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    let Some(town) = town else {
+        return Ok(None);
+    };
+    Ok(list(pool, Some(&[town]), now)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id))
+}
+
+/// Renames a team or changes its phone; false when no such team exists.
+pub async fn update(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    name: &str,
+    phone: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE teams SET name = $2, phone = $3 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .bind(phone)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Replaces the team's shifts, and its overrides that end after `now`, with `roster`.
+pub async fn replace_roster(
+    tx: &mut Transaction<'_, Postgres>,
+    team: Uuid,
+    roster: &RosterInput,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM roster_shifts WHERE team_id = $1")
+        .bind(team)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM roster_overrides WHERE team_id = $1 AND ends_at > $2")
+        .bind(team)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    for s in &roster.shifts {
+        add_shift(tx, team, s.weekdays, s.starts, s.ends).await?;
+    }
+    for o in &roster.overrides {
+        add_override(tx, team, o.starts_at, o.ends_at, &o.reason).await?;
+    }
+    Ok(())
 }
 
 /// The shifts of the teams of `scope` (None = district), and their overrides that end after
@@ -149,4 +298,42 @@ pub async fn insert_grid(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_roster_names_the_first_bad_entry_by_its_json_path() {
+        let shift = |weekdays| ShiftInput {
+            weekdays,
+            starts: t(8),
+            ends: t(20),
+        };
+        let ok = RosterInput {
+            shifts: vec![shift(0b11111), shift(0b1100000)],
+            overrides: vec![],
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = RosterInput {
+            shifts: vec![shift(1), shift(0)],
+            overrides: vec![],
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "shifts[1].weekdays");
+        let at = Utc::now();
+        let backwards = RosterInput {
+            shifts: vec![],
+            overrides: vec![RosterOverride {
+                starts_at: at,
+                ends_at: at,
+                reason: String::new(),
+            }],
+        };
+        assert_eq!(backwards.validate().unwrap_err().0, "overrides[0].endsAt");
+    }
 }

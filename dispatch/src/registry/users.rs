@@ -16,6 +16,8 @@ pub struct User {
     /// `null` = the whole district.
     pub scope_towns: Option<Vec<String>>,
     pub team_id: Option<Uuid>,
+    /// For SMS and robot @mentions; `""` = none.
+    pub phone: String,
     pub disabled: bool,
     pub totp_enabled: bool,
 }
@@ -32,6 +34,9 @@ pub struct NewUser {
     pub scope_towns: Option<Vec<String>>,
     #[serde(default)]
     pub team_id: Option<Uuid>,
+    /// For SMS and robot @mentions; absent or `""` = none.
+    #[serde(default)]
+    pub phone: String,
     pub password: String,
 }
 
@@ -39,6 +44,45 @@ impl NewUser {
     pub fn scope(&self) -> Scope {
         Scope::from_column(self.scope_towns.clone())
     }
+}
+
+/// The body of `PUT /api/users/{id}`: the user's new state (the user name never changes).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserUpdate {
+    pub display_name: String,
+    pub role: Role,
+    /// `null` or absent = the whole district.
+    #[serde(default)]
+    pub scope_towns: Option<Vec<String>>,
+    #[serde(default)]
+    pub team_id: Option<Uuid>,
+    #[serde(default)]
+    pub phone: String,
+    /// A disabled user cannot log in; their sessions end at once.
+    #[serde(default)]
+    pub disabled: bool,
+    /// A new password; absent keeps the current one. Setting one ends the user's sessions.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl UserUpdate {
+    pub fn scope(&self) -> Scope {
+        Scope::from_column(self.scope_towns.clone())
+    }
+}
+
+/// Whether `phone` is acceptable: empty, or 3-32 of digits, spaces, `+`, `-`, starting with a
+/// digit or `+`.
+pub fn valid_phone(phone: &str) -> bool {
+    phone.is_empty()
+        || (phone.len() >= 3
+            && phone.len() <= 32
+            && phone.starts_with(|c: char| c.is_ascii_digit() || c == '+')
+            && phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-".contains(c)))
 }
 
 /// Whether `name` is a valid user name: 1-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.
@@ -49,7 +93,7 @@ pub fn valid_username(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
 }
 
-const COLUMNS: &str = "id, username, display_name, role, scope_towns, team_id, disabled, totp_secret IS NOT NULL AS totp_enabled";
+const COLUMNS: &str = "id, username, display_name, role, scope_towns, team_id, phone, disabled, totp_secret IS NOT NULL AS totp_enabled";
 
 /// Users whose whole scope lies within `scope` (None = district: everyone).
 pub async fn list(pool: &PgPool, scope: Option<&[String]>) -> Result<Vec<User>, sqlx::Error> {
@@ -69,8 +113,8 @@ pub async fn insert<'e>(
     password_hash: &str,
 ) -> Result<User, sqlx::Error> {
     sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users (id, username, display_name, role, scope_towns, team_id, password_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO users (id, username, display_name, role, scope_towns, team_id, password_hash, phone) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     )))
     .bind(Uuid::now_v7())
     .bind(&u.username)
@@ -79,8 +123,40 @@ pub async fn insert<'e>(
     .bind(&u.scope_towns)
     .bind(u.team_id)
     .bind(password_hash)
+    .bind(&u.phone)
     .fetch_one(db)
     .await
+}
+
+/// Replaces user `id`'s editable fields (and the password hash when given); ends the user's
+/// sessions when disabled or given a new password. None when no such user exists.
+pub async fn update(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: Uuid,
+    u: &UserUpdate,
+    password_hash: Option<&str>,
+) -> Result<Option<User>, sqlx::Error> {
+    let user = sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET display_name = $2, role = $3, scope_towns = $4, team_id = $5, phone = $6, \
+         disabled = $7, password_hash = coalesce($8, password_hash) WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(u.display_name.trim())
+    .bind(u.role.as_str())
+    .bind(&u.scope_towns)
+    .bind(u.team_id)
+    .bind(&u.phone)
+    .bind(u.disabled)
+    .bind(password_hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if user.is_some() && (u.disabled || password_hash.is_some()) {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(user)
 }
 
 /// What a login needs to know about a user.
@@ -126,5 +202,15 @@ mod tests {
         assert!(!valid_username(".hidden"));
         assert!(!valid_username("王芳"));
         assert!(!valid_username(""));
+    }
+
+    #[test]
+    fn phones_are_empty_or_digits_with_plus_dash_and_spaces() {
+        assert!(valid_phone(""));
+        assert!(valid_phone("13800000001"));
+        assert!(valid_phone("+86 10-6980 1234"));
+        assert!(!valid_phone("call me"));
+        assert!(!valid_phone("-1"));
+        assert!(!valid_phone(&"1".repeat(33)));
     }
 }

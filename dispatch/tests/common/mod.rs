@@ -219,6 +219,15 @@ impl Client {
         .await
     }
 
+    pub async fn put(&mut self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            Method::PUT,
+            path,
+            Some(("application/json", body.to_string())),
+        )
+        .await
+    }
+
     /// Logs in; on success keeps the session and its CSRF token.
     pub async fn login(&mut self, username: &str, password: &str) -> (StatusCode, Value) {
         let (status, body) = self
@@ -329,7 +338,7 @@ pub fn media_public_key() -> bl_proto::VerifyingKey {
     bl_proto::SigningKey::from_bytes(&MEDIA_SEED).verifying_key()
 }
 
-/// Adds a pull camera to a premises straight in the database (the API has no camera creation yet).
+/// Adds a pull camera to a premises straight in the database (tests/admin.rs covers the API's way).
 pub async fn insert_camera(db: &TestDb, premises_id: &str, id: &str, talk: bool) {
     let pool = db.pool().await;
     let mut tx = pool.begin().await.unwrap();

@@ -1,5 +1,13 @@
 // The one HTTP client of both apps: JSON in and out, the session cookie (same origin), the CSRF
-// token on every unsafe method, and dispatch's `{error: {code, message}}` turned into ApiError.
+// token on every unsafe method, and dispatch's `{error: {code, message, field?, details?}}` turned
+// into ApiError.
+
+/** One line-and-column problem of an uploaded file (CSV import). */
+export interface ErrorDetail {
+  line: number
+  column: string
+  message: string
+}
 
 export class ApiError extends Error {
   constructor(
@@ -8,6 +16,9 @@ export class ApiError extends Error {
     message: string,
     /** seconds from `Retry-After` (429) */
     readonly retryAfter: number | null = null,
+    /** the request field the error is about (its JSON name), for forms */
+    readonly field: string | null = null,
+    readonly details: ErrorDetail[] = [],
   ) {
     super(message)
   }
@@ -64,13 +75,17 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
     data = null
   }
   if (!resp.ok) {
-    const err = (data as { error?: { code?: string; message?: string } } | null)?.error
+    const err = (
+      data as { error?: { code?: string; message?: string; field?: string; details?: ErrorDetail[] } } | null
+    )?.error
     const retry = resp.headers.get('Retry-After')
     throw new ApiError(
       resp.status,
       err?.code ?? `http_${resp.status}`,
       err?.message ?? (text.slice(0, 200) || resp.statusText),
       retry ? Number(retry) : null,
+      err?.field ?? null,
+      err?.details ?? [],
     )
   }
   return data as T

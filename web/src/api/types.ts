@@ -7,6 +7,8 @@ export interface User {
   role: string
   scopeTowns: string[] | null
   teamId: string | null
+  phone?: string
+  disabled?: boolean
   totpEnabled: boolean
 }
 
@@ -144,4 +146,71 @@ export interface FieldIncident {
   personInCharge: string | null
   phone: string | null
   next: string[]
+}
+
+// ---- the admin screens
+
+/** A camera as `GET /api/cameras` lists it (never its credentials). */
+export interface RegistryCamera {
+  id: string
+  premisesId: string
+  townId: string
+  name: string
+  source: 'edge' | 'pull'
+  edgeId: string | null
+  mainStream: string
+  subStream: string | null
+  talk: boolean
+  hasCredentials: boolean
+}
+
+export interface Edge {
+  id: string
+  premisesId: string
+  premisesName: string
+  townId: string
+  enrolledAt: string | null
+  codeExpiresAt: string | null
+  publicKey: string | null
+  online: boolean | null
+  lastReportAt: string | null
+}
+
+export interface EdgeWithCode {
+  edge: Edge
+  enrolmentCode: string
+  codeExpiresAt: string
+}
+
+export interface Shift {
+  teamId?: string
+  townId?: string
+  weekdays: number
+  starts: string
+  ends: string
+}
+
+export interface RosterOverride {
+  startsAt: string
+  endsAt: string
+  reason: string
+}
+
+export interface Team {
+  id: string
+  townId: string
+  name: string
+  phone: string
+  onDuty: boolean
+  shifts: Shift[]
+  overrides: RosterOverride[]
+}
+
+export interface EscalationPolicy {
+  tier: string
+  /** `config` (dispatch's [escalation]) or `admin` (set through the API) */
+  source: 'config' | 'admin'
+  updatedAt: string | null
+  steps: Array<{ step: 'notify' | 'wait' | 'repeat'; target?: string; secs?: number; from_step?: number; times?: number }>
+  schedule: Array<{ afterSecs: number; target: string }>
 }

@@ -14,6 +14,22 @@ export const router = createRouter({
     { path: '/wall', name: 'wall', component: () => import('./views/WallView.vue') },
     { path: '/wall-window', name: 'wallWindow', component: () => import('./views/WallWindow.vue'), meta: { bare: true } },
     { path: '/login', name: 'login', component: () => import('./views/LoginView.vue') },
+    // the admin section (admins only: the guard below; dispatch refuses everyone else anyway)
+    {
+      path: '/admin',
+      component: () => import('./views/admin/AdminLayout.vue'),
+      meta: { admin: true },
+      children: [
+        { path: '', redirect: { name: 'admin-premises' } },
+        { path: 'premises', name: 'admin-premises', component: () => import('./views/admin/PremisesAdmin.vue') },
+        { path: 'cameras', name: 'admin-cameras', component: () => import('./views/admin/CamerasAdmin.vue') },
+        { path: 'edges', name: 'admin-edges', component: () => import('./views/admin/EdgesAdmin.vue') },
+        { path: 'teams', name: 'admin-teams', component: () => import('./views/admin/TeamsAdmin.vue') },
+        { path: 'rosters', name: 'admin-rosters', component: () => import('./views/admin/RostersAdmin.vue') },
+        { path: 'users', name: 'admin-users', component: () => import('./views/admin/UsersAdmin.vue') },
+        { path: 'escalation', name: 'admin-escalation', component: () => import('./views/admin/EscalationAdmin.vue') },
+      ],
+    },
     { path: '/:rest(.*)*', redirect: '/' },
   ],
 })
@@ -23,5 +39,6 @@ router.beforeEach(async (to) => {
   if (!session.checked) await session.restore().catch(() => false)
   if (to.name !== 'login' && !session.user) return { name: 'login', query: { next: to.fullPath } }
   if (to.name === 'login' && session.user) return { name: 'board' }
+  if (to.matched.some((r) => r.meta.admin) && session.user?.role !== 'admin') return { name: 'board' }
   return true
 })

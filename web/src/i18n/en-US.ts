@@ -3,7 +3,7 @@ import type zh from './zh-CN'
 
 const en: typeof zh = {
   app: { title: 'Mentougou Food & Drug Safety Dispatch', field: 'Field', logout: 'Log out', live: 'Live', connecting: 'Connecting', down: 'Disconnected, reconnecting' },
-  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard', wall: 'Video wall' },
+  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard', wall: 'Video wall', admin: 'Admin' },
   login: {
     title: 'Log in',
     username: 'User name',
@@ -165,6 +165,53 @@ const en: typeof zh = {
       out_of_scope: 'This camera is outside your towns',
       role_forbidden: 'Your role may not watch live video',
       not_found: 'No such camera',
+  admin: {
+    nav: 'Admin',
+    menu: { premises: 'Premises', cameras: 'Cameras', edges: 'Edge boxes', teams: 'Teams', rosters: 'Rosters', users: 'Users & roles', escalation: 'Escalation' },
+    common: {
+      add: 'Add', edit: 'Edit', delete: 'Delete', save: 'Save', cancel: 'Cancel', close: 'Close', search: 'Search',
+      actions: 'Actions', saved: 'Saved', deleted: 'Deleted', confirmDelete: 'Delete {name}?', town: 'Town', required: 'Required',
+      yes: 'Yes', no: 'No', none: 'None', district: 'District',
+    },
+    premises: {
+      title: 'Premises', name: 'Name', licenceNo: 'Licence no.', kind: 'Kind', address: 'Address', lat: 'Latitude', lon: 'Longitude',
+      gridId: 'Grid', riskGrade: 'Risk grade', personInCharge: 'Person in charge', phone: 'Phone', importCsv: 'Import CSV',
+      importHint: 'UTF-8 CSV with the header name,licence_no,kind,address,lat,lon,town,grid,risk_grade,person_in_charge,phone (lat, lon, grid may be empty). One bad line and nothing is imported.',
+      importProblems: '{n} problem(s) in the file; nothing was imported. Fix the lines below and import again.', imported: '{n} imported', importFailed: 'Nothing imported: {message}', line: 'Line', column: 'Column', problem: 'Problem', searchHint: 'Name, licence or address',
+      kinds: { schoolCanteen: 'School canteen', restaurant: 'Restaurant', centralKitchen: 'Central kitchen', pharmacy: 'Pharmacy', other: 'Other' },
+    },
+    cameras: {
+      title: 'Cameras', id: 'Id', name: 'Name', premises: 'Premises', source: 'Source', edge: 'Pushed by edge box', pull: 'Pulled by gateway',
+      edgeId: 'Edge box', mainStream: 'Main stream', subStream: 'Sub stream', talk: 'Talk', credentials: 'Credentials',
+      username: 'User name', password: 'Password', hasCredentials: 'Credentials stored', keepCredentials: 'Leave empty to keep',
+      clearCredentials: 'Clear stored credentials', streamHintEdge: 'Stream name the box pushes, e.g. main', streamHintPull: 'rtsp:// URL without user or password',
+      credentialsNote: 'Credentials are write-only: never shown again after saving.',
+    },
+    edges: {
+      title: 'Edge boxes', id: 'Id', premises: 'Premises', register: 'Register edge box', enrolled: 'Enrolled', notEnrolled: 'Not enrolled',
+      online: 'Online', offline: 'Offline', unknown: 'Never reported', lastReport: 'Last report', newCode: 'New code',
+      codeTitle: 'One-time enrolment code', codeOnce: 'Shown this once: copy it for the installer. Valid until {at}.', copy: 'Copy', copied: 'Copied',
+      idHint: 'lowercase letters, digits, - and _',
+    },
+    teams: { title: 'Teams', name: 'Name', phone: 'Duty phone', onDuty: 'On duty now', shifts: 'Shifts', roster: 'Roster' },
+    rosters: {
+      title: 'Rosters', team: 'Team', pickTeam: 'Pick a team', shifts: 'Regular shifts (China Standard Time)', overrides: 'One-off cover',
+      weekdays: 'Days', starts: 'Starts', ends: 'Ends', overnight: 'next day', addShift: 'Add shift', addOverride: 'Add cover',
+      period: 'Period', reason: 'Reason', noShifts: 'No shifts: nothing is routed to this team',
+      days: ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'],
+    },
+    users: {
+      title: 'Users & roles', username: 'User name', displayName: 'Name', role: 'Role', scope: 'Towns', team: 'Team', phone: 'Mobile',
+      disabled: 'Disabled', password: 'Password', passwordKeep: 'Leave empty to keep', wholeDistrict: 'Whole district', enabled: 'Enabled', totp: 'TOTP',
+      roles: {
+        admin: 'Administrator', supervisor: 'District supervisor', operator: 'Command-center operator', townOfficer: 'Town officer', field: 'Field staff',
+        drillCoordinator: 'Drill coordinator', auditor: 'Auditor',
+      },
+    },
+    escalation: {
+      title: 'Escalation policies', tier: 'Tier', steps: 'Steps', schedule: 'Notifications', hint: 'A change applies to incidents opened (or reopened) from then on; running escalations keep their steps. Only a district-wide admin may change them.', fromConfig: 'from the config file', fromAdmin: 'set by an admin', reset: 'Back to the configured policy', kinds: { notify: 'Notify', wait: 'Wait', repeat: 'Repeat' },
+      notify: 'Notify {target}', wait: 'Wait {time}', repeat: 'Repeat from step {from}, {times} more times', at: '{time} after start', noSteps: 'No escalation',
+      units: { h: 'h', min: 'min', s: 's' },
     },
   },
   error: { generic: 'Failed: {message}' },

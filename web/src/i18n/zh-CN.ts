@@ -1,7 +1,7 @@
 // 简体中文 (the default): every string the apps show.
 export default {
   app: { title: '门头沟区食药安全指挥调度', field: '外勤', logout: '退出', live: '实时', connecting: '连接中', down: '已断开，重连中' },
-  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙' },
+  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙', admin: '系统管理' },
   login: {
     title: '登录',
     username: '用户名',
@@ -164,6 +164,53 @@ export default {
       out_of_scope: '此摄像头不在您的辖区',
       role_forbidden: '您的角色无权查看实况',
       not_found: '摄像头不存在',
+  admin: {
+    nav: '系统管理',
+    menu: { premises: '经营单位', cameras: '摄像头', edges: '边缘盒', teams: '队伍', rosters: '值班表', users: '用户与角色', escalation: '升级策略' },
+    common: {
+      add: '新增', edit: '编辑', delete: '删除', save: '保存', cancel: '取消', close: '关闭', search: '搜索',
+      actions: '操作', saved: '已保存', deleted: '已删除', confirmDelete: '确定删除 {name}？', town: '镇街', required: '必填',
+      yes: '是', no: '否', none: '无', district: '全区',
+    },
+    premises: {
+      title: '经营单位', name: '名称', licenceNo: '许可证号', kind: '类别', address: '地址', lat: '纬度', lon: '经度',
+      gridId: '网格', riskGrade: '风险等级', personInCharge: '负责人', phone: '电话', importCsv: '导入 CSV',
+      importHint: 'UTF-8 CSV，表头：name,licence_no,kind,address,lat,lon,town,grid,risk_grade,person_in_charge,phone（lat、lon、grid 可空）。有任何一行出错则全部不导入。',
+      importProblems: '文件中有 {n} 处问题，全部未导入。请改正下列各行后重新导入。', imported: '已导入 {n} 家', importFailed: '未导入：{message}', line: '行', column: '列', problem: '问题', searchHint: '名称、许可证号或地址',
+      kinds: { schoolCanteen: '学校食堂', restaurant: '餐馆', centralKitchen: '中央厨房', pharmacy: '药店', other: '其他' },
+    },
+    cameras: {
+      title: '摄像头', id: '编号', name: '名称', premises: '经营单位', source: '接入方式', edge: '边缘盒推流', pull: '平台拉流',
+      edgeId: '边缘盒', mainStream: '主码流', subStream: '子码流', talk: '可对讲', credentials: '登录凭据',
+      username: '用户名', password: '密码', hasCredentials: '已存凭据', keepCredentials: '留空则保持不变',
+      clearCredentials: '清除已存凭据', streamHintEdge: '边缘盒推送的流名，如 main', streamHintPull: 'rtsp:// 地址，不含用户名和密码',
+      credentialsNote: '凭据只写不读：保存后不再显示。',
+    },
+    edges: {
+      title: '边缘盒', id: '编号', premises: '经营单位', register: '登记边缘盒', enrolled: '已注册', notEnrolled: '未注册',
+      online: '在线', offline: '离线', unknown: '未上报', lastReport: '最近上报', newCode: '重新生成注册码',
+      codeTitle: '一次性注册码', codeOnce: '注册码只显示这一次，请复制后交给安装人员。有效期至 {at}。', copy: '复制', copied: '已复制',
+      idHint: '小写字母、数字、- 和 _',
+    },
+    teams: { title: '队伍', name: '名称', phone: '值班电话', onDuty: '当前在岗', shifts: '班次', roster: '值班表' },
+    rosters: {
+      title: '值班表', team: '队伍', pickTeam: '选择队伍', shifts: '常规班次（北京时间）', overrides: '临时顶班',
+      weekdays: '星期', starts: '开始', ends: '结束', overnight: '次日', addShift: '添加班次', addOverride: '添加顶班',
+      period: '时段', reason: '原因', noShifts: '无班次：本队不会被派单',
+      days: ['一', '二', '三', '四', '五', '六', '日'],
+    },
+    users: {
+      title: '用户与角色', username: '用户名', displayName: '姓名', role: '角色', scope: '辖区', team: '队伍', phone: '手机',
+      disabled: '停用', password: '密码', passwordKeep: '留空则不修改', wholeDistrict: '全区', enabled: '启用', totp: '动态码',
+      roles: {
+        admin: '系统管理员', supervisor: '区局督导', operator: '指挥中心值班员', townOfficer: '镇街监管员', field: '外勤人员',
+        drillCoordinator: '演练组织员', auditor: '审计员',
+      },
+    },
+    escalation: {
+      title: '升级策略', tier: '等级', steps: '步骤', schedule: '通知时间表', hint: '修改只对此后新开（或重新打开）的事件生效，进行中的升级按原步骤继续。仅全区管理员可修改。', fromConfig: '配置文件', fromAdmin: '管理员设置', reset: '恢复为配置文件的策略', kinds: { notify: '通知', wait: '等待', repeat: '重复' },
+      notify: '通知 {target}', wait: '等待 {time}', repeat: '从第 {from} 步起再重复 {times} 次', at: '开始后 {time}', noSteps: '不升级',
+      units: { h: '小时', min: '分', s: '秒' },
     },
   },
   error: { generic: '操作失败：{message}' },

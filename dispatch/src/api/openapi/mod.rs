@@ -67,6 +67,16 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::ws::socket,
         super::walls::get,
         super::walls::put,
+        super::cameras::create,
+        super::cameras::update,
+        super::cameras::delete,
+        super::users::update,
+        super::teams::create,
+        super::teams::update,
+        super::teams::roster,
+        super::escalation::policies,
+        super::escalation::set,
+        super::escalation::reset,
     ),
     components(schemas(crate::error::Body))
 )]

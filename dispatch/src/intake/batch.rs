@@ -22,11 +22,11 @@
 //! deadlocks PostgreSQL aborts one batch, which is retried whole).
 
 use super::edge::{self, EdgeReport, Rejected, Stored, json_str};
-use super::incident::{Outcome, lock_key};
+use super::incident::{self, Outcome, Report, lock_key};
 use crate::clocks::ClocksConfig;
 use crate::escalation::EscalationConfig;
 use crate::incident::policy::{IncidentsConfig, violation_kind};
-use bl_proto::event::{EdgeEvent, EpisodePhase};
+use bl_proto::event::{DetectionEvent, EdgeEvent, EpisodePhase};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use sqlx::PgPool;
@@ -57,12 +57,22 @@ pub async fn record_batch(
         })
         .collect();
     if !events.is_empty() {
-        lock_keys(&mut tx, &events).await?;
-        let linked = link_known_episodes(&mut tx, &events).await?;
-        for event in events.iter().filter(|e| !linked.contains(&e.event_id())) {
+        let cameras = lock_keys(&mut tx, &events).await?;
+        let now = Utc::now();
+        let mut rest = events;
+        for step in 0..2 {
+            let linked = link_known_episodes(&mut tx, &rest).await?;
+            rest.retain(|e| !linked.contains(&e.event_id()));
+            if step == 0 {
+                // Episodes that start here and repeat an open incident join it; their later
+                // reports in this batch are linked by the second pass.
+                let joined = join_open_incidents(&mut tx, incidents, &cameras, &rest, now).await?;
+                rest.retain(|e| !joined.contains(&e.event_id()));
+            }
+        }
+        for event in rest {
             let outcome =
-                edge::to_incident(&mut tx, incidents, escalation, clocks, event, Utc::now())
-                    .await?;
+                edge::to_incident(&mut tx, incidents, escalation, clocks, event, now).await?;
             if let Some(Outcome::Opened(id)) = outcome {
                 edge::audit_opened(&mut tx, event, id).await?;
             }
@@ -295,29 +305,39 @@ async fn store_events(
     Ok(new)
 }
 
-/// Takes the advisory locks of every detection's (premises, kind, exercise), in one sorted sweep.
-async fn lock_keys(conn: &mut PgConnection, events: &[&EdgeEvent]) -> Result<(), sqlx::Error> {
+/// A camera's premises and the premises' kind (the setting of its reports).
+type CameraPlaces = HashMap<String, (Uuid, String)>;
+
+/// Takes the advisory locks of every detection's (premises, kind, exercise), in one sorted sweep;
+/// returns the places of the detections' cameras.
+async fn lock_keys(
+    conn: &mut PgConnection,
+    events: &[&EdgeEvent],
+) -> Result<CameraPlaces, sqlx::Error> {
     let cameras: Vec<&str> = events
         .iter()
         .filter(|e| matches!(e, EdgeEvent::Detection(_)))
         .map(|e| e.camera_id().as_str())
         .collect();
     if cameras.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
-    let premises: HashMap<String, Uuid> =
-        sqlx::query_as("SELECT id, premises_id FROM cameras WHERE id = ANY($1::text[])")
-            .bind(&cameras)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
+    let places: CameraPlaces = sqlx::query_as::<_, (String, Uuid, String)>(
+        "SELECT c.id, c.premises_id, p.kind FROM cameras c JOIN premises p ON p.id = c.premises_id \
+          WHERE c.id = ANY($1::text[])",
+    )
+    .bind(&cameras)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(camera, premises, kind)| (camera, (premises, kind)))
+    .collect();
     let keys: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
-            EdgeEvent::Detection(d) => premises
+            EdgeEvent::Detection(d) => places
                 .get(d.camera_id.as_str())
-                .map(|p| lock_key(*p, violation_kind(d.kind), d.exercise.as_deref())),
+                .map(|(p, _)| lock_key(*p, violation_kind(d.kind), d.exercise.as_deref())),
             EdgeEvent::Camera(_) => None,
         })
         .collect();
@@ -330,7 +350,82 @@ async fn lock_keys(conn: &mut PgConnection, events: &[&EdgeEvent]) -> Result<(),
     .bind(&keys)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(places)
+}
+
+/// The first report of each episode among `events` (which are not linked to an incident yet).
+pub fn episode_openers<'a>(events: &[&'a EdgeEvent]) -> Vec<&'a DetectionEvent> {
+    let mut seen = HashSet::new();
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EdgeEvent::Detection(d) if seen.insert(d.episode_id) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Joins each episode that starts among `events` to the open incident it repeats, set-based
+/// ([`incident::attach_many`]), and records the episode; returns the events it joined. An episode
+/// with no incident to join is left to the one-by-one intake, which opens one.
+async fn join_open_incidents(
+    conn: &mut PgConnection,
+    incidents: &IncidentsConfig,
+    cameras: &CameraPlaces,
+    events: &[&EdgeEvent],
+    now: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let openers: Vec<(&DetectionEvent, Uuid, &str)> = episode_openers(events)
+        .into_iter()
+        .filter_map(|d| {
+            let (premises, kind) = cameras.get(d.camera_id.as_str())?;
+            Some((d, *premises, kind.as_str()))
+        })
+        .collect();
+    if openers.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let reports: Vec<Report> = openers
+        .iter()
+        .map(|(d, premises, _)| edge::detection_report(d, *premises, now))
+        .collect();
+    let with_setting: Vec<(&Report, Option<&str>)> = reports
+        .iter()
+        .zip(&openers)
+        .map(|(r, (_, _, kind))| (r, Some(*kind)))
+        .collect();
+    let found = incident::attach_many(conn, incidents, &with_setting).await?;
+    let joined: Vec<(&DetectionEvent, Uuid)> = openers
+        .iter()
+        .zip(found)
+        .filter_map(|((d, _, _), id)| id.map(|id| (*d, id)))
+        .collect();
+    if joined.is_empty() {
+        return Ok(HashSet::new());
+    }
+    sqlx::query(
+        "WITH j AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[],
+                                          $5::bool[])
+                             AS t(event_id, episode_id, incident_id, at, ends)),
+              episodes AS (INSERT INTO incident_episodes (episode_id, incident_id, started_at, ended_at)
+                           SELECT episode_id, incident_id, at, CASE WHEN ends THEN at END FROM j
+                           ON CONFLICT (episode_id) DO NOTHING)
+         INSERT INTO incident_events (event_id, incident_id)
+         SELECT event_id, incident_id FROM j ON CONFLICT DO NOTHING",
+    )
+    .bind(joined.iter().map(|(d, _)| d.event_id).collect::<Vec<_>>())
+    .bind(joined.iter().map(|(d, _)| d.episode_id).collect::<Vec<_>>())
+    .bind(joined.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+    .bind(joined.iter().map(|(d, _)| d.at).collect::<Vec<_>>())
+    .bind(
+        joined
+            .iter()
+            .map(|(d, _)| d.phase == EpisodePhase::End)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(joined.iter().map(|(d, _)| d.event_id).collect())
 }
 
 /// The `update`s and `end`s among `events`: (event, episode, ends, at).

@@ -196,6 +196,7 @@ async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationTo
     let config = &app.config;
     let mut backoff = BACKOFF_MIN;
     loop {
+        let started = std::time::Instant::now();
         match intake::batch::record_batch(
             &app.pool,
             &config.incidents,
@@ -206,6 +207,7 @@ async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationTo
         .await
         {
             Ok(verdicts) => {
+                tracing::debug!(size = parsed.len(), took = ?started.elapsed(), "batch stored");
                 for ((publish, _), verdict) in reports.iter().zip(verdicts) {
                     count(stats, &publish.topic, verdict);
                 }

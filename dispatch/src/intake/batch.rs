@@ -4,22 +4,29 @@
 //! would have left it had the reports come one at a time, in the batch's order.** What changes is
 //! the number of statements: the events are inserted in one statement (`ON CONFLICT DO NOTHING
 //! RETURNING`, so a resend stays a no-op), the newest state per edge in another, and only *new*
-//! events reach the incident intake. There the common case — an `update` or `end` of an episode
-//! whose incident exists already — only links, set-based, in one statement; everything else (an
-//! episode's `start`, camera faults, a later event of an episode that starts in this very batch)
-//! goes through [`super::edge::to_incident`] one by one, in order.
+//! events reach the incident intake. There the common cases are set-based, a few statements for
+//! the whole batch:
 //!
-//! Order: the set-based links run before the one-by-one intake. They only touch episodes known
-//! before the batch, so an episode's `start` still comes before its `update`s. The one order they
-//! can change is between *different* episodes of one (premises, kind): an earlier episode's `end`
-//! may be applied before a later-arriving `start` of another — which then joins the same incident
-//! anyway unless the two reports are more than `cooldown_secs` apart, and two episodes of one kind
-//! at one premises come from two cameras, whose relative order no broker preserves either.
+//! 1. an `update` or `end` of an episode whose incident exists already is linked to it;
+//! 2. the first report of an episode that repeats an open incident joins that incident
+//!    ([`super::incident::attach_many`]: report count, timeline, severity as one by one);
+//! 3. the later reports of the episodes that step 2 joined are linked as in step 1.
+//!
+//! Everything else (an episode that opens a new incident, camera faults) goes through
+//! [`super::edge::to_incident`] one by one, in order, after the set-based steps.
+//!
+//! Order: the set-based steps run before the one-by-one intake. They only touch incidents that
+//! existed before the batch, so an episode's `start` still comes before its `update`s. The one
+//! order they can change is between *different* episodes of one (premises, kind): an earlier
+//! episode's `end` may be applied before a later-arriving `start` of another — which then joins
+//! the same incident anyway unless the two reports are more than `cooldown_secs` apart, and two
+//! episodes of one kind at one premises come from two cameras, whose relative order no broker
+//! preserves either.
 //!
 //! Locks: before touching any incident the batch takes the advisory locks of all its detections'
-//! (premises, kind, exercise) keys in one sorted sweep, so two replicas with overlapping batches
-//! queue instead of deadlocking (a camera fault's key is taken inside the intake; if that ever
-//! deadlocks PostgreSQL aborts one batch, which is retried whole).
+//! (premises, kind, exercise) keys in one sorted sweep, so two replicas (or two shards of one
+//! consumer) with overlapping batches queue instead of deadlocking (a camera fault's key is taken
+//! inside the intake; if that ever deadlocks PostgreSQL aborts one batch, which is retried whole).
 
 use super::edge::{self, EdgeReport, Rejected, Stored, json_str};
 use super::incident::{self, Outcome, Report, lock_key};
@@ -60,16 +67,13 @@ pub async fn record_batch(
         let cameras = lock_keys(&mut tx, &events).await?;
         let now = Utc::now();
         let mut rest = events;
-        for step in 0..2 {
-            let linked = link_known_episodes(&mut tx, &rest).await?;
-            rest.retain(|e| !linked.contains(&e.event_id()));
-            if step == 0 {
-                // Episodes that start here and repeat an open incident join it; their later
-                // reports in this batch are linked by the second pass.
-                let joined = join_open_incidents(&mut tx, incidents, &cameras, &rest, now).await?;
-                rest.retain(|e| !joined.contains(&e.event_id()));
-            }
-        }
+        let linked = link_known_episodes(&mut tx, &rest).await?;
+        rest.retain(|e| !linked.contains(&e.event_id()));
+        let joined = join_open_incidents(&mut tx, incidents, &cameras, &rest, now).await?;
+        rest.retain(|e| !joined.contains(&e.event_id()));
+        // the later reports of the episodes that just joined
+        let linked = link_known_episodes(&mut tx, &rest).await?;
+        rest.retain(|e| !linked.contains(&e.event_id()));
         for event in rest {
             let outcome =
                 edge::to_incident(&mut tx, incidents, escalation, clocks, event, now).await?;
@@ -457,10 +461,11 @@ async fn link_known_episodes(
                              AS t(event_id, episode_id, ends, at)),
               ep AS (SELECT episode_id, min(at) FILTER (WHERE ends) AS end_at FROM ev
                       GROUP BY episode_id),
-              found AS (UPDATE incident_episodes e
-                           SET ended_at = COALESCE(e.ended_at, ep.end_at)
+              found AS (SELECT e.episode_id, e.incident_id
+                          FROM incident_episodes e JOIN ep USING (episode_id)),
+              ended AS (UPDATE incident_episodes e SET ended_at = ep.end_at
                           FROM ep WHERE e.episode_id = ep.episode_id
-                        RETURNING e.episode_id, e.incident_id),
+                           AND ep.end_at IS NOT NULL AND e.ended_at IS NULL),
               latest AS (SELECT found.incident_id, max(ev.at) AS at
                            FROM ev JOIN found USING (episode_id) GROUP BY found.incident_id),
               touched AS (UPDATE incidents i

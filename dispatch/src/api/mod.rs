@@ -4,6 +4,7 @@
 mod audit;
 mod clocks;
 mod edges;
+mod evidence;
 mod field;
 mod incidents;
 mod internal;
@@ -86,6 +87,11 @@ pub fn routes() -> Routes {
         "POST",
         "/api/incidents/{id}/transition",
         incidents::transition,
+    )
+    .add(
+        "POST",
+        "/api/incidents/{id}/evidence",
+        evidence::incident_evidence,
     )
     .add("GET", "/api/audit", audit::list)
     .add(

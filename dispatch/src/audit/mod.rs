@@ -79,6 +79,7 @@ pub enum Action {
     CameraLive,
     CameraTalk,
     CameraSource,
+    EvidenceView,
     AuditQuery,
     EdgeCreate,
     EdgeCode,
@@ -86,7 +87,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -103,6 +104,7 @@ impl Action {
         Action::CameraLive,
         Action::CameraTalk,
         Action::CameraSource,
+        Action::EvidenceView,
         Action::AuditQuery,
         Action::EdgeCreate,
         Action::EdgeCode,
@@ -127,6 +129,7 @@ impl Action {
             Action::CameraLive => "camera.live",
             Action::CameraTalk => "camera.talk",
             Action::CameraSource => "camera.source",
+            Action::EvidenceView => "evidence.view",
             Action::AuditQuery => "audit.query",
             Action::EdgeCreate => "edge.create",
             Action::EdgeCode => "edge.enrolmentCode",

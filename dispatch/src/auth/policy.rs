@@ -225,6 +225,12 @@ pub static POLICY: &[Rule] = &[
         ScopeRule::Team,
     ),
     rule(
+        "POST",
+        "/api/incidents/{id}/evidence",
+        Access::Roles(WATCHERS),
+        ScopeRule::Team,
+    ),
+    rule(
         "GET",
         "/api/audit",
         Access::Roles(AUDITORS),

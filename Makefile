@@ -58,9 +58,9 @@ build: web
 web:
 	@cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run --silent build
 
-## test-web: browser tests (headless Chromium) against a real dispatch on a fresh database
+## test-web: browser tests (headless Chromium) against a real dispatch on a fresh database, with camsim and the gateway
 test-web: web
-	cargo build -p dispatch --bin dispatch
+	cargo build -p dispatch -p camsim -p media-gateway --bins
 	cd web && npm run --silent unit
 	node web/e2e/run.mjs $(BIN)/dispatch
 

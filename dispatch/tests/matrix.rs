@@ -235,6 +235,19 @@ fn fixture(
         ("GET", "/assets/{*file}") => (None, "/assets/index.js".into(), StatusCode::NOT_FOUND),
         ("GET", "/{file}") => (None, "/field.webmanifest".into(), StatusCode::NOT_FOUND),
         ("GET", "/api/openapi.json") => (None, rule.path.into(), StatusCode::OK),
+        ("GET", "/api/walls/{id}") => (None, "/api/walls/matrix".into(), StatusCode::OK),
+        // a layout naming a camera of the target town ("missing" = a town the caller lacks too)
+        ("PUT", "/api/walls/{id}") => {
+            let camera = match target {
+                Target::Own => "cam-own",
+                Target::Other | Target::Missing => "cam-other",
+            };
+            (
+                json_body(json!({"tiles": [camera, null, null, null]})),
+                "/api/walls/matrix".into(),
+                StatusCode::OK,
+            )
+        }
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }

@@ -1,5 +1,7 @@
 // Browser tests of the console and the field app against a real dispatch (the binary given as the
-// first argument) on a fresh database of the dev stack, in headless Chromium.
+// first argument) on a fresh database of the dev stack, in headless Chromium. The video wall's
+// cameras are real too: camsim serves nine H.264 cameras and the media gateway relays them, set up
+// the way deploy/dev/demo.sh does it (camsim and media-gateway are taken from dispatch's folder).
 //   node web/e2e/run.mjs path/to/dispatch
 // The database is dropped when every check passed (kept for inspection otherwise). Screenshots
 // (zh-CN) go to web/e2e/screenshots/.
@@ -12,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
 import { runScenario } from './scenario.mjs'
+import { runWall, WALL_CAMERAS } from './wall.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const webDir = path.resolve(here, '..')
@@ -45,18 +48,112 @@ function psql(url, sql) {
   execFileSync('psql', [url, '-qtAc', sql], { stdio: ['ignore', 'pipe', 'inherit'] })
 }
 
-async function startDispatch(binary, env) {
-  fs.rmSync(work, { recursive: true, force: true })
-  fs.mkdirSync(work, { recursive: true })
-  // the shared target dir's binary may be replaced by another build while we run: use a copy
-  const bin = path.join(work, 'dispatch')
+/** A private copy of a binary: the shared target dir's may be replaced by another build while we run. */
+function copyBinary(binary) {
+  const bin = path.join(work, path.basename(binary))
   fs.copyFileSync(binary, bin)
   fs.chmodSync(bin, 0o755)
+  return bin
+}
+
+/** Spawns `bin` with `args`, logging to work/NAME.log, and resolves once stdout matches `ready`
+ * (with the match; null: at once), or fails naming the log. */
+async function startProcess(name, bin, args, ready, timeoutMs = 60_000) {
+  const log = fs.openSync(path.join(work, `${name}.log`), 'w')
+  const child = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', log] })
+  let out = ''
+  child.stdout.on('data', (d) => {
+    out += d
+    fs.appendFileSync(path.join(work, `${name}.out`), d)
+  })
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}; see ${work}/${name}.log`)
+    if (!ready || ready.test(out)) break
+    if (Date.now() > deadline) throw new Error(`${name} did not start within ${timeoutMs / 1000} s; see ${work}/${name}.log`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    match: ready ? out.match(ready) : null,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.on('exit', resolve)
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+async function waitHealthy(url, name) {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${name} is not healthy at ${url}; see ${work}/${name}.log`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** camsim with the wall's nine cameras and the media gateway relaying them (as demo.sh does);
+ * dispatch signs live tokens with the key made here. */
+async function startMedia(binDir, consoleOrigin) {
+  const camsimBin = copyBinary(path.join(binDir, 'camsim'))
+  const startCamsim = (listen) =>
+    startProcess(
+      'camsim',
+      camsimBin,
+      ['--listen', listen, '--truth-dir', path.join(work, 'truth'),
+        ...WALL_CAMERAS.flatMap((c) => ['--camera', `${c.id}=${path.join(here, 'wall-camera.toml')}`])],
+      /camsim listening on rtsp:\/\/(\S+)/,
+    )
+  let camsim = await startCamsim('127.0.0.1:0')
+  const rtsp = camsim.match[1]
+  const gatewayBin = copyBinary(path.join(binDir, 'media-gateway'))
+  const key = path.join(work, 'dispatch-token')
+  execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
+  const port = await freePort()
+  const config = path.join(work, 'gateway.toml')
+  fs.writeFileSync(
+    config,
+    [
+      `listen = "127.0.0.1:${port}"`,
+      'node_id = "gw-1"',
+      `data_dir = ${JSON.stringify(path.join(work, 'gateway'))}`,
+      `token_public_key_file = ${JSON.stringify(`${key}.pub`)}`,
+      '[live]',
+      'bind_ip = "127.0.0.1"',
+      `allowed_origins = [${JSON.stringify(consoleOrigin)}]`,
+      ...WALL_CAMERAS.flatMap((c) => ['[[camera]]', `id = "${c.id}"`, `url = "rtsp://${rtsp}/cam/${c.id}"`, `sub_url = "rtsp://${rtsp}/cam/${c.id}/sub"`]),
+      '',
+    ].join('\n'),
+  )
+  const gateway = await startProcess('media-gateway', gatewayBin, ['run', '--config', config], null)
+  const url = `http://127.0.0.1:${port}`
+  await waitHealthy(`${url}/healthz`, 'media-gateway')
+  return {
+    /** camsim's host:port */
+    rtsp,
+    gateway: url,
+    // dispatch's [media] section: tokens for the one gateway node
+    dispatchConfig: ['[media]', `signing_key_file = ${JSON.stringify(key)}`, '[[media.gateway]]', 'node = "gw-1"', `url = "${url}"`],
+    /** The cameras go away (all at once, like a site losing power) and come back on the same address. */
+    camerasDown: () => camsim.stop(),
+    camerasUp: async () => {
+      camsim = await startCamsim(rtsp)
+    },
+    stop: () => Promise.all([gateway.stop(), camsim.stop()]),
+  }
+}
+
+async function startDispatch(binary, env, port, extraConfig) {
+  const bin = copyBinary(binary)
   const db = `web_e2e_${randomBytes(6).toString('hex')}`
   const serverUrl = env.BL_PG_URL
   psql(serverUrl, `CREATE DATABASE ${db}`)
   const dbUrl = serverUrl.replace(/\/[^/]*$/, `/${db}`)
-  const port = await freePort()
   const adminPassword = `admin-e2e-${randomBytes(8).toString('hex')}`
   fs.writeFileSync(path.join(work, 'db.url'), dbUrl, { mode: 0o600 })
   fs.writeFileSync(path.join(work, 'admin.password'), adminPassword, { mode: 0o600 })
@@ -76,44 +173,21 @@ async function startDispatch(binary, env) {
       '[password]',
       'argon2_memory_kib = 8192',
       'argon2_iterations = 1',
+      ...extraConfig,
       '',
     ].join('\n'),
   )
-  const log = fs.openSync(path.join(work, 'dispatch.log'), 'w')
-  const child = spawn(bin, ['--config', path.join(work, 'dispatch.toml')], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', log],
-  })
-  let out = ''
-  child.stdout.on('data', (d) => {
-    out += d
-    fs.appendFileSync(path.join(work, 'dispatch.out'), d)
-  })
+  const dispatch = await startProcess('dispatch', bin, ['--config', path.join(work, 'dispatch.toml')], /demo users password: (\S+)/)
   const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`dispatch exited ${child.exitCode}; see ${work}/dispatch.log`)
-    try {
-      if ((await fetch(`${base}/healthz`)).ok && /demo users password: /.test(out)) break
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error('dispatch did not start within 60 s')
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  const demoPassword = out.match(/demo users password: (\S+)/)[1]
+  await waitHealthy(`${base}/healthz`, 'dispatch')
   return {
     base,
-    demoPassword,
+    demoPassword: dispatch.match[1],
     adminPassword,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve()
-        child.on('exit', resolve)
-        child.kill('SIGTERM')
-      }),
+    stop: dispatch.stop,
     dropDb: () => psql(serverUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`),
     db,
+    dbUrl,
   }
 }
 
@@ -122,18 +196,31 @@ async function main() {
   if (!binary || !fs.existsSync(binary)) throw new Error('usage: node web/e2e/run.mjs path/to/dispatch')
   if (!fs.existsSync(path.join(webDir, 'dist/index.html'))) throw new Error('web/dist is missing: run make web')
   fs.mkdirSync(shots, { recursive: true })
-  const server = await startDispatch(binary, stackEnv())
+  fs.rmSync(work, { recursive: true, force: true })
+  fs.mkdirSync(work, { recursive: true })
+  const port = await freePort()
+  const media = await startMedia(path.dirname(binary), `http://127.0.0.1:${port}`)
+  let server
+  try {
+    server = await startDispatch(binary, stackEnv(), port, media.dispatchConfig)
+  } catch (e) {
+    await media.stop()
+    throw e
+  }
   const browser = await chromium.launch({
     executablePath: process.env.BL_CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-background-networking'],
   })
   let ok = false
   try {
-    await runScenario({ browser, server, api: (u, p) => Api.login(server.base, u, p), shots })
+    const api = (u, p) => Api.login(server.base, u, p)
+    await runScenario({ browser, server, api, shots })
+    await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     ok = true
   } finally {
     await browser.close()
     await server.stop()
+    await media.stop()
     if (ok) server.dropDb()
     else console.error(`kept database ${server.db} and ${work}/ for inspection`)
   }

@@ -45,3 +45,51 @@ test('open means neither closed nor rejected', () => {
   assert.ok(!isOpen('closed'))
   assert.ok(!isOpen('rejected'))
 })
+
+// ---- the video wall
+import { alarmSlots, cameraTree, firstSpan, resize, shownTiles, side, tourPage } from '../.unit/lib/wall.js'
+
+const wallAt = (tiles, extra = {}) => ({ layout: { tiles, maximised: null, tour: null, ...extra }, updatedAt: '2026-11-24T08:00:00Z' })
+
+test('a tour pages through its cameras, the same page on every screen at the same moment', () => {
+  const tour = { cameras: ['a', 'b', 'c', 'd', 'e'], intervalSecs: 10 }
+  const since = at('00')
+  assert.deepEqual(tourPage(tour, 4, since, at('09')), ['a', 'b', 'c', 'd'])
+  assert.deepEqual(tourPage(tour, 4, since, at('10')), ['e', null, null, null])
+  assert.deepEqual(tourPage(tour, 4, since, at('20')), ['a', 'b', 'c', 'd'])
+  assert.deepEqual(shownTiles(wallAt([null, null, null, null], { tour }), [], at('15')).map((t) => t.camera), ['e', null, null, null])
+})
+
+test('alarms take tiles from the last one backwards, at most half the wall, the newest in the last', () => {
+  const alarm = (n) => ({ incidentId: `i${n}`, cameraId: `alarm-${n}`, exercise: null })
+  const shown = shownTiles(wallAt(['a', 'b', 'c', 'd']), [alarm(1), alarm(2), alarm(3)], at('00'))
+  assert.deepEqual(shown.map((t) => t.camera), ['a', 'b', 'alarm-2', 'alarm-3'])
+  assert.equal(shown[3].alarm.incidentId, 'i3')
+  assert.equal(shown[0].alarm, null)
+  assert.deepEqual(shownTiles(wallAt(['a']), [alarm(1)], at('00')).map((t) => t.camera), ['alarm-1'])
+  assert.deepEqual([1, 4, 9, 16].map(alarmSlots), [1, 2, 4, 8])
+})
+
+test('resizing keeps cameras in order and drops a maximised tile that no longer exists', () => {
+  const l = { tiles: ['a', null, 'c', 'd'], maximised: 3, tour: null }
+  assert.deepEqual(resize(l, 1), { tiles: ['a'], maximised: null, tour: null })
+  assert.deepEqual(resize(l, 9).tiles, ['a', null, 'c', 'd', null, null, null, null, null])
+  assert.equal(resize(l, 9).maximised, 3)
+})
+
+test('the camera tree groups town → premises → camera in the district order and counts online', () => {
+  const cam = (id, town, premises, online) => ({ id, name: id, premisesId: premises, premisesName: premises, townId: town, online })
+  const tree = cameraTree(
+    [cam('q1', 'qingshui', 'P3', true), cam('z2', 'zhaitang', 'P1', false), cam('z1', 'zhaitang', 'P1', true), cam('z3', 'zhaitang', 'P2', null)],
+    ['zhaitang', 'qingshui'],
+  )
+  assert.deepEqual(tree.map((t) => [t.id, t.cameras, t.online, t.reported]), [['zhaitang', 3, 1, 2], ['qingshui', 1, 1, 1]])
+  assert.deepEqual(tree[0].premises.map((p) => [p.id, p.cameras.map((c) => c.id)]), [['P1', ['z1', 'z2']], ['P2', ['z3']]])
+})
+
+test('the 6 and 8 layouts are 3×3 and 4×4 grids with one big first tile; the rest are plain squares', () => {
+  assert.deepEqual([1, 4, 6, 8, 9, 16].map(side), [1, 2, 3, 4, 3, 4])
+  assert.deepEqual([1, 4, 6, 8, 9, 16].map(firstSpan), [1, 1, 2, 3, 1, 1])
+  // cells covered: the big tile's plus one per other tile fill the square exactly
+  for (const n of [1, 4, 6, 8, 9, 16]) assert.equal(firstSpan(n) ** 2 + n - 1, side(n) ** 2, `${n}`)
+})

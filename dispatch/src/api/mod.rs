@@ -14,6 +14,7 @@ pub mod openapi;
 mod registry;
 mod session;
 mod users;
+mod walls;
 mod web;
 mod ws;
 
@@ -111,6 +112,8 @@ pub fn routes() -> Routes {
     .add("GET", "/api/photos/{sha256}", field::get_photo)
     .add("POST", "/api/incidents/{id}/recheck", field::recheck)
     .add("GET", "/api/ws", ws::socket)
+    .add("GET", "/api/walls/{id}", walls::get)
+    .add("PUT", "/api/walls/{id}", walls::put)
     // the web console and the field app (api/web.rs)
     .add("GET", "/", web::console)
     .add("GET", "/incidents/{id}", web::console_incident)

@@ -84,6 +84,7 @@ pub enum Action {
     EdgeCreate,
     EdgeCode,
     EdgeEnrol,
+    WallSet,
 }
 
 impl Action {
@@ -109,6 +110,7 @@ impl Action {
         Action::EdgeCreate,
         Action::EdgeCode,
         Action::EdgeEnrol,
+        Action::WallSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +136,7 @@ impl Action {
             Action::EdgeCreate => "edge.create",
             Action::EdgeCode => "edge.enrolmentCode",
             Action::EdgeEnrol => "edge.enrol",
+            Action::WallSet => "wall.set",
         }
     }
 }

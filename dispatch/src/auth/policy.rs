@@ -74,6 +74,9 @@ const REPORTERS: &[Role] = &[Supervisor, Operator, TownOfficer];
 const RESPONDERS: &[Role] = &[Supervisor, Operator, TownOfficer, Field];
 /// Who has a "my incidents" view: field users and town officers.
 const FIELD_VIEW: &[Role] = &[TownOfficer, Field];
+/// Who uses a video wall (reads and sets its layout): the command center and the towns' officers,
+/// and admins who set walls up. Each tile still needs a live grant of its own.
+const WALL_USERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer];
 /// Who may hold the live WebSocket: everyone who follows incidents or devices as they happen.
 /// Auditors review the record after the fact through REST; a live feed adds nothing they need.
 const LIVE: &[Role] = &[
@@ -256,6 +259,20 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(REPORTERS),
         ScopeRule::Object,
     ),
+    // A wall is not about one town; a layout may name only cameras of the caller's towns, and a
+    // wall showing others' cameras is not the caller's to change.
+    rule(
+        "GET",
+        "/api/walls/{id}",
+        Access::Roles(WALL_USERS),
+        ScopeRule::None,
+    ),
+    rule(
+        "PUT",
+        "/api/walls/{id}",
+        Access::Roles(WALL_USERS),
+        ScopeRule::Body,
+    ),
     // Every message on it has its own row in WS_MESSAGES.
     rule("GET", "/api/ws", Access::Roles(LIVE), ScopeRule::List),
     // The web console's and field app's files (api/web.rs): public like the login page; what
@@ -339,6 +356,7 @@ pub static WS_MESSAGES: &[WsRule] = &[
         ScopeRule::List,
     ),
     ws(WsDirection::ToClient, "edge", LIVE_DEVICES, ScopeRule::List),
+    ws(WsDirection::ToClient, "wall", WALL_USERS, ScopeRule::None),
     ws(WsDirection::ToClient, "resync", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "pong", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "error", LIVE, ScopeRule::None),
@@ -584,6 +602,20 @@ mod tests {
                 .unwrap()
                 .allows(Admin)
         );
+    }
+
+    #[test]
+    fn walls_are_for_the_command_center_and_town_officers_and_their_changes_go_to_them_alone() {
+        let get = lookup("GET", "/api/walls/{id}").unwrap();
+        let put = lookup("PUT", "/api/walls/{id}").unwrap();
+        assert_eq!(put.scope, ScopeRule::Body);
+        let message = ws_lookup(WsDirection::ToClient, "wall").unwrap();
+        for role in Role::ALL {
+            let wall_user = matches!(role, Admin | Supervisor | Operator | TownOfficer);
+            assert_eq!(get.allows(role), wall_user, "get {role:?}");
+            assert_eq!(put.allows(role), wall_user, "put {role:?}");
+            assert_eq!(message.allows(role), wall_user, "message {role:?}");
+        }
     }
 
     #[test]

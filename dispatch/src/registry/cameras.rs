@@ -12,6 +12,8 @@ use uuid::Uuid;
 pub struct Camera {
     pub id: String,
     pub premises_id: Uuid,
+    /// The premises' name (the wall's camera tree: town → premises → camera).
+    pub premises_name: String,
     pub town_id: String,
     pub name: String,
     /// `edge` or `pull`.
@@ -20,7 +22,19 @@ pub struct Camera {
     pub main_stream: String,
     pub sub_stream: Option<String>,
     pub talk: bool,
+    /// From its edge's latest state: false when the edge or the camera is offline; `null` when
+    /// nothing reports on it (a pull camera, an edge that never reported, a camera it omits).
+    pub online: Option<bool>,
 }
+
+/// The columns of [`Camera`]; the online flag is the camera's entry in its edge's stored state
+/// (`bl_camera_health`, migration 0005), so the list agrees with the `edge` WebSocket messages.
+const CAMERA_SELECT: &str = "SELECT c.id, c.premises_id, p.name AS premises_name, p.town_id, c.name, c.source, \
+     c.edge_id, c.main_stream, c.sub_stream, c.talk, \
+     CASE WHEN s.edge_id IS NULL THEN NULL WHEN NOT s.online THEN false \
+          ELSE (SELECT (h->>'online')::boolean FROM jsonb_array_elements(bl_camera_health(s.state)) h \
+                WHERE h->>'cameraId' = c.id LIMIT 1) END AS online \
+     FROM cameras c JOIN premises p ON p.id = c.premises_id LEFT JOIN edge_status s ON s.edge_id = c.edge_id";
 
 /// Filters of `GET /api/cameras`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -37,12 +51,11 @@ pub async fn list(
     scope: Option<&[String]>,
     query: &ListQuery,
 ) -> Result<Vec<Camera>, sqlx::Error> {
-    sqlx::query_as::<_, Camera>(
-        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk \
-         FROM cameras c JOIN premises p ON p.id = c.premises_id \
-         WHERE ($1::text[] IS NULL OR p.town_id = ANY($1)) AND ($2::text IS NULL OR p.town_id = $2) \
-         AND ($3::uuid IS NULL OR c.premises_id = $3) ORDER BY p.town_id, c.id",
-    )
+    // Only constant text is formatted in.
+    sqlx::query_as::<_, Camera>(sqlx::AssertSqlSafe(format!(
+        "{CAMERA_SELECT} WHERE ($1::text[] IS NULL OR p.town_id = ANY($1)) AND ($2::text IS NULL OR p.town_id = $2) \
+         AND ($3::uuid IS NULL OR c.premises_id = $3) ORDER BY p.town_id, p.name, c.id"
+    )))
     .bind(scope)
     .bind(&query.town)
     .bind(query.premises)
@@ -52,10 +65,9 @@ pub async fn list(
 
 /// One camera by id, with its premises' town (None when missing).
 pub async fn get(pool: &PgPool, id: &str) -> Result<Option<Camera>, sqlx::Error> {
-    sqlx::query_as::<_, Camera>(
-        "SELECT c.id, c.premises_id, p.town_id, c.name, c.source, c.edge_id, c.main_stream, c.sub_stream, c.talk \
-         FROM cameras c JOIN premises p ON p.id = c.premises_id WHERE c.id = $1",
-    )
+    sqlx::query_as::<_, Camera>(sqlx::AssertSqlSafe(format!(
+        "{CAMERA_SELECT} WHERE c.id = $1"
+    )))
     .bind(id)
     .fetch_optional(pool)
     .await

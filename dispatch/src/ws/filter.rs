@@ -62,6 +62,8 @@ impl Viewer {
                 _ => self.scope.allows(&c.town_id),
             },
             Change::Edge(c) => self.scope.allows(&c.town_id),
+            // Not about a town: which cameras a tile may play is decided by its live grant.
+            Change::Wall(_) => true,
             Change::SessionEnded(_) => false,
         }
     }

@@ -80,6 +80,15 @@ pub struct CameraOnline {
     pub online: bool,
 }
 
+/// A video wall's layout was set (migration 0013); clients read it by REST.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WallChange {
+    pub id: String,
+    pub revision: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A session row was deleted (logout, sweep); never sent to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,6 +105,7 @@ pub enum Change {
     Timeline(TimelineChange),
     Notification(NotificationChange),
     Edge(EdgeChange),
+    Wall(WallChange),
     SessionEnded(SessionEnded),
 }
 
@@ -107,14 +117,16 @@ pub enum Topic {
     Timeline,
     Notifications,
     Edges,
+    Walls,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [
+    pub const ALL: [Topic; 5] = [
         Topic::Incidents,
         Topic::Timeline,
         Topic::Notifications,
         Topic::Edges,
+        Topic::Walls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +135,7 @@ impl Topic {
             Topic::Timeline => "timeline",
             Topic::Notifications => "notifications",
             Topic::Edges => "edges",
+            Topic::Walls => "walls",
         }
     }
 
@@ -137,6 +150,7 @@ impl Topic {
             Topic::Timeline => "timeline",
             Topic::Notifications => "notification",
             Topic::Edges => "edge",
+            Topic::Walls => "wall",
         }
     }
 }
@@ -149,6 +163,7 @@ impl Change {
             Change::Timeline(_) => Some(Topic::Timeline),
             Change::Notification(_) => Some(Topic::Notifications),
             Change::Edge(_) => Some(Topic::Edges),
+            Change::Wall(_) => Some(Topic::Walls),
             Change::SessionEnded(_) => None,
         }
     }
@@ -160,6 +175,7 @@ impl Change {
             Change::Timeline(c) => ServerMessage::Timeline(c.clone()),
             Change::Notification(c) => ServerMessage::Notification(c.clone()),
             Change::Edge(c) => ServerMessage::Edge(c.clone()),
+            Change::Wall(c) => ServerMessage::Wall(c.clone()),
             Change::SessionEnded(_) => return None,
         })
     }
@@ -221,6 +237,7 @@ pub enum ServerMessage {
     Timeline(TimelineChange),
     Notification(NotificationChange),
     Edge(EdgeChange),
+    Wall(WallChange),
     Resync(Resync),
     Pong(Pong),
     Error(ErrorMessage),
@@ -228,13 +245,14 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     /// Every type name, as in `WS_MESSAGES`.
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 10] = [
         "hello",
         "subscribed",
         "incident",
         "timeline",
         "notification",
         "edge",
+        "wall",
         "resync",
         "pong",
         "error",
@@ -248,6 +266,7 @@ impl ServerMessage {
             ServerMessage::Timeline(_) => "timeline",
             ServerMessage::Notification(_) => "notification",
             ServerMessage::Edge(_) => "edge",
+            ServerMessage::Wall(_) => "wall",
             ServerMessage::Resync(_) => "resync",
             ServerMessage::Pong(_) => "pong",
             ServerMessage::Error(_) => "error",

@@ -117,7 +117,10 @@ export interface Premises {
 export interface Camera {
   id: string
   premisesId: string
+  premisesName: string
+  townId: string
   name: string
+  /** from the edge's latest state; null when nothing reports on it (a pull camera) */
   online: boolean | null
   edgeId: string | null
 }

@@ -3,7 +3,7 @@
 // the pushed changes on top — the protocol of dispatch/README.md#websocket.
 import { backoffMs } from '../lib/backoff'
 
-export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges'
+export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges' | 'walls'
 
 export interface IncidentChange {
   type: 'incident'
@@ -31,6 +31,22 @@ export interface TimelineChange {
   at: string
 }
 
+/** A video wall's layout was set; read it by REST. */
+export interface WallChange {
+  type: 'wall'
+  id: string
+  revision: number
+  updatedAt: string
+}
+
+/** An edge or one of its cameras came online or went offline. */
+export interface EdgeChange {
+  type: 'edge'
+  edgeId: string
+  online: boolean
+  cameras: { cameraId: string; online: boolean }[] | null
+}
+
 export type ServerMessage =
   | { type: 'hello'; topics: Topic[]; role: string; username: string }
   | { type: 'subscribed'; topics: Topic[] }
@@ -39,7 +55,9 @@ export type ServerMessage =
   | { type: 'error'; code: string; message: string }
   | IncidentChange
   | TimelineChange
-  | { type: 'notification' | 'edge'; [k: string]: unknown }
+  | WallChange
+  | EdgeChange
+  | { type: 'notification'; [k: string]: unknown }
 
 export type LinkState = 'connecting' | 'live' | 'down'
 

@@ -10,6 +10,9 @@ export const router = createRouter({
     { path: '/incidents/:id', name: 'triage', component: () => import('./views/TriageView.vue'), props: true },
     { path: '/map', name: 'map', component: () => import('./views/MapView.vue') },
     { path: '/dashboard', name: 'dashboard', component: () => import('./views/DashboardView.vue') },
+    // the video wall: the desk, and the full-screen window for a wall monitor (no top bar)
+    { path: '/wall', name: 'wall', component: () => import('./views/WallView.vue') },
+    { path: '/wall-window', name: 'wallWindow', component: () => import('./views/WallWindow.vue'), meta: { bare: true } },
     { path: '/login', name: 'login', component: () => import('./views/LoginView.vue') },
     { path: '/:rest(.*)*', redirect: '/' },
   ],

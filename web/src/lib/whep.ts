@@ -1,7 +1,17 @@
 // Plays a camera through the media gateway's WHEP endpoint (RFC 9725: POST an SDP offer, get
-// the answer). Returns the peer connection; throws when the gateway does not answer — the tile
-// then says so. Nothing is ever faked: no answer, no picture.
-export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: string): Promise<RTCPeerConnection> {
+// the answer). Returns the session; throws when the gateway does not answer (a plain Error) or
+// refuses (an ApiError with the gateway's code and message) — the tile then says so. Nothing is
+// ever faked: no answer, no picture.
+import { ApiError } from '../api/client'
+
+export interface WhepSession {
+  pc: RTCPeerConnection
+  /** Ends the session: closes the connection and DELETEs the session resource, so the gateway
+   * frees it at once (a tour switches cameras every few seconds). */
+  close(): void
+}
+
+export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: string): Promise<WhepSession> {
   const pc = new RTCPeerConnection()
   pc.addTransceiver('video', { direction: 'recvonly' })
   pc.addTransceiver('audio', { direction: 'recvonly' })
@@ -16,9 +26,20 @@ export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: 
       headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
       body: offer.sdp ?? '',
     })
-    if (!resp.ok) throw new Error(`WHEP ${resp.status}`)
+    if (!resp.ok) {
+      const body = (await resp.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null
+      throw new ApiError(resp.status, body?.error?.code ?? `whep_${resp.status}`, body?.error?.message ?? `WHEP ${resp.status}`)
+    }
+    const location = resp.headers.get('Location')
+    const resource = location ? new URL(location, whepUrl).toString() : null
     await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() })
-    return pc
+    return {
+      pc,
+      close() {
+        pc.close()
+        if (resource) void fetch(resource, { method: 'DELETE' }).catch(() => undefined)
+      },
+    }
   } catch (e) {
     pc.close()
     throw e

@@ -66,6 +66,8 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::field::get_photo,
         super::field::recheck,
         super::ws::socket,
+        super::walls::get,
+        super::walls::put,
     ),
     components(schemas(crate::error::Body))
 )]

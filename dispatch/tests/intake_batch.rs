@@ -150,3 +150,103 @@ async fn a_batch_stores_each_event_once_links_updates_to_their_episode_and_a_rep
     server.stop().await;
     db.drop_now().await;
 }
+
+/// The same reports about two premises, one at a time at the first and in batches at the second,
+/// leave the same incident: counts, times, episodes, and a timeline with the same entries in order.
+#[tokio::test]
+async fn batches_leave_the_same_incident_and_timeline_as_one_report_at_a_time() {
+    let (db, dir, server, _admin) = setup().await;
+    let c = config(&db, &dir);
+    let pool = db.pool().await;
+    let run = &random_token()[..8];
+    let sites: Vec<(String, String)> = (0..2)
+        .map(|k| (format!("eq{k}-{run}"), format!("eqc{k}-{run}")))
+        .collect();
+    for (k, (edge, camera)) in sites.iter().enumerate() {
+        register_edge(
+            &pool,
+            edge,
+            camera,
+            "restaurant",
+            &format!("同样餐馆{k}"),
+            None,
+        )
+        .await;
+    }
+    let (a, b, d) = (0, 1, 2); // episodes, made anew for each site (episode ids are global)
+    let script = [
+        (a, "start", 0),
+        (a, "update", 1),
+        (b, "start", 2), // joins the incident of a
+        (a, "end", 3),
+        (b, "update", 4),
+        (d, "start", 5), // joins too; its update follows in the same batch
+        (d, "update", 6),
+        (b, "end", 7),
+    ];
+    let reports = |(edge, camera): &(String, String)| -> Vec<EdgeReport> {
+        let episodes = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        script
+            .iter()
+            .map(|(k, phase, minute)| detection(edge, camera, episodes[*k], phase, *minute))
+            .collect()
+    };
+    for r in reports(&sites[0]) {
+        edge::record(&pool, &c.incidents, &c.escalation, &c.clocks, &r)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    for batch in reports(&sites[1]).chunks(3) {
+        record_batch(&pool, &c.incidents, &c.escalation, &c.clocks, batch)
+            .await
+            .unwrap();
+    }
+
+    let mut seen = Vec::new();
+    for (edge, camera) in &sites {
+        let (id, count, opened, last): (Uuid, i32, chrono::DateTime<Utc>, chrono::DateTime<Utc>) =
+            sqlx::query_as(
+                "SELECT i.id, i.report_count, i.opened_at, i.last_report_at FROM incidents i \
+                   JOIN cameras c ON c.premises_id = i.premises_id WHERE c.id = $1",
+            )
+            .bind(camera)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let timeline: Vec<(String, String)> = sqlx::query_as(
+            "SELECT action, note FROM incident_timeline WHERE incident_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let timeline: Vec<(String, String)> = timeline
+            .into_iter()
+            .map(|(action, note)| (action, note.replace(camera, "CAM").replace(edge, "EDGE")))
+            .collect();
+        let episodes: Vec<bool> = sqlx::query_scalar(
+            "SELECT ended_at IS NOT NULL FROM incident_episodes WHERE incident_id = $1 \
+              ORDER BY started_at",
+        )
+        .bind(id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let linked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM incident_events WHERE incident_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        seen.push((count, last - opened, timeline, episodes, linked));
+    }
+    assert_eq!(seen[0].0, 3, "three episodes, one incident");
+    assert_eq!(seen[0].3, [true, true, false]);
+    assert_eq!(seen[0].4, script.len() as i64);
+    assert_eq!(seen[0], seen[1]);
+
+    pool.close().await;
+    server.stop().await;
+    db.drop_now().await;
+}

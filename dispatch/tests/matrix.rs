@@ -215,6 +215,12 @@ fn fixture(
             format!("/api/incidents/{}/recheck", incident(target, ids)),
             StatusCode::CONFLICT,
         ),
+        // the own incident has no edge events: no evidence, so no token is needed
+        ("POST", "/api/incidents/{id}/evidence") => (
+            None,
+            format!("/api/incidents/{}/evidence", incident(target, ids)),
+            StatusCode::OK,
+        ),
         // a plain GET: an allowed caller gets past authorisation and is told it is no handshake
         // (tests/ws.rs covers the handshake itself)
         ("GET", "/api/ws") => (None, rule.path.into(), StatusCode::BAD_REQUEST),

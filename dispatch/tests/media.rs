@@ -189,3 +189,77 @@ async fn the_token_expires_after_its_ttl() {
     server.stop().await;
     db.drop_now().await;
 }
+
+/// An incident's evidence: the blobs its edge events name, each once, with a gateway URL whose
+/// token is for that blob's camera on the node that owns it; another town's operator gets none.
+#[tokio::test]
+async fn incident_evidence_comes_with_a_view_token_for_its_camera_and_stays_in_scope() {
+    use common::edge::{Detection, register_edge};
+    use dispatch::intake::edge;
+    let (db, dir, server, mut admin) = setup_with(|c| c.media = Some(media_config(GATEWAYS))).await;
+    let c = config(&db, &dir);
+    let pool = db.pool().await;
+    register_edge(&pool, "ev-edge", "ev-cam", "restaurant", "证据餐馆", None).await;
+    let episode = uuid::Uuid::now_v7();
+    for (phase, minute) in [("start", 0), ("update", 1)] {
+        let d = Detection {
+            event_id: uuid::Uuid::now_v7(),
+            episode_id: episode,
+            phase,
+            edge: "ev-edge",
+            camera: "ev-cam",
+            kind: "rodent",
+            at: chrono::Utc::now() - chrono::Duration::minutes(5 - minute),
+            exercise: None,
+        };
+        let report = edge::parse("bl/v1/edge/ev-edge/events", &d.json()).unwrap();
+        edge::record(&pool, &c.incidents, &c.escalation, &c.clocks, &report)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let incident: uuid::Uuid = sqlx::query_scalar("SELECT id FROM incidents")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    create_user(&mut admin, "op-zt", "operator", Some(&["zhaitang"])).await;
+    create_user(&mut admin, "op-qs", "operator", Some(&["qingshui"])).await;
+    let mut zt = server.client();
+    zt.login("op-zt", USER_PASSWORD).await;
+    let path = format!("/api/incidents/{incident}/evidence");
+
+    let (status, body) = zt.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "both events name one snapshot: {body}");
+    assert_eq!(items[0]["kind"], "snapshot");
+    assert_eq!(items[0]["cameraId"], "ev-cam");
+    let camera = CameraId::new("ev-cam").unwrap();
+    let node = choose_gateway(&camera, &nodes()).clone();
+    let url = items[0]["url"].as_str().unwrap();
+    let prefix = format!(
+        "{}/evidence/{}?access_token=",
+        url_of(&node),
+        "ab".repeat(32)
+    );
+    assert!(url.starts_with(&prefix), "{url}");
+    let claims = token::verify(&url[prefix.len()..], &media_public_key(), now()).unwrap();
+    claims.permits(&camera, MediaAction::View, &node).unwrap();
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'evidence.view' AND object_id = $1",
+    )
+    .bind(incident.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+
+    let mut qs = server.client();
+    qs.login("op-qs", USER_PASSWORD).await;
+    let (status, body) = qs.post(&path, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    pool.close().await;
+    server.stop().await;
+    db.drop_now().await;
+}

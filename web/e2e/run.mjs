@@ -6,13 +6,14 @@
 // The database is dropped when every check passed (kept for inspection otherwise). Screenshots
 // (zh-CN) go to web/e2e/screenshots/.
 import { spawn, execFileSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
+import { runEvidence } from './evidence.mjs'
 import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
@@ -114,6 +115,8 @@ async function startMedia(binDir, consoleOrigin) {
   const rtsp = camsim.match[1]
   const gatewayBin = copyBinary(path.join(binDir, 'media-gateway'))
   const key = path.join(work, 'dispatch-token')
+  // the edge box whose evidence the gateway accepts (evidence.mjs plays its part)
+  const edge = { id: 'e2e-edge', ...generateKeyPairSync('ed25519') }
   execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
   const port = await freePort()
   const config = path.join(work, 'gateway.toml')
@@ -127,6 +130,9 @@ async function startMedia(binDir, consoleOrigin) {
       '[live]',
       'bind_ip = "127.0.0.1"',
       `allowed_origins = [${JSON.stringify(consoleOrigin)}]`,
+      '[[edge]]',
+      `id = "${edge.id}"`,
+      `public_key = "${edge.publicKey.export({ format: 'jwk' }).x}"`,
       ...WALL_CAMERAS.flatMap((c) => ['[[camera]]', `id = "${c.id}"`, `url = "rtsp://${rtsp}/cam/${c.id}"`, `sub_url = "rtsp://${rtsp}/cam/${c.id}/sub"`]),
       '',
     ].join('\n'),
@@ -138,6 +144,7 @@ async function startMedia(binDir, consoleOrigin) {
     /** camsim's host:port */
     rtsp,
     gateway: url,
+    edge,
     // dispatch's [media] section: tokens for the one gateway node
     dispatchConfig: ['[media]', `signing_key_file = ${JSON.stringify(key)}`, '[[media.gateway]]', 'node = "gw-1"', `url = "${url}"`],
     /** The cameras go away (all at once, like a site losing power) and come back on the same address. */
@@ -217,9 +224,13 @@ async function main() {
     const api = (u, p) => Api.login(server.base, u, p)
     // BL_E2E_ONLY=admin runs the admin scenario alone (while working on it)
     const all = process.env.BL_E2E_ONLY !== 'admin'
-    if (all) await runScenario({ browser, server, api, shots })
+    if (all) {
+      await runScenario({ browser, server, api, shots })
+      await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
+      await runEvidence({ browser, server, api, shots, gateway: media.gateway, edge: media.edge, sql: (q) => psql(server.dbUrl, q), work })
+    }
+    // last: the cameras and users it adds would change what the screens above show
     await runAdminScenario({ browser, server, api, shots })
-    if (all) await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     ok = true
   } finally {
     await browser.close()

@@ -5,6 +5,7 @@ use super::Path;
 use crate::AppState;
 use crate::audit::{Action, Audit, Event};
 use crate::auth::Caller;
+use crate::config::MediaConfig;
 use crate::error::{Error, Kind, Result};
 use crate::media::choose_gateway;
 use crate::registry::cameras;
@@ -118,16 +119,7 @@ async fn grant(
     action: MediaAction,
     stream: Option<Stream>,
 ) -> Result<axum::Json<Grant>> {
-    let Some(media) = &app.config.media else {
-        return Err(Error::new(
-            Kind::Unavailable,
-            "media_not_configured",
-            "live view and talk are not configured; add a [media] section (signing_key_file and at least one [[media.gateway]]) to dispatch's config",
-        ));
-    };
-    let key = media.signing_key.as_ref().ok_or_else(|| {
-        Error::internal("media token signing", "media.signing_key was not loaded")
-    })?;
+    let media = media_config(app)?;
     let camera = cameras::get(&app.pool, id)
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
@@ -144,25 +136,13 @@ async fn grant(
     }
     let camera_id = CameraId::new(camera.id.clone())
         .map_err(|e| Error::internal("camera id from the registry", e))?;
-    let nodes = media.nodes();
-    let node = choose_gateway(&camera_id, &nodes).clone();
-    let base = media
-        .url_of(&node)
-        .ok_or_else(|| Error::internal("gateway lookup", "chosen node has no url"))?;
+    let Signed {
+        token,
+        claims,
+        base,
+    } = sign(app, media, caller, camera_id, action, stream)?;
+    let node = claims.node.clone();
     let now = app.now();
-    let iat = now.timestamp();
-    let ttl = i64::try_from(media.token_ttl_secs).unwrap_or(60);
-    let claims = MediaClaims {
-        sub: caller.user_id.to_string(),
-        camera: camera_id,
-        action,
-        node: node.clone(),
-        stream,
-        iat,
-        exp: iat + ttl,
-        jti: crate::auth::random_token(16),
-    };
-    let token = token::sign(&claims, key.signing_key());
     let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(now);
     // The grant is recorded before it is handed out: no token leaves without its audit row.
     let kind = match action {
@@ -193,4 +173,60 @@ async fn grant(
         stream,
         expires_at,
     }))
+}
+
+/// The `[media]` section, or 503 `media_not_configured`.
+pub(super) fn media_config(app: &AppState) -> Result<&MediaConfig> {
+    app.config.media.as_ref().ok_or_else(|| {
+        Error::new(
+            Kind::Unavailable,
+            "media_not_configured",
+            "live view, talk and evidence are not configured; add a [media] section (signing_key_file and at least one [[media.gateway]]) to dispatch's config",
+        )
+    })
+}
+
+/// A media token and the base URL of the gateway node it is for.
+pub(super) struct Signed {
+    pub token: String,
+    pub claims: MediaClaims,
+    pub base: String,
+}
+
+/// Signs a short-lived media token for `camera` and `action` on the gateway node that owns the
+/// camera (the same node for live view and its evidence). The caller's access is checked before.
+pub(super) fn sign(
+    app: &AppState,
+    media: &MediaConfig,
+    caller: &Caller,
+    camera: CameraId,
+    action: MediaAction,
+    stream: Option<Stream>,
+) -> Result<Signed> {
+    let key = media.signing_key.as_ref().ok_or_else(|| {
+        Error::internal("media token signing", "media.signing_key was not loaded")
+    })?;
+    let nodes = media.nodes();
+    let node = choose_gateway(&camera, &nodes).clone();
+    let base = media
+        .url_of(&node)
+        .ok_or_else(|| Error::internal("gateway lookup", "chosen node has no url"))?
+        .to_owned();
+    let iat = app.now().timestamp();
+    let ttl = i64::try_from(media.token_ttl_secs).unwrap_or(60);
+    let claims = MediaClaims {
+        sub: caller.user_id.to_string(),
+        camera,
+        action,
+        node,
+        stream,
+        iat,
+        exp: iat + ttl,
+        jti: crate::auth::random_token(16),
+    };
+    Ok(Signed {
+        token: token::sign(&claims, key.signing_key()),
+        claims,
+        base,
+    })
 }

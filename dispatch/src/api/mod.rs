@@ -6,6 +6,7 @@ mod cameras;
 mod clocks;
 mod edges;
 mod escalation;
+mod evidence;
 mod field;
 mod incidents;
 mod internal;
@@ -90,6 +91,11 @@ pub fn routes() -> Routes {
         "POST",
         "/api/incidents/{id}/transition",
         incidents::transition,
+    )
+    .add(
+        "POST",
+        "/api/incidents/{id}/evidence",
+        evidence::incident_evidence,
     )
     .add("GET", "/api/audit", audit::list)
     .add(

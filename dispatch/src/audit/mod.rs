@@ -79,6 +79,7 @@ pub enum Action {
     CameraLive,
     CameraTalk,
     CameraSource,
+    EvidenceView,
     AuditQuery,
     EdgeCreate,
     EdgeCode,
@@ -97,7 +98,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 31] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -114,6 +115,7 @@ impl Action {
         Action::CameraLive,
         Action::CameraTalk,
         Action::CameraSource,
+        Action::EvidenceView,
         Action::AuditQuery,
         Action::EdgeCreate,
         Action::EdgeCode,
@@ -148,6 +150,7 @@ impl Action {
             Action::CameraLive => "camera.live",
             Action::CameraTalk => "camera.talk",
             Action::CameraSource => "camera.source",
+            Action::EvidenceView => "evidence.view",
             Action::AuditQuery => "audit.query",
             Action::EdgeCreate => "edge.create",
             Action::EdgeCode => "edge.enrolmentCode",

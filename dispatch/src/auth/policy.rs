@@ -228,6 +228,12 @@ pub static POLICY: &[Rule] = &[
         ScopeRule::Team,
     ),
     rule(
+        "POST",
+        "/api/incidents/{id}/evidence",
+        Access::Roles(WATCHERS),
+        ScopeRule::Team,
+    ),
+    rule(
         "GET",
         "/api/audit",
         Access::Roles(AUDITORS),

@@ -53,22 +53,43 @@ pub async fn append(
     incident: IncidentId,
     e: &Entry<'_>,
 ) -> Result<(), sqlx::Error> {
+    append_many(conn, &[(incident, e.clone())]).await
+}
+
+/// Appends entries to incidents' timelines in one statement, in the order given (which is the
+/// order of their ids, so of the timeline).
+pub async fn append_many(
+    conn: &mut PgConnection,
+    entries: &[(IncidentId, Entry<'_>)],
+) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&Entry<'_>) -> Option<String>| -> Vec<Option<String>> {
+        entries.iter().map(|(_, e)| f(e)).collect()
+    };
     sqlx::query(
         "INSERT INTO incident_timeline (incident_id, at, actor, actor_id, role, action, from_state, \
-         to_state, note, lat, lon, refs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         to_state, note, lat, lon, refs) \
+         SELECT i, at, actor, actor_id, role, action, from_state, to_state, note, lat, lon, refs::jsonb \
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], $5::text[], $6::text[], \
+                       $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::text[]) \
+                WITH ORDINALITY AS t(i, at, actor, actor_id, role, action, from_state, to_state, note, \
+                                     lat, lon, refs, n) \
+          ORDER BY n",
     )
-    .bind(incident)
-    .bind(e.at)
-    .bind(e.actor.name())
-    .bind(e.actor.user_id())
-    .bind(e.actor.role().map(|r| r.as_str()))
-    .bind(e.action)
-    .bind(e.from.map(State::as_str))
-    .bind(e.to.map(State::as_str))
-    .bind(&e.note)
-    .bind(e.location.map(|l| l.lat))
-    .bind(e.location.map(|l| l.lon))
-    .bind(&e.refs)
+    .bind(entries.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|(_, e)| e.at).collect::<Vec<_>>())
+    .bind(column(&|e| Some(e.actor.name())))
+    .bind(entries.iter().map(|(_, e)| e.actor.user_id()).collect::<Vec<_>>())
+    .bind(column(&|e| e.actor.role().map(|r| r.as_str().to_owned())))
+    .bind(column(&|e| Some(e.action.to_owned())))
+    .bind(column(&|e| e.from.map(|s| s.as_str().to_owned())))
+    .bind(column(&|e| e.to.map(|s| s.as_str().to_owned())))
+    .bind(column(&|e| Some(e.note.clone())))
+    .bind(entries.iter().map(|(_, e)| e.location.map(|l| l.lat)).collect::<Vec<_>>())
+    .bind(entries.iter().map(|(_, e)| e.location.map(|l| l.lon)).collect::<Vec<_>>())
+    .bind(column(&|e| Some(e.refs.to_string())))
     .execute(conn)
     .await?;
     Ok(())

@@ -4,29 +4,36 @@
 //! would have left it had the reports come one at a time, in the batch's order.** What changes is
 //! the number of statements: the events are inserted in one statement (`ON CONFLICT DO NOTHING
 //! RETURNING`, so a resend stays a no-op), the newest state per edge in another, and only *new*
-//! events reach the incident intake. There the common case — an `update` or `end` of an episode
-//! whose incident exists already — only links, set-based, in one statement; everything else (an
-//! episode's `start`, camera faults, a later event of an episode that starts in this very batch)
-//! goes through [`super::edge::to_incident`] one by one, in order.
+//! events reach the incident intake. There the common cases are set-based, a few statements for
+//! the whole batch:
 //!
-//! Order: the set-based links run before the one-by-one intake. They only touch episodes known
-//! before the batch, so an episode's `start` still comes before its `update`s. The one order they
-//! can change is between *different* episodes of one (premises, kind): an earlier episode's `end`
-//! may be applied before a later-arriving `start` of another — which then joins the same incident
-//! anyway unless the two reports are more than `cooldown_secs` apart, and two episodes of one kind
-//! at one premises come from two cameras, whose relative order no broker preserves either.
+//! 1. an `update` or `end` of an episode whose incident exists already is linked to it;
+//! 2. the first report of an episode that repeats an open incident joins that incident
+//!    ([`super::incident::attach_many`]: report count, timeline, severity as one by one);
+//! 3. the later reports of the episodes that step 2 joined are linked as in step 1.
+//!
+//! Everything else (an episode that opens a new incident, camera faults) goes through
+//! [`super::edge::to_incident`] one by one, in order, after the set-based steps.
+//!
+//! Order: the set-based steps run before the one-by-one intake. They only touch incidents that
+//! existed before the batch, so an episode's `start` still comes before its `update`s. The one
+//! order they can change is between *different* episodes of one (premises, kind): an earlier
+//! episode's `end` may be applied before a later-arriving `start` of another — which then joins
+//! the same incident anyway unless the two reports are more than `cooldown_secs` apart, and two
+//! episodes of one kind at one premises come from two cameras, whose relative order no broker
+//! preserves either.
 //!
 //! Locks: before touching any incident the batch takes the advisory locks of all its detections'
-//! (premises, kind, exercise) keys in one sorted sweep, so two replicas with overlapping batches
-//! queue instead of deadlocking (a camera fault's key is taken inside the intake; if that ever
-//! deadlocks PostgreSQL aborts one batch, which is retried whole).
+//! (premises, kind, exercise) keys in one sorted sweep, so two replicas (or two shards of one
+//! consumer) with overlapping batches queue instead of deadlocking (a camera fault's key is taken
+//! inside the intake; if that ever deadlocks PostgreSQL aborts one batch, which is retried whole).
 
 use super::edge::{self, EdgeReport, Rejected, Stored, json_str};
-use super::incident::{Outcome, lock_key};
+use super::incident::{self, Outcome, Report, lock_key};
 use crate::clocks::ClocksConfig;
 use crate::escalation::EscalationConfig;
 use crate::incident::policy::{IncidentsConfig, violation_kind};
-use bl_proto::event::{EdgeEvent, EpisodePhase};
+use bl_proto::event::{DetectionEvent, EdgeEvent, EpisodePhase};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use sqlx::PgPool;
@@ -57,12 +64,19 @@ pub async fn record_batch(
         })
         .collect();
     if !events.is_empty() {
-        lock_keys(&mut tx, &events).await?;
-        let linked = link_known_episodes(&mut tx, &events).await?;
-        for event in events.iter().filter(|e| !linked.contains(&e.event_id())) {
+        let cameras = lock_keys(&mut tx, &events).await?;
+        let now = Utc::now();
+        let mut rest = events;
+        let linked = link_known_episodes(&mut tx, &rest).await?;
+        rest.retain(|e| !linked.contains(&e.event_id()));
+        let joined = join_open_incidents(&mut tx, incidents, &cameras, &rest, now).await?;
+        rest.retain(|e| !joined.contains(&e.event_id()));
+        // the later reports of the episodes that just joined
+        let linked = link_known_episodes(&mut tx, &rest).await?;
+        rest.retain(|e| !linked.contains(&e.event_id()));
+        for event in rest {
             let outcome =
-                edge::to_incident(&mut tx, incidents, escalation, clocks, event, Utc::now())
-                    .await?;
+                edge::to_incident(&mut tx, incidents, escalation, clocks, event, now).await?;
             if let Some(Outcome::Opened(id)) = outcome {
                 edge::audit_opened(&mut tx, event, id).await?;
             }
@@ -295,29 +309,39 @@ async fn store_events(
     Ok(new)
 }
 
-/// Takes the advisory locks of every detection's (premises, kind, exercise), in one sorted sweep.
-async fn lock_keys(conn: &mut PgConnection, events: &[&EdgeEvent]) -> Result<(), sqlx::Error> {
+/// A camera's premises and the premises' kind (the setting of its reports).
+type CameraPlaces = HashMap<String, (Uuid, String)>;
+
+/// Takes the advisory locks of every detection's (premises, kind, exercise), in one sorted sweep;
+/// returns the places of the detections' cameras.
+async fn lock_keys(
+    conn: &mut PgConnection,
+    events: &[&EdgeEvent],
+) -> Result<CameraPlaces, sqlx::Error> {
     let cameras: Vec<&str> = events
         .iter()
         .filter(|e| matches!(e, EdgeEvent::Detection(_)))
         .map(|e| e.camera_id().as_str())
         .collect();
     if cameras.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
-    let premises: HashMap<String, Uuid> =
-        sqlx::query_as("SELECT id, premises_id FROM cameras WHERE id = ANY($1::text[])")
-            .bind(&cameras)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
+    let places: CameraPlaces = sqlx::query_as::<_, (String, Uuid, String)>(
+        "SELECT c.id, c.premises_id, p.kind FROM cameras c JOIN premises p ON p.id = c.premises_id \
+          WHERE c.id = ANY($1::text[])",
+    )
+    .bind(&cameras)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(camera, premises, kind)| (camera, (premises, kind)))
+    .collect();
     let keys: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
-            EdgeEvent::Detection(d) => premises
+            EdgeEvent::Detection(d) => places
                 .get(d.camera_id.as_str())
-                .map(|p| lock_key(*p, violation_kind(d.kind), d.exercise.as_deref())),
+                .map(|(p, _)| lock_key(*p, violation_kind(d.kind), d.exercise.as_deref())),
             EdgeEvent::Camera(_) => None,
         })
         .collect();
@@ -330,7 +354,82 @@ async fn lock_keys(conn: &mut PgConnection, events: &[&EdgeEvent]) -> Result<(),
     .bind(&keys)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(places)
+}
+
+/// The first report of each episode among `events` (which are not linked to an incident yet).
+pub fn episode_openers<'a>(events: &[&'a EdgeEvent]) -> Vec<&'a DetectionEvent> {
+    let mut seen = HashSet::new();
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EdgeEvent::Detection(d) if seen.insert(d.episode_id) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Joins each episode that starts among `events` to the open incident it repeats, set-based
+/// ([`incident::attach_many`]), and records the episode; returns the events it joined. An episode
+/// with no incident to join is left to the one-by-one intake, which opens one.
+async fn join_open_incidents(
+    conn: &mut PgConnection,
+    incidents: &IncidentsConfig,
+    cameras: &CameraPlaces,
+    events: &[&EdgeEvent],
+    now: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let openers: Vec<(&DetectionEvent, Uuid, &str)> = episode_openers(events)
+        .into_iter()
+        .filter_map(|d| {
+            let (premises, kind) = cameras.get(d.camera_id.as_str())?;
+            Some((d, *premises, kind.as_str()))
+        })
+        .collect();
+    if openers.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let reports: Vec<Report> = openers
+        .iter()
+        .map(|(d, premises, _)| edge::detection_report(d, *premises, now))
+        .collect();
+    let with_setting: Vec<(&Report, Option<&str>)> = reports
+        .iter()
+        .zip(&openers)
+        .map(|(r, (_, _, kind))| (r, Some(*kind)))
+        .collect();
+    let found = incident::attach_many(conn, incidents, &with_setting).await?;
+    let joined: Vec<(&DetectionEvent, Uuid)> = openers
+        .iter()
+        .zip(found)
+        .filter_map(|((d, _, _), id)| id.map(|id| (*d, id)))
+        .collect();
+    if joined.is_empty() {
+        return Ok(HashSet::new());
+    }
+    sqlx::query(
+        "WITH j AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[],
+                                          $5::bool[])
+                             AS t(event_id, episode_id, incident_id, at, ends)),
+              episodes AS (INSERT INTO incident_episodes (episode_id, incident_id, started_at, ended_at)
+                           SELECT episode_id, incident_id, at, CASE WHEN ends THEN at END FROM j
+                           ON CONFLICT (episode_id) DO NOTHING)
+         INSERT INTO incident_events (event_id, incident_id)
+         SELECT event_id, incident_id FROM j ON CONFLICT DO NOTHING",
+    )
+    .bind(joined.iter().map(|(d, _)| d.event_id).collect::<Vec<_>>())
+    .bind(joined.iter().map(|(d, _)| d.episode_id).collect::<Vec<_>>())
+    .bind(joined.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+    .bind(joined.iter().map(|(d, _)| d.at).collect::<Vec<_>>())
+    .bind(
+        joined
+            .iter()
+            .map(|(d, _)| d.phase == EpisodePhase::End)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(joined.iter().map(|(d, _)| d.event_id).collect())
 }
 
 /// The `update`s and `end`s among `events`: (event, episode, ends, at).
@@ -362,10 +461,11 @@ async fn link_known_episodes(
                              AS t(event_id, episode_id, ends, at)),
               ep AS (SELECT episode_id, min(at) FILTER (WHERE ends) AS end_at FROM ev
                       GROUP BY episode_id),
-              found AS (UPDATE incident_episodes e
-                           SET ended_at = COALESCE(e.ended_at, ep.end_at)
+              found AS (SELECT e.episode_id, e.incident_id
+                          FROM incident_episodes e JOIN ep USING (episode_id)),
+              ended AS (UPDATE incident_episodes e SET ended_at = ep.end_at
                           FROM ep WHERE e.episode_id = ep.episode_id
-                        RETURNING e.episode_id, e.incident_id),
+                           AND ep.end_at IS NOT NULL AND e.ended_at IS NULL),
               latest AS (SELECT found.incident_id, max(ev.at) AS at
                            FROM ev JOIN found USING (episode_id) GROUP BY found.incident_id),
               touched AS (UPDATE incidents i

@@ -7,8 +7,8 @@ use crate::escalation::EscalationConfig;
 use crate::incident::Actor;
 use crate::incident::policy::{IncidentsConfig, violation_kind};
 use crate::incident::store::{self, Entry};
-use bl_proto::event::EdgeEvent;
 use bl_proto::event::{CameraEventKind, EpisodePhase};
+use bl_proto::event::{DetectionEvent, EdgeEvent};
 use bl_proto::state::EdgeState;
 use bl_proto::topic::Topic;
 use bl_proto::{DecodeError, EdgeId};
@@ -266,7 +266,7 @@ pub async fn to_incident(
         .await?;
     let exercise = event.exercise().map(str::to_owned);
     let edge = Actor::Edge(event.edge_id().to_string());
-    let (kind, at, description, episode) = match event {
+    let (kind, at, description) = match event {
         EdgeEvent::Detection(d) => {
             let kind = violation_kind(d.kind);
             incident::lock(conn, premises, kind, d.exercise.as_deref()).await?;
@@ -274,11 +274,8 @@ pub async fn to_incident(
             if let Some(id) = continue_episode(conn, d.episode_id, d.event_id, d.at, ends).await? {
                 return Ok(Some(Outcome::Attached(id)));
             }
-            let description = format!(
-                "{kind} seen by camera {} (confidence {:.2}, model {} {})",
-                d.camera_id, d.confidence, d.model.name, d.model.version
-            );
-            (kind, d.at, description, Some((d.episode_id, ends)))
+            let report = detection_report(d, premises, now);
+            return report_to_incident(conn, config, escalation, clocks, event, &report).await;
         }
         EdgeEvent::Camera(_) if !config.camera_incidents => return Ok(None),
         EdgeEvent::Camera(c) => {
@@ -295,19 +292,11 @@ pub async fn to_incident(
                 .as_deref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default();
-            (
-                kind,
-                c.at,
-                format!("camera {} {what}{detail}", c.camera_id),
-                None,
-            )
+            (kind, c.at, format!("camera {} {what}{detail}", c.camera_id))
         }
     };
     let report = Report {
-        source: match event {
-            EdgeEvent::Detection(_) => Source::Detection,
-            EdgeEvent::Camera(_) => Source::Camera,
-        },
+        source: Source::Camera,
         premises: Some(premises),
         town: None,
         address: String::new(),
@@ -323,10 +312,49 @@ pub async fn to_incident(
         edge: Some(EdgeLink {
             event_id: event.event_id(),
             camera_id: event.camera_id().to_string(),
-            episode,
+            episode: None,
         }),
     };
-    match incident::incident(conn, config, escalation, clocks, &report).await {
+    report_to_incident(conn, config, escalation, clocks, event, &report).await
+}
+
+/// The report a detection makes about its camera's premises, received `now`.
+pub(crate) fn detection_report(d: &DetectionEvent, premises: Uuid, now: DateTime<Utc>) -> Report {
+    let kind = violation_kind(d.kind);
+    Report {
+        source: Source::Detection,
+        premises: Some(premises),
+        town: None,
+        address: String::new(),
+        kind: kind.to_owned(),
+        at: d.at,
+        received_at: now,
+        exercise: d.exercise.clone(),
+        description: format!(
+            "{kind} seen by camera {} (confidence {:.2}, model {} {})",
+            d.camera_id, d.confidence, d.model.name, d.model.version
+        ),
+        case_count: None,
+        deaths: None,
+        setting: None,
+        reporter: Actor::Edge(d.edge_id.to_string()),
+        edge: Some(EdgeLink {
+            event_id: d.event_id,
+            camera_id: d.camera_id.to_string(),
+            episode: Some((d.episode_id, d.phase == EpisodePhase::End)),
+        }),
+    }
+}
+
+async fn report_to_incident(
+    conn: &mut PgConnection,
+    config: &IncidentsConfig,
+    escalation: &EscalationConfig,
+    clocks: &ClocksConfig,
+    event: &EdgeEvent,
+    report: &Report,
+) -> Result<Option<Outcome>, sqlx::Error> {
+    match incident::incident(conn, config, escalation, clocks, report).await {
         Ok(outcome) => Ok(Some(outcome)),
         Err(incident::IntakeError::Db(e)) => Err(e),
         // Cannot happen for a stored event (its camera and premises exist, its kind is known);

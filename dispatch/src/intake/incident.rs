@@ -234,7 +234,7 @@ pub async fn incident(
     let outcome = match report.premises {
         Some(premises) => {
             lock(conn, premises, &report.kind, report.exercise.as_deref()).await?;
-            match attach(conn, config, report, premises, &place).await? {
+            match attach(conn, config, report, &place).await? {
                 Some(id) => Outcome::Attached(id),
                 None => {
                     Outcome::Opened(open(conn, config, escalation, clocks, report, &place).await?)
@@ -281,74 +281,180 @@ async fn attach(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
     report: &Report,
-    premises: Uuid,
     place: &Place,
 ) -> Result<Option<IncidentId>, sqlx::Error> {
-    type Row = (Uuid, Option<i32>, Option<i32>, Option<String>, i32);
-    let found: Option<Row> = sqlx::query_as(
-        "SELECT i.id, i.case_count, i.deaths, i.suggested_severity, i.report_count FROM incidents i \
-         WHERE i.premises_id = $1 AND i.kind = $2 AND i.exercise IS NOT DISTINCT FROM $3 \
-           AND i.state <> 'closed' \
-           AND (i.last_report_at > $4 - make_interval(secs => $5) \
-                OR EXISTS (SELECT 1 FROM incident_episodes e \
-                            WHERE e.incident_id = i.id AND e.ended_at IS NULL)) \
-         ORDER BY i.last_report_at DESC LIMIT 1 FOR UPDATE",
+    let joined = attach_many(conn, config, &[(report, place.setting.as_deref())]).await?;
+    Ok(joined[0])
+}
+
+/// An open incident as a report finds it, and what the reports joining it so far made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joined {
+    pub id: IncidentId,
+    pub case_count: Option<i32>,
+    pub deaths: Option<i32>,
+    pub suggested_severity: Option<String>,
+    pub report_count: i32,
+    pub last_report_at: DateTime<Utc>,
+}
+
+impl Joined {
+    /// `report` joins: the counts and figures move on, a more severe suggestion replaces the
+    /// stored one. Returns the timeline notes to write: (action, note). Plain logic.
+    pub fn join(
+        &mut self,
+        config: &IncidentsConfig,
+        report: &Report,
+        setting: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
+        let max = |old: Option<i32>, new: Option<u32>| match (old, new) {
+            (Some(o), Some(n)) => Some(o.max(n as i32)),
+            (o, n) => o.or(n.map(|n| n as i32)),
+        };
+        self.case_count = max(self.case_count, report.case_count);
+        self.deaths = max(self.deaths, report.deaths);
+        self.report_count += 1;
+        self.last_report_at = self.last_report_at.max(report.at);
+        let mut note = format!("report {} ({})", self.report_count, report.source.as_str());
+        if !report.description.is_empty() {
+            note.push_str(": ");
+            note.push_str(&report.description);
+        }
+        let mut notes = vec![("repeat", note)];
+        let old_level = self.suggested_severity.as_deref().and_then(Severity::parse);
+        let upgrade = config
+            .suggest_severity(
+                &report.kind,
+                self.case_count.map(|c| c as u32),
+                self.deaths.map(|d| d as u32),
+                setting,
+            )
+            .filter(|s| old_level.is_none_or(|old| s.level < old));
+        if let Some(s) = upgrade {
+            self.suggested_severity = Some(s.level.as_str().to_owned());
+            notes.push((
+                "severitySuggested",
+                format!("suggested severity {}: {}", s.level.as_str(), s.reason),
+            ));
+        }
+        notes
+    }
+}
+
+/// Attaches each report (about a premises, with that premises' kind as its setting) to the open
+/// incident it repeats, as [`incident`] would one by one, in a fixed number of statements; returns
+/// the incident of each, or `None` where there is none to join (the caller opens one). The caller
+/// holds the reports' advisory locks ([`lock`]).
+///
+/// Whether a report may join is judged against the incidents as they stood before these reports
+/// (a report that only a sibling's join brings within the cooldown gets `None`; the one-by-one
+/// path then finds the incident).
+pub(crate) async fn attach_many(
+    conn: &mut PgConnection,
+    config: &IncidentsConfig,
+    reports: &[(&Report, Option<&str>)],
+) -> Result<Vec<Option<IncidentId>>, sqlx::Error> {
+    type Row = (
+        i64,
+        Uuid,
+        Option<i32>,
+        Option<i32>,
+        Option<String>,
+        i32,
+        DateTime<Utc>,
+    );
+    let found: Vec<Row> = sqlx::query_as(
+        "SELECT r.n, i.id, i.case_count, i.deaths, i.suggested_severity, i.report_count, \
+                i.last_report_at \
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) \
+                WITH ORDINALITY AS r(premises, kind, exercise, at, n) \
+           CROSS JOIN LATERAL ( \
+                SELECT * FROM incidents i \
+                 WHERE i.premises_id = r.premises AND i.kind = r.kind \
+                   AND i.exercise IS NOT DISTINCT FROM r.exercise AND i.state <> 'closed' \
+                   AND (i.last_report_at > r.at - make_interval(secs => $5) \
+                        OR EXISTS (SELECT 1 FROM incident_episodes e \
+                                    WHERE e.incident_id = i.id AND e.ended_at IS NULL)) \
+                 ORDER BY i.last_report_at DESC LIMIT 1 FOR UPDATE) i",
     )
-    .bind(premises)
-    .bind(&report.kind)
-    .bind(&report.exercise)
-    .bind(report.at)
+    .bind(reports.iter().map(|(r, _)| r.premises).collect::<Vec<_>>())
+    .bind(
+        reports
+            .iter()
+            .map(|(r, _)| r.kind.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        reports
+            .iter()
+            .map(|(r, _)| r.exercise.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(reports.iter().map(|(r, _)| r.at).collect::<Vec<_>>())
     .bind(config.cooldown_secs as f64)
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some((id, cases, deaths, severity, count)) = found else {
-        return Ok(None);
-    };
-    let max = |old: Option<i32>, new: Option<u32>| match (old, new) {
-        (Some(o), Some(n)) => Some(o.max(n as i32)),
-        (o, n) => o.or(n.map(|n| n as i32)),
-    };
-    let (cases, deaths) = (max(cases, report.case_count), max(deaths, report.deaths));
-    let old_level = severity.as_deref().and_then(Severity::parse);
-    let upgrade = config
-        .suggest_severity(
-            &report.kind,
-            cases.map(|c| c as u32),
-            deaths.map(|d| d as u32),
-            place.setting.as_deref(),
-        )
-        .filter(|s| old_level.is_none_or(|old| s.level < old));
+    let mut incidents: Vec<Joined> = Vec::new();
+    let mut joined: Vec<Option<IncidentId>> = vec![None; reports.len()];
+    let mut entries = Vec::new();
+    for (n, id, case_count, deaths, suggested_severity, report_count, last_report_at) in found {
+        let (report, setting) = reports[n as usize - 1];
+        let slot = match incidents.iter().position(|j| j.id == id) {
+            Some(k) => k,
+            None => {
+                incidents.push(Joined {
+                    id,
+                    case_count,
+                    deaths,
+                    suggested_severity,
+                    report_count,
+                    last_report_at,
+                });
+                incidents.len() - 1
+            }
+        };
+        for (action, note) in incidents[slot].join(config, report, setting) {
+            let mut entry = Entry::note(report.received_at, &report.reporter, action, note);
+            if action == "repeat" {
+                entry.refs = refs(report);
+            }
+            entries.push((id, entry));
+        }
+        joined[n as usize - 1] = Some(id);
+    }
+    if incidents.is_empty() {
+        return Ok(joined);
+    }
     sqlx::query(
-        "UPDATE incidents SET report_count = report_count + 1, \
-         last_report_at = greatest(last_report_at, $2), case_count = $3, deaths = $4, \
-         suggested_severity = COALESCE($5, suggested_severity), updated_at = now() WHERE id = $1",
+        "UPDATE incidents i SET report_count = j.report_count, \
+                last_report_at = greatest(i.last_report_at, j.last_report_at), \
+                case_count = j.case_count, deaths = j.deaths, \
+                suggested_severity = j.suggested_severity, updated_at = now() \
+           FROM unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::int4[], $5::int4[], \
+                       $6::text[]) \
+                AS j(id, report_count, last_report_at, case_count, deaths, suggested_severity) \
+          WHERE i.id = j.id",
     )
-    .bind(id)
-    .bind(report.at)
-    .bind(cases)
-    .bind(deaths)
-    .bind(upgrade.as_ref().map(|s| s.level.as_str()))
+    .bind(incidents.iter().map(|j| j.id).collect::<Vec<_>>())
+    .bind(incidents.iter().map(|j| j.report_count).collect::<Vec<_>>())
+    .bind(
+        incidents
+            .iter()
+            .map(|j| j.last_report_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(incidents.iter().map(|j| j.case_count).collect::<Vec<_>>())
+    .bind(incidents.iter().map(|j| j.deaths).collect::<Vec<_>>())
+    .bind(
+        incidents
+            .iter()
+            .map(|j| j.suggested_severity.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *conn)
     .await?;
-    let mut note = format!("report {} ({})", count + 1, report.source.as_str());
-    if !report.description.is_empty() {
-        note.push_str(": ");
-        note.push_str(&report.description);
-    }
-    let mut entry = Entry::note(report.received_at, &report.reporter, "repeat", note);
-    entry.refs = refs(report);
-    store::append(conn, id, &entry).await?;
-    if let Some(s) = upgrade {
-        let note = format!("suggested severity {}: {}", s.level.as_str(), s.reason);
-        let entry = Entry::note(
-            report.received_at,
-            &Actor::System,
-            "severitySuggested",
-            note,
-        );
-        store::append(conn, id, &entry).await?;
-    }
-    Ok(Some(id))
+    store::append_many(conn, &entries).await?;
+    Ok(joined)
 }
 
 /// Opens a new incident for `report`, routes it, writes its first timeline entries and starts its

@@ -4,8 +4,9 @@
 //! is committed, so a database outage or a crash leaves it with the broker, which keeps this
 //! replica's session (clean session off) and delivers it again.
 //!
-//! Reports are stored in batches: what has arrived (up to [`MAX_BATCH`]) goes into one transaction
-//! ([`crate::intake::batch`]), then every message of it is acknowledged. While the database is away
+//! Reports are stored in batches: what has arrived (up to [`MAX_BATCH`]) is split by edge into
+//! [`SHARDS`] transactions stored at once ([`crate::intake::batch`]), then every message of it is
+//! acknowledged. While the database is away
 //! the consumer waits and retries the same batch with backoff; the broker holds the rest. Messages
 //! that can never be stored (bad topic, bad payload, another edge's name, an unregistered camera)
 //! are counted, logged without their bytes, and acknowledged, so they cannot block the queue; a
@@ -70,6 +71,11 @@ impl IntakeStats {
     }
 }
 
+/// Transactions a batch is stored in at once. A batch is split by edge, so each edge's reports stay
+/// in order in one transaction, and the parts are stored concurrently: PostgreSQL works on one
+/// while the other waits for a round trip. (Different edges' reports about one incident queue on
+/// its advisory lock, see [`crate::intake::batch`].)
+const SHARDS: usize = 2;
 /// Most messages stored in one transaction. The broker feeds at most its in-flight limit
 /// (`max_inflight_messages`) unacknowledged messages, so a batch is also bounded by that.
 const MAX_BATCH: usize = 1000;
@@ -134,7 +140,7 @@ pub async fn run(config: MqttConfig, app: Arc<AppState>, shutdown: CancellationT
         if publishes.is_empty() {
             continue;
         }
-        if !handle(&app, &publishes, &shutdown).await {
+        if !handle_sharded(&app, &publishes, &shutdown).await {
             break; // shutting down with these messages unacknowledged: the broker keeps them
         }
         unacked.extend(publishes);
@@ -172,6 +178,35 @@ fn send_acks(client: &AsyncClient, unacked: &mut VecDeque<Publish>) {
     }
 }
 
+/// Stores a batch in [`SHARDS`] parts at once; false when shutdown interrupted any part.
+async fn handle_sharded(
+    app: &AppState,
+    publishes: &[Publish],
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut shards: Vec<Vec<Publish>> = vec![Vec::new(); SHARDS];
+    for publish in publishes {
+        shards[shard_of(&publish.topic)].push(publish.clone());
+    }
+    let parts = shards
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| handle(app, s, shutdown));
+    futures::future::join_all(parts)
+        .await
+        .into_iter()
+        .all(|ok| ok)
+}
+
+/// The shard of a topic's edge (`bl/v1/edge/{edge}/…`); a topic without one goes to the first.
+fn shard_of(topic: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let edge = topic.split('/').nth(3).unwrap_or("");
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    edge.hash(&mut hasher);
+    (hasher.finish() % SHARDS as u64) as usize
+}
+
 /// Stores a batch of messages (edge reports in one transaction, command results one by one).
 /// Returns false only when shutdown interrupted the retries.
 async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationToken) -> bool {
@@ -196,6 +231,7 @@ async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationTo
     let config = &app.config;
     let mut backoff = BACKOFF_MIN;
     loop {
+        let started = std::time::Instant::now();
         match intake::batch::record_batch(
             &app.pool,
             &config.incidents,
@@ -206,6 +242,7 @@ async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationTo
         .await
         {
             Ok(verdicts) => {
+                tracing::debug!(size = parsed.len(), took = ?started.elapsed(), "batch stored");
                 for ((publish, _), verdict) in reports.iter().zip(verdicts) {
                     count(stats, &publish.topic, verdict);
                 }

@@ -28,6 +28,11 @@ const en: typeof zh = {
     newReport: 'New report',
     count: '{n} incidents',
   },
+  evidence: {
+    arriving: 'Evidence arriving…',
+    unavailable: 'Evidence unavailable: {message}',
+    seconds: '{n} s',
+  },
   triage: {
     back: 'Back to board',
     facts: 'Incident',

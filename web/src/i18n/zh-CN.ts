@@ -26,6 +26,11 @@ export default {
     newReport: '新报事件',
     count: '共 {n} 起',
   },
+  evidence: {
+    arriving: '证据上传中…',
+    unavailable: '证据暂不可用：{message}',
+    seconds: '{n} 秒',
+  },
   triage: {
     back: '返回看板',
     facts: '事件信息',

@@ -55,6 +55,7 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::incidents::create,
         super::incidents::get,
         super::incidents::transition,
+        super::evidence::incident_evidence,
         super::audit::list,
         super::internal::camera_source,
         super::notify::channels,

@@ -3,42 +3,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use bl_proto::evidence::sha256_hex;
+use common::tmpfs::Tmpfs;
 use common::*;
 use reqwest::StatusCode;
-
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path) -> Result<Self, String> {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if out.status.success() {
-            Ok(Self(dir.to_owned()))
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 #[tokio::test]
 async fn a_full_disk_answers_507_keeps_nothing_partial_and_later_uploads_still_work() {
     let dir = tempfile::tempdir().unwrap();
     let mount_point = dir.path().join("small");
     std::fs::create_dir(&mount_point).unwrap();
-    let _tmpfs = match Tmpfs::mount(&mount_point) {
+    let _tmpfs = match Tmpfs::mount(&mount_point, "256k") {
         Ok(t) => t,
         Err(why) => {
             eprintln!("SKIPPED: cannot mount a small tmpfs to fill ({why}); needs root");

@@ -2,6 +2,7 @@
 //! an edge that signs uploads, and dispatch's token key that signs media tokens.
 #![allow(dead_code)]
 
+pub mod tmpfs;
 pub mod whep;
 
 use std::path::{Path, PathBuf};

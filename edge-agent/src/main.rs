@@ -12,7 +12,10 @@ use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::remote::{self, AppliedRevision};
 use edge_agent::uplink::{self, UplinkConfig};
-use edge_agent::watch::{self, CameraWatch};
+use edge_agent::evidence::spool::Spool;
+use edge_agent::evidence::upload::{self, UploadConfig};
+use edge_agent::evidence::{Recorder, Rolls};
+use edge_agent::watch::{self, CameraWatch, EvidenceLink};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,6 +48,12 @@ enum Command {
     /// Run detection over camsim scenarios and print precision, recall, time to alarm and CPU per
     /// frame against their ground truth.
     Detect(DetectArgs),
+    /// Make the device key that signs evidence (kept if it exists): OUT (private, 0600) and
+    /// OUT.pub. `enrol` makes it too; this is for a box set up by hand.
+    Keygen {
+        #[arg(default_value = "device.key")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -110,6 +119,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { config } => run(Config::load(&config)?).await,
         Command::Enrol(args) => enrol(args).await,
         Command::Detect(args) => detect(args),
+        Command::Keygen { out } => {
+            let (key, new) = edge_agent::enrol::device_key(&out)?;
+            eprintln!(
+                "device key {} ({})",
+                out.display(),
+                if new { "new" } else { "kept: it exists" }
+            );
+            println!("{}", bl_proto::keys::encode_public(&key.verifying_key()));
+            Ok(())
+        }
     }
 }
 
@@ -196,7 +215,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let board = HealthBoard::default();
     let (frames, frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
+    let evidence = evidence(&config, &outbox, &shutdown).await?;
     let context = IngestContext {
+        recorders: evidence
+            .as_ref()
+            .map(|e| e.recorders.clone())
+            .unwrap_or_default(),
         edge: config.edge_id.clone(),
         outbox: outbox.clone(),
         board: board.clone(),
@@ -228,6 +252,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.utc_offset_minutes,
         frames_rx,
         updates_rx,
+        evidence,
         shutdown.clone(),
     ));
     uplink::run(uplink, outbox, board, shutdown)
@@ -258,8 +283,66 @@ fn watches(config: &Config) -> anyhow::Result<HashMap<bl_proto::CameraId, Camera
             CameraWatch {
                 detectors,
                 episodes: Episodes::new(),
+                rolls: None,
             },
         );
     }
     Ok(watches)
+}
+
+/// With `[evidence]`: a recorder per camera, the evidence worker and the uploader, running; returns
+/// the link the detection worker sends its events through.
+async fn evidence(
+    config: &Config,
+    outbox: &Outbox,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Option<EvidenceLink>> {
+    let Some(e) = &config.evidence else {
+        tracing::info!("no [evidence]: events go without snapshots or clips");
+        return Ok(None);
+    };
+    let key = match bl_service::secret::Secret::from_file(&e.device_key_file) {
+        Ok(text) => bl_proto::SigningKey::from_bytes(
+            &bl_proto::keys::decode_bytes(text.expose())
+                .with_context(|| format!("device key {}", e.device_key_file.display()))?,
+        ),
+        Err(err) => anyhow::bail!(
+            "cannot read the device key {} ({err}); make one with `edge-agent keygen {}` or `edge-agent enrol`",
+            e.device_key_file.display(),
+            e.device_key_file.display()
+        ),
+    };
+    let spool = Spool::open(&e.spool_dir, outbox.clone(), config.edge_id.clone(), key).await?;
+    let rolls = Rolls {
+        pre_ms: i64::from(e.pre_roll_secs) * 1000,
+        post_ms: i64::from(e.post_roll_secs) * 1000,
+    };
+    let recorders: HashMap<_, _> = config
+        .camera
+        .iter()
+        .map(|c| {
+            let recorder = Recorder::new(e.pre_roll_bytes, rolls, e.max_clip_bytes);
+            (c.id.clone(), recorder)
+        })
+        .collect();
+    let (events, events_rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(edge_agent::evidence::worker::run(
+        config.edge_id.clone(),
+        outbox.clone(),
+        spool,
+        recorders.clone(),
+        events_rx,
+        shutdown.clone(),
+    ));
+    tokio::spawn(upload::run(
+        UploadConfig {
+            url: e.url.clone(),
+            retry_max: Duration::from_secs(e.retry_max_secs),
+            spool_dir: e.spool_dir.clone(),
+        },
+        outbox.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(url = %e.url, spool = %e.spool_dir.display(), "evidence upload on");
+    Ok(Some(EvidenceLink { events, recorders }))
 }

@@ -42,6 +42,7 @@ async fn context(dir: &std::path::Path) -> (IngestContext, mpsc::Receiver<Frame>
         board: HealthBoard::default(),
         frames,
         format: FrameFormat::default(),
+        recorders: Default::default(),
         thresholds: Thresholds {
             offline_after_ms: 3_000,
             ..Thresholds::default()

@@ -225,19 +225,39 @@ impl Config {
         }
         if let Some(e) = &self.evidence {
             if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
-                return Err(field_error(path, "evidence.url", format!("{:?} is not an http(s) URL", e.url)));
+                return Err(field_error(
+                    path,
+                    "evidence.url",
+                    format!("{:?} is not an http(s) URL", e.url),
+                ));
             }
             if e.pre_roll_secs > bl_proto::config::MAX_PRE_ROLL_SECS {
-                return Err(field_error(path, "evidence.pre_roll_secs", format!("must be at most {}", bl_proto::config::MAX_PRE_ROLL_SECS)));
+                return Err(field_error(
+                    path,
+                    "evidence.pre_roll_secs",
+                    format!("must be at most {}", bl_proto::config::MAX_PRE_ROLL_SECS),
+                ));
             }
             if e.post_roll_secs > bl_proto::config::MAX_POST_ROLL_SECS {
-                return Err(field_error(path, "evidence.post_roll_secs", format!("must be at most {}", bl_proto::config::MAX_POST_ROLL_SECS)));
+                return Err(field_error(
+                    path,
+                    "evidence.post_roll_secs",
+                    format!("must be at most {}", bl_proto::config::MAX_POST_ROLL_SECS),
+                ));
             }
             if e.pre_roll_bytes < 1 << 20 || e.max_clip_bytes < 1 << 20 {
-                return Err(field_error(path, "evidence.pre_roll_bytes", "pre_roll_bytes and max_clip_bytes must be at least 1 MiB"));
+                return Err(field_error(
+                    path,
+                    "evidence.pre_roll_bytes",
+                    "pre_roll_bytes and max_clip_bytes must be at least 1 MiB",
+                ));
             }
             if e.retry_max_secs == 0 {
-                return Err(field_error(path, "evidence.retry_max_secs", "must be at least 1"));
+                return Err(field_error(
+                    path,
+                    "evidence.retry_max_secs",
+                    "must be at least 1",
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -418,10 +438,18 @@ mod tests {
         assert_eq!(e.pre_roll_bytes, 16 << 20);
         for (extra, field) in [
             ("url = \"gw:8090\"\n", "evidence.url"),
-            ("url = \"http://gw\"\npre_roll_secs = 500\n", "evidence.pre_roll_secs"),
-            ("url = \"http://gw\"\npre_roll_bytes = 5\n", "evidence.pre_roll_bytes"),
+            (
+                "url = \"http://gw\"\npre_roll_secs = 500\n",
+                "evidence.pre_roll_secs",
+            ),
+            (
+                "url = \"http://gw\"\npre_roll_bytes = 5\n",
+                "evidence.pre_roll_bytes",
+            ),
         ] {
-            let e = load(&format!("{head}[evidence]\n{extra}")).unwrap_err().to_string();
+            let e = load(&format!("{head}[evidence]\n{extra}"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(field), "{extra:?} gave {e}");
         }
     }

@@ -84,11 +84,17 @@ mod tests {
         let (clean, marked) = snapshots(&picture, &boxes).unwrap();
         assert_eq!(&clean[..3], &[0xff, 0xd8, 0xff], "a JPEG");
         assert_ne!(clean, marked);
-        let decoded = imgcodecs::imdecode(&Vector::from_slice(&marked), imgcodecs::IMREAD_COLOR)
-            .unwrap();
+        let decoded =
+            imgcodecs::imdecode(&Vector::from_slice(&marked), imgcodecs::IMREAD_COLOR).unwrap();
         let edge = decoded.at_2d::<core::Vec3b>(12, 32).unwrap();
-        assert!(edge[2] > 200 && edge[1] < 80, "red on the box's top edge: {edge:?}");
+        assert!(
+            edge[2] > 200 && edge[1] < 80,
+            "red on the box's top edge: {edge:?}"
+        );
         let inside = decoded.at_2d::<core::Vec3b>(24, 32).unwrap();
-        assert!((inside[0] as i32 - 128).abs() < 10, "untouched inside: {inside:?}");
+        assert!(
+            (inside[0] as i32 - 128).abs() < 10,
+            "untouched inside: {inside:?}"
+        );
     }
 }

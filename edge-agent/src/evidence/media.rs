@@ -50,7 +50,10 @@ fn caps(codec: Codec) -> gst::Caps {
 
 /// Writes `units` (starting at a keyframe) as an MP4 file at `out`.
 pub fn remux_mp4(codec: Codec, units: &[Unit], out: &Path) -> Result<(), MediaError> {
-    let description = format!("appsrc name=src ! {} ! mp4mux ! filesink name=sink", parser(codec));
+    let description = format!(
+        "appsrc name=src ! {} ! mp4mux ! filesink name=sink",
+        parser(codec)
+    );
     let pipeline = launch(&description)?;
     let sink = pipeline
         .by_name("sink")

@@ -119,7 +119,11 @@ impl PreRoll {
 
     /// Where the second GOP starts: the oldest GOP can go when even the one after it is old enough.
     fn second_gop_start(&self) -> Option<usize> {
-        self.units.iter().skip(1).position(|u| u.keyframe).map(|i| i + 1)
+        self.units
+            .iter()
+            .skip(1)
+            .position(|u| u.keyframe)
+            .map(|i| i + 1)
     }
 
     fn drop_front(&mut self, count: usize) {

@@ -284,7 +284,10 @@ mod tests {
         for i in 81..=94 {
             r.push(unit(i));
         }
-        assert!(r.take_finished(0, 0).is_empty(), "the post-roll is not complete");
+        assert!(
+            r.take_finished(0, 0).is_empty(),
+            "the post-roll is not complete"
+        );
         r.push(unit(95));
         let clips = r.take_finished(0, 0);
         assert_eq!(clips.len(), 1);

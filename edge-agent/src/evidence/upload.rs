@@ -173,9 +173,15 @@ mod tests {
             classify(422, &err("hash_mismatch")),
             Outcome::Rejected("422 hash_mismatch".into())
         );
-        assert!(matches!(classify(403, &err("unknown_edge")), Outcome::Retry(_)));
+        assert!(matches!(
+            classify(403, &err("unknown_edge")),
+            Outcome::Retry(_)
+        ));
         assert!(matches!(classify(503, &err("busy")), Outcome::Retry(_)));
-        assert!(matches!(classify(507, &err("storage_full")), Outcome::Retry(_)));
+        assert!(matches!(
+            classify(507, &err("storage_full")),
+            Outcome::Retry(_)
+        ));
         assert!(matches!(classify(502, "<html>"), Outcome::Retry(_)));
     }
 

@@ -108,8 +108,7 @@ impl Worker {
         };
         let boxes = event.boxes.clone();
         let made = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let picture: Picture =
-                media::decode_last(codec, &units).map_err(|e| e.to_string())?;
+            let picture: Picture = media::decode_last(codec, &units).map_err(|e| e.to_string())?;
             image::snapshots(&picture, &boxes).map_err(|e| e.to_string())
         })
         .await
@@ -159,7 +158,9 @@ impl Worker {
                     event.clip = blob;
                     self.queue(event).await;
                 }
-                None => tracing::warn!(episode = %clip.episode, "a clip finished without its end event"),
+                None => {
+                    tracing::warn!(episode = %clip.episode, "a clip finished without its end event")
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 pub mod health;
 pub mod pipeline;
 
+use crate::evidence::Recorder;
 use crate::outbox::Outbox;
 use bl_proto::event::{CameraEvent, CameraEventKind, EdgeEvent};
 use bl_proto::state::CameraHealth;
@@ -15,7 +16,6 @@ use bl_proto::{CameraId, EdgeId, V1};
 use bl_service::secret::Secret;
 use health::{HealthTracker, Thresholds};
 use pipeline::{CameraPipeline, FrameFormat};
-use crate::evidence::Recorder;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

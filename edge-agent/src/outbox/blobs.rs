@@ -180,11 +180,11 @@ impl Outbox {
 
     /// When the next pending upload is due, if any is queued.
     pub async fn next_blob_due(&self) -> Result<Option<i64>, OutboxError> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_ms) FROM uploads WHERE rejected IS NULL",
+        Ok(
+            sqlx::query_scalar("SELECT MIN(next_attempt_ms) FROM uploads WHERE rejected IS NULL")
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .fetch_one(&self.pool)
-        .await?)
     }
 
     /// The upload succeeded: the row goes, then the file.
@@ -199,11 +199,13 @@ impl Outbox {
 
     /// The upload failed for now: try again at `next_attempt_ms`.
     pub async fn blob_retry(&self, blob: &Blob, next_attempt_ms: i64) -> Result<(), OutboxError> {
-        sqlx::query("UPDATE uploads SET attempts = attempts + 1, next_attempt_ms = ? WHERE seq = ?")
-            .bind(next_attempt_ms)
-            .bind(blob.seq)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE uploads SET attempts = attempts + 1, next_attempt_ms = ? WHERE seq = ?",
+        )
+        .bind(next_attempt_ms)
+        .bind(blob.seq)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -215,12 +217,14 @@ impl Outbox {
         reason: &str,
         file: &std::path::Path,
     ) -> Result<(), OutboxError> {
-        sqlx::query("UPDATE uploads SET rejected = ?, file = ?, attempts = attempts + 1 WHERE seq = ?")
-            .bind(reason)
-            .bind(file.to_string_lossy().to_string())
-            .bind(blob.seq)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE uploads SET rejected = ?, file = ?, attempts = attempts + 1 WHERE seq = ?",
+        )
+        .bind(reason)
+        .bind(file.to_string_lossy().to_string())
+        .bind(blob.seq)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -273,11 +277,22 @@ mod tests {
     #[tokio::test]
     async fn a_failed_upload_waits_its_turn_without_holding_up_the_next() {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(&dir.path().join("o.db"), 1 << 20).await.unwrap();
-        outbox.push_blob(&new_blob(dir.path(), "a", 10)).await.unwrap();
-        outbox.push_blob(&new_blob(dir.path(), "b", 10)).await.unwrap();
+        let outbox = Outbox::open(&dir.path().join("o.db"), 1 << 20)
+            .await
+            .unwrap();
+        outbox
+            .push_blob(&new_blob(dir.path(), "a", 10))
+            .await
+            .unwrap();
+        outbox
+            .push_blob(&new_blob(dir.path(), "b", 10))
+            .await
+            .unwrap();
         assert_eq!(
-            outbox.push_blob(&new_blob(dir.path(), "a", 10)).await.unwrap(),
+            outbox
+                .push_blob(&new_blob(dir.path(), "a", 10))
+                .await
+                .unwrap(),
             None,
             "queued once"
         );
@@ -290,12 +305,18 @@ mod tests {
         assert!(!next.file.exists(), "the spool file goes with the row");
         assert!(outbox.next_blob(1_000).await.unwrap().is_none());
         let again = outbox.next_blob(5_000).await.unwrap().unwrap();
-        assert_eq!((again.sha256.as_str(), again.attempts), (first.sha256.as_str(), 1));
+        assert_eq!(
+            (again.sha256.as_str(), again.attempts),
+            (first.sha256.as_str(), 1)
+        );
         outbox
             .blob_rejected(&again, "bad_signature", &again.file)
             .await
             .unwrap();
-        assert!(outbox.next_blob(i64::MAX).await.unwrap().is_none(), "never retried");
+        assert!(
+            outbox.next_blob(i64::MAX).await.unwrap().is_none(),
+            "never retried"
+        );
         assert_eq!(outbox.blob_depth().await.unwrap(), (0, 1));
     }
 
@@ -305,17 +326,32 @@ mod tests {
         let outbox = Outbox::open(&dir.path().join("o.db"), 100).await.unwrap();
         let old = new_blob(dir.path(), "a", 40);
         outbox.push_blob(&old).await.unwrap();
-        outbox.push_blob(&new_blob(dir.path(), "b", 40)).await.unwrap();
+        outbox
+            .push_blob(&new_blob(dir.path(), "b", 40))
+            .await
+            .unwrap();
         // 80 of 100 used: a 30-byte event drops the oldest blob, file and row.
         outbox.push(&topic(), &[1; 30]).await.unwrap();
         assert!(!old.file.exists());
-        assert_eq!(outbox.next_blob(0).await.unwrap().unwrap().sha256, "b".repeat(64));
+        assert_eq!(
+            outbox.next_blob(0).await.unwrap().unwrap().sha256,
+            "b".repeat(64)
+        );
         // 70 used: a 40-byte blob does not fit and drops nothing.
         let e = outbox
             .push_blob(&new_blob(dir.path(), "c", 40))
             .await
             .unwrap_err();
-        assert!(matches!(e, OutboxError::Full { used: 70, quota: 100 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                OutboxError::Full {
+                    used: 70,
+                    quota: 100
+                }
+            ),
+            "{e}"
+        );
         assert_eq!(outbox.blob_depth().await.unwrap(), (1, 0));
         assert_eq!(outbox.depth().await.unwrap().messages, 1);
     }

@@ -109,7 +109,8 @@ impl Outbox {
         // IMMEDIATE takes the write lock up front: a read-then-write transaction that found another
         // process's commit in between would fail at once instead of waiting its turn.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let evicted = blobs::make_room(&mut tx, payload.len() as u64, self.quota_bytes, true).await?;
+        let evicted =
+            blobs::make_room(&mut tx, payload.len() as u64, self.quota_bytes, true).await?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO outbox (topic, payload, queued_at_ms) VALUES (?, ?, ?) RETURNING seq",
         )

@@ -45,7 +45,11 @@ fn keygen(agent: &Path, dir: &Path) -> String {
         .arg(dir.join("device.key"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -95,11 +99,22 @@ fn stored(data: &Path, sha256: &str) -> Option<(Vec<u8>, EvidenceMeta, String)> 
 /// Seconds of video in an MP4, by ffprobe.
 fn duration_secs(file: &Path) -> f64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(file)
         .output()
         .expect("ffprobe is installed (deploy/dev/install-deps.sh)");
-    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -107,14 +122,24 @@ fn duration_secs(file: &Path) -> f64 {
 fn decoded_frames(file: &Path) -> u64 {
     let out = Command::new("ffprobe")
         .args([
-            "-v", "error", "-count_frames", "-select_streams", "v:0",
-            "-show_entries", "stream=nb_read_frames,codec_name", "-of", "csv=p=0",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,codec_name",
+            "-of",
+            "csv=p=0",
         ])
         .arg(file)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("h264"), "an H.264 stream, as the camera sent: {text}");
+    assert!(
+        text.starts_with("h264"),
+        "an H.264 stream, as the camera sent: {text}"
+    );
     text.trim().rsplit(',').next().unwrap().parse().unwrap()
 }
 
@@ -183,7 +208,10 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
         .find(|d| d.phase == EpisodePhase::End)
         .unwrap_or_else(|| panic!("the episode ended: {seen:?}"));
     assert_eq!(start.episode_id, end.episode_id);
-    let snapshot = start.snapshot.clone().expect("the start names its snapshot");
+    let snapshot = start
+        .snapshot
+        .clone()
+        .expect("the start names its snapshot");
     assert_eq!(snapshot.content_type, "image/jpeg");
     let clip = end.clip.clone().expect("the end names its clip");
     assert_eq!(clip.content_type, "video/mp4");
@@ -205,7 +233,10 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
     );
     let spool = edge_dir.join("evidence-spool");
     let waiting = std::fs::read_dir(&spool).unwrap().count();
-    assert!(waiting >= 4, "clip, two snapshots and rejected/ wait in the spool: {waiting}");
+    assert!(
+        waiting >= 4,
+        "clip, two snapshots and rejected/ wait in the spool: {waiting}"
+    );
 
     // Now the gateway starts; the uploads come in without anyone asking again.
     let _gateway = Process(
@@ -230,7 +261,10 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
         let (bytes, meta, signature) = blob.clone().unwrap_or_else(|| panic!("{kind:?} stored"));
         assert_eq!(evidence::sha256_hex(&bytes), reference.sha256);
         assert_eq!(bytes.len() as u64, reference.size);
-        assert_eq!((meta.kind, meta.edge_id.as_str(), meta.camera_id.as_str()), (kind, EDGE, "night"));
+        assert_eq!(
+            (meta.kind, meta.edge_id.as_str(), meta.camera_id.as_str()),
+            (kind, EDGE, "night")
+        );
         evidence::verify(&meta, &signature, &edge_key).expect("signed by the edge's device key");
     }
     // The annotated snapshot travelled too: three blobs in all for one episode with no update.
@@ -238,26 +272,45 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .count();
-    let updates = seen.iter().filter(|d| d.phase == EpisodePhase::Update).count();
-    assert_eq!(stored_count, 3 + 2 * updates, "clip + clean and annotated snapshot per start/update");
+    let updates = seen
+        .iter()
+        .filter(|d| d.phase == EpisodePhase::Update)
+        .count();
+    assert_eq!(
+        stored_count,
+        3 + 2 * updates,
+        "clip + clean and annotated snapshot per start/update"
+    );
 
     // The clip plays and lasts what its time range says.
     let mp4 = dir.path().join("clip.mp4");
     std::fs::write(&mp4, &clip_blob.unwrap().0).unwrap();
     let secs = duration_secs(&mp4);
     let expected = (to - from).num_milliseconds() as f64 / 1000.0;
-    assert!((secs - expected).abs() < 1.0, "clip lasts {secs} s, its range {expected} s");
+    assert!(
+        (secs - expected).abs() < 1.0,
+        "clip lasts {secs} s, its range {expected} s"
+    );
     let frames = decoded_frames(&mp4);
-    assert!(frames as f64 >= secs * 10.0 * 0.8, "{frames} frames decode in {secs} s at 10 fps");
+    assert!(
+        frames as f64 >= secs * 10.0 * 0.8,
+        "{frames} frames decode in {secs} s at 10 fps"
+    );
 
     // Delivered blobs leave the spool; nothing is kept aside.
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && std::fs::read_dir(&spool).unwrap().count() > 1 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("rejected")], "{left:?}");
-    assert_eq!(std::fs::read_dir(spool.join("rejected")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(spool.join("rejected")).unwrap().count(),
+        0
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

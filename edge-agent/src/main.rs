@@ -15,7 +15,7 @@ use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::remote::{self, AppliedRevision};
 use edge_agent::uplink::{self, UplinkConfig};
-use edge_agent::watch::{self, CameraWatch, EvidenceLink};
+use edge_agent::watch::{self, CameraWatch, EventSink, EvidenceLink};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -247,12 +247,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ));
     tokio::spawn(watch::run(
         config.edge_id.clone(),
-        outbox.clone(),
+        EventSink {
+            outbox: outbox.clone(),
+            evidence,
+        },
         watches,
         config.utc_offset_minutes,
         frames_rx,
         updates_rx,
-        evidence,
         shutdown.clone(),
     ));
     uplink::run(uplink, outbox, board, shutdown)
@@ -313,6 +315,13 @@ async fn evidence(
         ),
     };
     let spool = Spool::open(&e.spool_dir, outbox.clone(), config.edge_id.clone(), key).await?;
+    let released = outbox.release_all_held().await?;
+    if released > 0 {
+        tracing::warn!(
+            events = released,
+            "end events held for clips when the agent stopped go out without them"
+        );
+    }
     let rolls = Rolls {
         pre_ms: i64::from(e.pre_roll_secs) * 1000,
         post_ms: i64::from(e.post_roll_secs) * 1000,

@@ -27,6 +27,12 @@ pub struct CameraWatch {
     pub rolls: Option<Rolls>,
 }
 
+/// Where detection events go: the outbox, or through the evidence worker when evidence is on.
+pub struct EventSink {
+    pub outbox: Outbox,
+    pub evidence: Option<EvidenceLink>,
+}
+
 /// Where detection events go when evidence is on.
 pub struct EvidenceLink {
     pub events: mpsc::Sender<DetectionEvent>,
@@ -36,14 +42,14 @@ pub struct EvidenceLink {
 /// Runs until `shutdown` or until ingest closes the frame queue.
 pub async fn run(
     edge: EdgeId,
-    outbox: Outbox,
+    sink: EventSink,
     mut cameras: HashMap<CameraId, CameraWatch>,
     utc_offset_minutes: i32,
     mut frames: mpsc::Receiver<Frame>,
     mut updates: mpsc::Receiver<Update>,
-    evidence: Option<EvidenceLink>,
     shutdown: CancellationToken,
 ) {
+    let EventSink { outbox, evidence } = sink;
     let topic = Topic::EdgeEvents(edge.clone());
     loop {
         let frame = tokio::select! {

@@ -138,10 +138,7 @@ impl PreRoll {
         let start = self
             .units
             .iter()
-            .enumerate()
-            .filter(|(_, u)| u.keyframe && u.at_ms <= from_ms)
-            .map(|(i, _)| i)
-            .last()
+            .rposition(|u| u.keyframe && u.at_ms <= from_ms)
             .unwrap_or(0);
         self.units.range(start..).cloned().collect()
     }

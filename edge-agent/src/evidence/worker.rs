@@ -6,8 +6,8 @@
 //!   boxes travel in the event). `start` also opens the episode's clip with the pre-roll.
 //! - `end`: the clip takes the post-roll; once it is complete it is remuxed to MP4, stored, and the
 //!   `end` event goes out with `clip` naming it. The end event therefore leaves `post_roll` seconds
-//!   after the episode ended, and is held in memory meanwhile (on shutdown it goes out at once
-//!   with the clip cut short; a crash in that window loses it — see the README).
+//!   after the episode ended. Meanwhile it is held on disk ([`Outbox::hold`]): on shutdown it goes
+//!   out at once with the clip cut short; after a crash, at the next start without a clip.
 //!
 //! Evidence that cannot be made (no video yet, a decode error, a full outbox) is logged and the event
 //! goes out without it: facts never wait on pictures.
@@ -66,7 +66,7 @@ pub async fn run(
     }
     worker.finish_clips(i64::MAX).await;
     for (_, event) in std::mem::take(&mut worker.held) {
-        worker.queue(event).await;
+        worker.release(event).await;
     }
 }
 
@@ -95,6 +95,13 @@ impl Worker {
             }
             EpisodePhase::End => {
                 recorder.close(event.episode_id, at_ms);
+                let payload = bl_proto::encode(&EdgeEvent::Detection(event.clone()));
+                let key = event.episode_id.to_string();
+                if let Err(e) = self.outbox.hold(&key, &self.topic, &payload).await {
+                    // Not on disk: send it now without its clip rather than risk losing it.
+                    tracing::error!(camera = %event.camera_id, err = %e, "cannot hold the end event for its clip; it goes without");
+                    return self.queue(event).await;
+                }
                 self.held.insert(event.episode_id, event);
             }
         }
@@ -156,7 +163,7 @@ impl Worker {
             match self.held.remove(&clip.episode) {
                 Some(mut event) => {
                     event.clip = blob;
-                    self.queue(event).await;
+                    self.release(event).await;
                 }
                 None => {
                     tracing::warn!(episode = %clip.episode, "a clip finished without its end event")
@@ -201,6 +208,16 @@ impl Worker {
                 tracing::error!(camera = %camera, episode = %clip.episode, err = %e, "cannot store the clip");
                 None
             }
+        }
+    }
+
+    /// Queues a held end event, now with its clip, in place of the held copy.
+    async fn release(&self, event: DetectionEvent) {
+        let camera = event.camera_id.clone();
+        let key = event.episode_id.to_string();
+        let payload = bl_proto::encode(&EdgeEvent::Detection(event));
+        if let Err(e) = self.outbox.release(&key, &self.topic, &payload).await {
+            tracing::error!(camera = %camera, err = %e, "cannot queue an end event; it stays held and goes out at the next start");
         }
     }
 

@@ -18,6 +18,7 @@
 //!    [`OutboxError::Full`]. Queued events are never dropped; the agent's state reports the depth.
 
 pub mod blobs;
+mod held;
 
 use bl_proto::topic::Topic;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -96,6 +97,7 @@ impl Outbox {
         .await
         .map_err(open_error)?;
         blobs::create_table(&pool).await.map_err(open_error)?;
+        held::create_table(&pool).await.map_err(open_error)?;
         Ok(Outbox {
             pool,
             quota_bytes,
@@ -106,6 +108,16 @@ impl Outbox {
 
     /// Queues `payload` for `topic`; durable once this returns.
     pub async fn push(&self, topic: &Topic, payload: &[u8]) -> Result<i64, OutboxError> {
+        self.push_with(topic, payload, None).await
+    }
+
+    /// Queues `payload`, removing the held message `release` in the same transaction.
+    async fn push_with(
+        &self,
+        topic: &Topic,
+        payload: &[u8],
+        release: Option<&str>,
+    ) -> Result<i64, OutboxError> {
         // IMMEDIATE takes the write lock up front: a read-then-write transaction that found another
         // process's commit in between would fail at once instead of waiting its turn.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -119,6 +131,12 @@ impl Outbox {
         .bind(chrono::Utc::now().timestamp_millis())
         .fetch_one(&mut *tx)
         .await?;
+        if let Some(key) = release {
+            sqlx::query("DELETE FROM held WHERE key = ?")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         blobs::remove_files(&evicted);
         self.pushed.notify_one();

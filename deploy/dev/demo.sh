@@ -63,7 +63,8 @@ Brightline demo is running.
   gateway      http://127.0.0.1:8090  (live video of the demo cameras over WebRTC; click 看实况 on a camera)
   edge box     demo-edge-zhaitang (a restaurant in 斋堂镇), enrolled with a one-time code
                (edge-agent enrol; key and config in $data/edge/), watches the cameras below;
-               its rodent reports become incidents: GET /api/incidents
+               its rodent reports become incidents: GET /api/incidents; each episode's
+               snapshots and clip (signed by the box) land in $data/gateway/evidence/blobs/
   cameras      simulated by camsim, ground truth in $data/camsim/truth
 MSG
 for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do

@@ -321,6 +321,29 @@ impl Config {
             .collect()
     }
 
+    /// Reads the device key that signs evidence (`[evidence] device_key_file`), if evidence is on.
+    pub fn device_key(&self) -> Result<Option<bl_proto::SigningKey>, ConfigError> {
+        let Some(e) = &self.evidence else {
+            return Ok(None);
+        };
+        let file = &e.device_key_file;
+        let text = Secret::from_file(file).map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!(
+                    "{source}; make one with `edge-agent keygen {}` or `edge-agent enrol`",
+                    file.display()
+                ),
+            ),
+        })?;
+        let seed = bl_proto::keys::decode_bytes(text.expose()).map_err(|e| ConfigError::Read {
+            path: file.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        })?;
+        Ok(Some(bl_proto::SigningKey::from_bytes(&seed)))
+    }
+
     /// Reads the MQTT password file.
     pub fn mqtt_password(&self) -> Result<Secret, ConfigError> {
         Secret::from_file(&self.mqtt.password_file).map_err(|source| ConfigError::Read {

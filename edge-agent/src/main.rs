@@ -113,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let c = Config::load(&config)?;
             c.mqtt_password()?;
+            c.device_key()?;
             println!("{}: ok (edge {})", config.display(), c.edge_id);
             Ok(())
         }
@@ -303,17 +304,7 @@ async fn evidence(
         tracing::info!("no [evidence]: events go without snapshots or clips");
         return Ok(None);
     };
-    let key = match bl_service::secret::Secret::from_file(&e.device_key_file) {
-        Ok(text) => bl_proto::SigningKey::from_bytes(
-            &bl_proto::keys::decode_bytes(text.expose())
-                .with_context(|| format!("device key {}", e.device_key_file.display()))?,
-        ),
-        Err(err) => anyhow::bail!(
-            "cannot read the device key {} ({err}); make one with `edge-agent keygen {}` or `edge-agent enrol`",
-            e.device_key_file.display(),
-            e.device_key_file.display()
-        ),
-    };
+    let key = config.device_key()?.expect("[evidence] is set");
     let spool = Spool::open(&e.spool_dir, outbox.clone(), config.edge_id.clone(), key).await?;
     let released = outbox.release_all_held().await?;
     if released > 0 {

@@ -216,7 +216,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let board = HealthBoard::default();
     let (frames, frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
-    let evidence = evidence(&config, &outbox, &shutdown).await?;
+    let (evidence, evidence_tasks) = match evidence(&config, &outbox, &shutdown).await? {
+        Some((link, tasks)) => (Some(link), tasks),
+        None => (None, Vec::new()),
+    };
     let context = IngestContext {
         recorders: evidence
             .as_ref()
@@ -264,6 +267,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for camera in cameras {
         let _ = camera.await;
     }
+    // The evidence worker finishes open clips and sends the end events waiting for them (into the
+    // outbox: they leave at the next start). Bounded: what it cannot finish stays held on disk.
+    for task in evidence_tasks {
+        if tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "evidence did not finish in time; held end events go out at the next start"
+            );
+        }
+    }
     tracing::info!("edge-agent stopped");
     Ok(())
 }
@@ -294,12 +309,12 @@ fn watches(config: &Config) -> anyhow::Result<HashMap<bl_proto::CameraId, Camera
 }
 
 /// With `[evidence]`: a recorder per camera, the evidence worker and the uploader, running; returns
-/// the link the detection worker sends its events through.
+/// the link the detection worker sends its events through and the tasks to wait for at shutdown.
 async fn evidence(
     config: &Config,
     outbox: &Outbox,
     shutdown: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Option<EvidenceLink>> {
+) -> anyhow::Result<Option<(EvidenceLink, Vec<tokio::task::JoinHandle<()>>)>> {
     let Some(e) = &config.evidence else {
         tracing::info!("no [evidence]: events go without snapshots or clips");
         return Ok(None);
@@ -326,7 +341,7 @@ async fn evidence(
         })
         .collect();
     let (events, events_rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(edge_agent::evidence::worker::run(
+    let worker = tokio::spawn(edge_agent::evidence::worker::run(
         config.edge_id.clone(),
         outbox.clone(),
         spool,
@@ -334,7 +349,7 @@ async fn evidence(
         events_rx,
         shutdown.clone(),
     ));
-    tokio::spawn(upload::run(
+    let uploader = tokio::spawn(upload::run(
         UploadConfig {
             url: e.url.clone(),
             retry_max: Duration::from_secs(e.retry_max_secs),
@@ -344,5 +359,8 @@ async fn evidence(
         shutdown.clone(),
     ));
     tracing::info!(url = %e.url, spool = %e.spool_dir.display(), "evidence upload on");
-    Ok(Some(EvidenceLink { events, recorders }))
+    Ok(Some((
+        EvidenceLink { events, recorders },
+        vec![worker, uploader],
+    )))
 }

@@ -150,23 +150,9 @@ fn appsrc(pipeline: &gst::Pipeline, codec: Codec) -> Result<gst_app::AppSrc, Med
     Ok(src)
 }
 
-/// Pushes `units` with timestamps starting at zero, then EOS. The stream's own presentation times
-/// are used when every unit has one (steady even when packets arrived in bursts); otherwise the
-/// arrival times.
+/// Pushes `units` with [`timestamps`], then EOS.
 fn feed(src: &gst_app::AppSrc, units: &[Unit]) -> Result<(), MediaError> {
-    let stream_times = units.iter().all(|u| u.pts_ns.is_some());
-    let first_pts = units.first().and_then(|u| u.pts_ns).unwrap_or(0);
-    let first_at = units.first().map_or(0, |u| u.at_ms);
-    let mut last = 0u64;
-    for unit in units {
-        let ns = if stream_times {
-            unit.pts_ns.unwrap_or(0).saturating_sub(first_pts)
-        } else {
-            (unit.at_ms - first_at).max(0) as u64 * 1_000_000
-        };
-        // mp4mux refuses time going backwards (no B-frames in camera streams: PTS = DTS).
-        let ns = ns.max(last);
-        last = ns;
+    for (unit, ns) in units.iter().zip(timestamps(units)) {
         let mut buffer = gst::Buffer::from_slice(unit.data.to_vec());
         {
             let b = buffer.get_mut().expect("a new buffer is writable");
@@ -182,6 +168,42 @@ fn feed(src: &gst_app::AppSrc, units: &[Unit]) -> Result<(), MediaError> {
     src.end_of_stream()
         .map_err(|e| MediaError::Run(format!("eos: {e:?}")))?;
     Ok(())
+}
+
+/// Each unit's time in the file, nanoseconds from zero, never decreasing (mp4mux refuses time going
+/// backwards; camera streams have no B-frames, so PTS = DTS). The stream's own presentation times
+/// are used when every unit has one (steady even when packets arrived in bursts), rebased where
+/// they jump back (the camera reconnected mid-clip: the gap is taken from the arrival times);
+/// otherwise the arrival times.
+pub fn timestamps(units: &[Unit]) -> Vec<u64> {
+    let ms = |a: i64, b: i64| (a - b).max(0) as u64 * 1_000_000;
+    let first_at = units.first().map_or(0, |u| u.at_ms);
+    if units.iter().any(|u| u.pts_ns.is_none()) {
+        return units.iter().map(|u| ms(u.at_ms, first_at)).collect();
+    }
+    let mut out = Vec::with_capacity(units.len());
+    // (stream time, file time) of the current run of steady timestamps
+    let mut base: Option<(u64, u64)> = None;
+    let (mut prev_pts, mut prev_at, mut last) = (0u64, first_at, 0u64);
+    for unit in units {
+        let pts = unit.pts_ns.unwrap_or(0);
+        let (base_pts, base_ns) = match base {
+            Some(b) if pts >= prev_pts => b,
+            Some(_) => {
+                let b = (pts, last + ms(unit.at_ms, prev_at).max(1_000_000));
+                base = Some(b);
+                b
+            }
+            None => {
+                base = Some((pts, 0));
+                (pts, 0)
+            }
+        };
+        let ns = (base_ns + (pts - base_pts)).max(last);
+        out.push(ns);
+        (prev_pts, prev_at, last) = (pts, unit.at_ms, ns);
+    }
+    out
 }
 
 /// Plays `pipeline`, lets `feed` push, and waits for EOS or an error.
@@ -210,4 +232,50 @@ fn run(
     })();
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(at_ms: i64, pts_ms: Option<u64>) -> Unit {
+        Unit {
+            at_ms,
+            pts_ns: pts_ms.map(|p| p * 1_000_000),
+            keyframe: false,
+            data: vec![0].into(),
+        }
+    }
+
+    fn in_ms(units: &[Unit]) -> Vec<u64> {
+        timestamps(units)
+            .into_iter()
+            .map(|ns| ns / 1_000_000)
+            .collect()
+    }
+
+    #[test]
+    fn stream_times_start_at_zero_and_a_reconnect_continues_after_the_gap() {
+        // Steady stream times although the packets arrived in a burst.
+        let burst = [
+            unit(1_000, Some(5_000)),
+            unit(1_300, Some(5_100)),
+            unit(1_301, Some(5_200)),
+        ];
+        assert_eq!(in_ms(&burst), vec![0, 100, 200]);
+        // The camera reconnected 2 s later and its times restarted near zero.
+        let reconnect = [
+            unit(1_000, Some(5_000)),
+            unit(1_100, Some(5_100)),
+            unit(3_100, Some(40)),
+            unit(3_200, Some(140)),
+        ];
+        assert_eq!(in_ms(&reconnect), vec![0, 100, 2_100, 2_200]);
+    }
+
+    #[test]
+    fn without_stream_times_the_arrival_times_are_used() {
+        let units = [unit(1_000, None), unit(1_100, Some(9)), unit(1_250, None)];
+        assert_eq!(in_ms(&units), vec![0, 100, 250]);
+    }
 }

@@ -194,3 +194,148 @@ mod tests {
         assert_eq!(backoff(u32::MAX, max), max);
     }
 }
+
+/// The uploader against a small HTTP server that answers each hash as the test says.
+#[cfg(test)]
+mod against_a_server {
+    use super::*;
+    use crate::evidence::spool::{BlobInfo, Spool};
+    use bl_proto::evidence::EvidenceKind;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Answers `PUT /evidence/{sha}` with `answer(sha, attempt)`; counts attempts per hash.
+    async fn server(
+        answer: impl Fn(&str, usize) -> (u16, &'static str) + Send + Sync + 'static,
+    ) -> (String, Arc<Mutex<HashMap<String, usize>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+        let counts = seen.clone();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // Headers, then as many body bytes as Content-Length says.
+                let (head_end, length) = loop {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    request.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head_end + length {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    request.extend_from_slice(&chunk[..n]);
+                }
+                let line = String::from_utf8_lossy(&request[..head_end]).to_string();
+                let sha = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.strip_prefix("/evidence/"))
+                    .unwrap_or("")
+                    .to_owned();
+                let attempt = {
+                    let mut seen = counts.lock().unwrap();
+                    let n = seen.entry(sha.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let (status, code) = answer(&sha, attempt);
+                let body = format!(r#"{{"error":{{"code":"{code}","message":"test"}}}}"#);
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(response.as_bytes()).await.unwrap();
+                let _ = socket.shutdown().await;
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_refused_blob_is_set_aside_once_a_busy_gateway_is_retried_and_stored_blobs_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("o.db"), 1 << 20)
+            .await
+            .unwrap();
+        let spool_dir = dir.path().join("spool");
+        let spool = Spool::open(
+            &spool_dir,
+            outbox.clone(),
+            bl_proto::EdgeId::new("e1").unwrap(),
+            bl_proto::SigningKey::from_bytes(&[1; 32]),
+        )
+        .await
+        .unwrap();
+        let info = BlobInfo {
+            camera: bl_proto::CameraId::new("cam").unwrap(),
+            kind: EvidenceKind::Snapshot,
+            content_type: "image/jpeg",
+            captured_at: chrono::Utc::now(),
+            range: None,
+        };
+        let refused = spool.store_bytes(&info, b"refused").await.unwrap().sha256;
+        let busy = spool
+            .store_bytes(&info, b"busy at first")
+            .await
+            .unwrap()
+            .sha256;
+        let fine = spool.store_bytes(&info, b"fine").await.unwrap().sha256;
+        let (refused_s, busy_s) = (refused.to_string(), busy.to_string());
+        let (url, seen) = server(move |sha, attempt| {
+            if sha == refused_s {
+                (403, "bad_signature")
+            } else if sha == busy_s && attempt < 3 {
+                (503, "busy")
+            } else {
+                (201, "")
+            }
+        })
+        .await;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            UploadConfig {
+                url,
+                retry_max: Duration::from_secs(1),
+                spool_dir: spool_dir.clone(),
+            },
+            outbox.clone(),
+            shutdown.clone(),
+        ));
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while outbox.blob_depth().await.unwrap() != (0, 1) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await; // time enough to spin, if it would
+        shutdown.cancel();
+        task.await.unwrap();
+
+        assert_eq!(
+            outbox.blob_depth().await.unwrap(),
+            (0, 1),
+            "one set aside, none waiting"
+        );
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen[refused.as_str()], 1, "a refusal is never retried");
+        assert_eq!(seen[busy.as_str()], 3, "busy, busy, stored");
+        assert_eq!(seen[fine.as_str()], 1);
+        let aside: Vec<_> = std::fs::read_dir(spool_dir.join(REJECTED_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(aside, vec![format!("{refused}.jpg")]);
+        let left = std::fs::read_dir(&spool_dir).unwrap().count();
+        assert_eq!(left, 1, "only rejected/ is left in the spool");
+    }
+}

@@ -188,6 +188,14 @@ fn detect(args: DetectArgs) -> anyhow::Result<()> {
 async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = bl_service::shutdown::on_signals();
     let outbox = Outbox::open(&config.outbox.path, config.outbox.quota_bytes).await?;
+    // End events held for their clips when the agent stopped: no clip is coming now.
+    let released = outbox.release_all_held().await?;
+    if released > 0 {
+        tracing::warn!(
+            events = released,
+            "end events held for clips when the agent stopped go out without them"
+        );
+    }
     let depth = outbox.depth().await?;
     tracing::info!(
         edge = %config.edge_id,
@@ -321,13 +329,6 @@ async fn evidence(
     };
     let key = config.device_key()?.expect("[evidence] is set");
     let spool = Spool::open(&e.spool_dir, outbox.clone(), config.edge_id.clone(), key).await?;
-    let released = outbox.release_all_held().await?;
-    if released > 0 {
-        tracing::warn!(
-            events = released,
-            "end events held for clips when the agent stopped go out without them"
-        );
-    }
     let rolls = Rolls {
         pre_ms: i64::from(e.pre_roll_secs) * 1000,
         post_ms: i64::from(e.post_roll_secs) * 1000,

@@ -325,3 +325,107 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Rows of `table` in the agent's outbox file (read by a second process, as SQLite allows).
+async fn rows(outbox: &Path, table: &str) -> i64 {
+    let Ok(pool) = sqlx::SqlitePool::connect(&format!("sqlite://{}", outbox.display())).await
+    else {
+        return 0;
+    };
+    let query = match table {
+        "held" => "SELECT COUNT(*) FROM held",
+        _ => "SELECT COUNT(*) FROM uploads",
+    };
+    let n = sqlx::query_scalar(query)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_event_waiting_for_its_clip_survives_a_sigkill_and_goes_out_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent_bin = bl_e2e::binary("edge-agent", "edge-agent", dir.path());
+    let camsim = night_kitchen();
+    let broker = PrivateBroker::start();
+    let edge_dir = dir.path().join("box");
+    std::fs::create_dir_all(&edge_dir).unwrap();
+    keygen(&agent_bin, &edge_dir);
+    // No gateway at all, and a post-roll long enough to kill the agent inside it.
+    let config = edge_config(
+        &edge_dir,
+        &broker,
+        &camsim.url("night", camsim::Stream::Sub),
+        free_port(),
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("post_roll_secs = {POST_ROLL_SECS}"),
+        "post_roll_secs = 300",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut options = MqttOptions::new("test-center-2", "127.0.0.1", broker.port);
+    options.set_credentials(&broker.service_user, &broker.service_password);
+    let (center, mut events) = AsyncClient::new(options, 64);
+    center
+        .subscribe("bl/v1/edge/+/events", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let run = || {
+        Process(
+            Command::new(&agent_bin)
+                .args(["run", "--config"])
+                .arg(&config)
+                .env("BL_LOG", "warn")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut agent = run();
+    let outbox = edge_dir.join("outbox.db");
+    let mut start_id = None;
+    let mut end = None;
+    let mut killed = false;
+    let started = Instant::now();
+    while end.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the end event never came"
+        );
+        if !killed && rows(&outbox, "held").await > 0 {
+            // SIGKILL in the middle of the post-roll, and start again.
+            drop(std::mem::replace(&mut agent, run()));
+            killed = true;
+        }
+        let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(500), events.poll()).await
+        else {
+            continue;
+        };
+        if let Event::Incoming(Packet::Publish(p)) = event
+            && let EdgeEvent::Detection(d) = bl_proto::decode::<EdgeEvent>(&p.payload).unwrap()
+        {
+            match d.phase {
+                EpisodePhase::Start => start_id = Some(d.episode_id),
+                EpisodePhase::End => end = Some(d),
+                EpisodePhase::Update => {}
+            }
+        }
+    }
+    let end = end.unwrap();
+    assert!(killed, "the end went out only after the restart");
+    assert_eq!(
+        Some(end.episode_id),
+        start_id,
+        "the end of the episode that started"
+    );
+    assert!(
+        end.clip.is_none(),
+        "its pre-roll died with the process: no clip"
+    );
+    assert_eq!(rows(&outbox, "held").await, 0);
+    assert!(
+        rows(&outbox, "uploads").await >= 2,
+        "the start's snapshots still wait for a gateway"
+    );
+}

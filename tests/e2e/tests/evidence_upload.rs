@@ -267,17 +267,24 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
         );
         evidence::verify(&meta, &signature, &edge_key).expect("signed by the edge's device key");
     }
-    // The annotated snapshot travelled too: three blobs in all for one episode with no update.
-    let stored_count = walk(&data.join("evidence/blobs"))
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .count();
+    // The annotated snapshots travel too: a clip plus a clean and an annotated still for the start
+    // and each update (they may still be on their way: uploads go one at a time).
     let updates = seen
         .iter()
         .filter(|d| d.phase == EpisodePhase::Update)
         .count();
+    let stored_count = || {
+        walk(&data.join("evidence/blobs"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored_count() < 3 + 2 * updates && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(
-        stored_count,
+        stored_count(),
         3 + 2 * updates,
         "clip + clean and annotated snapshot per start/update"
     );

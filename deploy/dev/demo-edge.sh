@@ -64,8 +64,12 @@ chmod 600 "$box/enrolment.code"
 "$bin/edge-agent" enrol --dispatch "$dispatch" --edge-id "$edge" --code-file "$box/enrolment.code" \
   --dir "$box" >"$box/edge.toml.new"
 rm -f "$box/enrolment.code"
+gateway=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' deploy/dev/gateway.toml)
 {
   cat "$box/edge.toml.new"
+  # Snapshots and clips of episodes go to the demo gateway, signed with the box's device key.
+  echo "[evidence]"
+  echo "url = \"http://$gateway\""
   for c in $cameras; do
     echo "[[camera]]"
     echo "id = \"$c\""

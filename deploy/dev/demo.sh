@@ -29,8 +29,15 @@ sed -e "s#\"\.data/#\"$data/#" -e "s/^\(broker_\)\{0,1\}port = 18883\$/\1port = 
 mkdir -p "$data/gateway"
 [ -s "$data/gateway/dispatch-token" ] || "$bin/media-gateway" keygen "$data/gateway/dispatch-token" >/dev/null
 camsim_listen=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
+# The demo box's device key is made now (enrolment keeps it) so that the gateway knows it from its
+# [[edge]] table: the demo's cameras are registered as pushed by the box, so the gateway keeps its
+# camera list in its own config rather than asking dispatch ([dispatch] would switch both).
+mkdir -p "$data/edge"
+chmod 700 "$data/edge"
+"$bin/edge-agent" keygen "$data/edge/device.key" >/dev/null
 {
   sed -e "s#\"\.data/#\"$data/#" deploy/dev/gateway.toml
+  printf '\n[[edge]]\nid = "demo-edge-zhaitang"\npublic_key = "%s"\n' "$(cat "$data/edge/device.key.pub")"
   for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do
     printf '\n[[camera]]\nid = "%s"\nurl = "rtsp://%s/cam/%s"\nsub_url = "rtsp://%s/cam/%s/sub"\n' \
       "$c" "$camsim_listen" "$c" "$camsim_listen" "$c"
@@ -56,7 +63,8 @@ Brightline demo is running.
   gateway      http://127.0.0.1:8090  (live video of the demo cameras over WebRTC; click 看实况 on a camera)
   edge box     demo-edge-zhaitang (a restaurant in 斋堂镇), enrolled with a one-time code
                (edge-agent enrol; key and config in $data/edge/), watches the cameras below;
-               its rodent reports become incidents: GET /api/incidents
+               its rodent reports become incidents: GET /api/incidents; each episode's
+               snapshots and clip (signed by the box) land in $data/gateway/evidence/blobs/
   cameras      simulated by camsim, ground truth in $data/camsim/truth
 MSG
 for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do

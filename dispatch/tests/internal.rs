@@ -261,3 +261,41 @@ async fn a_missing_or_wrong_token_or_one_of_another_node_is_401_and_a_user_sessi
     server.stop().await;
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn any_gateway_node_gets_an_enrolled_edges_device_key_and_an_unenrolled_edge_has_none() {
+    let (db, _dir, server, _admin) = world().await;
+    let path = "/internal/edges/zt-edge-1/key";
+    let (status, _, body) = fetch(&server, path, Some(&token_of("gw-2")), Some("gw-2"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_enrolled");
+
+    let key = bl_proto::SigningKey::from_bytes(&[4; 32]).verifying_key();
+    let pool = db.pool().await;
+    sqlx::query("UPDATE edges SET public_key = $1, enrolled_at = now() WHERE id = 'zt-edge-1'")
+        .bind(key.as_bytes().to_vec())
+        .execute(&pool)
+        .await
+        .unwrap();
+    for node in NODES {
+        let (status, _, body) = fetch(&server, path, Some(&token_of(node)), Some(node), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["edgeId"], "zt-edge-1");
+        let got = bl_proto::keys::parse_public(body["publicKey"].as_str().unwrap()).unwrap();
+        assert_eq!(got, key);
+    }
+    let (status, _, body) = fetch(
+        &server,
+        "/internal/edges/nobody/key",
+        Some(&token_of("gw-1")),
+        Some("gw-1"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _, _) = fetch(&server, path, None, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -177,6 +177,15 @@ fn fixture(
             };
             (None, format!("/internal/cameras/{id}/source"), ok)
         }
+        // edge-own is enrolled (has a key), edge-other is not
+        ("GET", "/internal/edges/{id}/key") => {
+            let (id, ok) = match target {
+                Target::Own => ("edge-own", StatusCode::OK),
+                Target::Other => ("edge-other", StatusCode::NOT_FOUND),
+                Target::Missing => ("edge-missing", StatusCode::NOT_FOUND),
+            };
+            (None, format!("/internal/edges/{id}/key"), ok)
+        }
         ("POST", "/api/incidents/{id}/health-report") => {
             let id = match target {
                 Target::Own => ids.own_incident.clone(),
@@ -473,6 +482,11 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     insert_edge(&db, own["id"].as_str().unwrap(), "edge-own").await;
     insert_edge(&db, other["id"].as_str().unwrap(), "edge-other").await;
     let pool = db.pool().await;
+    sqlx::query("UPDATE edges SET public_key = $1, enrolled_at = now() WHERE id = 'edge-own'")
+        .bind(vec![7u8; 32])
+        .execute(&pool)
+        .await
+        .unwrap();
     let own_team = team_on_duty(&pool, OWN, "斋堂镇全天组").await;
     let other_team = team_on_duty(&pool, OTHER, "清水镇全天组").await;
     let own_user = create_user(&mut admin, "m-target-own", "operator", Some(&[OWN])).await;

@@ -29,6 +29,61 @@ pub struct Config {
     /// (China Standard Time, which has no daylight saving).
     #[serde(default = "default_utc_offset_minutes")]
     pub utc_offset_minutes: i32,
+    /// Evidence upload to the media gateway. Default: none (events carry no snapshot or clip).
+    #[serde(default)]
+    pub evidence: Option<EvidenceConfig>,
+}
+
+/// `[evidence]`: pre-roll, clips, snapshots and their signed upload (DESIGN §3.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// The media gateway's base URL; blobs go to `PUT {url}/evidence/{sha256}`. Required.
+    pub url: String,
+    /// The device key that signs uploads (made by `edge-agent enrol` or `edge-agent keygen`).
+    /// Default `device.key` beside the config file.
+    #[serde(default = "default_device_key_file")]
+    pub device_key_file: PathBuf,
+    /// Where blobs wait for upload. Default `evidence-spool` beside the config file.
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    /// Seconds of video before an episode's start in its clip, until the center's config says
+    /// otherwise (`preRollSecs`). Default 10.
+    #[serde(default = "default_roll_secs")]
+    pub pre_roll_secs: u32,
+    /// Seconds of video after an episode's end in its clip (`postRollSecs` from the center wins).
+    /// Default 10.
+    #[serde(default = "default_roll_secs")]
+    pub post_roll_secs: u32,
+    /// Most bytes of one camera's pre-roll in memory. Default 16 MiB (about 60 s of a 2 Mbps
+    /// stream; whole GOPs leave first).
+    #[serde(default = "default_pre_roll_bytes")]
+    pub pre_roll_bytes: usize,
+    /// Most bytes of one clip; a longer episode's clip is cut there. Default 64 MiB.
+    #[serde(default = "default_max_clip_bytes")]
+    pub max_clip_bytes: usize,
+    /// Longest wait between two upload attempts of one blob. Default 300.
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u64,
+}
+
+fn default_device_key_file() -> PathBuf {
+    PathBuf::from("device.key")
+}
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("evidence-spool")
+}
+fn default_roll_secs() -> u32 {
+    10
+}
+fn default_pre_roll_bytes() -> usize {
+    16 << 20
+}
+fn default_max_clip_bytes() -> usize {
+    64 << 20
+}
+fn default_retry_max_secs() -> u64 {
+    300
 }
 
 fn default_utc_offset_minutes() -> i32 {
@@ -132,6 +187,10 @@ impl Config {
         for camera in &mut config.camera {
             camera.password_file = camera.password_file.as_ref().map(|p| base.join(p));
         }
+        if let Some(evidence) = &mut config.evidence {
+            evidence.device_key_file = base.join(&evidence.device_key_file);
+            evidence.spool_dir = base.join(&evidence.spool_dir);
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -163,6 +222,43 @@ impl Config {
                 "outbox.quota_bytes",
                 "must be at least 1 MiB",
             ));
+        }
+        if let Some(e) = &self.evidence {
+            if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+                return Err(field_error(
+                    path,
+                    "evidence.url",
+                    format!("{:?} is not an http(s) URL", e.url),
+                ));
+            }
+            if e.pre_roll_secs > bl_proto::config::MAX_PRE_ROLL_SECS {
+                return Err(field_error(
+                    path,
+                    "evidence.pre_roll_secs",
+                    format!("must be at most {}", bl_proto::config::MAX_PRE_ROLL_SECS),
+                ));
+            }
+            if e.post_roll_secs > bl_proto::config::MAX_POST_ROLL_SECS {
+                return Err(field_error(
+                    path,
+                    "evidence.post_roll_secs",
+                    format!("must be at most {}", bl_proto::config::MAX_POST_ROLL_SECS),
+                ));
+            }
+            if e.pre_roll_bytes < 1 << 20 || e.max_clip_bytes < 1 << 20 {
+                return Err(field_error(
+                    path,
+                    "evidence.pre_roll_bytes",
+                    "pre_roll_bytes and max_clip_bytes must be at least 1 MiB",
+                ));
+            }
+            if e.retry_max_secs == 0 {
+                return Err(field_error(
+                    path,
+                    "evidence.retry_max_secs",
+                    "must be at least 1",
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, camera) in self.camera.iter().enumerate() {
@@ -223,6 +319,29 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// Reads the device key that signs evidence (`[evidence] device_key_file`), if evidence is on.
+    pub fn device_key(&self) -> Result<Option<bl_proto::SigningKey>, ConfigError> {
+        let Some(e) = &self.evidence else {
+            return Ok(None);
+        };
+        let file = &e.device_key_file;
+        let text = Secret::from_file(file).map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!(
+                    "{source}; make one with `edge-agent keygen {}` or `edge-agent enrol`",
+                    file.display()
+                ),
+            ),
+        })?;
+        let seed = bl_proto::keys::decode_bytes(text.expose()).map_err(|e| ConfigError::Read {
+            path: file.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        })?;
+        Ok(Some(bl_proto::SigningKey::from_bytes(&seed)))
     }
 
     /// Reads the MQTT password file.
@@ -329,6 +448,33 @@ mod tests {
             !e.contains("admin:x"),
             "the refused secret is not echoed: {e}"
         );
+    }
+
+    #[test]
+    fn evidence_gets_its_defaults_and_a_bad_value_names_its_field() {
+        let head = "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n";
+        let c = load(&format!("{head}[evidence]\nurl = \"http://gw:8090\"\n")).unwrap();
+        let e = c.evidence.unwrap();
+        assert!(e.device_key_file.is_absolute() && e.device_key_file.ends_with("device.key"));
+        assert!(e.spool_dir.ends_with("evidence-spool"));
+        assert_eq!((e.pre_roll_secs, e.post_roll_secs), (10, 10));
+        assert_eq!(e.pre_roll_bytes, 16 << 20);
+        for (extra, field) in [
+            ("url = \"gw:8090\"\n", "evidence.url"),
+            (
+                "url = \"http://gw\"\npre_roll_secs = 500\n",
+                "evidence.pre_roll_secs",
+            ),
+            (
+                "url = \"http://gw\"\npre_roll_bytes = 5\n",
+                "evidence.pre_roll_bytes",
+            ),
+        ] {
+            let e = load(&format!("{head}[evidence]\n{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
     }
 
     #[test]

@@ -6,13 +6,16 @@ use clap::{Parser, Subcommand};
 use edge_agent::config::Config;
 use edge_agent::detect::{Detector, RodentConfig, RodentDetector};
 use edge_agent::episode::Episodes;
+use edge_agent::evidence::spool::Spool;
+use edge_agent::evidence::upload::{self, UploadConfig};
+use edge_agent::evidence::{Recorder, Rolls};
 use edge_agent::ingest::health::Thresholds;
 use edge_agent::ingest::pipeline::FrameFormat;
 use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::remote::{self, AppliedRevision};
 use edge_agent::uplink::{self, UplinkConfig};
-use edge_agent::watch::{self, CameraWatch};
+use edge_agent::watch::{self, CameraWatch, EventSink, EvidenceLink};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,6 +48,12 @@ enum Command {
     /// Run detection over camsim scenarios and print precision, recall, time to alarm and CPU per
     /// frame against their ground truth.
     Detect(DetectArgs),
+    /// Make the device key that signs evidence (kept if it exists): OUT (private, 0600) and
+    /// OUT.pub. `enrol` makes it too; this is for a box set up by hand.
+    Keygen {
+        #[arg(default_value = "device.key")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -104,12 +113,23 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let c = Config::load(&config)?;
             c.mqtt_password()?;
+            c.device_key()?;
             println!("{}: ok (edge {})", config.display(), c.edge_id);
             Ok(())
         }
         Command::Run { config } => run(Config::load(&config)?).await,
         Command::Enrol(args) => enrol(args).await,
         Command::Detect(args) => detect(args),
+        Command::Keygen { out } => {
+            let (key, new) = edge_agent::enrol::device_key(&out)?;
+            eprintln!(
+                "device key {} ({})",
+                out.display(),
+                if new { "new" } else { "kept: it exists" }
+            );
+            println!("{}", bl_proto::keys::encode_public(&key.verifying_key()));
+            Ok(())
+        }
     }
 }
 
@@ -168,6 +188,14 @@ fn detect(args: DetectArgs) -> anyhow::Result<()> {
 async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = bl_service::shutdown::on_signals();
     let outbox = Outbox::open(&config.outbox.path, config.outbox.quota_bytes).await?;
+    // End events held for their clips when the agent stopped: no clip is coming now.
+    let released = outbox.release_all_held().await?;
+    if released > 0 {
+        tracing::warn!(
+            events = released,
+            "end events held for clips when the agent stopped go out without them"
+        );
+    }
     let depth = outbox.depth().await?;
     tracing::info!(
         edge = %config.edge_id,
@@ -196,7 +224,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let board = HealthBoard::default();
     let (frames, frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
+    let (evidence, evidence_tasks) = match evidence(&config, &outbox, &shutdown).await? {
+        Some((link, tasks)) => (Some(link), tasks),
+        None => (None, Vec::new()),
+    };
     let context = IngestContext {
+        recorders: evidence
+            .as_ref()
+            .map(|e| e.recorders.clone())
+            .unwrap_or_default(),
         edge: config.edge_id.clone(),
         outbox: outbox.clone(),
         board: board.clone(),
@@ -223,7 +259,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ));
     tokio::spawn(watch::run(
         config.edge_id.clone(),
-        outbox.clone(),
+        EventSink {
+            outbox: outbox.clone(),
+            evidence,
+        },
         watches,
         config.utc_offset_minutes,
         frames_rx,
@@ -235,6 +274,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("uplink stopped")?;
     for camera in cameras {
         let _ = camera.await;
+    }
+    // The evidence worker finishes open clips and sends the end events waiting for them (into the
+    // outbox: they leave at the next start). Bounded: what it cannot finish stays held on disk.
+    for task in evidence_tasks {
+        if tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "evidence did not finish in time; held end events go out at the next start"
+            );
+        }
     }
     tracing::info!("edge-agent stopped");
     Ok(())
@@ -258,8 +309,59 @@ fn watches(config: &Config) -> anyhow::Result<HashMap<bl_proto::CameraId, Camera
             CameraWatch {
                 detectors,
                 episodes: Episodes::new(),
+                rolls: None,
             },
         );
     }
     Ok(watches)
+}
+
+/// With `[evidence]`: a recorder per camera, the evidence worker and the uploader, running; returns
+/// the link the detection worker sends its events through and the tasks to wait for at shutdown.
+async fn evidence(
+    config: &Config,
+    outbox: &Outbox,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Option<(EvidenceLink, Vec<tokio::task::JoinHandle<()>>)>> {
+    let Some(e) = &config.evidence else {
+        tracing::info!("no [evidence]: events go without snapshots or clips");
+        return Ok(None);
+    };
+    let key = config.device_key()?.expect("[evidence] is set");
+    let spool = Spool::open(&e.spool_dir, outbox.clone(), config.edge_id.clone(), key).await?;
+    let rolls = Rolls {
+        pre_ms: i64::from(e.pre_roll_secs) * 1000,
+        post_ms: i64::from(e.post_roll_secs) * 1000,
+    };
+    let recorders: HashMap<_, _> = config
+        .camera
+        .iter()
+        .map(|c| {
+            let recorder = Recorder::new(e.pre_roll_bytes, rolls, e.max_clip_bytes);
+            (c.id.clone(), recorder)
+        })
+        .collect();
+    let (events, events_rx) = tokio::sync::mpsc::channel(64);
+    let worker = tokio::spawn(edge_agent::evidence::worker::run(
+        config.edge_id.clone(),
+        outbox.clone(),
+        spool,
+        recorders.clone(),
+        events_rx,
+        shutdown.clone(),
+    ));
+    let uploader = tokio::spawn(upload::run(
+        UploadConfig {
+            url: e.url.clone(),
+            retry_max: Duration::from_secs(e.retry_max_secs),
+            spool_dir: e.spool_dir.clone(),
+        },
+        outbox.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(url = %e.url, spool = %e.spool_dir.display(), "evidence upload on");
+    Ok(Some((
+        EvidenceLink { events, recorders },
+        vec![worker, uploader],
+    )))
 }

@@ -4,6 +4,7 @@
 
 use crate::detect::{DetectError, Detector, RodentConfig, RodentDetector};
 use crate::episode::{EpisodeRules, Episodes};
+use crate::evidence::Rolls;
 use crate::watch::CameraWatch;
 use bl_proto::config::EdgeConfig;
 use bl_proto::event::ViolationKind;
@@ -98,6 +99,10 @@ pub fn build(
             CameraWatch {
                 detectors,
                 episodes,
+                rolls: Some(Rolls {
+                    pre_ms: i64::from(camera.pre_roll_secs) * 1000,
+                    post_ms: i64::from(camera.post_roll_secs) * 1000,
+                }),
             },
         );
     }

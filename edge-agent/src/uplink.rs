@@ -291,6 +291,8 @@ impl Link {
 
     async fn publish_state(&mut self, online: bool) -> Result<(), UplinkError> {
         let depth = self.outbox.depth().await?;
+        // The state's depth counts what waits to leave the box: events and evidence uploads.
+        let (blobs_waiting, _rejected) = self.outbox.blob_depth().await?;
         let cameras = self
             .board
             .lock()
@@ -301,7 +303,7 @@ impl Link {
         let state = EdgeState {
             online,
             cameras,
-            outbox_depth: depth.messages,
+            outbox_depth: depth.messages + blobs_waiting,
             disk: disk_usage(&self.config.data_dir),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             config_revision: *self

@@ -3,10 +3,12 @@
 //! outbox. One worker serves all cameras (the box has two cores); ingest drops frames while it is
 //! busy, so detection never slows the cameras down.
 //!
-//! Evidence (snapshot, clip) is not attached yet: events carry `null` references (issue 3, item 4).
+//! With `[evidence]` on, the events go to the evidence worker ([`crate::evidence::worker`]), which
+//! attaches snapshots and clips before queueing them; without it they go to the outbox as they are.
 
 use crate::detect::{Detector, Frame as DetectFrame};
 use crate::episode::{EpisodeChange, Episodes};
+use crate::evidence::{Recorder, Rolls};
 use crate::ingest::Frame;
 use crate::outbox::Outbox;
 use crate::remote::Update;
@@ -21,24 +23,45 @@ use tokio_util::sync::CancellationToken;
 pub struct CameraWatch {
     pub detectors: Vec<Box<dyn Detector>>,
     pub episodes: Episodes,
+    /// The clip's pre- and post-roll the center asked for; `None` keeps what the camera has.
+    pub rolls: Option<Rolls>,
+}
+
+/// Where detection events go: the outbox, or through the evidence worker when evidence is on.
+pub struct EventSink {
+    pub outbox: Outbox,
+    pub evidence: Option<EvidenceLink>,
+}
+
+/// Where detection events go when evidence is on.
+pub struct EvidenceLink {
+    pub events: mpsc::Sender<DetectionEvent>,
+    pub recorders: HashMap<CameraId, Recorder>,
 }
 
 /// Runs until `shutdown` or until ingest closes the frame queue.
 pub async fn run(
     edge: EdgeId,
-    outbox: Outbox,
+    sink: EventSink,
     mut cameras: HashMap<CameraId, CameraWatch>,
     utc_offset_minutes: i32,
     mut frames: mpsc::Receiver<Frame>,
     mut updates: mpsc::Receiver<Update>,
     shutdown: CancellationToken,
 ) {
+    let EventSink { outbox, evidence } = sink;
     let topic = Topic::EdgeEvents(edge.clone());
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(update) = updates.recv() => {
                 // The center's rules replace those of the cameras it names (episodes restart).
+                for (camera, watch) in &update.cameras {
+                    let recorder = evidence.as_ref().and_then(|e| e.recorders.get(camera));
+                    if let (Some(recorder), Some(rolls)) = (recorder, watch.rolls) {
+                        recorder.set_rolls(rolls);
+                    }
+                }
                 cameras.extend(update.cameras);
                 continue;
             }
@@ -50,6 +73,15 @@ pub async fn run(
         // Detection is CPU work: keep it off the runtime's async threads.
         let events = tokio::task::block_in_place(|| look(&edge, &frame, watch, utc_offset_minutes));
         for event in events {
+            if let (Some(link), EdgeEvent::Detection(detection)) = (&evidence, &event)
+                && link.recorders.contains_key(&frame.camera)
+            {
+                if link.events.send(detection.clone()).await.is_err() {
+                    tracing::error!(camera = %frame.camera, "the evidence worker is gone; the event goes without evidence");
+                } else {
+                    continue;
+                }
+            }
             if let Err(e) = outbox.push(&topic, &bl_proto::encode(&event)).await {
                 tracing::error!(camera = %frame.camera, err = %e, "cannot queue a detection event");
             }

@@ -42,6 +42,7 @@ async fn context(dir: &std::path::Path) -> (IngestContext, mpsc::Receiver<Frame>
         board: HealthBoard::default(),
         frames,
         format: FrameFormat::default(),
+        recorders: Default::default(),
         thresholds: Thresholds {
             offline_after_ms: 3_000,
             ..Thresholds::default()
@@ -176,4 +177,61 @@ async fn an_unreachable_camera_is_reported_offline_without_its_credentials() {
     );
     stop.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encoded_stream_of_an_h264_or_h265_camera_fills_its_pre_roll_while_frames_still_flow() {
+    use edge_agent::evidence::{Codec, Recorder, Rolls};
+    for (codec, served) in [
+        (Codec::H264, camsim::Codec::H264),
+        (Codec::H265, camsim::Codec::H265),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut camera = CameraConfig::new("kitchen", kitchen());
+        camera.codec = served;
+        let server = camsim::serve(CamsimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            truth_dir: None,
+            cameras: vec![camera],
+        })
+        .unwrap();
+        let (mut cx, mut frames) = context(dir.path()).await;
+        let id = CameraId::new("kitchen").unwrap();
+        let rolls = Rolls {
+            pre_ms: 3_000,
+            post_ms: 1_000,
+        };
+        let recorder = Recorder::new(8 << 20, rolls, 8 << 20);
+        cx.recorders.insert(id.clone(), recorder.clone());
+        let stop = CancellationToken::new();
+        let task = ingest::spawn(
+            CameraSource {
+                id,
+                url: Secret::new(format!("rtsp://{}/cam/kitchen/sub", server.addr())),
+            },
+            cx,
+            stop.clone(),
+        );
+        tokio::time::timeout(Duration::from_secs(30), frames.recv())
+            .await
+            .unwrap()
+            .expect("detection still gets frames");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let (found, units) = recorder.frame_at(now).expect("video in the pre-roll");
+        assert_eq!(found, codec);
+        assert!(
+            units[0].keyframe,
+            "{codec:?}: a still decodes from a keyframe"
+        );
+        assert!(
+            recorder.preroll_bytes() > 10_000,
+            "{codec:?}: {} bytes",
+            recorder.preroll_bytes()
+        );
+        let picture = edge_agent::evidence::media::decode_last(codec, &units).unwrap();
+        assert!(picture.width > 0 && picture.height > 0);
+        stop.cancel();
+        task.await.unwrap();
+    }
 }

@@ -58,8 +58,9 @@ pub struct File {
     /// Uploads streamed at the same time; more are answered 503 with `Retry-After`. Default 64.
     #[serde(default = "default_max_concurrent_uploads")]
     pub max_concurrent_uploads: usize,
-    /// The edges allowed to upload evidence and their device keys, until dispatch's internal API
-    /// serves them. Default: none (every upload is refused as `unknown_edge`).
+    /// Edges allowed to upload evidence and their device keys; with `[dispatch]`, enrolled edges
+    /// are found there too. Default: none (without `[dispatch]` every upload is refused as
+    /// `unknown_edge`).
     #[serde(default)]
     pub edge: Vec<EdgeEntry>,
     /// Live relay settings. Default: every field's default.
@@ -71,8 +72,9 @@ pub struct File {
     /// Recording settings. Default: every field's default.
     #[serde(default)]
     pub recording: RecordingFile,
-    /// Dispatch's internal source API; when present, camera sources come from it and `[[camera]]`
-    /// is ignored. Default: none.
+    /// Dispatch's internal API; when present, camera sources come from it (`[[camera]]` is
+    /// ignored) and edges not listed in `[[edge]]` have their device keys looked up there.
+    /// Default: none.
     #[serde(default)]
     pub dispatch: Option<DispatchEntry>,
 }

@@ -106,9 +106,21 @@ pub enum RunError {
     Serve(#[from] std::io::Error),
 }
 
-/// The source of edge keys; switching to dispatch's internal API is this one line.
+/// The source of edge keys: the config file's `[[edge]]` entries, then — when `[dispatch]` is set —
+/// dispatch's internal API.
 pub fn edge_keys(config: &Config) -> Arc<dyn EdgeKeys> {
-    Arc::new(ConfigEdgeKeys::new(config.edges.clone()))
+    let file: Arc<dyn EdgeKeys> = Arc::new(ConfigEdgeKeys::new(config.edges.clone()));
+    match &config.sources {
+        SourcesConfig::File(_) => file,
+        SourcesConfig::Dispatch { url, token } => Arc::new(keys::FirstOf(vec![
+            file,
+            Arc::new(keys::DispatchEdgeKeys::new(
+                url,
+                token,
+                config.node_id.clone(),
+            )),
+        ])),
+    }
 }
 
 /// The source of camera sources: the config file, or dispatch's internal API when `[dispatch]` is

@@ -1,6 +1,10 @@
 //! `/internal` routes for services. `GET /internal/cameras/{id}/source`: the gateway node that
 //! owns a camera (rendezvous hashing, `crate::media`) fetches how to reach it. The answer carries
 //! credentials, so it is never logged or cached, and each fetch is audited.
+//!
+//! `GET /internal/edges/{id}/key`: any gateway node fetches an enrolled edge's device public key to
+//! verify its evidence uploads (DESIGN §3.2). A public key is no secret, so it is not audited; the
+//! gateway caches it briefly.
 
 use super::Path;
 use crate::AppState;
@@ -64,4 +68,47 @@ pub async fn camera_source(
     audit.record(&app, event).await?;
     tracing::info!(camera = %id, node = %service.node.as_str(), kind = source.kind(), "camera source handed out");
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(source)).into_response())
+}
+
+/// An enrolled edge's device key.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeKey {
+    /// The edge's id.
+    pub edge_id: String,
+    /// Its Ed25519 device public key, unpadded base64url.
+    pub public_key: String,
+}
+
+/// `GET /internal/edges/{id}/key`: 404 `not_found` for an unknown edge, `not_enrolled` for one
+/// without a key yet.
+#[utoipa::path(
+    get,
+    path = "/internal/edges/{id}/key",
+    summary = "An enrolled edge's device public key",
+    params(("id" = String, Path, description = "The edge's id")),
+    responses(
+        (status = 200, description = "The edge's device key", body = EdgeKey),
+        (status = 404, description = "`not_found`: no such edge; `not_enrolled`: it has no key yet"),
+    )
+)]
+pub async fn edge_key(
+    State(app): State<Arc<AppState>>,
+    Extension(_service): Extension<ServiceCaller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<EdgeKey>> {
+    let edge = crate::registry::cameras::get_edge(&app.pool, &id)
+        .await?
+        .ok_or_else(|| Error::not_found("edge"))?;
+    let public_key = edge.public_key.ok_or_else(|| {
+        Error::new(
+            crate::error::Kind::NotFound,
+            "not_enrolled",
+            format!("edge {id} is registered but has not enrolled yet, so it has no device key"),
+        )
+    })?;
+    Ok(axum::Json(EdgeKey {
+        edge_id: edge.id,
+        public_key,
+    }))
 }

@@ -103,6 +103,7 @@ pub fn routes() -> Routes {
         "/internal/cameras/{id}/source",
         internal::camera_source,
     )
+    .add("GET", "/internal/edges/{id}/key", internal::edge_key)
     .add("GET", "/api/notify/channels", notify::channels)
     .add(
         "POST",

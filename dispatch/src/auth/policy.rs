@@ -245,6 +245,13 @@ pub static POLICY: &[Rule] = &[
         Access::Service,
         ScopeRule::None,
     ),
+    // Any gateway node verifies any edge's uploads; a public key is no secret.
+    rule(
+        "GET",
+        "/internal/edges/{id}/key",
+        Access::Service,
+        ScopeRule::None,
+    ),
     // Channel health is district-wide configuration, like users.
     rule(
         "GET",

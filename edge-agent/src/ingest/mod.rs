@@ -7,6 +7,7 @@
 pub mod health;
 pub mod pipeline;
 
+use crate::evidence::Recorder;
 use crate::outbox::Outbox;
 use bl_proto::event::{CameraEvent, CameraEventKind, EdgeEvent};
 use bl_proto::state::CameraHealth;
@@ -15,7 +16,7 @@ use bl_proto::{CameraId, EdgeId, V1};
 use bl_service::secret::Secret;
 use health::{HealthTracker, Thresholds};
 use pipeline::{CameraPipeline, FrameFormat};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -57,6 +58,9 @@ pub struct IngestContext {
     pub frames: mpsc::Sender<Frame>,
     pub format: FrameFormat,
     pub thresholds: Thresholds,
+    /// Each camera's evidence recorder, fed with its encoded stream; a camera without one (or a
+    /// box without `[evidence]`) keeps no pre-roll.
+    pub recorders: HashMap<CameraId, Recorder>,
 }
 
 /// Starts watching `camera` until `shutdown`.
@@ -107,7 +111,8 @@ fn watch(
     publish(&health);
 
     while !shutdown.is_cancelled() {
-        match CameraPipeline::start(&camera.url, cx.format) {
+        let recorder = cx.recorders.get(&camera.id).cloned();
+        match CameraPipeline::start(&camera.url, cx.format, recorder) {
             Err(e) => {
                 tracing::warn!(err = %e, retry_in = ?backoff, "camera pipeline failed to start");
                 if let Some(kind) = health.on_failure() {

@@ -6,7 +6,17 @@
 //! ```
 //! The appsink keeps at most two frames and drops older ones: a slow consumer never stalls the
 //! stream.
+//!
+//! With an evidence [`Recorder`], the encoded stream is tapped before decoding, so the pre-roll
+//! holds the camera's own bytes (never re-encoded):
+//! ```text
+//! rtspsrc ─▶ rtph26Xdepay ─▶ h26Xparse (SPS/PPS at every keyframe, byte-stream, AU) ─▶ tee ─┬▶ queue ─▶ decodebin ─▶ … as above
+//!                                                                                           └▶ queue (leaky) ─▶ appsink ─▶ Recorder
+//! ```
+//! The evidence branch's queue drops rather than waits, so a slow recorder never stalls detection.
 
+use crate::evidence::preroll::Unit;
+use crate::evidence::{Codec, Recorder};
 use bl_service::secret::Secret;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -56,8 +66,13 @@ pub struct CameraPipeline {
 }
 
 impl CameraPipeline {
-    /// Starts pulling `url` (which may hold credentials: it is never logged or put in errors).
-    pub fn start(url: &Secret, format: FrameFormat) -> Result<CameraPipeline, PipelineError> {
+    /// Starts pulling `url` (which may hold credentials: it is never logged or put in errors),
+    /// feeding `recorder` with the encoded stream if given.
+    pub fn start(
+        url: &Secret,
+        format: FrameFormat,
+        recorder: Option<Recorder>,
+    ) -> Result<CameraPipeline, PipelineError> {
         gst::init().map_err(|e| PipelineError::Build(e.to_string()))?;
         let make = |name: &'static str| {
             gst::ElementFactory::make(name)
@@ -107,8 +122,10 @@ impl CameraPipeline {
         let bytes = Arc::new(AtomicU64::new(0));
         let counted = bytes.clone();
         let decode_weak = decode.downgrade();
+        let pipeline_weak = pipeline.downgrade();
         src.connect_pad_added(move |_, pad| {
-            let Some(decode) = decode_weak.upgrade() else {
+            let (Some(decode), Some(pipeline)) = (decode_weak.upgrade(), pipeline_weak.upgrade())
+            else {
                 return;
             };
             let Some(sink_pad) = decode.static_pad("sink") else {
@@ -131,7 +148,25 @@ impl CameraPipeline {
                 }
                 gst::PadProbeReturn::Ok
             });
-            let _ = pad.link(&sink_pad);
+            let codec = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("encoding-name").ok()))
+                .and_then(|name| match name.as_str() {
+                    "H264" => Some(Codec::H264),
+                    "H265" => Some(Codec::H265),
+                    _ => None,
+                });
+            match (&recorder, codec) {
+                (Some(recorder), Some(codec)) => {
+                    if let Err(e) = tap(&pipeline, pad, &sink_pad, codec, recorder.clone()) {
+                        tracing::error!(err = %e, "cannot tap the encoded stream; no evidence from this camera");
+                        let _ = pad.link(&sink_pad);
+                    }
+                }
+                _ => {
+                    let _ = pad.link(&sink_pad);
+                }
+            }
         });
         let rate_weak = rate.downgrade();
         decode.connect_pad_added(move |_, pad| {
@@ -205,6 +240,97 @@ impl CameraPipeline {
         }
         Ok(())
     }
+}
+
+/// Builds the evidence tap between the RTP pad and decodebin (see the module's diagram).
+fn tap(
+    pipeline: &gst::Pipeline,
+    rtp: &gst::Pad,
+    decode_sink: &gst::Pad,
+    codec: Codec,
+    recorder: Recorder,
+) -> Result<(), PipelineError> {
+    let make = |name: &'static str| {
+        gst::ElementFactory::make(name)
+            .build()
+            .map_err(|_| PipelineError::Missing(name))
+    };
+    let (depay, parse, caps_name) = match codec {
+        Codec::H264 => (make("rtph264depay")?, make("h264parse")?, "video/x-h264"),
+        Codec::H265 => (make("rtph265depay")?, make("h265parse")?, "video/x-h265"),
+    };
+    recorder.restart(codec);
+    // Parameter sets before every keyframe: any GOP of the pre-roll decodes on its own.
+    parse.set_property("config-interval", -1i32);
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder(caps_name)
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build(),
+        )
+        .build()
+        .map_err(|_| PipelineError::Missing("capsfilter"))?;
+    let tee = make("tee")?;
+    let to_decode = make("queue")?;
+    let to_evidence = make("queue")?;
+    to_evidence.set_property_from_str("leaky", "downstream");
+    to_evidence.set_property("max-size-buffers", 300u32);
+    to_evidence.set_property("max-size-bytes", 0u32);
+    to_evidence.set_property("max-size-time", 0u64);
+    let sink = gst_app::AppSink::builder()
+        .max_buffers(64)
+        .drop(true)
+        .sync(false)
+        .build();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(buffer) = sample.buffer()
+                    && let Ok(map) = buffer.map_readable()
+                {
+                    recorder.push(Unit {
+                        at_ms: chrono::Utc::now().timestamp_millis(),
+                        pts_ns: buffer.pts().map(|t| t.nseconds()),
+                        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                        data: map.as_slice().into(),
+                    });
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let elements = [
+        &depay,
+        &parse,
+        &filter,
+        &tee,
+        &to_decode,
+        &to_evidence,
+        sink.upcast_ref(),
+    ];
+    let build = |e: gst::glib::BoolError| PipelineError::Build(e.to_string());
+    pipeline.add_many(elements).map_err(build)?;
+    gst::Element::link_many([&depay, &parse, &filter, &tee]).map_err(build)?;
+    gst::Element::link_many([&tee, &to_evidence, sink.upcast_ref()]).map_err(build)?;
+    tee.link(&to_decode).map_err(build)?;
+    let queue_src = to_decode
+        .static_pad("src")
+        .ok_or_else(|| PipelineError::Build("queue has no src pad".into()))?;
+    queue_src
+        .link(decode_sink)
+        .map_err(|e| PipelineError::Build(e.to_string()))?;
+    for element in elements {
+        element.sync_state_with_parent().map_err(build)?;
+    }
+    let depay_sink = depay
+        .static_pad("sink")
+        .ok_or_else(|| PipelineError::Build("depayloader has no sink pad".into()))?;
+    rtp.link(&depay_sink)
+        .map_err(|e| PipelineError::Build(e.to_string()))?;
+    Ok(())
 }
 
 impl Drop for CameraPipeline {

@@ -58,6 +58,7 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::evidence::incident_evidence,
         super::audit::list,
         super::internal::camera_source,
+        super::internal::edge_key,
         super::notify::channels,
         super::clocks::health_report,
         super::field::my_incidents,

@@ -7,10 +7,18 @@
 //! the center inserts by `eventId`, so a resend never doubles a case. Several processes may open the
 //! same file (the agent and a test or tool), SQLite serialises their writes.
 //!
-//! **When the disk quota is reached**, [`Outbox::push`] refuses the new message with
-//! [`OutboxError::Full`]; nothing already queued is dropped and nothing is dropped silently: the
-//! caller logs it and the agent's state reports the outbox depth. (Evidence blobs, which will share the
-//! quota, are the first to give way once they are queued here too.)
+//! Evidence uploads wait here too ([`blobs`]): a row per blob, the bytes in a spool file.
+//!
+//! **When the disk quota is reached** (queued event payloads plus spooled evidence bytes), what goes
+//! first, each drop logged as an error:
+//! 1. evidence refused for good by the gateway and kept aside (oldest first);
+//! 2. for a new *event*: queued evidence not yet uploaded, oldest first — the facts matter more than
+//!    the pictures, and an event can name a blob that never arrives (the console says so);
+//! 3. if that is not enough (or the newcomer is itself evidence), the new message is refused with
+//!    [`OutboxError::Full`]. Queued events are never dropped; the agent's state reports the depth.
+
+pub mod blobs;
+mod held;
 
 use bl_proto::topic::Topic;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -56,6 +64,7 @@ pub struct Outbox {
     pool: SqlitePool,
     quota_bytes: u64,
     pushed: Arc<Notify>,
+    blob_pushed: Arc<Notify>,
 }
 
 impl Outbox {
@@ -87,28 +96,33 @@ impl Outbox {
         .execute(&pool)
         .await
         .map_err(open_error)?;
+        blobs::create_table(&pool).await.map_err(open_error)?;
+        held::create_table(&pool).await.map_err(open_error)?;
         Ok(Outbox {
             pool,
             quota_bytes,
             pushed: Arc::new(Notify::new()),
+            blob_pushed: Arc::new(Notify::new()),
         })
     }
 
     /// Queues `payload` for `topic`; durable once this returns.
     pub async fn push(&self, topic: &Topic, payload: &[u8]) -> Result<i64, OutboxError> {
+        self.push_with(topic, payload, None).await
+    }
+
+    /// Queues `payload`, removing the held message `release` in the same transaction.
+    async fn push_with(
+        &self,
+        topic: &Topic,
+        payload: &[u8],
+        release: Option<&str>,
+    ) -> Result<i64, OutboxError> {
         // IMMEDIATE takes the write lock up front: a read-then-write transaction that found another
         // process's commit in between would fail at once instead of waiting its turn.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let used: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(length(payload)), 0) FROM outbox")
-            .fetch_one(&mut *tx)
-            .await?;
-        let used = used as u64;
-        if used + payload.len() as u64 > self.quota_bytes {
-            return Err(OutboxError::Full {
-                used,
-                quota: self.quota_bytes,
-            });
-        }
+        let evicted =
+            blobs::make_room(&mut tx, payload.len() as u64, self.quota_bytes, true).await?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO outbox (topic, payload, queued_at_ms) VALUES (?, ?, ?) RETURNING seq",
         )
@@ -117,7 +131,14 @@ impl Outbox {
         .bind(chrono::Utc::now().timestamp_millis())
         .fetch_one(&mut *tx)
         .await?;
+        if let Some(key) = release {
+            sqlx::query("DELETE FROM held WHERE key = ?")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
+        blobs::remove_files(&evicted);
         self.pushed.notify_one();
         Ok(seq)
     }

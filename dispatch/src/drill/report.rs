@@ -4,7 +4,7 @@
 //! and archives as it is).
 
 use super::evaluate::Status;
-use super::store::{ExpectationView, RunView};
+use super::store::{ExpectationView, ObservationView, RunView};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use std::fmt::Write;
 
@@ -142,6 +142,24 @@ fn chart(v: &RunView) -> String {
     svg
 }
 
+fn observation(v: &RunView, o: &ObservationView) -> String {
+    let task = o
+        .expectation_id
+        .as_deref()
+        .and_then(|id| v.expectations.iter().find(|e| e.id == id))
+        .map_or(String::new(), |e| format!("【{}】", esc(&e.task)));
+    let rating = o
+        .rating
+        .as_deref()
+        .map_or(String::new(), |r| format!("（评级 {}）", rating_zh(r)));
+    format!(
+        "观察记录{task}{rating}：{}（{}，{}）",
+        esc(&o.text),
+        esc(&o.author),
+        local(o.at)
+    )
+}
+
 fn actual(e: &ExpectationView) -> String {
     match (e.done_at, e.elapsed_secs) {
         (Some(_), Some(s)) => format!(
@@ -194,7 +212,7 @@ pub fn render(v: &RunView) -> String {
         v.ended_at.map_or("—".into(), local),
         duration_zh(length),
         duration_zh(v.paused_secs),
-        esc(&v.towns.join("、")),
+        esc(&v.town_names.join("、")),
         esc(&v.teams.join("、")),
         places.join("、"),
         esc(&v.started_by),
@@ -250,7 +268,14 @@ pub fn render(v: &RunView) -> String {
             e.rating.as_deref().map_or("未评级", rating_zh),
         );
     }
-    h.push_str("</table>");
+    h.push_str("</table><p>观察记录：</p><ul>");
+    for o in &v.observations {
+        let _ = write!(h, "<li>{}</li>", observation(v, o));
+    }
+    if v.observations.is_empty() {
+        h.push_str("<li>无。</li>");
+    }
+    h.push_str("</ul>");
     // 四、发现的问题
     h.push_str("<h2>四、发现的问题</h2><ol>");
     let mut problems = 0;
@@ -317,7 +342,7 @@ pub fn render(v: &RunView) -> String {
                 "未完成"
             },
             role_zh(&e.role),
-            esc(&v.towns.join("、")),
+            esc(&v.town_names.join("、")),
         );
     }
     if n == 0 {

@@ -496,6 +496,8 @@ pub struct RunView {
     /// `running`, `paused` or `ended`.
     pub state: String,
     pub towns: Vec<String>,
+    /// The towns' Chinese names, in the order of `towns`.
+    pub town_names: Vec<String>,
     pub teams: Vec<String>,
     pub places: Vec<PlaceView>,
     pub started_by: String,
@@ -577,6 +579,14 @@ pub async fn view(conn: &mut PgConnection, run: &RunRow, now: DateTime<Utc>) -> 
         .fetch_optional(&mut *conn)
         .await?
         .unwrap_or_default();
+    let mut town_names = Vec::new();
+    for town in &run.towns {
+        let name: Option<String> = sqlx::query_scalar("SELECT name_zh FROM regions WHERE id = $1")
+            .bind(town)
+            .fetch_optional(&mut *conn)
+            .await?;
+        town_names.push(name.unwrap_or_else(|| town.clone()));
+    }
     let mut places = Vec::new();
     for (name, premises_id) in &run.places.0 {
         let premises_name: String = sqlx::query_scalar("SELECT name FROM premises WHERE id = $1")
@@ -711,6 +721,7 @@ pub async fn view(conn: &mut PgConnection, run: &RunRow, now: DateTime<Utc>) -> 
         summary: s.summary.clone(),
         state: run.state.clone(),
         towns: run.towns.clone(),
+        town_names,
         teams: s.participants.teams.clone(),
         places,
         started_by,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clocks;
 pub mod config;
 pub mod db;
+pub mod drill;
 pub mod enrolment;
 pub mod error;
 pub mod escalation;
@@ -234,6 +235,18 @@ pub async fn serve(
         app.clock.clone(),
         stop.clone(),
     ));
+    let injects = tokio::spawn(drill::worker::run(
+        app.pool.clone(),
+        drill::store::IntakeConfig {
+            incidents: app.config.incidents.clone(),
+            escalation: app.config.escalation.clone(),
+            clocks: app.config.clocks.clone(),
+        },
+        app.config.escalation.poll_interval_ms,
+        app.config.escalation.batch,
+        app.clock.clone(),
+        stop.clone(),
+    ));
     let rechecks = tokio::spawn(field::recheck::run_sweep(
         app.pool.clone(),
         app.clock.clone(),
@@ -260,6 +273,7 @@ pub async fn serve(
     let _ = sender.await;
     let _ = clock_timers.await;
     let _ = rechecks.await;
+    let _ = injects.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

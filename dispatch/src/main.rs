@@ -34,6 +34,9 @@ enum Command {
     /// Write the OpenAPI document of the API to FILE (`make schemas` keeps
     /// docs/reference/openapi.json current), or to stdout; needs no config.
     Openapi { file: Option<PathBuf> },
+    /// Check drill scenario files (YAML): print each one's id and title, or the first problem
+    /// with file, line and field; exit 1 when one is refused. Needs no config.
+    DrillCheck { files: Vec<PathBuf> },
 }
 
 #[tokio::main]
@@ -46,6 +49,22 @@ async fn main() -> anyhow::Result<()> {
             .map_or("stdout".into(), |f| f.display().to_string());
         return dispatch::api::openapi::write(file.as_deref())
             .with_context(|| format!("cannot write the OpenAPI document to {to}"));
+    }
+    if let Some(Command::DrillCheck { files }) = &cli.command {
+        let mut refused = false;
+        for file in files {
+            let name = file.display().to_string();
+            let text =
+                std::fs::read_to_string(file).with_context(|| format!("cannot read {name}"))?;
+            match dispatch::drill::scenario::parse(&name, &text) {
+                Ok(s) => println!("{name}: ok: {} ({})", s.id, s.title),
+                Err(e) => {
+                    println!("{e}");
+                    refused = true;
+                }
+            }
+        }
+        std::process::exit(i32::from(refused));
     }
     let path = cli.config.context("--config FILE is required")?;
     let mut config = dispatch::config::Config::load(&path)?;
@@ -66,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Some(Command::Openapi { .. }) => unreachable!("answered before the config is read"),
+        Some(Command::Openapi { .. } | Command::DrillCheck { .. }) => {
+            unreachable!("answered before the config is read")
+        }
         None => {
             config.demo_data |= cli.demo;
             let listener = tokio::net::TcpListener::bind(config.listen)

@@ -336,6 +336,46 @@ fn fixture(
             "/admin/cameras".into(),
             StatusCode::SERVICE_UNAVAILABLE,
         ),
+        // drills: the own town's run is paused once (only coordinators get that far); its report
+        // is written at ENDEX, so an allowed reader gets 409 before it
+        ("GET", "/api/drills/scenarios" | "/api/drills/runs") => {
+            (None, rule.path.into(), StatusCode::OK)
+        }
+        ("POST", "/api/drills/scenarios/{id}/runs") => {
+            let (id, body) = match target {
+                Target::Own => (
+                    "zhaitang-school-poisoning",
+                    json!({"places": {"school": ids.own_premises}}),
+                ),
+                Target::Other => ("adr-pharmacy-cluster", json!({})),
+                Target::Missing => ("no-such-scenario", json!({})),
+            };
+            (
+                json_body(body),
+                format!("/api/drills/scenarios/{id}/runs"),
+                StatusCode::CREATED,
+            )
+        }
+        ("GET", "/api/drills/runs/{id}") => (
+            None,
+            format!("/api/drills/runs/{}", run(target, ids)),
+            StatusCode::OK,
+        ),
+        ("POST", "/api/drills/runs/{id}/control") => (
+            json_body(json!({"action": "pause"})),
+            format!("/api/drills/runs/{}/control", run(target, ids)),
+            StatusCode::OK,
+        ),
+        ("POST", "/api/drills/runs/{id}/observations") => (
+            json_body(json!({"text": format!("观察{n}")})),
+            format!("/api/drills/runs/{}/observations", run(target, ids)),
+            StatusCode::CREATED,
+        ),
+        ("GET", "/api/drills/runs/{id}/report") => (
+            None,
+            format!("/api/drills/runs/{}/report", run(target, ids)),
+            StatusCode::CONFLICT,
+        ),
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }
@@ -346,6 +386,41 @@ fn camera(target: Target) -> &'static str {
         Target::Other => "cam-other",
         Target::Missing => "cam-missing",
     }
+}
+
+fn run(target: Target, ids: &Ids) -> String {
+    match target {
+        Target::Own => ids.own_run.to_string(),
+        Target::Other => ids.other_run.to_string(),
+        Target::Missing => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+/// A drill run of `scenario` at `premises` (its one place), straight through the store.
+async fn drill_run(pool: &sqlx::PgPool, scenario: &str, premises: &str) -> uuid::Uuid {
+    use dispatch::drill::{scenario, store};
+    let (s, text) = scenario::find(scenario).unwrap();
+    let by: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE username = 'admin'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let places = s
+        .places
+        .keys()
+        .map(|k| (k.clone(), premises.parse().unwrap()))
+        .collect();
+    let mut tx = pool.begin().await.unwrap();
+    let id = store::start(&mut tx, s, text, &places, by, chrono::Utc::now())
+        .await
+        .unwrap();
+    // its injects stay unfired: the matrix is about access, not about the script
+    sqlx::query("UPDATE drill_injects SET outcome = 'notFired' WHERE run_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
 }
 
 fn incident(target: Target, ids: &Ids) -> String {
@@ -400,6 +475,9 @@ struct Ids {
     /// The own town's team on duty and a team of the other town.
     own_team: uuid::Uuid,
     other_team: uuid::Uuid,
+    /// Drill runs of the own town and of other towns.
+    own_run: uuid::Uuid,
+    other_run: uuid::Uuid,
 }
 
 /// Attaches a photo with these bytes to `incident` straight through the store; returns its sha256.
@@ -507,6 +585,13 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
         other_user,
         own_team,
         other_team,
+        own_run: drill_run(
+            &pool,
+            "zhaitang-school-poisoning",
+            own["id"].as_str().unwrap(),
+        )
+        .await,
+        other_run: drill_run(&pool, "adr-pharmacy-cluster", other["id"].as_str().unwrap()).await,
     };
     for role in Role::ALL {
         create_user(

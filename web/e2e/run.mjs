@@ -17,6 +17,7 @@ import { runEvidence } from './evidence.mjs'
 import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
+import { runDrills } from './drills.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const webDir = path.resolve(here, '..')
@@ -222,15 +223,17 @@ async function main() {
   let ok = false
   try {
     const api = (u, p) => Api.login(server.base, u, p)
-    // BL_E2E_ONLY=admin runs the admin scenario alone (while working on it)
-    const all = process.env.BL_E2E_ONLY !== 'admin'
+    // BL_E2E_ONLY=admin (or drills) runs that scenario alone (while working on it)
+    const only = process.env.BL_E2E_ONLY
+    const all = !only
     if (all) {
       await runScenario({ browser, server, api, shots })
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
       await runEvidence({ browser, server, api, shots, gateway: media.gateway, edge: media.edge, sql: (q) => psql(server.dbUrl, q), work })
     }
+    if (all || only === 'drills') await runDrills({ browser, server, shots })
     // last: the cameras and users it adds would change what the screens above show
-    await runAdminScenario({ browser, server, api, shots })
+    if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     ok = true
   } finally {
     await browser.close()

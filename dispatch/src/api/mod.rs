@@ -4,6 +4,7 @@
 mod audit;
 mod cameras;
 mod clocks;
+mod drills;
 mod edges;
 mod escalation;
 mod evidence;
@@ -134,6 +135,18 @@ pub fn routes() -> Routes {
         escalation::reset,
     )
     .add("GET", "/admin/{page}", web::console_admin)
+    // drills (api/drills.rs)
+    .add("GET", "/api/drills/scenarios", drills::scenarios)
+    .add("POST", "/api/drills/scenarios/{id}/runs", drills::start)
+    .add("GET", "/api/drills/runs", drills::list)
+    .add("GET", "/api/drills/runs/{id}", drills::get)
+    .add("POST", "/api/drills/runs/{id}/control", drills::control)
+    .add(
+        "POST",
+        "/api/drills/runs/{id}/observations",
+        drills::observe,
+    )
+    .add("GET", "/api/drills/runs/{id}/report", drills::report)
     // the web console and the field app (api/web.rs)
     .add("GET", "/", web::console)
     .add("GET", "/incidents/{id}", web::console_incident)

@@ -95,10 +95,16 @@ pub enum Action {
     TeamRoster,
     EscalationPolicySet,
     EscalationPolicyReset,
+    // drills
+    DrillStart,
+    DrillPause,
+    DrillResume,
+    DrillEnd,
+    DrillObserve,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 36] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -130,6 +136,11 @@ impl Action {
         Action::TeamRoster,
         Action::EscalationPolicySet,
         Action::EscalationPolicyReset,
+        Action::DrillStart,
+        Action::DrillPause,
+        Action::DrillResume,
+        Action::DrillEnd,
+        Action::DrillObserve,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +176,11 @@ impl Action {
             Action::TeamRoster => "team.roster",
             Action::EscalationPolicySet => "escalation.policySet",
             Action::EscalationPolicyReset => "escalation.policyReset",
+            Action::DrillStart => "drill.start",
+            Action::DrillPause => "drill.pause",
+            Action::DrillResume => "drill.resume",
+            Action::DrillEnd => "drill.end",
+            Action::DrillObserve => "drill.observe",
         }
     }
 }

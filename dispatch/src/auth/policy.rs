@@ -77,6 +77,12 @@ const FIELD_VIEW: &[Role] = &[TownOfficer, Field];
 /// Who uses a video wall (reads and sets its layout): the command center and the towns' officers,
 /// and admins who set walls up. Each tile still needs a live grant of its own.
 const WALL_USERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer];
+/// Who runs drills: starts, pauses, resumes and ends them.
+const DRILL_RUNNERS: &[Role] = &[DrillCoordinator];
+/// Who adds observations and ratings to a drill: coordinators and the command center's observers.
+const DRILL_OBSERVERS: &[Role] = &[Supervisor, DrillCoordinator];
+/// Who reads drills and their reports.
+const DRILL_READERS: &[Role] = &[Supervisor, DrillCoordinator, Auditor];
 /// Who may hold the live WebSocket: everyone who follows incidents or devices as they happen.
 /// Auditors review the record after the fact through REST; a live feed adds nothing they need.
 const LIVE: &[Role] = &[
@@ -352,6 +358,49 @@ pub static POLICY: &[Rule] = &[
     ),
     // The console's admin screens (a page like the others; what they show comes from /api).
     rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
+    // Drills: a scenario or run is about its participating towns, which must all lie in scope.
+    rule(
+        "GET",
+        "/api/drills/scenarios",
+        Access::Roles(DRILL_READERS),
+        ScopeRule::List,
+    ),
+    rule(
+        "POST",
+        "/api/drills/scenarios/{id}/runs",
+        Access::Roles(DRILL_RUNNERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "GET",
+        "/api/drills/runs",
+        Access::Roles(DRILL_READERS),
+        ScopeRule::List,
+    ),
+    rule(
+        "GET",
+        "/api/drills/runs/{id}",
+        Access::Roles(DRILL_READERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "POST",
+        "/api/drills/runs/{id}/control",
+        Access::Roles(DRILL_RUNNERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "POST",
+        "/api/drills/runs/{id}/observations",
+        Access::Roles(DRILL_OBSERVERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "GET",
+        "/api/drills/runs/{id}/report",
+        Access::Roles(DRILL_READERS),
+        ScopeRule::Object,
+    ),
 ];
 
 /// Which way a WebSocket message travels.

@@ -13,6 +13,8 @@ export const router = createRouter({
     // the video wall: the desk, and the full-screen window for a wall monitor (no top bar)
     { path: '/wall', name: 'wall', component: () => import('./views/WallView.vue') },
     { path: '/wall-window', name: 'wallWindow', component: () => import('./views/WallWindow.vue'), meta: { bare: true } },
+    // the drill console (drill coordinators run drills; supervisors observe, auditors read)
+    { path: '/drills', name: 'drills', component: () => import('./views/DrillView.vue') },
     { path: '/login', name: 'login', component: () => import('./views/LoginView.vue') },
     // the admin section (admins only: the guard below; dispatch refuses everyone else anyway)
     {

@@ -3,7 +3,7 @@ import type zh from './zh-CN'
 
 const en: typeof zh = {
   app: { title: 'Mentougou Food & Drug Safety Dispatch', field: 'Field', logout: 'Log out', live: 'Live', connecting: 'Connecting', down: 'Disconnected, reconnecting' },
-  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard', wall: 'Video wall', admin: 'Admin' },
+  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard', wall: 'Video wall', admin: 'Admin', drills: 'Drills' },
   login: {
     title: 'Log in',
     username: 'User name',
@@ -220,6 +220,20 @@ const en: typeof zh = {
       notify: 'Notify {target}', wait: 'Wait {time}', repeat: 'Repeat from step {from}, {times} more times', at: '{time} after start', noSteps: 'No escalation',
       units: { h: 'h', min: 'min', s: 's' },
     },
+  },
+  // drills (console/views/DrillView.vue)
+  drills: {
+    scenarios: 'Scenarios', runs: 'Runs', run: 'Drill', state: 'State', tally: 'Met/late/missed', start: 'Start drill',
+    banner: 'DRILL — everything here is an exercise and not counted in real statistics', pause: 'Pause', resume: 'Resume',
+    end: 'End (ENDEX)', report: 'After-action report', expectations: 'Critical tasks', task: 'Task', target: 'Target',
+    actual: 'Actual', status: 'Result', rating: 'Rating', injects: 'Injects', offset: 'Time', type: 'Type', text: 'Content',
+    outcome: 'Outcome', waiting: 'Waiting', observations: 'Observations', observationHint: 'What you saw', add: 'Add',
+    pick: 'Start a scenario on the left, or open a run', secs: '{n} s',
+    states: { running: 'Running', paused: 'Paused', ended: 'Ended' },
+    statuses: { notStarted: 'Not started', pending: 'Pending', met: 'Met', late: 'Late', overdue: 'Overdue', missed: 'Missed' },
+    types: { hotline: 'Hotline call', caseUpdate: 'Case update', message: 'Role-player message' },
+    outcomes: { opened: 'Opened', attached: 'Joined', message: 'Sent', notFired: 'Not fired' },
+    ratings: { P: 'P performed', S: 'S some challenges', M: 'M major challenges', U: 'U unable' },
   },
   error: { generic: 'Failed: {message}' },
 }

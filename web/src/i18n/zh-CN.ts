@@ -1,7 +1,7 @@
 // 简体中文 (the default): every string the apps show.
 export default {
   app: { title: '门头沟区食药安全指挥调度', field: '外勤', logout: '退出', live: '实时', connecting: '连接中', down: '已断开，重连中' },
-  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙', admin: '系统管理' },
+  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙', admin: '系统管理', drills: '应急演练' },
   login: {
     title: '登录',
     username: '用户名',
@@ -219,6 +219,20 @@ export default {
       notify: '通知 {target}', wait: '等待 {time}', repeat: '从第 {from} 步起再重复 {times} 次', at: '开始后 {time}', noSteps: '不升级',
       units: { h: '小时', min: '分', s: '秒' },
     },
+  },
+  // drills (console/views/DrillView.vue)
+  drills: {
+    scenarios: '演练情景', runs: '演练记录', run: '演练', state: '状态', tally: '达标/超时/未完成', start: '开始演练',
+    banner: '【演练 DRILL】以下均为演练，不计入真实统计', pause: '暂停', resume: '继续', end: '结束演练（ENDEX）',
+    report: '查看评估报告', expectations: '考核任务', task: '任务', target: '时限', actual: '实际用时', status: '结果',
+    rating: '评级', injects: '情景注入', offset: '时间', type: '类型', text: '内容', outcome: '结果', waiting: '待注入',
+    observations: '观察记录', observationHint: '观察到的情况', add: '添加', pick: '选择左侧的情景开始演练，或打开一条演练记录',
+    secs: '{n} 秒',
+    states: { running: '进行中', paused: '已暂停', ended: '已结束' },
+    statuses: { notStarted: '未开始', pending: '进行中', met: '达标', late: '超时', overdue: '已超时', missed: '未完成' },
+    types: { hotline: '热线来电', caseUpdate: '病例更新', message: '角色消息' },
+    outcomes: { opened: '已立案', attached: '已并入', message: '已发出', notFired: '未注入' },
+    ratings: { P: 'P 顺利完成', S: 'S 有些问题', M: 'M 问题较大', U: 'U 未能完成' },
   },
   error: { generic: '操作失败：{message}' },
 }

@@ -79,6 +79,13 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::escalation::policies,
         super::escalation::set,
         super::escalation::reset,
+        super::drills::scenarios,
+        super::drills::start,
+        super::drills::list,
+        super::drills::get,
+        super::drills::control,
+        super::drills::observe,
+        super::drills::report,
     ),
     components(schemas(crate::error::Body))
 )]

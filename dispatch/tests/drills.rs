@@ -1,0 +1,581 @@
+//! Drills against the real PostgreSQL, in simulated time: the school-poisoning scenario in 斋堂镇
+//! played through the real intake, routing, escalation and notifications, with scripted
+//! responders (API clients acting as phones: one on time, one late, one never), a pause, a real
+//! incident in the middle of it, and ENDEX with its report.
+
+mod common;
+
+use chrono::{DateTime, Duration as Span, TimeZone, Utc};
+use common::*;
+use dispatch::escalation::SimulatedClock;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SCENARIO: &str = "zhaitang-school-poisoning";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap()
+}
+
+/// A server on `db` whose handlers and workers read `clock`; workers poll every 20 ms.
+async fn server(db: &TestDb, dir: &tempfile::TempDir, clock: &Arc<SimulatedClock>) -> Server {
+    let mut c = config(db, dir);
+    c.escalation.poll_interval_ms = 20;
+    c.session.idle_timeout_secs = 60 * 86400;
+    c.session.absolute_timeout_secs = 60 * 86400;
+    let app = dispatch::prepare(c).await.unwrap();
+    let mut app = Arc::try_unwrap(app).unwrap_or_else(|_| panic!("nobody else holds the app"));
+    app.clock = clock.clone();
+    Server::start_app(Arc::new(app)).await
+}
+
+async fn login(server: &Server, name: &str) -> Client {
+    let mut c = server.client();
+    let (status, body) = c.login(name, USER_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{name}: {body}");
+    c
+}
+
+/// The people of the drill, all scoped to 斋堂镇; field users on its team on duty.
+struct Cast {
+    coordinator: Client,
+    operator: Client,
+    supervisor: Client,
+    field_a: Client,
+    field_b: Client,
+    school: String,
+    restaurant: String,
+}
+
+async fn cast(db: &TestDb, server: &Server) -> Cast {
+    let pool = db.pool().await;
+    let team = team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
+    let mut admin = server.client();
+    assert_eq!(admin.login("admin", ADMIN_PASSWORD).await.0, StatusCode::OK);
+    let mut school = premises_body("zhaitang", "斋堂镇中心小学食堂");
+    school["kind"] = json!("schoolCanteen");
+    let (status, school) = admin.post("/api/premises", school).await;
+    assert_eq!(status, StatusCode::CREATED, "{school}");
+    let (_, restaurant) = create_premises(&mut admin, "zhaitang", "斋堂镇老王饭店").await;
+    let zt = Some(&["zhaitang"][..]);
+    for (name, role) in [
+        ("zt-drill", "drillCoordinator"),
+        ("zt-operator", "operator"),
+        ("zt-officer", "townOfficer"),
+        ("zt-field-a", "field"),
+        ("zt-field-b", "field"),
+    ] {
+        create_user(&mut admin, name, role, zt).await;
+    }
+    create_user(&mut admin, "district-sup", "supervisor", None).await;
+    sqlx::query("UPDATE users SET team_id = $1 WHERE username LIKE 'zt-field-%'")
+        .bind(team)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    Cast {
+        coordinator: login(server, "zt-drill").await,
+        operator: login(server, "zt-operator").await,
+        supervisor: login(server, "district-sup").await,
+        field_a: login(server, "zt-field-a").await,
+        field_b: login(server, "zt-field-b").await,
+        school: school["id"].as_str().unwrap().to_owned(),
+        restaurant: restaurant["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Polls the run until `done` holds (the workers poll every 20 ms).
+async fn run_until(c: &mut Client, run: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, v) = c.get(&format!("/api/drills/runs/{run}")).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what} not within 10 s: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn inject<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["injects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no inject {id}: {v}"))
+}
+
+fn expectation<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("no expectation {id}: {v}"))
+}
+
+async fn scalar(pool: &PgPool, sql: &str, id: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn transition(c: &mut Client, incident: &str, to: &str) {
+    let (status, d) = c
+        .post(
+            &format!("/api/incidents/{incident}/transition"),
+            json!({ "to": to }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{to}: {d}");
+}
+
+/// What a real incident looks like to the console, minus what time alone changes.
+async fn real_snapshot(c: &mut Client, id: &str) -> Value {
+    let (status, mut d) = c.get(&format!("/api/incidents/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    for volatile in ["clocks", "clock", "pendingEscalation"] {
+        d.as_object_mut().unwrap().remove(volatile);
+    }
+    d
+}
+
+#[tokio::test]
+async fn the_school_poisoning_drill_times_each_responder_and_leaves_real_incidents_alone() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedClock::new(t0()));
+    let server = server(&db, &dir, &sim).await;
+    let pool = db.pool().await;
+    let mut cast = cast(&db, &server).await;
+
+    // A real incident before the drill, and the real statistics as they stand.
+    let (status, real_before) = cast
+        .operator
+        .post(
+            "/api/incidents",
+            json!({"source": "hotline", "hotline": "12315", "premisesId": cast.restaurant,
+                   "kind": "complaint", "description": "顾客投诉菜品不洁"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{real_before}");
+    let real_before_id = real_before["id"].as_str().unwrap().to_owned();
+    let snapshot_before = real_snapshot(&mut cast.operator, &real_before_id).await;
+    let (_, list) = cast.operator.get("/api/incidents").await;
+    assert_eq!(list["total"], 1, "{list}");
+
+    // STARTEX: the first call fires at once through the real intake.
+    let (status, run) = cast
+        .coordinator
+        .post(&format!("/api/drills/scenarios/{SCENARIO}/runs"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    let exercise = run["exercise"].as_str().unwrap().to_owned();
+    assert_eq!(
+        run["places"][0]["premisesId"],
+        cast.school.as_str(),
+        "{run}"
+    );
+    let v = run_until(&mut cast.coordinator, &run_id, "first call", |v| {
+        inject(v, "first-call")["outcome"] == "opened"
+    })
+    .await;
+    let drill_incident = inject(&v, "first-call")["incidentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(time(&inject(&v, "first-call")["firedAt"]), t0());
+    let (_, d) = cast
+        .operator
+        .get(&format!("/api/incidents/{drill_incident}"))
+        .await;
+    assert_eq!(d["exercise"], exercise.as_str(), "{d}");
+    assert_eq!(d["kind"], "suspectedPoisoning");
+    assert!(d["routedTeamId"].is_string(), "routed for real: {d}");
+    let first = &d["timeline"][0];
+    assert!(first["note"].as_str().unwrap().contains("DRILL"), "{first}");
+    // the team was notified for real, marked as a drill
+    assert!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE incident_id = $1::uuid AND exercise IS NOT NULL",
+            &drill_incident
+        )
+        .await
+            >= 1
+    );
+    // the console's real lists never show it
+    let (_, list) = cast.operator.get("/api/incidents").await;
+    assert_eq!(list["total"], 1, "{list}");
+
+    // The command center triages and dispatches at T+30; nobody acknowledges until T+200, so the
+    // escalation to the town officers fires at T+120, marked as a drill.
+    sim.advance(Span::seconds(30));
+    transition(&mut cast.operator, &drill_incident, "triaged").await;
+    transition(&mut cast.operator, &drill_incident, "dispatched").await;
+    sim.advance(Span::seconds(100));
+    let sql = "SELECT count(*) FROM incident_timeline WHERE incident_id = $1::uuid \
+               AND action = 'escalated' AND note LIKE '%DRILL%'";
+    let start = Instant::now();
+    while scalar(&pool, sql, &drill_incident).await < 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "no escalation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Phone A acknowledges on time (T+200).
+    sim.advance(Span::seconds(70));
+    transition(&mut cast.field_a, &drill_incident, "acknowledged").await;
+
+    // Pause at T+250 for 100 s: the script stands still, so the message due at T+600 comes at T+700.
+    sim.advance(Span::seconds(50));
+    let (status, v) = cast
+        .coordinator
+        .post(
+            &format!("/api/drills/runs/{run_id}/control"),
+            json!({"action": "pause"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "paused");
+    // A real poisoning report at the same school during the drill: its own incident, routed and
+    // notified normally.
+    sim.advance(Span::seconds(50));
+    let (status, real) = cast
+        .operator
+        .post(
+            "/api/incidents",
+            json!({"source": "hotline", "hotline": "12331", "premisesId": cast.school,
+                   "kind": "suspectedPoisoning", "caseCount": 2,
+                   "description": "真实来电：两名教师腹泻"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a real report never joins a drill incident: {real}"
+    );
+    let real_id = real["id"].as_str().unwrap().to_owned();
+    assert!(real["exercise"].is_null(), "{real}");
+    assert_eq!(real["routedTeamId"], d["routedTeamId"], "{real}");
+    assert!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE incident_id = $1::uuid AND exercise IS NULL",
+            &real_id
+        )
+        .await
+            >= 1,
+        "the real incident's team is notified"
+    );
+    sim.advance(Span::seconds(50));
+    let (status, v) = cast
+        .coordinator
+        .post(
+            &format!("/api/drills/runs/{run_id}/control"),
+            json!({"action": "resume"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["pausedSecs"], 100);
+    assert_eq!(
+        time(&inject(&v, "parents-at-gate")["dueAt"]),
+        t0() + Span::seconds(700)
+    );
+    sim.advance(Span::seconds(340)); // T+690
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, v) = cast
+        .coordinator
+        .get(&format!("/api/drills/runs/{run_id}"))
+        .await;
+    assert!(
+        inject(&v, "parents-at-gate")["outcome"].is_null(),
+        "fired early: {v}"
+    );
+    sim.advance(Span::seconds(10)); // T+700
+    run_until(&mut cast.coordinator, &run_id, "message", |v| {
+        inject(v, "parents-at-gate")["outcome"] == "message"
+    })
+    .await;
+
+    // The case count rises at T+1300: the report joins the drill incident and the suggested
+    // severity rises (35 cases at a school canteen: II).
+    sim.advance(Span::seconds(600));
+    let v = run_until(&mut cast.coordinator, &run_id, "case update", |v| {
+        inject(v, "more-cases")["outcome"] == "attached"
+    })
+    .await;
+    assert_eq!(
+        inject(&v, "more-cases")["incidentId"],
+        drill_incident.as_str()
+    );
+    let (_, d) = cast
+        .operator
+        .get(&format!("/api/incidents/{drill_incident}"))
+        .await;
+    assert_eq!(d["reportCount"], 2, "{d}");
+    assert_eq!(d["suggestedSeverity"], "II", "{d}");
+
+    // Phone B arrives late (T+2400, target 1800); nobody files the health report.
+    sim.advance(Span::seconds(1100));
+    transition(&mut cast.field_b, &drill_incident, "enRoute").await;
+    transition(&mut cast.field_b, &drill_incident, "onScene").await;
+    let (_, v) = cast
+        .coordinator
+        .get(&format!("/api/drills/runs/{run_id}"))
+        .await;
+    assert_eq!(expectation(&v, "ack")["status"], "met", "{v}");
+    assert_eq!(expectation(&v, "arrive")["status"], "late", "{v}");
+    assert_eq!(expectation(&v, "health-report")["status"], "pending", "{v}");
+
+    // Observations and ratings, by the coordinator and an observer from the command center.
+    for (who, body) in [
+        (
+            "coordinator",
+            json!({"expectationId": "ack", "rating": "P", "text": "接报迅速"}),
+        ),
+        (
+            "coordinator",
+            json!({"expectationId": "arrive", "rating": "M", "text": "车辆调度耗时过长"}),
+        ),
+        ("supervisor", json!({"text": "家长聚集时无人出面说明情况"})),
+    ] {
+        let c = if who == "coordinator" {
+            &mut cast.coordinator
+        } else {
+            &mut cast.supervisor
+        };
+        let (status, v) = c
+            .post(&format!("/api/drills/runs/{run_id}/observations"), body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    let (status, e) = cast
+        .coordinator
+        .post(
+            &format!("/api/drills/runs/{run_id}/observations"),
+            json!({"expectationId": "ack", "rating": "X"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["field"], "rating", "{e}");
+    let (status, e) = cast
+        .coordinator
+        .get(&format!("/api/drills/runs/{run_id}/report"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "no report before ENDEX: {e}");
+
+    // ENDEX at T+7300 (the health report's 2 hours have passed).
+    sim.advance(Span::seconds(4900));
+    let (status, v) = cast
+        .coordinator
+        .post(
+            &format!("/api/drills/runs/{run_id}/control"),
+            json!({"action": "end"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "ended");
+    assert!(v["hasReport"].as_bool().unwrap());
+    let ack = expectation(&v, "ack");
+    assert_eq!(
+        (ack["status"].clone(), ack["elapsedSecs"].clone()),
+        (json!("met"), json!(200))
+    );
+    assert_eq!(ack["by"], "zt-field-a");
+    assert_eq!(ack["rating"], "P");
+    let arrive = expectation(&v, "arrive");
+    assert_eq!(arrive["status"], "late");
+    assert_eq!(arrive["elapsedSecs"], 2400);
+    assert_eq!(arrive["overSecs"], 600);
+    assert_eq!(arrive["by"], "zt-field-b");
+    let health = expectation(&v, "health-report");
+    assert_eq!(health["status"], "missed");
+    assert_eq!(health["overSecs"], 100);
+    assert!(health["by"].is_null());
+    let (status, again) = cast
+        .coordinator
+        .post(
+            &format!("/api/drills/runs/{run_id}/control"),
+            json!({"action": "end"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+    // The report says what the phones did, in Chinese.
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/drills/runs/{run_id}/report",
+            server.addr
+        ))
+        .header(
+            "cookie",
+            format!(
+                "__Host-bl_session={}",
+                cast.supervisor.cookie.clone().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = resp.text().await.unwrap();
+    std::fs::write(std::env::temp_dir().join("drill-report.html"), &html).unwrap();
+    for needle in [
+        "【演练 DRILL】",
+        "斋堂镇中心小学食堂集体食物中毒应急演练",
+        "一、演练概况",
+        "三、按指标评估",
+        "五、改进计划",
+        "3分20秒（zt-field-a）", // ack: 200 s
+        "40分0秒（zt-field-b）", // arrival: 2400 s
+        "超时",
+        "10分0秒", // arrival over by 600 s
+        "未完成",
+        "车辆调度耗时过长",
+        "家长聚集时无人出面说明情况",
+        "<svg",
+    ] {
+        assert!(html.contains(needle), "report lacks {needle:?}");
+    }
+
+    // ENDEX stopped the drill's escalation; nothing real changed.
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM escalation_timers WHERE incident_id = $1::uuid AND state = 'pending'",
+            &drill_incident
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        real_snapshot(&mut cast.operator, &real_before_id).await,
+        snapshot_before
+    );
+    let (_, list) = cast.operator.get("/api/incidents").await;
+    assert_eq!(
+        list["total"], 2,
+        "the earlier real incident and the one during the drill: {list}"
+    );
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["exercise"].is_null()),
+        "{list}"
+    );
+    let (_, real_now) = cast
+        .operator
+        .get(&format!("/api/incidents/{real_id}"))
+        .await;
+    assert!(
+        !real_now["timeline"].to_string().contains("ENDEX"),
+        "ENDEX touches only the drill's incidents: {real_now}"
+    );
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE object_id = $1 ORDER BY seq")
+            .bind(&run_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "drill.start",
+            "drill.pause",
+            "drill.resume",
+            "drill.observe",
+            "drill.observe",
+            "drill.observe",
+            "drill.end"
+        ]
+    );
+    pool.close().await;
+    server.stop().await;
+    db.drop_now().await;
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn each_inject_fires_once_with_two_servers_and_after_a_restart() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedClock::new(t0()));
+    let a = server(&db, &dir, &sim).await;
+    let mut cast = cast(&db, &a).await;
+    let pool = db.pool().await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (status, run) = cast
+            .coordinator
+            .post(&format!("/api/drills/scenarios/{SCENARIO}/runs"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{run}");
+        runs.push(run["id"].as_str().unwrap().to_owned());
+    }
+    let fired =
+        "SELECT count(*) FROM drill_injects WHERE run_id = $1::uuid AND outcome IS NOT NULL";
+    for run in &runs {
+        let start = Instant::now();
+        while scalar(&pool, fired, run).await < 1 {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Two runs at once: two drill incidents at the same school, never merged.
+    let incidents: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT incident_id) FROM drill_injects WHERE incident_id IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(incidents, 2);
+    // Every replica stops; the rest of the script comes due meanwhile; two replicas start.
+    a.stop().await;
+    sim.advance(Span::seconds(1300));
+    let b = server(&db, &dir, &sim).await;
+    let c = server(&db, &dir, &sim).await;
+    for run in &runs {
+        let start = Instant::now();
+        while scalar(&pool, fired, run).await < 3 {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for run in &runs {
+        let reports = "SELECT count(*) FROM incident_timeline t JOIN drill_injects j \
+                       ON j.incident_id = t.incident_id AND j.inject_id = 'first-call' \
+                       WHERE j.run_id = $1::uuid AND t.action IN ('opened', 'repeat')";
+        assert_eq!(
+            scalar(&pool, reports, run).await,
+            2,
+            "one opening and one repeat"
+        );
+    }
+    pool.close().await;
+    b.stop().await;
+    c.stop().await;
+    db.drop_now().await;
+}

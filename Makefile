@@ -49,6 +49,7 @@ stop:
 deps:
 	@deploy/dev/install-deps.sh
 	@deploy/dev/install-tools.sh
+	@deploy/dev/install-models.sh
 
 stack:
 	@deploy/dev/stack.sh start

@@ -147,7 +147,8 @@ fn detect(args: DetectArgs) -> anyhow::Result<()> {
         if scenario.rules.iter().any(|r| {
             matches!(
                 r,
-                camsim::scenario::ViolationKind::NoChefHat | camsim::scenario::ViolationKind::NoMask
+                camsim::scenario::ViolationKind::NoChefHat
+                    | camsim::scenario::ViolationKind::NoMask
             )
         }) {
             detect_people(&scenario, &args)
@@ -200,7 +201,10 @@ fn detect_people(scenario: &camsim::Scenario, args: &DetectArgs) -> anyhow::Resu
             width: args.person_width,
             ..PersonScoreOptions::new(persons)
         };
-        println!("{}", score_person::run_scenario(scenario.clone(), &options)?);
+        println!(
+            "{}",
+            score_person::run_scenario(scenario.clone(), &options)?
+        );
     }
     Ok(())
 }

@@ -53,8 +53,6 @@ pub fn head_region(person: Rect, width: i32, height: i32, min_px: i32) -> Option
 pub struct HeuristicTuning {
     /// Share of the top band that is white for "hat". Default 0.45.
     pub hat_white: f32,
-    /// Below this white share (and with hair seen), "no hat". Default 0.2.
-    pub no_hat_white: f32,
     /// Share of the top band that is dark (hair) needed for "no hat". Default 0.2.
     pub hair_dark: f32,
     /// Mask share of (mask + skin) pixels in the face band for "mask". Default 0.2.
@@ -69,7 +67,6 @@ impl Default for HeuristicTuning {
     fn default() -> Self {
         HeuristicTuning {
             hat_white: 0.45,
-            no_hat_white: 0.2,
             hair_dark: 0.2,
             mask_share: 0.2,
             no_mask_share: 0.06,
@@ -80,8 +77,8 @@ impl Default for HeuristicTuning {
 
 /// The default head classifier: colour rules over the central columns of the head crop.
 ///
-/// - top band (the upper 35 % of the crop): white (bright, unsaturated) → hat; dark (hair) and
-///   little white → no hat;
+/// - top band (the upper 35 % of the crop): mostly white (bright, unsaturated) → hat; dark (hair)
+///   outweighing the white → no hat;
 /// - face band (the rest): light blue/green pixels (a surgical mask) against skin (Kovač's RGB skin
 ///   rule) → mask share; much skin and almost no mask colour → no mask.
 #[derive(Debug, Clone, Default)]
@@ -109,7 +106,11 @@ impl Counts {
     }
 }
 
-fn count(head: &Mat, rows: std::ops::Range<i32>, cols: std::ops::Range<i32>) -> opencv::Result<Counts> {
+fn count(
+    head: &Mat,
+    rows: std::ops::Range<i32>,
+    cols: std::ops::Range<i32>,
+) -> opencv::Result<Counts> {
     let mut c = Counts::default();
     for y in rows {
         for x in cols.clone() {
@@ -156,13 +157,14 @@ impl HeadClassifier for HeuristicHead {
         let mut v = HeadVerdict::default();
         let white = top.share(top.white);
         let dark = top.share(top.dark);
-        if white >= t.hat_white {
+        if white >= t.hat_white && white > dark {
             v.hat = Some(true);
             v.hat_confidence = (0.5 + white / 2.0).min(1.0);
-        } else if white < t.no_hat_white && dark >= t.hair_dark {
+        } else if dark >= t.hair_dark && white < dark {
+            // Hair shows and outweighs anything white (a light wall behind a small head).
             v.hat = Some(false);
             // Assistive: never more sure than 0.9.
-            v.hat_confidence = (0.5 + dark.min(0.6) * 0.5 + (t.no_hat_white - white)).min(0.9);
+            v.hat_confidence = (0.5 + (dark - white).min(0.8) * 0.5).min(0.9);
         }
 
         let judged = face.skin + face.mask;
@@ -204,29 +206,62 @@ mod tests {
         let head_top = if hat { hh * 53 / 100 } else { 0 };
         let head_cy = head_top + hh / 2;
         let ell = |m: &mut Mat, cy: i32, rx: i32, ry: i32, c: Scalar| {
-            imgproc::ellipse(m, Point::new(cx, cy), Size::new(rx, ry), 0.0, 0.0, 360.0, c, -1, imgproc::LINE_8, 0)
-                .unwrap();
+            imgproc::ellipse(
+                m,
+                Point::new(cx, cy),
+                Size::new(rx, ry),
+                0.0,
+                0.0,
+                360.0,
+                c,
+                -1,
+                imgproc::LINE_8,
+                0,
+            )
+            .unwrap();
         };
         ell(&mut m, head_cy, hh * 42 / 100, hh / 2, skin);
         if hat {
             let band = head_top + hh * 22 / 100 - hh * 75 / 100;
             imgproc::rectangle(
                 &mut m,
-                Rect::new(cx - hh * 43 / 100, band.max(0), hh * 86 / 100, hh * 75 / 100),
+                Rect::new(
+                    cx - hh * 43 / 100,
+                    band.max(0),
+                    hh * 86 / 100,
+                    hh * 75 / 100,
+                ),
                 rgb(248.0, 248.0, 248.0),
                 -1,
                 imgproc::LINE_8,
                 0,
             )
             .unwrap();
-            ell(&mut m, band.max(hh * 15 / 100), hh * 56 / 100, hh * 30 / 100, rgb(250.0, 250.0, 250.0));
+            ell(
+                &mut m,
+                band.max(hh * 15 / 100),
+                hh * 56 / 100,
+                hh * 30 / 100,
+                rgb(250.0, 250.0, 250.0),
+            );
         } else {
-            ell(&mut m, head_cy - hh * 17 / 100, hh * 45 / 100, hh * 36 / 100, rgb(28.0, 22.0, 20.0));
+            ell(
+                &mut m,
+                head_cy - hh * 17 / 100,
+                hh * 45 / 100,
+                hh * 36 / 100,
+                rgb(28.0, 22.0, 20.0),
+            );
         }
         if mask {
             imgproc::rectangle(
                 &mut m,
-                Rect::new(cx - hh * 36 / 100, head_cy + hh * 8 / 100, hh * 72 / 100, hh * 30 / 100),
+                Rect::new(
+                    cx - hh * 36 / 100,
+                    head_cy + hh * 8 / 100,
+                    hh * 72 / 100,
+                    hh * 30 / 100,
+                ),
                 rgb(172.0, 212.0, 236.0),
                 -1,
                 imgproc::LINE_8,
@@ -239,7 +274,12 @@ mod tests {
         if shoulder < crop_h {
             imgproc::rectangle(
                 &mut m,
-                Rect::new(cx - hh * 76 / 100, shoulder, hh * 152 / 100, crop_h - shoulder),
+                Rect::new(
+                    cx - hh * 76 / 100,
+                    shoulder,
+                    hh * 152 / 100,
+                    crop_h - shoulder,
+                ),
                 rgb(236.0, 236.0, 230.0),
                 -1,
                 imgproc::LINE_8,
@@ -266,7 +306,11 @@ mod tests {
                     let with = c.judge(&drawn_head(hh, true, mask, rgb(r, g, b))).unwrap();
                     assert_eq!(with.hat, Some(true), "hat, skin {r} head {hh} mask {mask}");
                     let without = c.judge(&drawn_head(hh, false, mask, rgb(r, g, b))).unwrap();
-                    assert_eq!(without.hat, Some(false), "no hat, skin {r} head {hh} mask {mask}");
+                    assert_eq!(
+                        without.hat,
+                        Some(false),
+                        "no hat, skin {r} head {hh} mask {mask}"
+                    );
                     assert!(without.hat_confidence > 0.5 && without.hat_confidence <= 0.9);
                 }
             }
@@ -280,9 +324,17 @@ mod tests {
             for hh in [20, 36, 52] {
                 for hat in [false, true] {
                     let masked = c.judge(&drawn_head(hh, hat, true, rgb(r, g, b))).unwrap();
-                    assert_eq!(masked.mask, Some(true), "mask, skin {r} head {hh} hat {hat}");
+                    assert_eq!(
+                        masked.mask,
+                        Some(true),
+                        "mask, skin {r} head {hh} hat {hat}"
+                    );
                     let bare = c.judge(&drawn_head(hh, hat, false, rgb(r, g, b))).unwrap();
-                    assert_eq!(bare.mask, Some(false), "no mask, skin {r} head {hh} hat {hat}");
+                    assert_eq!(
+                        bare.mask,
+                        Some(false),
+                        "no mask, skin {r} head {hh} hat {hat}"
+                    );
                 }
             }
         }
@@ -294,7 +346,8 @@ mod tests {
         let wall = Mat::new_size_with_default(Size::new(40, 60), CV_8UC3, rgb(120.0, 120.0, 125.0))
             .unwrap();
         assert_eq!(c.judge(&wall).unwrap(), HeadVerdict::default());
-        let tiny = Mat::new_size_with_default(Size::new(3, 5), CV_8UC3, rgb(30.0, 20.0, 20.0)).unwrap();
+        let tiny =
+            Mat::new_size_with_default(Size::new(3, 5), CV_8UC3, rgb(30.0, 20.0, 20.0)).unwrap();
         assert_eq!(c.judge(&tiny).unwrap(), HeadVerdict::default());
     }
 
@@ -302,6 +355,9 @@ mod tests {
     fn the_head_region_is_the_top_quarter_of_the_person_clipped_to_the_picture() {
         let r = head_region(Rect::new(100, -10, 60, 200), 1280, 720, 20).unwrap();
         assert_eq!(r, Rect::new(100, 0, 60, 40));
-        assert_eq!(head_region(Rect::new(100, 100, 20, 60), 1280, 720, 20), None);
+        assert_eq!(
+            head_region(Rect::new(100, 100, 20, 60), 1280, 720, 20),
+            None
+        );
     }
 }

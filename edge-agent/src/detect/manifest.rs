@@ -104,7 +104,10 @@ impl Manifest {
             return Err("input.width and input.height must be at least 8".into());
         }
         if !matches!(self.input.channels.as_str(), "rgb" | "bgr") {
-            return Err(format!("input.channels `{}`: use rgb or bgr", self.input.channels));
+            return Err(format!(
+                "input.channels `{}`: use rgb or bgr",
+                self.input.channels
+            ));
         }
         if self.classes.is_empty() {
             return Err("classes: at least one class".into());
@@ -114,10 +117,15 @@ impl Manifest {
         }
         for (kind, v) in &self.violations {
             if !KINDS.contains(&kind.as_str()) {
-                return Err(format!("violations.{kind}: a head model reports noChefHat or noMask"));
+                return Err(format!(
+                    "violations.{kind}: a head model reports noChefHat or noMask"
+                ));
             }
             if !self.classes.contains(&v.class) {
-                return Err(format!("violations.{kind}.class `{}` is not in classes", v.class));
+                return Err(format!(
+                    "violations.{kind}.class `{}` is not in classes",
+                    v.class
+                ));
             }
             if !(0.5..=1.0).contains(&v.threshold) {
                 return Err(format!("violations.{kind}.threshold must be in 0.5..=1"));
@@ -154,7 +162,11 @@ impl OnnxHead {
             .violations
             .iter()
             .map(|(k, v)| {
-                let col = manifest.classes.iter().position(|c| c == &v.class).unwrap_or(0);
+                let col = manifest
+                    .classes
+                    .iter()
+                    .position(|c| c == &v.class)
+                    .unwrap_or(0);
                 (k.clone(), col, v.threshold)
             })
             .collect();
@@ -244,8 +256,13 @@ noMask = { class = "no_mask", threshold = 0.7 }
 
     #[test]
     fn a_manifest_naming_an_unknown_class_or_kind_is_refused_by_field() {
-        let m: Manifest = toml::from_str(&GOOD.replace("class = \"no_hat\"", "class = \"bare\"")).unwrap();
-        assert!(m.check().unwrap_err().contains("violations.noChefHat.class `bare`"));
+        let m: Manifest =
+            toml::from_str(&GOOD.replace("class = \"no_hat\"", "class = \"bare\"")).unwrap();
+        assert!(
+            m.check()
+                .unwrap_err()
+                .contains("violations.noChefHat.class `bare`")
+        );
         let m: Manifest = toml::from_str(&GOOD.replace("noMask =", "smoking =")).unwrap();
         assert!(m.check().unwrap_err().contains("violations.smoking"));
         assert!(toml::from_str::<Manifest>(&GOOD.replace("layout", "shape")).is_err());

@@ -203,7 +203,9 @@ fn picture(frame: &Frame<'_>) -> Result<(Mat, bool), DetectError> {
                     reason: format!("{} bytes for {w}x{h} BGR", bgr.len()),
                 });
             }
-            let m = Mat::new_rows_cols_with_data(h, w * 3, bgr)?.reshape(3, h)?.try_clone()?;
+            let m = Mat::new_rows_cols_with_data(h, w * 3, bgr)?
+                .reshape(3, h)?
+                .try_clone()?;
             debug_assert_eq!(m.typ(), CV_8UC3);
             Ok((m, true))
         }

@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bl_proto::event::{EpisodePhase, ViolationKind};
+use camsim::Renderer;
 use camsim::scenario::{self, Scenario};
 use camsim::scene::ObjectClass;
 use camsim::truth::{TruthLine, TruthObject, truth_lines};
-use camsim::Renderer;
 use opencv::core::{Mat, Size};
 use opencv::prelude::*;
 
@@ -103,23 +103,42 @@ pub struct KindScore {
 
 impl KindScore {
     pub fn recall(&self) -> f64 {
-        let hit = self.intervals.iter().filter(|i| i.time_to_alarm.is_some()).count();
-        if self.intervals.is_empty() { 1.0 } else { hit as f64 / self.intervals.len() as f64 }
+        let hit = self
+            .intervals
+            .iter()
+            .filter(|i| i.time_to_alarm.is_some())
+            .count();
+        if self.intervals.is_empty() {
+            1.0
+        } else {
+            hit as f64 / self.intervals.len() as f64
+        }
     }
 
     pub fn precision(&self) -> f64 {
         let all = self.true_boxes + self.false_boxes;
-        if all == 0 { 1.0 } else { self.true_boxes as f64 / all as f64 }
+        if all == 0 {
+            1.0
+        } else {
+            self.true_boxes as f64 / all as f64
+        }
     }
 
     pub fn mean_time_to_alarm(&self) -> Option<f64> {
-        let t: Vec<f64> = self.intervals.iter().filter_map(|i| i.time_to_alarm).collect();
+        let t: Vec<f64> = self
+            .intervals
+            .iter()
+            .filter_map(|i| i.time_to_alarm)
+            .collect();
         (!t.is_empty()).then(|| t.iter().sum::<f64>() / t.len() as f64)
     }
 
     /// Every person any episode's boxes fell on.
     pub fn episode_objects(&self) -> BTreeSet<String> {
-        self.episodes.iter().flat_map(|e| e.objects.iter().cloned()).collect()
+        self.episodes
+            .iter()
+            .flat_map(|e| e.objects.iter().cloned())
+            .collect()
     }
 }
 
@@ -148,7 +167,11 @@ impl PersonReport {
     }
 
     pub fn person_recall(&self) -> f64 {
-        if self.persons_seen == 0 { 1.0 } else { self.persons_found as f64 / self.persons_seen as f64 }
+        if self.persons_seen == 0 {
+            1.0
+        } else {
+            self.persons_found as f64 / self.persons_seen as f64
+        }
     }
 }
 
@@ -168,7 +191,11 @@ impl fmt::Display for PersonReport {
             self.persons_false
         )?;
         for k in &self.kinds {
-            let hit = k.intervals.iter().filter(|i| i.time_to_alarm.is_some()).count();
+            let hit = k
+                .intervals
+                .iter()
+                .filter(|i| i.time_to_alarm.is_some())
+                .count();
             writeln!(
                 f,
                 "  {:<9} recall {hit}/{} = {:.2} · precision (boxes) {}/{} = {:.2} · mean time to alarm {}",
@@ -178,7 +205,8 @@ impl fmt::Display for PersonReport {
                 k.true_boxes,
                 k.true_boxes + k.false_boxes,
                 k.precision(),
-                k.mean_time_to_alarm().map_or("-".into(), |t| format!("{t:.1} s")),
+                k.mean_time_to_alarm()
+                    .map_or("-".into(), |t| format!("{t:.1} s")),
             )?;
             for i in &k.intervals {
                 writeln!(
@@ -187,7 +215,8 @@ impl fmt::Display for PersonReport {
                     i.object,
                     i.from,
                     i.to,
-                    i.time_to_alarm.map_or("MISSED".into(), |t| format!("alarm after {t:.1} s"))
+                    i.time_to_alarm
+                        .map_or("MISSED".into(), |t| format!("alarm after {t:.1} s"))
                 )?;
             }
             for e in &k.episodes {
@@ -224,12 +253,18 @@ impl Truth {
             .into_iter()
             .filter_map(|l| match l {
                 TruthLine::Frame { objects, .. } => Some(
-                    objects.into_iter().filter(|o| o.class == ObjectClass::Person).collect(),
+                    objects
+                        .into_iter()
+                        .filter(|o| o.class == ObjectClass::Person)
+                        .collect(),
                 ),
                 _ => None,
             })
             .collect();
-        Truth { frames, fps: s.fps as f64 }
+        Truth {
+            frames,
+            fps: s.fps as f64,
+        }
     }
 
     fn at(&self, at_ms: u64) -> &[TruthObject] {
@@ -293,7 +328,12 @@ fn centre_in(b: [f64; 4], x: f64, y: f64) -> bool {
 /// overlaps most; people overlap in the picture, so the box's centre alone would pick the wrong one.
 fn whose_head(people: &[TruthObject], b: [f64; 4]) -> Option<&TruthObject> {
     let iou = |o: &TruthObject| {
-        let h = [o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3] * super::head::HEAD_FRACTION];
+        let h = [
+            o.bbox[0],
+            o.bbox[1],
+            o.bbox[2],
+            o.bbox[3] * super::head::HEAD_FRACTION,
+        ];
         let ix = (b[0] + b[2]).min(h[0] + h[2]) - b[0].max(h[0]);
         let iy = (b[1] + b[3]).min(h[1] + h[3]) - b[1].max(h[1]);
         if ix <= 0.0 || iy <= 0.0 {
@@ -319,9 +359,14 @@ fn breaks(o: &TruthObject, kind: ViolationKind) -> bool {
 }
 
 /// Scores the hat/mask detector on a scenario.
-pub fn run_scenario(scenario: Scenario, options: &PersonScoreOptions) -> Result<PersonReport, ScoreError> {
+pub fn run_scenario(
+    scenario: Scenario,
+    options: &PersonScoreOptions,
+) -> Result<PersonReport, ScoreError> {
     if !(options.detector_fps > 0.0 && options.detector_fps <= scenario.fps as f64) {
-        return Err(ScoreError::Option("detector_fps: must be above 0 and at most the scenario's fps"));
+        return Err(ScoreError::Option(
+            "detector_fps: must be above 0 and at most the scenario's fps",
+        ));
     }
     if options.width < 64 {
         return Err(ScoreError::Option("width: at least 64"));
@@ -331,28 +376,46 @@ pub fn run_scenario(scenario: Scenario, options: &PersonScoreOptions) -> Result<
     }
     let truth = Arc::new(Truth::of(&scenario));
     let width = options.width;
-    let height = ((scenario.height as f64 * width as f64 / scenario.width as f64).round() as u32).max(1);
+    let height =
+        ((scenario.height as f64 * width as f64 / scenario.width as f64).round() as u32).max(1);
     let (finder, label): (Box<dyn PersonFinder>, &'static str) = match &options.persons {
         PersonSource::Model(c) => (Box::new(YoloPersons::load(c.clone())?), "the person model"),
-        PersonSource::Truth => (Box::new(TruthPersons(truth.clone())), "camsim's truth (ideal person detector)"),
+        PersonSource::Truth => (
+            Box::new(TruthPersons(truth.clone())),
+            "camsim's truth (ideal person detector)",
+        ),
     };
     let last = Arc::new(Mutex::new(None));
     let mut detector = HatMaskDetector::new(
-        Box::new(Recorder { inner: finder, last: last.clone() }),
+        Box::new(Recorder {
+            inner: finder,
+            last: last.clone(),
+        }),
         Box::new(HeuristicHead::default()),
         options.config,
     );
     let kinds: Vec<ViolationKind> = [ViolationKind::NoChefHat, ViolationKind::NoMask]
         .into_iter()
         .filter(|k| match k {
-            ViolationKind::NoChefHat => scenario.rules.contains(&scenario::ViolationKind::NoChefHat),
+            ViolationKind::NoChefHat => {
+                scenario.rules.contains(&scenario::ViolationKind::NoChefHat)
+            }
             _ => scenario.rules.contains(&scenario::ViolationKind::NoMask),
         })
         .collect();
     let mut scores: BTreeMap<ViolationKind, KindScore> = kinds
         .iter()
         .map(|&kind| {
-            (kind, KindScore { kind, intervals: Vec::new(), true_boxes: 0, false_boxes: 0, episodes: Vec::new() })
+            (
+                kind,
+                KindScore {
+                    kind,
+                    intervals: Vec::new(),
+                    true_boxes: 0,
+                    false_boxes: 0,
+                    episodes: Vec::new(),
+                },
+            )
         })
         .collect();
     let mut hits: Vec<(f64, ViolationKind, String)> = Vec::new();
@@ -372,7 +435,14 @@ pub fn run_scenario(scenario: Scenario, options: &PersonScoreOptions) -> Result<
         let n = (t * scenario.fps as f64).round() as u64;
         let (bgr, grey) = colour_frame(&renderer.render(n), width, height)?;
         let at_ms = (t * 1000.0).round() as u64;
-        let frame = Frame { width, height, luma: &grey, bgr: Some(&bgr), at_ms, minute_of_day: 12 * 60 };
+        let frame = Frame {
+            width,
+            height,
+            luma: &grey,
+            bgr: Some(&bgr),
+            at_ms,
+            minute_of_day: 12 * 60,
+        };
         let started = Instant::now();
         let detections = detector.try_process(&frame)?;
         let took = started.elapsed().as_secs_f64() * 1000.0;
@@ -381,24 +451,39 @@ pub fn run_scenario(scenario: Scenario, options: &PersonScoreOptions) -> Result<
 
         if let Some(boxes) = last.lock().expect("recorder lock").take() {
             look_ms.push(took);
-            let inside: Vec<&TruthObject> =
-                people.iter().filter(|o| o.bbox[0] > 0.0 && o.bbox[0] + o.bbox[2] < 1.0).collect();
+            let inside: Vec<&TruthObject> = people
+                .iter()
+                .filter(|o| o.bbox[0] > 0.0 && o.bbox[0] + o.bbox[2] < 1.0)
+                .collect();
             seen += inside.len();
             let centre = |b: &PersonBox| {
-                ((b.x as f64 + b.w as f64 / 2.0) / width as f64, (b.y as f64 + b.h as f64 / 2.0) / height as f64)
+                (
+                    (b.x as f64 + b.w as f64 / 2.0) / width as f64,
+                    (b.y as f64 + b.h as f64 / 2.0) / height as f64,
+                )
             };
             found += inside
                 .iter()
-                .filter(|o| boxes.iter().any(|b| { let (x, y) = centre(b); centre_in(o.bbox, x, y) }))
+                .filter(|o| {
+                    boxes.iter().any(|b| {
+                        let (x, y) = centre(b);
+                        centre_in(o.bbox, x, y)
+                    })
+                })
                 .count();
             false_persons += boxes
                 .iter()
-                .filter(|b| { let (x, y) = centre(b); !people.iter().any(|o| centre_in(o.bbox, x, y)) })
+                .filter(|b| {
+                    let (x, y) = centre(b);
+                    !people.iter().any(|o| centre_in(o.bbox, x, y))
+                })
                 .count();
         }
 
         for d in &detections {
-            let Some(score) = scores.get_mut(&d.kind) else { continue };
+            let Some(score) = scores.get_mut(&d.kind) else {
+                continue;
+            };
             for b in &d.boxes {
                 let bb = [b.x as f64, b.y as f64, b.w as f64, b.h as f64];
                 match whose_head(people, bb) {
@@ -415,10 +500,15 @@ pub fn run_scenario(scenario: Scenario, options: &PersonScoreOptions) -> Result<
                 }
             }
         }
-        let detections: Vec<_> = detections.into_iter().filter(|d| scores.contains_key(&d.kind)).collect();
+        let detections: Vec<_> = detections
+            .into_iter()
+            .filter(|d| scores.contains_key(&d.kind))
+            .collect();
         for change in episodes.observe(at_ms, &detections) {
             let kind = change.detection.kind;
-            let Some(score) = scores.get_mut(&kind) else { continue };
+            let Some(score) = scores.get_mut(&kind) else {
+                continue;
+            };
             match change.phase {
                 EpisodePhase::Start => score.episodes.push(EpisodeSeen {
                     start_s: t,
@@ -444,18 +534,33 @@ pub fn run_scenario(scenario: Scenario, options: &PersonScoreOptions) -> Result<
     }
 
     for l in truth_lines("score", &scenario) {
-        if let TruthLine::Violation { kind, object, from, to } = l {
+        if let TruthLine::Violation {
+            kind,
+            object,
+            from,
+            to,
+        } = l
+        {
             let kind = match kind {
                 scenario::ViolationKind::NoChefHat => ViolationKind::NoChefHat,
                 scenario::ViolationKind::NoMask => ViolationKind::NoMask,
                 _ => continue,
             };
-            let Some(score) = scores.get_mut(&kind) else { continue };
+            let Some(score) = scores.get_mut(&kind) else {
+                continue;
+            };
             let first = hits
                 .iter()
-                .find(|(t, k, id)| *k == kind && id == &object && *t >= from && *t < to + LATE_GRACE_SECS)
+                .find(|(t, k, id)| {
+                    *k == kind && id == &object && *t >= from && *t < to + LATE_GRACE_SECS
+                })
                 .map(|(t, _, _)| (t - from).max(0.0));
-            score.intervals.push(Interval { object, from, to, time_to_alarm: first });
+            score.intervals.push(Interval {
+                object,
+                from,
+                to,
+                time_to_alarm: first,
+            });
         }
     }
 
@@ -480,7 +585,11 @@ fn detector_name(d: &HatMaskDetector) -> String {
 }
 
 /// A rendered I420 picture as BGR and grey bytes at `width x height`.
-fn colour_frame(f: &camsim::Frame, width: u32, height: u32) -> Result<(Vec<u8>, Vec<u8>), DetectError> {
+fn colour_frame(
+    f: &camsim::Frame,
+    width: u32,
+    height: u32,
+) -> Result<(Vec<u8>, Vec<u8>), DetectError> {
     let yuv = Mat::new_rows_cols_with_data((f.height * 3 / 2) as i32, f.width as i32, &f.i420)?;
     let mut bgr = Mat::default();
     opencv::imgproc::cvt_color_def(&yuv, &mut bgr, opencv::imgproc::COLOR_YUV2BGR_I420)?;

@@ -165,7 +165,10 @@ impl PersonModel {
                 if score < self.config.min_score {
                     continue;
                 }
-                let v = |c: i32| out.at_2d::<f32>(r, c).map(|x| *x as f64 * side as f64 / scale);
+                let v = |c: i32| {
+                    out.at_2d::<f32>(r, c)
+                        .map(|x| *x as f64 * side as f64 / scale)
+                };
                 let (cx, cy, bw, bh) = (v(0)?, v(1)?, v(2)?, v(3)?);
                 let x0 = (cx - bw / 2.0).clamp(0.0, w as f64);
                 let y0 = (cy - bh / 2.0).clamp(0.0, h as f64);

@@ -234,3 +234,87 @@ impl Detector for HatMaskDetector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Always finds one person at the same place.
+    struct StillPerson;
+
+    impl PersonFinder for StillPerson {
+        fn name(&self) -> &str {
+            "still"
+        }
+        fn version(&self) -> &str {
+            "0"
+        }
+        fn find(&mut self, _: &Frame<'_>, _: &Mat) -> Result<Vec<PersonBox>, DetectError> {
+            Ok(vec![PersonBox {
+                x: 80,
+                y: 40,
+                w: 40,
+                h: 160,
+                score: 0.8,
+            }])
+        }
+    }
+
+    /// A grey 200x200 picture with dark hair on top of the person's head region.
+    fn hatless() -> Vec<u8> {
+        let mut luma = vec![150u8; 200 * 200];
+        for y in 40..54 {
+            for x in 80..120 {
+                luma[y * 200 + x] = 20;
+            }
+        }
+        luma
+    }
+
+    fn frame(luma: &[u8], at_ms: u64) -> Frame<'_> {
+        Frame {
+            width: 200,
+            height: 200,
+            luma,
+            bgr: None,
+            at_ms,
+            minute_of_day: 600,
+        }
+    }
+
+    #[test]
+    fn a_still_hatless_cook_stays_reported_without_running_the_person_model_again() {
+        let mut d = HatMaskDetector::new(
+            Box::new(StillPerson),
+            Box::new(HeuristicHead::default()),
+            HatMaskConfig::default(),
+        );
+        let luma = hatless();
+        for at_ms in (0..5_000).step_by(200) {
+            let found = d.try_process(&frame(&luma, at_ms)).unwrap();
+            assert_eq!(found.len(), 1, "at {at_ms} ms");
+            assert_eq!(found[0].kind, ViolationKind::NoChefHat);
+            assert_eq!(found[0].boxes[0].label.as_deref(), Some("head"));
+        }
+        assert_eq!(d.looks(), 1, "nothing moved: one look is enough");
+        d.try_process(&frame(&luma, 10_000)).unwrap();
+        assert_eq!(d.looks(), 2, "the answer is refreshed after refresh_ms");
+    }
+
+    #[test]
+    fn grey_frames_give_no_chef_hat_but_never_no_mask() {
+        let mut d = HatMaskDetector::new(
+            Box::new(StillPerson),
+            Box::new(HeuristicHead::default()),
+            HatMaskConfig::default(),
+        );
+        let kinds: Vec<_> = d
+            .try_process(&frame(&hatless(), 0))
+            .unwrap()
+            .into_iter()
+            .map(|x| x.kind)
+            .collect();
+        assert_eq!(kinds, vec![ViolationKind::NoChefHat]);
+        assert_eq!(d.model_name(), "still+hat-mask-heuristic");
+    }
+}

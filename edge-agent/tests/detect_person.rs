@@ -93,3 +93,23 @@ fn the_installed_person_model_finds_drawn_cooks_and_puts_no_box_on_an_empty_wall
         "a person in the empty kitchen"
     );
 }
+
+#[test]
+fn a_site_model_with_a_manifest_loads_and_judges_head_crops() {
+    use edge_agent::detect::head::HeadClassifier;
+    use edge_agent::detect::manifest::OnnxHead;
+    use opencv::core::{CV_8UC3, Scalar, Size};
+    let manifest =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/head-model/model.toml");
+    let mut head = OnnxHead::load(&manifest).unwrap();
+    assert_eq!((head.name(), head.version()), ("brightness-head", "test-1"));
+    let crop =
+        |v: f64| Mat::new_size_with_default(Size::new(30, 40), CV_8UC3, Scalar::all(v)).unwrap();
+    let dark = head.judge(&crop(20.0)).unwrap();
+    assert_eq!(dark.hat, Some(false));
+    assert!(dark.hat_confidence > 0.9);
+    let white = head.judge(&crop(240.0)).unwrap();
+    assert_eq!((white.hat, white.mask), (Some(true), Some(true)));
+    let grey = head.judge(&crop(128.0)).unwrap();
+    assert_eq!(grey.hat, None, "between the thresholds: no answer");
+}

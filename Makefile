@@ -37,6 +37,8 @@ bench: deps stack
 	cargo run --quiet --release -p edge-agent -- detect --empty-clips 100 \
 	  --scenario tests/camsim/scenarios/kitchen-night.toml --scenario edge-agent/tests/scenarios/night-small-rodents.toml
 	@echo
+	cargo run --quiet --release -p edge-agent -- detect --scenario tests/camsim/scenarios/kitchen-day.toml
+	@echo
 	cargo build --quiet --release -p dispatch -p bl-loadgen
 	$(TARGET_DIR)/release/loadgen --dispatch $(TARGET_DIR)/release/dispatch --edges $(BENCH_EDGES) \
 	  --events $(BENCH_EVENTS) --rate $(BENCH_RATE) --connected $(BENCH_CONNECTED) --soak-secs $(SOAK_SECS)
@@ -49,6 +51,7 @@ stop:
 deps:
 	@deploy/dev/install-deps.sh
 	@deploy/dev/install-tools.sh
+	@deploy/dev/install-models.sh
 
 stack:
 	@deploy/dev/stack.sh start

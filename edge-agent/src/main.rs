@@ -104,6 +104,13 @@ struct DetectArgs {
     /// Override the infrared flicker of night scenarios.
     #[arg(long)]
     ir_flicker: Option<f64>,
+    /// Where the hat/mask detector's person boxes come from on scenarios with noChefHat/noMask
+    /// rules: `model` (yolov3-tiny), `truth` (camsim's boxes: scores the head stage alone) or `both`.
+    #[arg(long, default_value = "both", value_parser = ["model", "truth", "both"])]
+    persons: String,
+    /// Width of the frames the hat/mask detector gets (a main stream is 1280).
+    #[arg(long, default_value_t = 1280)]
+    person_width: u32,
 }
 
 #[tokio::main]
@@ -157,6 +164,17 @@ fn detect(args: DetectArgs) -> anyhow::Result<()> {
     use edge_agent::detect::score::{self, ScoreOptions};
     for (i, path) in args.scenario.iter().enumerate() {
         let mut scenario = camsim::Scenario::load(path)?;
+        if scenario.rules.iter().any(|r| {
+            matches!(
+                r,
+                camsim::scenario::ViolationKind::NoChefHat
+                    | camsim::scenario::ViolationKind::NoMask
+            )
+        }) {
+            detect_people(&scenario, &args)
+                .with_context(|| format!("scoring {}", path.display()))?;
+            continue;
+        }
         if let Some(ir) = scenario.infrared.as_mut() {
             ir.noise = args.ir_noise.unwrap_or(ir.noise);
             ir.flicker = args.ir_flicker.unwrap_or(ir.flicker);
@@ -181,6 +199,32 @@ fn detect(args: DetectArgs) -> anyhow::Result<()> {
             }
             println!("{report}");
         }
+    }
+    Ok(())
+}
+
+/// Scores the hat/mask detector on a day scenario, with each person stage asked for.
+fn detect_people(scenario: &camsim::Scenario, args: &DetectArgs) -> anyhow::Result<()> {
+    use edge_agent::detect::score_person::{self, PersonScoreOptions, PersonSource};
+    use edge_agent::detect::yolo::{self, YoloConfig};
+    let model = PersonSource::Model(YoloConfig::in_dir(
+        yolo::models_dir().join(yolo::DEFAULT_MODEL_DIR),
+    ));
+    let sources = match args.persons.as_str() {
+        "model" => vec![model],
+        "truth" => vec![PersonSource::Truth],
+        _ => vec![model, PersonSource::Truth],
+    };
+    for persons in sources {
+        let options = PersonScoreOptions {
+            detector_fps: args.fps,
+            width: args.person_width,
+            ..PersonScoreOptions::new(persons)
+        };
+        println!(
+            "{}",
+            score_person::run_scenario(scenario.clone(), &options)?
+        );
     }
     Ok(())
 }

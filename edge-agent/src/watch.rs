@@ -102,6 +102,7 @@ fn look(
         width: frame.width,
         height: frame.height,
         luma: &frame.luma,
+        bgr: None,
         at_ms: frame.at_ms.max(0) as u64,
         minute_of_day: local_minute,
     };

@@ -6,17 +6,25 @@
 //! implements [`Detector`] can be plugged in there.
 //!
 //! Built so far: the rodent detector ([`rodent`]: background subtraction, blob filters and a small
-//! tracker) and the scoring tool that runs it over camsim scenarios against their ground truth
-//! ([`score`]).
+//! tracker), the chef-hat / mask detector ([`person`]: a person model ([`yolo`]) gated by motion
+//! ([`motion`]), heads judged by a pluggable classifier ([`head`], user models described by a
+//! [`manifest`])) and the scoring tools that run them over camsim scenarios against their ground
+//! truth ([`score`], [`score_person`]).
 
 use bl_proto::config::Polygon;
 use bl_proto::event::{NormBox, ViolationKind};
 use opencv::core::{Mat, Size};
 use opencv::prelude::*;
 
+pub mod head;
+pub mod manifest;
+pub mod motion;
+pub mod person;
 pub mod rodent;
 pub mod score;
+pub mod score_person;
 mod track;
+pub mod yolo;
 pub mod zone;
 
 pub use rodent::{RodentConfig, RodentDetector, RodentTuning};
@@ -30,6 +38,10 @@ pub struct Frame<'a> {
     pub height: u32,
     /// Luma (grey), `width * height` bytes, row by row, no padding.
     pub luma: &'a [u8],
+    /// The same picture in colour, BGR, `width * height * 3` bytes, when the caller has it. Detectors
+    /// of people use it (a mask is told from skin by colour); without it they work on grey and leave
+    /// colour-only judgements out.
+    pub bgr: Option<&'a [u8]>,
     /// When it was captured, milliseconds (UTC epoch, or stream time in tools); only differences are
     /// used.
     pub at_ms: u64,
@@ -82,6 +94,9 @@ pub enum DetectError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A model file is missing or unusable; the message names it and how to get it.
+    #[error("model: {0}")]
+    Model(String),
     /// OpenCV failed (usually a missing or broken OpenCV installation).
     #[error("opencv: {0}; check that libopencv (4.x) is installed")]
     OpenCv(#[from] opencv::Error),
@@ -105,6 +120,7 @@ impl GreyImage {
             width: self.width,
             height: self.height,
             luma: &self.luma,
+            bgr: None,
             at_ms,
             minute_of_day,
         }

@@ -117,7 +117,7 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn of(mut ms: Vec<f64>) -> Timing {
+    pub(crate) fn of(mut ms: Vec<f64>) -> Timing {
         if ms.is_empty() {
             return Timing::default();
         }

@@ -95,10 +95,12 @@ pub enum Action {
     TeamRoster,
     EscalationPolicySet,
     EscalationPolicyReset,
+    // the dashboard's statistics
+    StatsExport,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 32] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -130,6 +132,7 @@ impl Action {
         Action::TeamRoster,
         Action::EscalationPolicySet,
         Action::EscalationPolicyReset,
+        Action::StatsExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +168,7 @@ impl Action {
             Action::TeamRoster => "team.roster",
             Action::EscalationPolicySet => "escalation.policySet",
             Action::EscalationPolicyReset => "escalation.policyReset",
+            Action::StatsExport => "stats.export",
         }
     }
 }

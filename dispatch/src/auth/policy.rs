@@ -77,6 +77,9 @@ const FIELD_VIEW: &[Role] = &[TownOfficer, Field];
 /// Who uses a video wall (reads and sets its layout): the command center and the towns' officers,
 /// and admins who set walls up. Each tile still needs a live grant of its own.
 const WALL_USERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer];
+/// Who reads incident statistics (the dashboard and its CSV): the command center, the towns'
+/// officers, admins, drill coordinators (drill statistics) and auditors.
+const STATISTICS: &[Role] = VIEWERS;
 /// Who may hold the live WebSocket: everyone who follows incidents or devices as they happen.
 /// Auditors review the record after the fact through REST; a live feed adds nothing they need.
 const LIVE: &[Role] = &[
@@ -345,6 +348,20 @@ pub static POLICY: &[Rule] = &[
     ),
     // The console's admin screens (a page like the others; what they show comes from /api).
     rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
+    // The dashboard's statistics and their CSV: whoever oversees incidents (not field staff,
+    // who work their own team's cases), counted within the caller's towns.
+    rule(
+        "GET",
+        "/api/stats/incidents",
+        Access::Roles(STATISTICS),
+        ScopeRule::List,
+    ),
+    rule(
+        "GET",
+        "/api/stats/incidents.csv",
+        Access::Roles(STATISTICS),
+        ScopeRule::List,
+    ),
 ];
 
 /// Which way a WebSocket message travels.

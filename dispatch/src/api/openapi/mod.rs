@@ -78,6 +78,8 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::escalation::policies,
         super::escalation::set,
         super::escalation::reset,
+        super::stats::incidents,
+        super::stats::incidents_csv,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -170,6 +170,8 @@ const en: typeof zh = {
       out_of_scope: 'This camera is outside your towns',
       role_forbidden: 'Your role may not watch live video',
       not_found: 'No such camera',
+    },
+  },
   admin: {
     nav: 'Admin',
     menu: { premises: 'Premises', cameras: 'Cameras', edges: 'Edge boxes', teams: 'Teams', rosters: 'Rosters', users: 'Users & roles', escalation: 'Escalation' },

@@ -169,6 +169,8 @@ export default {
       out_of_scope: '此摄像头不在您的辖区',
       role_forbidden: '您的角色无权查看实况',
       not_found: '摄像头不存在',
+    },
+  },
   admin: {
     nav: '系统管理',
     menu: { premises: '经营单位', cameras: '摄像头', edges: '边缘盒', teams: '队伍', rosters: '值班表', users: '用户与角色', escalation: '升级策略' },

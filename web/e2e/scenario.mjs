@@ -149,7 +149,7 @@ export async function runScenario({ browser, server, api, shots }) {
   assert.equal(cells[0], '1', `one incident in ${TOWN}: ${cells}`)
   assert.equal(cells[8], '100%', `resolved with a photo: rectification 100%: ${cells}`)
   await board.waitForTimeout(1200)
-  await shot(board, 'dashboard')
+  await board.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true })
   step('the dashboard downloads its figures as CSV with a Chinese header')
   const [download] = await Promise.all([board.waitForEvent('download'), board.click('[data-test=dash-csv]')])
   const csv = fs.readFileSync(await download.path())

@@ -111,7 +111,7 @@ test('admin forms: API field paths become form props, weekdays a bit mask, waits
 })
 
 // ---- the dashboard (lib/stats.ts)
-import { duration, percent, statsQuery, csvUrl } from '../.unit/lib/stats.js'
+import { chartUnit, duration, percent, statsQuery, csvUrl } from '../.unit/lib/stats.js'
 
 test('durations read as seconds, minutes or hours, rates as percentages, nothing as a dash', () => {
   assert.equal(duration(42, 'zh-CN'), '42 秒')
@@ -120,6 +120,7 @@ test('durations read as seconds, minutes or hours, rates as percentages, nothing
   assert.equal(duration(null, 'en-US'), '—')
   assert.equal(percent(0.25), '25%')
   assert.equal(percent(null), '—')
+  assert.deepEqual([chartUnit(3).name, chartUnit(600).name, chartUnit(20000).name], ['s', 'min', 'h'])
 })
 
 test('the statistics query leaves out empty filters and the CSV asks for the console’s language', () => {

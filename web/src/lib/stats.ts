@@ -9,6 +9,13 @@ export function duration(secs: number | null, locale: string): string {
   return zh ? `${(secs / 3600).toFixed(1)} 小时` : `${(secs / 3600).toFixed(1)} h`
 }
 
+/** The unit a chart of durations up to `longest` seconds reads best in. */
+export function chartUnit(longest: number): { name: 's' | 'min' | 'h'; secs: number } {
+  if (longest < 90) return { name: 's', secs: 1 }
+  if (longest < 90 * 60) return { name: 'min', secs: 60 }
+  return { name: 'h', secs: 3600 }
+}
+
 /** A fraction as a whole percentage; a dash when there is nothing to divide by. */
 export function percent(rate: number | null): string {
   return rate === null || rate === undefined ? '—' : `${Math.round(rate * 100)}%`

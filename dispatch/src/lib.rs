@@ -22,6 +22,7 @@ pub mod notify;
 pub mod paging;
 pub mod registry;
 pub mod routing;
+pub mod stats;
 pub mod wall;
 pub mod ws;
 

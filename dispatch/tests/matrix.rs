@@ -244,6 +244,10 @@ fn fixture(
         ("GET", "/assets/{*file}") => (None, "/assets/index.js".into(), StatusCode::NOT_FOUND),
         ("GET", "/{file}") => (None, "/field.webmanifest".into(), StatusCode::NOT_FOUND),
         ("GET", "/api/openapi.json") => (None, rule.path.into(), StatusCode::OK),
+        // the dashboard's statistics: counted within the caller's towns, whatever they are
+        ("GET", "/api/stats/incidents" | "/api/stats/incidents.csv") => {
+            (None, rule.path.into(), StatusCode::OK)
+        }
         ("GET", "/api/walls/{id}") => (None, "/api/walls/matrix".into(), StatusCode::OK),
         // a layout naming a camera of the target town ("missing" = a town the caller lacks too)
         ("PUT", "/api/walls/{id}") => {

@@ -3,6 +3,7 @@
 // it, goes offline, resolves it with a photo, comes back online, and the board shows it resolved;
 // the field officer of another town never sees it.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 
 const TOWN = 'zhaitang'
@@ -138,8 +139,24 @@ export async function runScenario({ browser, server, api, shots }) {
   await shot(board, 'map')
   await board.goto(`${server.base}/dashboard`)
   await board.waitForSelector('.chart canvas')
+  // the scenario's incident is 斋堂镇's only one: its row shows its own times, read off its timeline
+  const secs = (action) => (Date.parse(done.body.timeline.find((e) => e.action === action).at) - Date.parse(done.body.openedAt)) / 1000
+  const townRow = board.locator(`[data-test=dash-row][data-key="town:${TOWN}"]`)
+  await townRow.waitFor()
+  assert.ok(Math.abs(Number(await townRow.getAttribute('data-ack-median')) - secs('acknowledge')) < 0.01, 'ack median')
+  assert.ok(Math.abs(Number(await townRow.getAttribute('data-resolve-median')) - secs('resolve')) < 0.01, 'resolve median')
+  const cells = await townRow.locator('td').allTextContents()
+  assert.equal(cells[0], '1', `one incident in ${TOWN}: ${cells}`)
+  assert.equal(cells[8], '100%', `resolved with a photo: rectification 100%: ${cells}`)
   await board.waitForTimeout(1200)
-  await shot(board, 'dashboard')
+  await board.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true })
+  step('the dashboard downloads its figures as CSV with a Chinese header')
+  const [download] = await Promise.all([board.waitForEvent('download'), board.click('[data-test=dash-csv]')])
+  const csv = fs.readFileSync(await download.path())
+  assert.deepEqual([...csv.subarray(0, 3)], [0xef, 0xbb, 0xbf], 'a UTF-8 byte-order mark for Excel')
+  const lines = csv.subarray(3).toString('utf8').split('\r\n')
+  assert.match(lines[0], /^分组,名称,事件数,确认用时中位数\(秒\)/)
+  assert.match(lines.find((l) => l.startsWith('镇街,斋堂镇,')) ?? '', /^镇街,斋堂镇,1,/)
 
   await Promise.all([desk.close(), phone.close(), otherPhone.close()])
 }

@@ -109,3 +109,23 @@ test('admin forms: API field paths become form props, weekdays a bit mask, waits
   assert.equal(durationText(3725, u), '1 h 2 min 5 s')
   assert.equal(fullTime('08:00'), '08:00:00')
 })
+
+// ---- the dashboard (lib/stats.ts)
+import { chartUnit, duration, percent, statsQuery, csvUrl } from '../.unit/lib/stats.js'
+
+test('durations read as seconds, minutes or hours, rates as percentages, nothing as a dash', () => {
+  assert.equal(duration(42, 'zh-CN'), '42 秒')
+  assert.equal(duration(150, 'en-US'), '2.5 min')
+  assert.equal(duration(7200, 'zh-CN'), '2.0 小时')
+  assert.equal(duration(null, 'en-US'), '—')
+  assert.equal(percent(0.25), '25%')
+  assert.equal(percent(null), '—')
+  assert.deepEqual([chartUnit(3).name, chartUnit(600).name, chartUnit(20000).name], ['s', 'min', 'h'])
+})
+
+test('the statistics query leaves out empty filters and the CSV asks for the console’s language', () => {
+  assert.deepEqual(statsQuery({ range: null, town: '', kind: '' }), {})
+  const f = { range: ['2026-11-01', '2026-11-30'], town: 'zhaitang', kind: 'rodent' }
+  assert.deepEqual(statsQuery(f), { from: '2026-11-01', to: '2026-11-30', town: 'zhaitang', kind: 'rodent' })
+  assert.equal(csvUrl(f, 'zh-CN'), '/api/stats/incidents.csv?from=2026-11-01&to=2026-11-30&town=zhaitang&kind=rodent&lang=zh-CN')
+})

@@ -16,6 +16,7 @@ mod notify;
 pub mod openapi;
 mod registry;
 mod session;
+mod stats;
 mod teams;
 mod users;
 mod walls;
@@ -147,6 +148,9 @@ pub fn routes() -> Routes {
         drills::observe,
     )
     .add("GET", "/api/drills/runs/{id}/report", drills::report)
+    // the dashboard's statistics (api/stats.rs)
+    .add("GET", "/api/stats/incidents", stats::incidents)
+    .add("GET", "/api/stats/incidents.csv", stats::incidents_csv)
     // the web console and the field app (api/web.rs)
     .add("GET", "/", web::console)
     .add("GET", "/incidents/{id}", web::console_incident)

@@ -101,10 +101,12 @@ pub enum Action {
     DrillResume,
     DrillEnd,
     DrillObserve,
+    // the dashboard's statistics
+    StatsExport,
 }
 
 impl Action {
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 37] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -141,6 +143,7 @@ impl Action {
         Action::DrillResume,
         Action::DrillEnd,
         Action::DrillObserve,
+        Action::StatsExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +184,7 @@ impl Action {
             Action::DrillResume => "drill.resume",
             Action::DrillEnd => "drill.end",
             Action::DrillObserve => "drill.observe",
+            Action::StatsExport => "stats.export",
         }
     }
 }

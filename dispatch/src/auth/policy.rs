@@ -83,6 +83,9 @@ const DRILL_RUNNERS: &[Role] = &[DrillCoordinator];
 const DRILL_OBSERVERS: &[Role] = &[Supervisor, DrillCoordinator];
 /// Who reads drills and their reports.
 const DRILL_READERS: &[Role] = &[Supervisor, DrillCoordinator, Auditor];
+/// Who reads incident statistics (the dashboard and its CSV): the command center, the towns'
+/// officers, admins, drill coordinators (drill statistics) and auditors.
+const STATISTICS: &[Role] = VIEWERS;
 /// Who may hold the live WebSocket: everyone who follows incidents or devices as they happen.
 /// Auditors review the record after the fact through REST; a live feed adds nothing they need.
 const LIVE: &[Role] = &[
@@ -400,6 +403,20 @@ pub static POLICY: &[Rule] = &[
         "/api/drills/runs/{id}/report",
         Access::Roles(DRILL_READERS),
         ScopeRule::Object,
+    ),
+    // The dashboard's statistics and their CSV: whoever oversees incidents (not field staff,
+    // who work their own team's cases), counted within the caller's towns.
+    rule(
+        "GET",
+        "/api/stats/incidents",
+        Access::Roles(STATISTICS),
+        ScopeRule::List,
+    ),
+    rule(
+        "GET",
+        "/api/stats/incidents.csv",
+        Access::Roles(STATISTICS),
+        ScopeRule::List,
     ),
 ];
 

@@ -214,3 +214,35 @@ export interface EscalationPolicy {
   steps: Array<{ step: 'notify' | 'wait' | 'repeat'; target?: string; secs?: number; from_step?: number; times?: number }>
   schedule: Array<{ afterSecs: number; target: string }>
 }
+
+// ---- the dashboard's statistics (GET /api/stats/incidents)
+
+/** Seconds from an incident's opening to a step, over the incidents that took it. */
+export interface StatsTiming {
+  count: number
+  medianSecs: number | null
+  p90Secs: number | null
+}
+
+export interface StatsFigures {
+  incidents: number
+  ack: StatsTiming
+  arrive: StatsTiming
+  resolve: StatsTiming
+  triaged: number
+  rejected: number
+  falseAlarmRate: number | null
+  resolved: number
+  rectified: number
+  rectificationRate: number | null
+  overdueClocks: number
+}
+
+export interface IncidentStats {
+  from: string
+  to: string
+  exercise: boolean
+  total: StatsFigures
+  byTown: (StatsFigures & { townId: string; nameZh: string; nameEn: string })[]
+  byKind: (StatsFigures & { kind: string })[]
+}

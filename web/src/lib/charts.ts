@@ -1,10 +1,10 @@
 // ECharts with only the parts the console uses.
 import * as echarts from 'echarts/core'
 import { BarChart, ScatterChart } from 'echarts/charts'
-import { GridComponent, TooltipComponent, VisualMapComponent, TitleComponent } from 'echarts/components'
+import { GridComponent, LegendComponent, TooltipComponent, VisualMapComponent, TitleComponent } from 'echarts/components'
 import { CanvasRenderer } from 'echarts/renderers'
 
-echarts.use([BarChart, ScatterChart, GridComponent, TooltipComponent, VisualMapComponent, TitleComponent, CanvasRenderer])
+echarts.use([BarChart, ScatterChart, GridComponent, LegendComponent, TooltipComponent, VisualMapComponent, TitleComponent, CanvasRenderer])
 export { echarts }
 
 /** Open incidents per town id. */

@@ -86,6 +86,8 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::drills::control,
         super::drills::observe,
         super::drills::report,
+        super::stats::incidents,
+        super::stats::incidents_csv,
     ),
     components(schemas(crate::error::Body))
 )]

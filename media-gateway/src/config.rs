@@ -109,6 +109,12 @@ pub struct LiveFile {
     /// Origins (e.g. `"https://console.example"`) allowed to call `/whep/*` from a browser.
     /// Default: none.
     pub allowed_origins: Vec<String>,
+    /// `ip:port` of the RTSP RECORD server edges push to (e.g. `"0.0.0.0:8554"`). Default: none
+    /// (edge-pushed cameras answer 409 `push_not_supported`).
+    pub push_listen: Option<String>,
+    /// What edges dial to push, without a path, e.g. `"rtsp://gw.example:8554"`. Default
+    /// `rtsp://{push_listen}`; required when `push_listen` binds every interface.
+    pub push_url: Option<String>,
 }
 
 impl Default for LiveFile {
@@ -125,6 +131,8 @@ impl Default for LiveFile {
             gop_cache_bytes: 8 << 20,
             max_sessions: 500,
             allowed_origins: Vec::new(),
+            push_listen: None,
+            push_url: None,
         }
     }
 }
@@ -510,6 +518,28 @@ fn validate_live(
             ));
         }
     }
+    let push_listen = l
+        .push_listen
+        .as_deref()
+        .map(|v| {
+            v.parse::<std::net::SocketAddr>()
+                .map_err(|e| err("live.push_listen", format!("{v:?} is not ip:port ({e})")))
+        })
+        .transpose()?;
+    if let Some(u) = &l.push_url
+        && !(u.starts_with("rtsp://") && u.len() > "rtsp://".len())
+    {
+        return Err(err(
+            "live.push_url",
+            format!("{u:?} is not an rtsp:// URL like rtsp://gw.example:8554"),
+        ));
+    }
+    if push_listen.is_some_and(|a| a.ip().is_unspecified()) && l.push_url.is_none() {
+        return Err(err(
+            "live.push_url",
+            "is required when push_listen binds every interface: say what edges dial".into(),
+        ));
+    }
     Ok(LiveSettings {
         peer: PeerSettings {
             bind_ip,
@@ -526,6 +556,8 @@ fn validate_live(
         gop_cache_bytes: l.gop_cache_bytes,
         max_sessions: l.max_sessions,
         allowed_origins: l.allowed_origins.clone(),
+        push_listen,
+        push_url_base: l.push_url.clone(),
     })
 }
 

@@ -58,15 +58,21 @@ impl Pusher {
         Self(p)
     }
 
-    /// The first error (or end of stream) the pipeline reports within `within`, if any.
+    /// The first error, end of stream or warning (`rtspclientsink` reports a connection closed by
+    /// the server as a warning) the pipeline reports within `within`, if any.
     fn ended_within(&self, within: Duration) -> Option<String> {
         let bus = self.0.bus().unwrap();
         let msg = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(within.as_millis() as u64),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
+            &[
+                gst::MessageType::Error,
+                gst::MessageType::Eos,
+                gst::MessageType::Warning,
+            ],
         )?;
         Some(match msg.view() {
             gst::MessageView::Error(e) => e.error().to_string(),
+            gst::MessageView::Warning(w) => w.error().to_string(),
             _ => "end of stream".into(),
         })
     }
@@ -90,7 +96,12 @@ async fn status(gw: &TestGateway, camera: &str) -> serde_json::Value {
         .unwrap()
 }
 
-async fn wait_state(gw: &TestGateway, camera: &str, want: &str, within: Duration) -> serde_json::Value {
+async fn wait_state(
+    gw: &TestGateway,
+    camera: &str,
+    want: &str,
+    within: Duration,
+) -> serde_json::Value {
     let deadline = Instant::now() + within;
     loop {
         let s = status(gw, camera).await;
@@ -103,14 +114,15 @@ async fn wait_state(gw: &TestGateway, camera: &str, want: &str, within: Duration
 
 /// Runs a refused push to completion off the async threads; returns why it ended.
 async fn refused(from: String, to: String) -> Option<String> {
-    tokio::task::spawn_blocking(move || Pusher::start(&from, &to).ended_within(Duration::from_secs(8)))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        Pusher::start(&from, &to).ended_within(Duration::from_secs(8))
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_edge_push_with_a_push_token_reaches_a_whep_viewer_and_pushes_without_one_are_refused() {
-    bl_service::telemetry::init("push-test");
     let cams = camsim_server();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -136,7 +148,13 @@ async fn an_edge_push_with_a_push_token_reaches_a_whep_viewer_and_pushes_without
     let (client, base) = (gw.client.clone(), gw.base.clone());
     let view = token_for(EDGE_CAMERA, MediaAction::View, NODE, 300);
     let viewer = tokio::spawn(async move {
-        whep::connect(&client, &base, &format!("/whep/{EDGE_CAMERA}?stream=sub"), &view).await
+        whep::connect(
+            &client,
+            &base,
+            &format!("/whep/{EDGE_CAMERA}?stream=sub"),
+            &view,
+        )
+        .await
     });
     let s = wait_state(&gw, EDGE_CAMERA, "connecting", Duration::from_secs(5)).await;
     assert_eq!(s["streams"]["sub"]["source"]["state"], "connecting", "{s}");
@@ -149,7 +167,10 @@ async fn an_edge_push_with_a_push_token_reaches_a_whep_viewer_and_pushes_without
     for (what, url) in [
         ("no token", push_url.clone()),
         ("a viewer's token", format!("{push_url}/{view_token}")),
-        ("another camera's token", format!("{push_url}/{other_camera}")),
+        (
+            "another camera's token",
+            format!("{push_url}/{other_camera}"),
+        ),
         ("another node's token", format!("{push_url}/{other_node}")),
         ("an expired token", format!("{push_url}/{expired}")),
         ("a forged token", format!("{push_url}/{push_token}x")),
@@ -161,9 +182,9 @@ async fn an_edge_push_with_a_push_token_reaches_a_whep_viewer_and_pushes_without
     let s = status(&gw, EDGE_CAMERA).await;
     assert_eq!(s["streams"]["sub"]["source"]["state"], "connecting", "{s}");
     assert_eq!(
-        gw.metrics()
-            .await
-            .contains(&format!("bl_gateway_live_ingest_packets_total{{camera=\"{EDGE_CAMERA}\",stream=\"sub\"}} 0")),
+        gw.metrics().await.contains(&format!(
+            "bl_gateway_live_ingest_packets_total{{camera=\"{EDGE_CAMERA}\",stream=\"sub\"}} 0"
+        )),
         true,
         "no refused push delivered a packet"
     );
@@ -175,7 +196,10 @@ async fn an_edge_push_with_a_push_token_reaches_a_whep_viewer_and_pushes_without
         .expect("the viewer's WHEP request was answered")
         .unwrap();
     let frames = viewer.wait_frames(20, Duration::from_secs(10)).await;
-    assert!(frames >= 20, "the viewer got {frames} decodable frames from the push");
+    assert!(
+        frames >= 20,
+        "the viewer got {frames} decodable frames from the push"
+    );
     let s = status(&gw, EDGE_CAMERA).await;
     assert_eq!(s["streams"]["sub"]["source"]["state"], "live", "{s}");
     assert_eq!(s["streams"]["sub"]["viewers"], 1, "{s}");
@@ -192,12 +216,18 @@ async fn an_edge_push_with_a_push_token_reaches_a_whep_viewer_and_pushes_without
 
     // The last viewer leaves: after the linger the gateway unmounts the path and drops the push.
     for v in [&viewer, &second] {
-        assert_eq!(gw.client.delete(&v.location).send().await.unwrap().status(), 200);
+        assert_eq!(
+            gw.client.delete(&v.location).send().await.unwrap().status(),
+            200
+        );
     }
     let ended = tokio::task::spawn_blocking(move || pusher.ended_within(Duration::from_secs(10)))
         .await
         .unwrap();
-    assert!(ended.is_some(), "the push was still running after the linger");
+    assert!(
+        ended.is_some(),
+        "the push was still running after the linger"
+    );
     let s = wait_state(&gw, EDGE_CAMERA, "idle", Duration::from_secs(5)).await;
     assert_eq!(s["streams"]["sub"]["source"]["state"], "idle", "{s}");
     gw.stop().await;

@@ -119,9 +119,10 @@ pub async fn supervise(live: Arc<Live>, push: Arc<PushServer>, relay: Arc<Relay>
         relay.starts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let asked = match &live.edges {
-            Some(edges) => edges.start(&request).await.map_err(|e| {
-                format!("could not ask edge box {} to push: {e}", request.edge_id)
-            }),
+            Some(edges) => edges
+                .start(&request)
+                .await
+                .map_err(|e| format!("could not ask edge box {} to push: {e}", request.edge_id)),
             None => Ok(()),
         };
         let outcome = match asked {

@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use edge::EdgeLive;
 use ingest::{Backoff, PullTarget};
-use push::PushServer;
 use peer::{Peer, PeerEvent, PeerSettings};
+use push::PushServer;
 use relay::{Joined, Relay, SourceState};
 use source::{Source, Sources};
 

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bl_proto::CameraId;
@@ -158,13 +158,16 @@ impl PushServer {
             });
         });
         tracing::info!(camera_id = %relay.camera, stream = relay.stream.as_str(), "waiting for the edge's push");
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            (relay.camera.clone(), relay.stream),
-            Waiting {
-                factory,
-                mounted: Vec::new(),
-            },
-        );
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (relay.camera.clone(), relay.stream),
+                Waiting {
+                    factory,
+                    mounted: Vec::new(),
+                },
+            );
     }
 
     /// Stops accepting pushes for `camera`/`stream` and disconnects the edge pushing it.
@@ -224,28 +227,36 @@ impl PushServer {
 
 /// An edge's first request (`OPTIONS`): with a valid token for a camera stream that waits for a
 /// push, mounts the request's exact path so that its `ANNOUNCE`, `SETUP` and `RECORD` find it.
+/// Always answered `200`: gst-rtsp-server 1.22 crashes when a `pre-options-request` handler
+/// refuses, so refusals come on `ANNOUNCE` (404 when nothing was mounted, or 401/403).
 fn first_request(
     verifier: &TokenVerifier,
     waiting: &WaitingMap,
     mounts: &rtsp::RTSPMountPoints,
     ctx: &rtsp::RTSPContext,
 ) -> gstreamer_rtsp::RTSPStatusCode {
-    let status = authorize(verifier, ctx, "OPTIONS");
-    if status != gstreamer_rtsp::RTSPStatusCode::Ok {
-        return status;
-    }
-    let uri = ctx.uri().map(|u| u.request_uri().to_string()).unwrap_or_default();
-    let Some(push) = push_auth::parse_uri(&uri) else {
-        return gstreamer_rtsp::RTSPStatusCode::NotFound;
+    let uri = ctx
+        .uri()
+        .map(|u| u.request_uri().to_string())
+        .unwrap_or_default();
+    let push = match push_auth::check(verifier, &uri) {
+        Ok(push) => push,
+        Err((status, reason)) => {
+            let path = push_auth::parse_uri(&uri)
+                .map(|p| PushServer::path(&p.camera, p.stream))
+                .unwrap_or_default();
+            tracing::warn!(path = %path, status = ?status, reason = %reason, "push refused");
+            return gstreamer_rtsp::RTSPStatusCode::Ok;
+        }
     };
     let Some(path) = push.mount_path() else {
-        return gstreamer_rtsp::RTSPStatusCode::Unauthorized;
+        return gstreamer_rtsp::RTSPStatusCode::Ok;
     };
     let mut waiting = waiting.lock().unwrap_or_else(|e| e.into_inner());
     let Some(w) = waiting.get_mut(&(push.camera.clone(), push.stream)) else {
         tracing::info!(camera_id = %push.camera, stream = push.stream.as_str(),
             "push refused: nobody watches this camera stream");
-        return gstreamer_rtsp::RTSPStatusCode::NotFound;
+        return gstreamer_rtsp::RTSPStatusCode::Ok;
     };
     if !w.mounted.contains(&path) {
         mounts.add_factory(&path, w.factory.clone());
@@ -261,7 +272,10 @@ fn authorize(
     ctx: &rtsp::RTSPContext,
     method: &str,
 ) -> gstreamer_rtsp::RTSPStatusCode {
-    let uri = ctx.uri().map(|u| u.request_uri().to_string()).unwrap_or_default();
+    let uri = ctx
+        .uri()
+        .map(|u| u.request_uri().to_string())
+        .unwrap_or_default();
     match push_auth::check(verifier, &uri) {
         Ok(_) => gstreamer_rtsp::RTSPStatusCode::Ok,
         Err((status, reason)) => {

@@ -71,9 +71,10 @@ pub fn check<'a>(
         RTSPStatusCode::NotFound,
         "not a /push/{camera}/{stream}/{token} path".to_owned(),
     ))?;
-    let token = path
-        .token
-        .ok_or((RTSPStatusCode::Unauthorized, "no push token in the path".to_owned()))?;
+    let token = path.token.ok_or((
+        RTSPStatusCode::Unauthorized,
+        "no push token in the path".to_owned(),
+    ))?;
     let claims = verifier
         .verify_raw(token)
         .map_err(|e| (RTSPStatusCode::Unauthorized, e.to_string()))?;

@@ -232,3 +232,41 @@ async fn an_edge_push_with_a_push_token_reaches_a_whep_viewer_and_pushes_without
     assert_eq!(s["streams"]["sub"]["source"]["state"], "idle", "{s}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edge_that_does_not_push_within_the_start_timeout_leaves_its_viewers_a_source_offline_with_the_reason()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.live.push_listen = Some(format!("127.0.0.1:{}", free_port()).parse().unwrap());
+    config.live.start_timeout = Duration::from_secs(2);
+    config.sources = SourcesConfig::File(vec![(
+        EDGE_CAMERA.parse().unwrap(),
+        Source::Edge {
+            edge_id: EDGE.into(),
+        },
+    )]);
+    let gw = TestGateway::start_with(config).await;
+    let received = std::sync::Arc::new(whep::Received::default());
+    let (_pc, sdp) = whep::offer(received).await;
+    let r = whep::post(
+        &gw.client,
+        &gw.url(&format!("/whep/{EDGE_CAMERA}?stream=sub")),
+        Some(&token_for(EDGE_CAMERA, MediaAction::View, NODE, 300)),
+        sdp,
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(common::error_code(r).await, "source_offline");
+    let s = wait_state(&gw, EDGE_CAMERA, "offline", Duration::from_secs(5)).await;
+    let source = &s["streams"]["sub"]["source"];
+    assert_eq!(source["state"], "offline", "{s}");
+    assert!(
+        source["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("edge box {EDGE} did not push within 2 s")),
+        "{s}"
+    );
+    gw.stop().await;
+}

@@ -185,8 +185,12 @@ pub enum RecordMode {
 pub struct CameraEntry {
     /// Camera id, as in media tokens. Required.
     pub id: String,
-    /// RTSP URL of the main stream. Required.
-    pub url: String,
+    /// RTSP URL of the main stream. Required, unless `edge` is given.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The edge box that pushes this camera on demand (instead of `url`). Default: none.
+    #[serde(default)]
+    pub edge: Option<String>,
     /// RTSP URL of the sub-stream. Default: none (the main stream serves both).
     #[serde(default)]
     pub sub_url: Option<String>,
@@ -379,7 +383,29 @@ impl File {
                     if cameras.iter().any(|(seen, _)| seen == &id) {
                         return Err(err(&field("id"), format!("camera {id} is listed twice")));
                     }
-                    for (name, url) in [("url", Some(&c.url)), ("sub_url", c.sub_url.as_ref())] {
+                    if let Some(edge) = &c.edge {
+                        if c.url.is_some() || c.sub_url.is_some() || c.password_file.is_some() {
+                            return Err(err(
+                                &field("edge"),
+                                "a pushed camera has no url, sub_url or password_file".into(),
+                            ));
+                        }
+                        EdgeId::new(edge).map_err(|e| err(&field("edge"), e.to_string()))?;
+                        cameras.push((
+                            id,
+                            Source::Edge {
+                                edge_id: edge.clone(),
+                            },
+                        ));
+                        continue;
+                    }
+                    let Some(main_url) = &c.url else {
+                        return Err(err(
+                            &field("url"),
+                            "is required (or `edge` for a camera its edge box pushes)".into(),
+                        ));
+                    };
+                    for (name, url) in [("url", Some(main_url)), ("sub_url", c.sub_url.as_ref())] {
                         if let Some(url) = url
                             && !url.starts_with("rtsp://")
                             && !url.starts_with("rtsps://")
@@ -398,7 +424,7 @@ impl File {
                     cameras.push((
                         id,
                         Source::Pull {
-                            url: c.url.clone(),
+                            url: main_url.clone(),
                             sub_url: c.sub_url.clone(),
                             username: c.username.clone(),
                             password,
@@ -666,6 +692,41 @@ mod tests {
                 "[[camera]]\nid = \"c\"\nurl = \"rtsp://x\"\npassword_file = \"no\"\n",
                 "`camera[0].password_file`",
             ),
+        ];
+        for (extra, field) in cases {
+            let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn pushed_cameras_and_the_push_server_are_read_and_checked_by_field() {
+        let (_dir, path) = setup();
+        let c = check(
+            &path,
+            &format!(
+                "{MINIMAL}[live]\npush_listen = \"127.0.0.1:8554\"\n\
+                 [[camera]]\nid = \"cam-9\"\nedge = \"edge-1\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.live.push_listen, Some("127.0.0.1:8554".parse().unwrap()));
+        let SourcesConfig::File(cams) = &c.sources else {
+            panic!("file sources")
+        };
+        assert!(matches!(&cams[0].1, Source::Edge { edge_id } if edge_id == "edge-1"));
+        let cases = [
+            ("[live]\npush_listen = \"8554\"\n", "`live.push_listen`"),
+            (
+                "[live]\npush_listen = \"0.0.0.0:8554\"\n",
+                "`live.push_url`",
+            ),
+            ("[live]\npush_url = \"http://gw\"\n", "`live.push_url`"),
+            (
+                "[[camera]]\nid = \"c\"\nedge = \"e1\"\nurl = \"rtsp://x\"\n",
+                "`camera[0].edge`",
+            ),
+            ("[[camera]]\nid = \"c\"\n", "`camera[0].url`"),
         ];
         for (extra, field) in cases {
             let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();

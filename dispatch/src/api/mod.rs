@@ -10,6 +10,7 @@ mod evidence;
 mod field;
 mod incidents;
 mod internal;
+mod live_push;
 mod media;
 mod notify;
 pub mod openapi;
@@ -102,6 +103,16 @@ pub fn routes() -> Routes {
         "GET",
         "/internal/cameras/{id}/source",
         internal::camera_source,
+    )
+    .add(
+        "POST",
+        "/internal/cameras/{id}/live-start",
+        live_push::live_start,
+    )
+    .add(
+        "POST",
+        "/internal/cameras/{id}/live-stop",
+        live_push::live_stop,
     )
     .add("GET", "/api/notify/channels", notify::channels)
     .add(

@@ -58,6 +58,8 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::evidence::incident_evidence,
         super::audit::list,
         super::internal::camera_source,
+        super::live_push::live_start,
+        super::live_push::live_stop,
         super::notify::channels,
         super::clocks::health_report,
         super::field::my_incidents,

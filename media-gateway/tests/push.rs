@@ -270,3 +270,104 @@ async fn an_edge_that_does_not_push_within_the_start_timeout_leaves_its_viewers_
     );
     gw.stop().await;
 }
+
+/// What the fake dispatch saw: `live-start` / `live-stop` calls as (path, body).
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// dispatch and the edge box in one: serves the camera's source as "pushed by edge-1", and on
+/// `live-start` starts the push the edge would (to `{pushUrl}/{push token}`); `live-stop` ends it.
+async fn fake_dispatch_and_edge(source_url: String) -> (String, Calls) {
+    use axum::extract::{Path as AxPath, State};
+    use axum::routing::{get, post};
+    type Shared = (
+        Calls,
+        String,
+        std::sync::Arc<std::sync::Mutex<Option<Pusher>>>,
+    );
+    async fn source(AxPath(id): AxPath<String>) -> axum::Json<serde_json::Value> {
+        axum::Json(
+            serde_json::json!({"kind": "edge", "camera": id, "edgeId": EDGE,
+                                      "stream": "main", "subStream": null}),
+        )
+    }
+    async fn live(
+        State((calls, from, pusher)): State<Shared>,
+        AxPath((id, what)): AxPath<(String, String)>,
+        headers: axum::http::HeaderMap,
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> axum::http::StatusCode {
+        assert_eq!(headers["authorization"], "Bearer svc-token");
+        assert_eq!(headers["x-bl-node"], NODE);
+        calls.lock().unwrap().push((what.clone(), body.clone()));
+        let mut p = pusher.lock().unwrap();
+        if what == "live-start" {
+            let token = token_for(&id, MediaAction::Push, NODE, 300);
+            let to = format!("{}/{token}", body["pushUrl"].as_str().unwrap());
+            *p = Some(Pusher::start(&from, &to));
+        } else {
+            *p = None;
+        }
+        axum::http::StatusCode::ACCEPTED
+    }
+    let calls = Calls::default();
+    let app = axum::Router::new()
+        .route("/internal/cameras/{id}/source", get(source))
+        .route("/internal/cameras/{id}/{what}", post(live))
+        .with_state((calls.clone(), source_url, Default::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_viewer_makes_the_gateway_ask_dispatch_for_the_push_and_the_linger_ends_it() {
+    let cams = camsim_server();
+    let (dispatch, calls) = fake_dispatch_and_edge(cams.url("cam-src", Stream::Main)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut config = common::config(dir.path());
+    config.live.push_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    config.sources = SourcesConfig::Dispatch {
+        url: dispatch,
+        token: "svc-token".into(),
+    };
+    let gw = TestGateway::start_with(config).await;
+
+    let viewer = whep::connect(
+        &gw.client,
+        &gw.base,
+        &format!("/whep/{EDGE_CAMERA}?stream=main"),
+        &token_for(EDGE_CAMERA, MediaAction::View, NODE, 300),
+    )
+    .await;
+    let frames = viewer.wait_frames(20, Duration::from_secs(10)).await;
+    assert!(frames >= 20, "the viewer got {frames} decodable frames");
+    assert_eq!(
+        calls.lock().unwrap().clone(),
+        vec![(
+            "live-start".to_owned(),
+            serde_json::json!({"stream": "main",
+                               "pushUrl": format!("rtsp://127.0.0.1:{port}/push/{EDGE_CAMERA}/main")})
+        )]
+    );
+
+    assert_eq!(
+        gw.client
+            .delete(&viewer.location)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1].0, "live-stop");
+    assert_eq!(calls[1].1["stream"], "main");
+    gw.stop().await;
+}

@@ -186,6 +186,27 @@ fn fixture(
             };
             (None, format!("/internal/edges/{id}/key"), ok)
         }
+        // the matrix's cameras are pulled, so the owning gateway is told `not_pushed`
+        // (tests/live_push.rs drives an edge camera through the broker)
+        ("POST", "/internal/cameras/{id}/live-start" | "/internal/cameras/{id}/live-stop") => {
+            let id = match target {
+                Target::Own => "cam-own",
+                Target::Other => "cam-other",
+                Target::Missing => "cam-missing",
+            };
+            let ok = match target {
+                Target::Missing => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
+            let action = rule.path.rsplit('/').next().unwrap_or_default();
+            let body =
+                json!({"stream": "sub", "pushUrl": format!("rtsp://gw-1.test:8554/push/{id}/sub")});
+            (
+                json_body(body),
+                format!("/internal/cameras/{id}/{action}"),
+                ok,
+            )
+        }
         ("POST", "/api/incidents/{id}/health-report") => {
             let id = match target {
                 Target::Own => ids.own_incident.clone(),

@@ -38,7 +38,11 @@ impl TokenVerifier {
     /// Finds and verifies the token of a request (signature and times), before anything is looked up,
     /// so an unauthenticated caller learns nothing about what is stored.
     pub fn authenticate(&self, headers: &HeaderMap, query: Option<&str>) -> Result<MediaClaims> {
-        let raw = bearer(headers, query)?;
+        self.verify_raw(bearer(headers, query)?)
+    }
+
+    /// Verifies a token given as text (signature and times), e.g. the password of an edge's push.
+    pub fn verify_raw(&self, raw: &str) -> Result<MediaClaims> {
         token::verify(raw, &self.key, (self.clock)()).map_err(token_error)
     }
 

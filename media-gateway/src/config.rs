@@ -111,6 +111,12 @@ pub struct LiveFile {
     /// Origins (e.g. `"https://console.example"`) allowed to call `/whep/*` from a browser.
     /// Default: none.
     pub allowed_origins: Vec<String>,
+    /// `ip:port` of the RTSP RECORD server edges push to (e.g. `"0.0.0.0:8554"`). Default: none
+    /// (edge-pushed cameras answer 409 `push_not_supported`).
+    pub push_listen: Option<String>,
+    /// What edges dial to push, without a path, e.g. `"rtsp://gw.example:8554"`. Default
+    /// `rtsp://{push_listen}`; required when `push_listen` binds every interface.
+    pub push_url: Option<String>,
 }
 
 impl Default for LiveFile {
@@ -127,6 +133,8 @@ impl Default for LiveFile {
             gop_cache_bytes: 8 << 20,
             max_sessions: 500,
             allowed_origins: Vec::new(),
+            push_listen: None,
+            push_url: None,
         }
     }
 }
@@ -179,8 +187,12 @@ pub enum RecordMode {
 pub struct CameraEntry {
     /// Camera id, as in media tokens. Required.
     pub id: String,
-    /// RTSP URL of the main stream. Required.
-    pub url: String,
+    /// RTSP URL of the main stream. Required, unless `edge` is given.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The edge box that pushes this camera on demand (instead of `url`). Default: none.
+    #[serde(default)]
+    pub edge: Option<String>,
     /// RTSP URL of the sub-stream. Default: none (the main stream serves both).
     #[serde(default)]
     pub sub_url: Option<String>,
@@ -373,7 +385,29 @@ impl File {
                     if cameras.iter().any(|(seen, _)| seen == &id) {
                         return Err(err(&field("id"), format!("camera {id} is listed twice")));
                     }
-                    for (name, url) in [("url", Some(&c.url)), ("sub_url", c.sub_url.as_ref())] {
+                    if let Some(edge) = &c.edge {
+                        if c.url.is_some() || c.sub_url.is_some() || c.password_file.is_some() {
+                            return Err(err(
+                                &field("edge"),
+                                "a pushed camera has no url, sub_url or password_file".into(),
+                            ));
+                        }
+                        EdgeId::new(edge).map_err(|e| err(&field("edge"), e.to_string()))?;
+                        cameras.push((
+                            id,
+                            Source::Edge {
+                                edge_id: edge.clone(),
+                            },
+                        ));
+                        continue;
+                    }
+                    let Some(main_url) = &c.url else {
+                        return Err(err(
+                            &field("url"),
+                            "is required (or `edge` for a camera its edge box pushes)".into(),
+                        ));
+                    };
+                    for (name, url) in [("url", Some(main_url)), ("sub_url", c.sub_url.as_ref())] {
                         if let Some(url) = url
                             && !url.starts_with("rtsp://")
                             && !url.starts_with("rtsps://")
@@ -392,7 +426,7 @@ impl File {
                     cameras.push((
                         id,
                         Source::Pull {
-                            url: c.url.clone(),
+                            url: main_url.clone(),
                             sub_url: c.sub_url.clone(),
                             username: c.username.clone(),
                             password,
@@ -512,6 +546,28 @@ fn validate_live(
             ));
         }
     }
+    let push_listen = l
+        .push_listen
+        .as_deref()
+        .map(|v| {
+            v.parse::<std::net::SocketAddr>()
+                .map_err(|e| err("live.push_listen", format!("{v:?} is not ip:port ({e})")))
+        })
+        .transpose()?;
+    if let Some(u) = &l.push_url
+        && !(u.starts_with("rtsp://") && u.len() > "rtsp://".len())
+    {
+        return Err(err(
+            "live.push_url",
+            format!("{u:?} is not an rtsp:// URL like rtsp://gw.example:8554"),
+        ));
+    }
+    if push_listen.is_some_and(|a| a.ip().is_unspecified()) && l.push_url.is_none() {
+        return Err(err(
+            "live.push_url",
+            "is required when push_listen binds every interface: say what edges dial".into(),
+        ));
+    }
     Ok(LiveSettings {
         peer: PeerSettings {
             bind_ip,
@@ -528,6 +584,8 @@ fn validate_live(
         gop_cache_bytes: l.gop_cache_bytes,
         max_sessions: l.max_sessions,
         allowed_origins: l.allowed_origins.clone(),
+        push_listen,
+        push_url_base: l.push_url.clone(),
     })
 }
 
@@ -636,6 +694,41 @@ mod tests {
                 "[[camera]]\nid = \"c\"\nurl = \"rtsp://x\"\npassword_file = \"no\"\n",
                 "`camera[0].password_file`",
             ),
+        ];
+        for (extra, field) in cases {
+            let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn pushed_cameras_and_the_push_server_are_read_and_checked_by_field() {
+        let (_dir, path) = setup();
+        let c = check(
+            &path,
+            &format!(
+                "{MINIMAL}[live]\npush_listen = \"127.0.0.1:8554\"\n\
+                 [[camera]]\nid = \"cam-9\"\nedge = \"edge-1\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.live.push_listen, Some("127.0.0.1:8554".parse().unwrap()));
+        let SourcesConfig::File(cams) = &c.sources else {
+            panic!("file sources")
+        };
+        assert!(matches!(&cams[0].1, Source::Edge { edge_id } if edge_id == "edge-1"));
+        let cases = [
+            ("[live]\npush_listen = \"8554\"\n", "`live.push_listen`"),
+            (
+                "[live]\npush_listen = \"0.0.0.0:8554\"\n",
+                "`live.push_url`",
+            ),
+            ("[live]\npush_url = \"http://gw\"\n", "`live.push_url`"),
+            (
+                "[[camera]]\nid = \"c\"\nedge = \"e1\"\nurl = \"rtsp://x\"\n",
+                "`camera[0].edge`",
+            ),
+            ("[[camera]]\nid = \"c\"\n", "`camera[0].url`"),
         ];
         for (extra, field) in cases {
             let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();

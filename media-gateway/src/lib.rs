@@ -13,7 +13,7 @@
 //! - [`durable`]: the crash-safe file helpers evidence and recording share;
 //! - [`metrics`]: Prometheus counters.
 //!
-//! Talk (WHIP) and push ingest from edges are not built yet.
+//! Talk (WHIP) is not built yet.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -45,6 +45,8 @@ use evidence::EvidenceStore;
 use evidence::fs::FsStore;
 use keys::{ConfigEdgeKeys, EdgeKeys};
 use live::Live;
+use live::edge::{DispatchEdgeLive, EdgeLive};
+use live::push::PushServer;
 use live::source::{ConfigSources, HttpSources, Sources};
 use metrics::Metrics;
 use recording::Recordings;
@@ -101,6 +103,9 @@ pub enum RunError {
     /// The recording index could not be opened.
     #[error("cannot open the recordings: {0}")]
     Recording(#[from] recording::OpenError),
+    /// The push ingest server could not start.
+    #[error("cannot start the push ingest: {0}")]
+    Push(String),
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -134,6 +139,19 @@ pub fn sources(config: &Config) -> Arc<dyn Sources> {
     }
 }
 
+/// Who asks edges to push: dispatch when sources come from it; none with a config file (edges
+/// then push on their own).
+pub fn edge_live(config: &Config) -> Option<Arc<dyn EdgeLive>> {
+    match &config.sources {
+        SourcesConfig::File(_) => None,
+        SourcesConfig::Dispatch { url, token } => Some(Arc::new(DispatchEdgeLive::new(
+            url,
+            token,
+            config.node_id.clone(),
+        ))),
+    }
+}
+
 /// Serves the gateway on `listener` until `shutdown` completes, then drains open requests.
 pub async fn run(
     config: Config,
@@ -142,7 +160,25 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let store = Arc::new(FsStore::open(&config.evidence_dir()).await?);
     let sources = sources(&config);
-    let live = Arc::new(Live::new(config.live.clone(), sources.clone()));
+    let push = match config.live.push_listen {
+        Some(addr) => {
+            let verifier = TokenVerifier::new(
+                config.token_key,
+                config.node_id.clone(),
+                auth::system_clock(),
+            );
+            Some(Arc::new(
+                PushServer::start(addr, verifier).map_err(RunError::Push)?,
+            ))
+        }
+        None => None,
+    };
+    let live = Arc::new(Live::new(
+        config.live.clone(),
+        sources.clone(),
+        push,
+        edge_live(&config),
+    ));
     let recordings = Recordings::open(config.recording.clone(), &config.data_dir, sources)?;
     let gateway = Gateway::new(
         &config,

@@ -29,12 +29,15 @@ pub const CLOCK_SKEW_SECS: i64 = 30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum MediaAction {
-    /// Watch live video (WHEP), or push it (an edge answering `startLive`).
+    /// Watch live video (WHEP).
     View,
     /// Send voice to the premises (WHIP), or pull it (an edge answering `startTalk`).
     Talk,
     /// Start or export a recording.
     Record,
+    /// Push live video into the gateway (RTSP RECORD by an edge answering `startLive`). Its own
+    /// action so that a viewer's token can never feed video to other viewers.
+    Push,
 }
 
 /// The signed content of a media token.

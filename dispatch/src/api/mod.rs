@@ -11,6 +11,7 @@ mod evidence;
 mod field;
 mod incidents;
 mod internal;
+mod live_push;
 mod media;
 mod notify;
 pub mod openapi;
@@ -106,6 +107,16 @@ pub fn routes() -> Routes {
         internal::camera_source,
     )
     .add("GET", "/internal/edges/{id}/key", internal::edge_key)
+    .add(
+        "POST",
+        "/internal/cameras/{id}/live-start",
+        live_push::live_start,
+    )
+    .add(
+        "POST",
+        "/internal/cameras/{id}/live-stop",
+        live_push::live_stop,
+    )
     .add("GET", "/api/notify/channels", notify::channels)
     .add(
         "POST",

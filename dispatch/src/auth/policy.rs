@@ -261,6 +261,19 @@ pub static POLICY: &[Rule] = &[
         Access::Service,
         ScopeRule::None,
     ),
+    // The owning gateway node asks for an edge's push; the handler checks ownership.
+    rule(
+        "POST",
+        "/internal/cameras/{id}/live-start",
+        Access::Service,
+        ScopeRule::None,
+    ),
+    rule(
+        "POST",
+        "/internal/cameras/{id}/live-stop",
+        Access::Service,
+        ScopeRule::None,
+    ),
     // Channel health is district-wide configuration, like users.
     rule(
         "GET",

@@ -155,7 +155,7 @@ fn start_error(e: StartError) -> Error {
         StartError::PushNotSupported => Error::new(
             Kind::Conflict,
             "push_not_supported",
-            "this camera is pushed by its edge box, which this gateway cannot receive yet",
+            "this camera is pushed by its edge box and this gateway has no push server (set live.push_listen)",
         ),
         StartError::UnsupportedCodec(codec) => Error::new(
             Kind::Conflict,

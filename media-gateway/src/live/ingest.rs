@@ -183,33 +183,46 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
         }
     });
 
-    let r = relay.clone();
-    let weak_pipeline = pipeline.downgrade();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if let Some(buffer) = sample.buffer()
-                    && let Ok(map) = buffer.map_readable()
-                {
-                    r.push(Bytes::copy_from_slice(map.as_slice()));
-                }
-                if r.take_keyframe_request()
-                    && let Some(p) = weak_pipeline.upgrade()
-                {
-                    // Best effort: a camera behind RTSP may ignore it; the next natural keyframe
-                    // then serves the viewer.
-                    let event = gst_video_force_key_unit();
-                    p.send_event(event);
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    sink.set_callbacks(relay_sink(
+        relay.clone(),
+        pipeline.upcast_ref::<gst::Element>().downgrade(),
+        || true,
+    ));
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| format!("cannot start the pipeline: {e}"))?;
     Ok((pipeline, codec_seen))
+}
+
+/// The appsink callbacks that hand each RTP packet to `relay` while `accept()` says so, and pass a
+/// viewer's keyframe request upstream through `pipeline` (shared by the pull ingest here and the
+/// push ingest in [`super::push`]).
+pub(super) fn relay_sink(
+    relay: Arc<Relay>,
+    pipeline: gst::glib::WeakRef<gst::Element>,
+    accept: impl Fn() -> bool + Send + Sync + 'static,
+) -> gst_app::AppSinkCallbacks {
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |sink| {
+            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            if !accept() {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            if let Some(buffer) = sample.buffer()
+                && let Ok(map) = buffer.map_readable()
+            {
+                relay.push(Bytes::copy_from_slice(map.as_slice()));
+            }
+            if relay.take_keyframe_request()
+                && let Some(p) = pipeline.upgrade()
+            {
+                // Best effort: a camera behind RTSP may ignore it; the next natural keyframe
+                // then serves the viewer.
+                p.send_event(gst_video_force_key_unit());
+            }
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build()
 }
 
 /// An upstream force-key-unit event (the GstVideo event, built by hand to avoid another crate).

@@ -5,15 +5,19 @@
 //! **One ingest per camera stream, however many viewers: the first viewer starts it, the last one
 //! leaving stops it after the linger time; a new viewer starts from the last keyframe.**
 
+pub mod edge;
 pub mod gop;
 pub mod http;
 pub mod ingest;
 pub mod peer;
+pub mod push;
+pub mod push_auth;
 pub mod relay;
 pub mod source;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,8 +27,10 @@ use bl_proto::stream::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use edge::EdgeLive;
 use ingest::{Backoff, PullTarget};
 use peer::{Peer, PeerEvent, PeerSettings};
+use push::PushServer;
 use relay::{Joined, Relay, SourceState};
 use source::{Source, Sources};
 
@@ -45,6 +51,11 @@ pub struct LiveSettings {
     pub max_sessions: usize,
     /// Origins allowed to call `/whep/*` from a browser (CORS).
     pub allowed_origins: Vec<String>,
+    /// Where the RTSP RECORD server for edge pushes listens; None: edge-pushed cameras are refused
+    /// (409 `push_not_supported`).
+    pub push_listen: Option<SocketAddr>,
+    /// What edges dial, e.g. `rtsp://gw.example:8554`; None: `rtsp://{bound address}`.
+    pub push_url_base: Option<String>,
 }
 
 /// The relays and sessions of this gateway.
@@ -53,6 +64,10 @@ pub struct Live {
     pub settings: LiveSettings,
     /// Where cameras' media comes from.
     pub sources: Arc<dyn Sources>,
+    /// The RTSP RECORD server edges push to, when `push_listen` is set.
+    pub push: Option<Arc<PushServer>>,
+    /// Who asks edges to push; None: edges push on their own (tests, static set-ups).
+    pub edges: Option<Arc<dyn EdgeLive>>,
     relays: Mutex<HashMap<(CameraId, Stream), Arc<Relay>>>,
     sessions: Mutex<HashMap<String, Session>>,
     /// WHEP sessions opened since start.
@@ -71,7 +86,7 @@ struct Session {
 /// Why a viewer cannot be served now.
 #[derive(Debug)]
 pub enum StartError {
-    /// The camera is pushed by its edge; push ingest is not built yet.
+    /// The camera is pushed by its edge and this gateway has no push server configured.
     PushNotSupported,
     /// The camera's codec cannot be played by browsers.
     UnsupportedCodec(String),
@@ -81,10 +96,17 @@ pub enum StartError {
 
 impl Live {
     /// A relay manager with no relays yet.
-    pub fn new(settings: LiveSettings, sources: Arc<dyn Sources>) -> Self {
+    pub fn new(
+        settings: LiveSettings,
+        sources: Arc<dyn Sources>,
+        push: Option<Arc<PushServer>>,
+        edges: Option<Arc<dyn EdgeLive>>,
+    ) -> Self {
         Self {
             settings,
             sources,
+            push,
+            edges,
             relays: Mutex::default(),
             sessions: Mutex::default(),
             sessions_opened: AtomicU64::new(0),
@@ -110,25 +132,31 @@ impl Live {
         stream: Stream,
         source: &Source,
     ) -> Result<(Arc<Relay>, Joined), StartError> {
-        let Some(url) = source.pull_url(stream) else {
+        if matches!(source, Source::Edge { .. }) && self.push.is_none() {
             return Err(StartError::PushNotSupported);
-        };
+        }
         let (relay, joined) = {
             let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
             let relay = relays
                 .entry((camera.clone(), stream))
                 .or_insert_with(|| {
                     let relay = Arc::new(Relay::new(camera.clone(), stream, self.settings.gop_cache_bytes));
-                    let Source::Pull { username, password, .. } = source else {
-                        unreachable!("pull_url is Some only for pull sources")
-                    };
-                    let target = PullTarget {
-                        url: url.to_owned(),
-                        username: username.clone(),
-                        password: password.clone(),
-                    };
                     tracing::info!(camera_id = %camera, stream = stream.as_str(), "starting ingest");
-                    tokio::spawn(ingest::supervise(relay.clone(), target, self.settings.backoff));
+                    match source {
+                        Source::Pull { username, password, .. } => {
+                            let target = PullTarget {
+                                url: source.pull_url(stream).unwrap_or_default().to_owned(),
+                                username: username.clone(),
+                                password: password.clone(),
+                            };
+                            tokio::spawn(ingest::supervise(relay.clone(), target, self.settings.backoff));
+                        }
+                        Source::Edge { edge_id } => {
+                            if let Some(push) = &self.push {
+                                tokio::spawn(edge::supervise(self.clone(), push.clone(), relay.clone(), edge_id.clone()));
+                            }
+                        }
+                    }
                     relay
                 })
                 .clone();
@@ -170,6 +198,16 @@ impl Live {
                 Err(e)
             }
         }
+    }
+
+    /// The URL an edge pushes `stream` of `camera` to, without the token (the edge appends
+    /// `/{token}`).
+    pub fn push_url(&self, push: &PushServer, camera: &CameraId, stream: Stream) -> String {
+        let base = match &self.settings.push_url_base {
+            Some(b) => b.trim_end_matches('/').to_owned(),
+            None => format!("rtsp://{}", push.addr()),
+        };
+        format!("{base}{}", PushServer::path(camera, stream))
     }
 
     /// A viewer of `relay` left; the last one starts the linger timer.
@@ -333,6 +371,9 @@ impl Live {
             .values()
         {
             r.stop.cancel();
+        }
+        if let Some(push) = &self.push {
+            push.stop();
         }
     }
 

@@ -81,6 +81,8 @@ pub fn live_settings() -> LiveSettings {
         gop_cache_bytes: 8 << 20,
         max_sessions: 50,
         allowed_origins: vec!["http://console.test".into()],
+        push_listen: None,
+        push_url_base: None,
     }
 }
 

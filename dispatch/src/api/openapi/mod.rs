@@ -59,6 +59,8 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::audit::list,
         super::internal::camera_source,
         super::internal::edge_key,
+        super::live_push::live_start,
+        super::live_push::live_stop,
         super::notify::channels,
         super::clocks::health_report,
         super::field::my_incidents,

@@ -1,0 +1,220 @@
+//! `POST /internal/cameras/{id}/live-start` and `…/live-stop` against the real server, PostgreSQL
+//! and mosquitto: the gateway node that owns an edge camera gets `startLive` (with a `push` token
+//! for that node, camera and stream, signed by dispatch's media key) and `stopLive` delivered to
+//! the edge's command topic; other nodes and pulled cameras are refused.
+
+mod common;
+
+use std::time::Duration;
+
+use bl_proto::command::{Command, CommandAction};
+use bl_proto::stream::Stream;
+use bl_proto::token::{self, MediaAction};
+use bl_proto::{CameraId, GatewayNodeId};
+use bl_test_support::stack::{Stack, random_token};
+use common::edge::{mqtt_config, register_edge};
+use common::*;
+use dispatch::auth::service::ServiceToken;
+use dispatch::media::choose_gateway;
+use reqwest::StatusCode;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+const NODES: [&str; 2] = ["gw-1", "gw-2"];
+
+fn token_of(node: &str) -> String {
+    format!("{node}-service-token-0123456789abcdef0123456789")
+}
+
+fn owner(camera: &str) -> String {
+    let nodes: Vec<GatewayNodeId> = NODES
+        .iter()
+        .map(|n| GatewayNodeId::new(*n).unwrap())
+        .collect();
+    choose_gateway(&CameraId::new(camera).unwrap(), &nodes)
+        .as_str()
+        .to_owned()
+}
+
+/// The edge's own broker account, subscribed to its commands.
+async fn edge_commands(stack: &Stack, edge: &str) -> (AsyncClient, mpsc::Receiver<Command>) {
+    let password = stack.add_mqtt_user(edge);
+    let mut options = MqttOptions::new(edge, &stack.mqtt_host, stack.mqtt_port);
+    options.set_credentials(edge, &password);
+    let (client, mut events) = AsyncClient::new(options, 32);
+    let (tx, rx) = mpsc::channel(8);
+    let (subscribed_tx, mut subscribed) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    let _ = subscribed_tx.try_send(());
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let _ = tx
+                        .send(bl_proto::decode::<Command>(&p.payload).unwrap())
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    });
+    client
+        .subscribe(format!("bl/v1/edge/{edge}/cmd"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), subscribed.recv())
+        .await
+        .expect("the edge subscribes to its commands");
+    (client, rx)
+}
+
+async fn post(server: &Server, path: &str, node: &str, body: Value) -> (StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}{path}", server.addr))
+        .bearer_auth(token_of(node))
+        .header("x-bl-node", node)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_others_are_refused() {
+    let stack = Stack::from_env();
+    let run = random_token();
+    let mqtt = mqtt_config(&stack, &run);
+    let (db, _dir, server, _admin) = setup_with(|c| {
+        let mut media = media_config(&[
+            ("gw-1", "http://127.0.0.1:8090"),
+            ("gw-2", "http://127.0.0.1:8091"),
+        ]);
+        for g in &mut media.gateway {
+            g.service_token = Some(ServiceToken::from_secret(&token_of(&g.node)).unwrap());
+        }
+        c.media = Some(media);
+        c.mqtt = Some(mqtt);
+    })
+    .await;
+    let pool = db.pool().await;
+    let (edge, camera) = (format!("le-{}", &run[..8]), format!("lc-{}", &run[..8]));
+    let premises = register_edge(&pool, &edge, &camera, "restaurant", "斋堂镇农家院", None).await;
+    insert_camera(&db, &premises.to_string(), "zt-pull-9", false).await;
+    let (_client, mut commands) = edge_commands(&stack, &edge).await;
+    let node = owner(&camera);
+    let other = NODES.into_iter().find(|n| *n != node).unwrap();
+    let start = format!("/internal/cameras/{camera}/live-start");
+    let push_url = format!("rtsp://gw.test:8554/push/{camera}/sub");
+
+    // The MQTT consumer attaches its client shortly after start.
+    let mut answer = (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
+    for _ in 0..100 {
+        answer = post(
+            &server,
+            &start,
+            &node,
+            json!({"stream": "sub", "pushUrl": push_url}),
+        )
+        .await;
+        if answer.0 != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer.0, StatusCode::ACCEPTED, "{}", answer.1);
+    let cmd = tokio::time::timeout(Duration::from_secs(10), commands.recv())
+        .await
+        .expect("startLive reaches the edge")
+        .unwrap();
+    let CommandAction::StartLive(live) = &cmd.action else {
+        panic!("{cmd:?}")
+    };
+    assert_eq!(
+        (live.camera_id.as_str(), live.stream),
+        (camera.as_str(), Stream::Sub)
+    );
+    assert_eq!(live.push_url, push_url);
+    assert!(cmd.expires_at.is_some(), "a live command expires");
+    let claims = token::verify(
+        live.token.expose(),
+        &media_public_key(),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    assert_eq!(claims.action, MediaAction::Push);
+    assert_eq!(claims.node.as_str(), node);
+    assert_eq!(claims.camera.as_str(), camera);
+    assert_eq!(claims.stream, Some(Stream::Sub));
+    assert_eq!(claims.sub, format!("edge:{edge}"));
+
+    let (status, body) = post(
+        &server,
+        &format!("/internal/cameras/{camera}/live-stop"),
+        &node,
+        json!({"stream": "sub"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let cmd = tokio::time::timeout(Duration::from_secs(10), commands.recv())
+        .await
+        .expect("stopLive reaches the edge")
+        .unwrap();
+    assert!(
+        matches!(&cmd.action, CommandAction::StopLive(s) if s.camera_id.as_str() == camera && s.stream == Stream::Sub),
+        "{cmd:?}"
+    );
+
+    // Refusals: another node, a pulled camera, a push URL with credentials, a bad stream.
+    let (status, body) = post(
+        &server,
+        &start,
+        other,
+        json!({"stream": "sub", "pushUrl": push_url}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_owner")),
+        "{body}"
+    );
+    let pulled_owner = owner("zt-pull-9");
+    let (status, body) = post(
+        &server,
+        "/internal/cameras/zt-pull-9/live-start",
+        &pulled_owner,
+        json!({"stream": "sub", "pushUrl": "rtsp://gw.test:8554/push/zt-pull-9/sub"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_pushed")),
+        "{body}"
+    );
+    for bad in [
+        json!({"stream": "sub", "pushUrl": "rtsp://u:p@gw.test/push"}),
+        json!({"stream": "sub", "pushUrl": "http://gw.test/push"}),
+        json!({"stream": "sub"}),
+        json!({"stream": "hd", "pushUrl": push_url}),
+    ] {
+        let (status, body) = post(&server, &start, &node, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'camera.live' AND details->>'push' = 'true'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1, "each push token issued is audited");
+    pool.close().await;
+    server.stop().await;
+    db.drop_now().await;
+}

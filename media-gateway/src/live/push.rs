@@ -1,0 +1,295 @@
+//! Push ingest: an RTSP RECORD server (gst-rtsp-server, on its own GLib main-loop thread) that edge
+//! boxes push to at `rtsp://{gateway}:{port}/push/{camera}/{stream}/{token}` (RTP/AVP over the
+//! RTSP TCP connection, since edges sit behind NAT), authenticated by the `push` media token in the
+//! path ([`super::push_auth`]).
+//!
+//! A camera stream accepts pushes only while its relay waits for or receives one
+//! ([`PushServer::mount`]); an edge's first request with a valid token mounts its exact path, and
+//! pushes to anything else answer 404. The pushed H.264 is depayloaded, parsed (SPS/PPS before
+//! every IDR) and re-payloaded for WebRTC exactly like a pulled camera, never decoded, and feeds the
+//! same [`Relay`]. When an edge reconnects while its old session still lingers, the newest push
+//! wins: the older one's packets are dropped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bl_proto::CameraId;
+use bl_proto::stream::Stream;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use gstreamer_rtsp::RTSPLowerTrans;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::glib;
+use gstreamer_rtsp_server::prelude::*;
+
+use super::push_auth;
+use super::relay::{Relay, SourceState};
+use crate::auth::TokenVerifier;
+
+/// What the server does with a pushed stream: nothing is decoded.
+const LAUNCH: &str = "( rtph264depay name=depay0 ! h264parse config-interval=-1 ! \
+    rtph264pay mtu=1200 pt=96 config-interval=-1 aggregate-mode=zero-latency ! \
+    appsink name=sink sync=false max-buffers=64 drop=true )";
+
+/// A camera stream that accepts pushes: its factory and the token paths mounted for it.
+struct Waiting {
+    factory: rtsp::RTSPMediaFactory,
+    mounted: Vec<String>,
+}
+
+type WaitingMap = Arc<Mutex<HashMap<(CameraId, Stream), Waiting>>>;
+
+/// The running RTSP RECORD server.
+pub struct PushServer {
+    server: rtsp::RTSPServer,
+    mounts: rtsp::RTSPMountPoints,
+    waiting: WaitingMap,
+    ctx: glib::MainContext,
+    main_loop: glib::MainLoop,
+    source: std::sync::Mutex<Option<glib::SourceId>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    addr: SocketAddr,
+}
+
+impl PushServer {
+    /// Listens on `listen` (port 0: any free port), checking pushes with `verifier`.
+    pub fn start(listen: SocketAddr, verifier: TokenVerifier) -> Result<Self, String> {
+        gst::init().map_err(|e| format!("gstreamer init: {e}"))?;
+        let server = rtsp::RTSPServer::new();
+        server.set_address(&listen.ip().to_string());
+        server.set_service(&listen.port().to_string());
+        let mounts = server
+            .mount_points()
+            .ok_or("the RTSP server has no mount points")?;
+        let waiting = WaitingMap::default();
+        let (w, m) = (waiting.clone(), mounts.clone());
+        server.connect_client_connected(move |_, client| {
+            let (v, w, m) = (verifier.clone(), w.clone(), m.clone());
+            client.connect_pre_options_request(move |_, ctx| first_request(&v, &w, &m, ctx));
+            let v = verifier.clone();
+            client.connect_pre_announce_request(move |_, ctx| authorize(&v, ctx, "ANNOUNCE"));
+            let v = verifier.clone();
+            client.connect_pre_setup_request(move |_, ctx| authorize(&v, ctx, "SETUP"));
+            let v = verifier.clone();
+            client.connect_pre_record_request(move |_, ctx| authorize(&v, ctx, "RECORD"));
+        });
+        let ctx = glib::MainContext::new();
+        let source = server
+            .attach(Some(&ctx))
+            .map_err(|e| format!("cannot listen for pushes on {listen}: {e}"))?;
+        let port = u16::try_from(server.bound_port()).unwrap_or(0);
+        let main_loop = glib::MainLoop::new(Some(&ctx), false);
+        let ml = main_loop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtsp-push".into())
+            .spawn(move || ml.run())
+            .map_err(|e| format!("cannot start the push server thread: {e}"))?;
+        let addr = SocketAddr::new(listen.ip(), port);
+        tracing::info!(addr = %addr, "push ingest listening (RTSP RECORD)");
+        Ok(Self {
+            server,
+            mounts,
+            waiting,
+            ctx,
+            main_loop,
+            source: std::sync::Mutex::new(Some(source)),
+            thread: std::sync::Mutex::new(Some(thread)),
+            addr,
+        })
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The path an edge pushes `stream` of `camera` to, without its token.
+    pub fn path(camera: &CameraId, stream: Stream) -> String {
+        format!("/push/{camera}/{}", stream.as_str())
+    }
+
+    /// Accepts pushes for the relay's camera stream until [`PushServer::unmount`].
+    pub fn mount(&self, relay: &Arc<Relay>) {
+        let factory = rtsp::RTSPMediaFactory::new();
+        factory.set_transport_mode(rtsp::RTSPTransportMode::RECORD);
+        factory.set_launch(LAUNCH);
+        factory.set_protocols(RTSPLowerTrans::TCP);
+        factory.set_latency(0);
+        // Every media the server builds for this path gets a number; the one delivering with the
+        // highest number is the push (a media built for a refused request never delivers).
+        let numbers = Arc::new(AtomicU64::new(0));
+        let newest = Arc::new(AtomicU64::new(0));
+        let weak_relay = Arc::downgrade(relay);
+        factory.connect_media_configure(move |_, media| {
+            let Some(relay) = weak_relay.upgrade() else {
+                return;
+            };
+            let generation = numbers.fetch_add(1, Ordering::SeqCst) + 1;
+            let element = media.element();
+            let Some(sink) = element
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("sink"))
+                .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+            else {
+                tracing::error!(camera_id = %relay.camera, "push pipeline has no appsink");
+                return;
+            };
+            let current = newest.clone();
+            sink.set_callbacks(super::ingest::relay_sink(
+                relay.clone(),
+                element.downgrade(),
+                move || current.fetch_max(generation, Ordering::SeqCst) <= generation,
+            ));
+            let weak_relay = Arc::downgrade(&relay);
+            let current = newest.clone();
+            media.connect_unprepared(move |_| {
+                if let Some(relay) = weak_relay.upgrade()
+                    && current.load(Ordering::SeqCst) == generation
+                {
+                    tracing::info!(camera_id = %relay.camera, stream = relay.stream.as_str(), "edge push ended");
+                    relay.set_state(SourceState::Offline {
+                        reason: "the edge box stopped pushing".into(),
+                        retry_in_secs: 1,
+                    });
+                }
+            });
+        });
+        tracing::info!(camera_id = %relay.camera, stream = relay.stream.as_str(), "waiting for the edge's push");
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (relay.camera.clone(), relay.stream),
+                Waiting {
+                    factory,
+                    mounted: Vec::new(),
+                },
+            );
+    }
+
+    /// Stops accepting pushes for `camera`/`stream` and disconnects the edge pushing it.
+    pub fn unmount(&self, camera: &CameraId, stream: Stream) {
+        let Some(w) = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(camera.clone(), stream))
+        else {
+            return;
+        };
+        for path in &w.mounted {
+            self.mounts.remove_factory(path);
+        }
+        let paths = w.mounted;
+        let server = self.server.clone();
+        self.ctx.invoke(move || {
+            server.client_filter(Some(&mut |_, client| {
+                let mut pushing_here = false;
+                client.session_filter(Some(&mut |_, session| {
+                    session.filter(Some(&mut |_, media| {
+                        pushing_here |= paths.iter().any(|p| media.matches(p).is_some());
+                        rtsp::RTSPFilterResult::Keep
+                    }));
+                    rtsp::RTSPFilterResult::Keep
+                }));
+                if pushing_here {
+                    rtsp::RTSPFilterResult::Remove
+                } else {
+                    rtsp::RTSPFilterResult::Keep
+                }
+            }));
+        });
+    }
+
+    /// Disconnects every edge and stops the server thread.
+    pub fn stop(&self) {
+        let Some(id) = self.source.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let server = self.server.clone();
+        let ctx = self.ctx.clone();
+        let ml = self.main_loop.clone();
+        self.ctx.invoke(move || {
+            server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
+            if let Some(src) = ctx.find_source_by_id(&id) {
+                src.destroy();
+            }
+            ml.quit();
+        });
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An edge's first request (`OPTIONS`): with a valid token for a camera stream that waits for a
+/// push, mounts the request's exact path so that its `ANNOUNCE`, `SETUP` and `RECORD` find it.
+/// Always answered `200`: gst-rtsp-server 1.22 crashes when a `pre-options-request` handler
+/// refuses, so refusals come on `ANNOUNCE` (404 when nothing was mounted, or 401/403).
+fn first_request(
+    verifier: &TokenVerifier,
+    waiting: &WaitingMap,
+    mounts: &rtsp::RTSPMountPoints,
+    ctx: &rtsp::RTSPContext,
+) -> gstreamer_rtsp::RTSPStatusCode {
+    let uri = ctx
+        .uri()
+        .map(|u| u.request_uri().to_string())
+        .unwrap_or_default();
+    let push = match push_auth::check(verifier, &uri) {
+        Ok(push) => push,
+        Err((status, reason)) => {
+            let path = push_auth::parse_uri(&uri)
+                .map(|p| PushServer::path(&p.camera, p.stream))
+                .unwrap_or_default();
+            tracing::warn!(path = %path, status = ?status, reason = %reason, "push refused");
+            return gstreamer_rtsp::RTSPStatusCode::Ok;
+        }
+    };
+    let Some(path) = push.mount_path() else {
+        return gstreamer_rtsp::RTSPStatusCode::Ok;
+    };
+    let mut waiting = waiting.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(w) = waiting.get_mut(&(push.camera.clone(), push.stream)) else {
+        tracing::info!(camera_id = %push.camera, stream = push.stream.as_str(),
+            "push refused: nobody watches this camera stream");
+        return gstreamer_rtsp::RTSPStatusCode::Ok;
+    };
+    if !w.mounted.contains(&path) {
+        mounts.add_factory(&path, w.factory.clone());
+        w.mounted.push(path);
+    }
+    gstreamer_rtsp::RTSPStatusCode::Ok
+}
+
+/// The verdict on one request of a push (see [`push_auth::check`]); refusals are logged with the
+/// path, never the token.
+fn authorize(
+    verifier: &TokenVerifier,
+    ctx: &rtsp::RTSPContext,
+    method: &str,
+) -> gstreamer_rtsp::RTSPStatusCode {
+    let uri = ctx
+        .uri()
+        .map(|u| u.request_uri().to_string())
+        .unwrap_or_default();
+    match push_auth::check(verifier, &uri) {
+        Ok(_) => gstreamer_rtsp::RTSPStatusCode::Ok,
+        Err((status, reason)) => {
+            let path = push_auth::parse_uri(&uri)
+                .map(|p| PushServer::path(&p.camera, p.stream))
+                .unwrap_or_default();
+            tracing::warn!(method, path = %path, status = ?status, reason = %reason, "push refused");
+            status
+        }
+    }
+}
+
+impl Drop for PushServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -21,19 +21,6 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap()
 }
 
-/// A server on `db` whose handlers and workers read `clock`; workers poll every 20 ms and
-/// sessions outlive the simulated days.
-async fn server(db: &TestDb, dir: &tempfile::TempDir, clock: &Arc<SimulatedClock>) -> Server {
-    let mut c = config(db, dir);
-    c.escalation.poll_interval_ms = 20;
-    c.session.idle_timeout_secs = 60 * 86400;
-    c.session.absolute_timeout_secs = 60 * 86400;
-    let app = dispatch::prepare(c).await.unwrap();
-    let mut app = Arc::try_unwrap(app).unwrap_or_else(|_| panic!("nobody else holds the app"));
-    app.clock = clock.clone();
-    Server::start_app(Arc::new(app)).await
-}
-
 /// A team on duty around the clock in 斋堂镇, a town officer and an operator there; returns the
 /// operator, logged in.
 async fn staff(db: &TestDb, server: &Server) -> Client {
@@ -138,8 +125,8 @@ async fn an_immediate_incidents_ack_clock_goes_at_risk_then_overdue_at_its_insta
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedClock::new(t0()));
-    let one = server(&db, &dir, &sim).await;
-    let two = server(&db, &dir, &sim).await;
+    let one = Server::simulated(&db, &dir, &sim).await;
+    let two = Server::simulated(&db, &dir, &sim).await;
     let pool = db.pool().await;
     let mut op = staff(&db, &one).await;
     let d = report(&mut op, json!({"source": "manual", "kind": "rodent"})).await;
@@ -232,7 +219,7 @@ async fn acknowledging_before_the_at_risk_point_stops_the_ack_clock_as_met_and_i
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedClock::new(t0()));
-    let server = server(&db, &dir, &sim).await;
+    let server = Server::simulated(&db, &dir, &sim).await;
     let pool = db.pool().await;
     let mut op = staff(&db, &server).await;
     let d = report(&mut op, json!({"source": "manual", "kind": "rodent"})).await;
@@ -269,7 +256,7 @@ async fn a_suspected_poisonings_two_hour_clock_is_met_by_the_health_report_and_a
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedClock::new(t0()));
-    let server = server(&db, &dir, &sim).await;
+    let server = Server::simulated(&db, &dir, &sim).await;
     let pool = db.pool().await;
     let mut op = staff(&db, &server).await;
     let d = report(
@@ -342,7 +329,7 @@ async fn a_12315_complaint_opened_the_friday_before_the_2026_spring_festival_is_
     // Friday 13 February 2026, 10:00 Beijing time
     let opened = Utc.with_ymd_and_hms(2026, 2, 13, 2, 0, 0).unwrap();
     let sim = Arc::new(SimulatedClock::new(opened));
-    let server = server(&db, &dir, &sim).await;
+    let server = Server::simulated(&db, &dir, &sim).await;
     let pool = db.pool().await;
     let mut op = staff(&db, &server).await;
     let d = report(
@@ -400,7 +387,7 @@ async fn a_moment_that_came_due_while_dispatch_was_down_fires_once_after_the_res
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedClock::new(t0()));
-    let first = server(&db, &dir, &sim).await;
+    let first = Server::simulated(&db, &dir, &sim).await;
     let pool = db.pool().await;
     let mut op = staff(&db, &first).await;
     let d = report(&mut op, json!({"source": "manual", "kind": "rodent"})).await;
@@ -414,7 +401,7 @@ async fn a_moment_that_came_due_while_dispatch_was_down_fires_once_after_the_res
         0,
         "nobody fired it while down"
     );
-    let second = server(&db, &dir, &sim).await;
+    let second = Server::simulated(&db, &dir, &sim).await;
     settles_at(&pool, AT_RISK, &id, 1).await;
     assert_eq!(count(&pool, OVERDUE, &id).await, 0);
     second.stop().await;

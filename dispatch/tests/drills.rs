@@ -20,18 +20,6 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap()
 }
 
-/// A server on `db` whose handlers and workers read `clock`; workers poll every 20 ms.
-async fn server(db: &TestDb, dir: &tempfile::TempDir, clock: &Arc<SimulatedClock>) -> Server {
-    let mut c = config(db, dir);
-    c.escalation.poll_interval_ms = 20;
-    c.session.idle_timeout_secs = 60 * 86400;
-    c.session.absolute_timeout_secs = 60 * 86400;
-    let app = dispatch::prepare(c).await.unwrap();
-    let mut app = Arc::try_unwrap(app).unwrap_or_else(|_| panic!("nobody else holds the app"));
-    app.clock = clock.clone();
-    Server::start_app(Arc::new(app)).await
-}
-
 async fn login(server: &Server, name: &str) -> Client {
     let mut c = server.client();
     let (status, body) = c.login(name, USER_PASSWORD).await;
@@ -156,7 +144,7 @@ async fn the_school_poisoning_drill_times_each_responder_and_leaves_real_inciden
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedClock::new(t0()));
-    let server = server(&db, &dir, &sim).await;
+    let server = Server::simulated(&db, &dir, &sim).await;
     let pool = db.pool().await;
     let mut cast = cast(&db, &server).await;
 
@@ -522,7 +510,7 @@ async fn each_inject_fires_once_with_two_servers_and_after_a_restart() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedClock::new(t0()));
-    let a = server(&db, &dir, &sim).await;
+    let a = Server::simulated(&db, &dir, &sim).await;
     let mut cast = cast(&db, &a).await;
     let pool = db.pool().await;
     let mut runs = Vec::new();
@@ -554,8 +542,8 @@ async fn each_inject_fires_once_with_two_servers_and_after_a_restart() {
     // Every replica stops; the rest of the script comes due meanwhile; two replicas start.
     a.stop().await;
     sim.advance(Span::seconds(1300));
-    let b = server(&db, &dir, &sim).await;
-    let c = server(&db, &dir, &sim).await;
+    let b = Server::simulated(&db, &dir, &sim).await;
+    let c = Server::simulated(&db, &dir, &sim).await;
     for run in &runs {
         let start = Instant::now();
         while scalar(&pool, fired, run).await < 3 {

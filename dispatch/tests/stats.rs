@@ -18,17 +18,6 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()
 }
 
-/// A server on `db` whose handlers and workers read `clock`.
-async fn server(db: &TestDb, dir: &tempfile::TempDir, clock: &Arc<SimulatedClock>) -> Server {
-    let mut c = config(db, dir);
-    c.session.idle_timeout_secs = 60 * 86400;
-    c.session.absolute_timeout_secs = 60 * 86400;
-    let app = dispatch::prepare(c).await.unwrap();
-    let mut app = Arc::try_unwrap(app).unwrap_or_else(|_| panic!("nobody else holds the app"));
-    app.clock = clock.clone();
-    Server::start_app(Arc::new(app)).await
-}
-
 /// Moves the simulated clock to `secs` after t0.
 fn at(sim: &SimulatedClock, secs: i64) {
     sim.advance(t0() + Span::seconds(secs) - sim.now());
@@ -105,7 +94,7 @@ async fn medians_p90s_and_rates_come_from_the_timelines_within_the_callers_towns
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedClock::new(t0()));
-    let server = server(&db, &dir, &sim).await;
+    let server = Server::simulated(&db, &dir, &sim).await;
     let pool = db.pool().await;
     team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
     team_on_duty(&pool, "qingshui", "清水镇全天组").await;

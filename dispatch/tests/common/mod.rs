@@ -113,6 +113,24 @@ impl Server {
         Self::ready(addr, stop, task).await
     }
 
+    /// A server on `db` whose handlers and workers read `clock`; workers poll every 20 ms and
+    /// sessions outlive the simulated days.
+    pub async fn simulated(
+        db: &TestDb,
+        dir: &tempfile::TempDir,
+        clock: &std::sync::Arc<dispatch::escalation::SimulatedClock>,
+    ) -> Server {
+        let mut c = config(db, dir);
+        c.escalation.poll_interval_ms = 20;
+        c.session.idle_timeout_secs = 60 * 86400;
+        c.session.absolute_timeout_secs = 60 * 86400;
+        let app = dispatch::prepare(c).await.unwrap();
+        let mut app = std::sync::Arc::try_unwrap(app)
+            .unwrap_or_else(|_| panic!("nobody else holds the app"));
+        app.clock = clock.clone();
+        Self::start_app(std::sync::Arc::new(app)).await
+    }
+
     async fn ready(
         addr: SocketAddr,
         stop: CancellationToken,

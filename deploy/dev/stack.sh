@@ -35,6 +35,11 @@ own() { # user dir
 # home (/root) cannot be entered by them, so there the folders move to /var/tmp, linked from .data/.
 service_dir() { # name user
   local name=$1 user=$2
+  # A link whose folder under /var/tmp was removed (a cleaner, a reboot) gets its folder back, empty.
+  if [ -L "$data/$name" ] && [ ! -e "$data/$name" ]; then
+    mkdir -p "$(readlink "$data/$name")"
+    chmod 755 "$(dirname "$(readlink "$data/$name")")"
+  fi
   if [ -L "$data/$name" ] || [ -d "$data/$name" ]; then echo "$data/$name"; return; fi
   if [ "$(id -u)" -ne 0 ] || runuser -u "$user" -- test -x "$data"; then
     mkdir -p "$data/$name"

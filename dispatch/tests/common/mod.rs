@@ -125,8 +125,8 @@ impl Server {
         c.session.idle_timeout_secs = 60 * 86400;
         c.session.absolute_timeout_secs = 60 * 86400;
         let app = dispatch::prepare(c).await.unwrap();
-        let mut app = std::sync::Arc::try_unwrap(app)
-            .unwrap_or_else(|_| panic!("nobody else holds the app"));
+        let mut app =
+            std::sync::Arc::try_unwrap(app).unwrap_or_else(|_| panic!("nobody else holds the app"));
         app.clock = clock.clone();
         Self::start_app(std::sync::Arc::new(app)).await
     }

@@ -239,7 +239,9 @@ async fn batches_leave_the_same_incident_and_timeline_as_one_report_at_a_time() 
                 .fetch_one(&pool)
                 .await
                 .unwrap();
-        seen.push((count, last - opened, timeline, episodes, linked));
+        // whole seconds: each report's `at` is made from its own `now()` and kept to the millisecond
+        let span = ((last - opened).num_milliseconds() as f64 / 1000.0).round() as i64;
+        seen.push((count, span, timeline, episodes, linked));
     }
     assert_eq!(seen[0].0, 3, "three episodes, one incident");
     assert_eq!(seen[0].3, [true, true, false]);

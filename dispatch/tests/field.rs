@@ -8,10 +8,10 @@ mod common;
 
 use bl_proto::command::{Command, CommandAction, CommandResult, Outcome};
 use bl_test_support::stack::{Stack, random_token};
-use common::edge::{count, mqtt_config, register_edge};
+use common::edge::{count, edge_commands, mqtt_config, register_edge};
 use common::*;
 use reqwest::{Method, StatusCode};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, QoS};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::net::SocketAddr;
@@ -459,33 +459,7 @@ async fn edge_box(
     pool: &PgPool,
     edge: &str,
 ) -> (AsyncClient, mpsc::Receiver<Command>) {
-    let password = stack.add_mqtt_user(edge);
-    let mut options = MqttOptions::new(edge, &stack.mqtt_host, stack.mqtt_port);
-    options.set_credentials(edge, &password);
-    let (client, mut events) = AsyncClient::new(options, 32);
-    let (tx, rx) = mpsc::channel(8);
-    let (subscribed_tx, mut subscribed) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while let Ok(event) = events.poll().await {
-            match event {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    let _ = subscribed_tx.try_send(());
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let cmd: Command = bl_proto::decode(&p.payload).expect("a valid command");
-                    let _ = tx.send(cmd).await;
-                }
-                _ => {}
-            }
-        }
-    });
-    client
-        .subscribe(format!("bl/v1/edge/{edge}/cmd"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), subscribed.recv())
-        .await
-        .expect("the edge subscribes to its commands");
+    let (client, rx) = edge_commands(stack, edge).await;
     let state = format!(
         r#"{{"type":"edgeState","v":1,"edgeId":"{edge}","online":true,"agentVersion":"0.1.0","at":"2026-11-23T22:15:00.000Z","cameras":[],"disk":{{"totalBytes":1000,"freeBytes":500}},"outboxDepth":0,"configRevision":null}}"#
     );

@@ -7,19 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use bl_proto::command::{Command, CommandAction};
+use bl_proto::command::CommandAction;
 use bl_proto::stream::Stream;
 use bl_proto::token::{self, MediaAction};
 use bl_proto::{CameraId, GatewayNodeId};
 use bl_test_support::stack::{Stack, random_token};
-use common::edge::{mqtt_config, register_edge};
+use common::edge::{edge_commands, mqtt_config, register_edge};
 use common::*;
 use dispatch::auth::service::ServiceToken;
 use dispatch::media::choose_gateway;
 use reqwest::StatusCode;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 const NODES: [&str; 2] = ["gw-1", "gw-2"];
 
@@ -35,39 +33,6 @@ fn owner(camera: &str) -> String {
     choose_gateway(&CameraId::new(camera).unwrap(), &nodes)
         .as_str()
         .to_owned()
-}
-
-/// The edge's own broker account, subscribed to its commands.
-async fn edge_commands(stack: &Stack, edge: &str) -> (AsyncClient, mpsc::Receiver<Command>) {
-    let password = stack.add_mqtt_user(edge);
-    let mut options = MqttOptions::new(edge, &stack.mqtt_host, stack.mqtt_port);
-    options.set_credentials(edge, &password);
-    let (client, mut events) = AsyncClient::new(options, 32);
-    let (tx, rx) = mpsc::channel(8);
-    let (subscribed_tx, mut subscribed) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while let Ok(event) = events.poll().await {
-            match event {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    let _ = subscribed_tx.try_send(());
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let _ = tx
-                        .send(bl_proto::decode::<Command>(&p.payload).unwrap())
-                        .await;
-                }
-                _ => {}
-            }
-        }
-    });
-    client
-        .subscribe(format!("bl/v1/edge/{edge}/cmd"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), subscribed.recv())
-        .await
-        .expect("the edge subscribes to its commands");
-    (client, rx)
 }
 
 async fn post(server: &Server, path: &str, node: &str, body: Value) -> (StatusCode, Value) {

@@ -113,6 +113,27 @@ async fn an_upload_from_an_unregistered_edge_is_forbidden_as_unknown_edge() {
 }
 
 #[tokio::test]
+async fn an_unknown_edge_while_dispatch_is_unreachable_is_503_to_retry_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Keys not in the config are asked of dispatch, which is down (nothing listens on port 1).
+    config.sources = media_gateway::config::SourcesConfig::Dispatch {
+        url: "http://127.0.0.1:1".into(),
+        token: "gw-service-token-0123456789abcdef0123456789".into(),
+    };
+    let gw = TestGateway::start_with(config).await;
+    let body = bytes(1_000, 6);
+    let mut meta = meta_for(&body);
+    meta.edge_id = "edge-new".parse().unwrap();
+    let key = bl_proto::SigningKey::from_bytes(&[98; 32]);
+    let sig = evidence::sign(&meta, &key);
+    let r = gw.put_signed(&meta, &sig, body).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(error_code(r).await, "keys_unavailable");
+}
+
+#[tokio::test]
 async fn an_upload_signed_with_another_key_is_forbidden_as_bad_signature() {
     let gw = TestGateway::start().await;
     let body = bytes(1_000, 6);

@@ -189,3 +189,43 @@ pub fn camera_event(
     )
     .into_bytes()
 }
+
+/// The edge's own broker account (as enrolment issues it), subscribed to its `cmd` topic: the
+/// client (to answer on `cmd/result`) and the commands dispatch sends it, decoded.
+pub async fn edge_commands(
+    stack: &Stack,
+    edge: &str,
+) -> (
+    AsyncClient,
+    tokio::sync::mpsc::Receiver<bl_proto::command::Command>,
+) {
+    use rumqttc::{Event, Packet};
+    let password = stack.add_mqtt_user(edge);
+    let mut options = MqttOptions::new(edge, &stack.mqtt_host, stack.mqtt_port);
+    options.set_credentials(edge, &password);
+    let (client, mut events) = AsyncClient::new(options, 32);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let (subscribed_tx, mut subscribed) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    let _ = subscribed_tx.try_send(());
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let cmd = bl_proto::decode(&p.payload).expect("a valid command");
+                    let _ = tx.send(cmd).await;
+                }
+                _ => {}
+            }
+        }
+    });
+    client
+        .subscribe(format!("bl/v1/edge/{edge}/cmd"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), subscribed.recv())
+        .await
+        .expect("the edge subscribes to its commands");
+    (client, rx)
+}

@@ -73,7 +73,16 @@ async fn store_upload(
         .keys
         .key(&meta.edge_id)
         .await
-        .map_err(|e| Error::internal("looking up the edge key", e))?
+        // dispatch (the key source behind the config) being down is temporary: the edge retries a
+        // 503 with backoff, where a 500 would read as a bug.
+        .map_err(|e| {
+            tracing::warn!(err = %e, edge = %meta.edge_id, "edge key lookup failed");
+            Error::new(
+                Kind::Unavailable,
+                "keys_unavailable",
+                "the edge's registered key cannot be looked up right now; retry later",
+            )
+        })?
         .ok_or_else(|| {
             Error::new(
                 Kind::Forbidden,

@@ -238,10 +238,25 @@ async function main() {
     await media.stop()
     throw e
   }
-  const browser = await chromium.launch({
+  const chromiumBrowser = await chromium.launch({
     executablePath: process.env.BL_CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-background-networking'],
   })
+  // every page of every scenario runs under dispatch's Content-Security-Policy: anything it blocks
+  // (Chromium says so on the console) fails the run
+  const blocked = []
+  const browser = {
+    newContext: async (options) => {
+      const context = await chromiumBrowser.newContext(options)
+      context.on('page', (page) =>
+        page.on('console', (m) => {
+          if (/Content[- ]Security[- ]Policy/i.test(m.text())) blocked.push(`${page.url()}: ${m.text()}`)
+        }),
+      )
+      return context
+    },
+    close: () => chromiumBrowser.close(),
+  }
   let ok = false
   try {
     const api = (u, p) => Api.login(server.base, u, p)
@@ -255,6 +270,7 @@ async function main() {
     if (all || only === 'drills') await runDrills({ browser, server, shots })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
+    if (blocked.length) throw new Error(`the content security policy blocked:\n${blocked.join('\n')}`)
     ok = true
   } finally {
     await browser.close()

@@ -51,7 +51,13 @@ export async function runScenario({ browser, server, api, shots, edge }) {
   const desk = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' })
   const board = await desk.newPage()
   board.on('pageerror', (e) => console.error('console page error:', e))
-  await board.goto(`${server.base}/`)
+  const page = await board.goto(`${server.base}/`)
+  step('the console comes with a content security policy: scripts from dispatch only, no framing')
+  const csp = page.headers()['content-security-policy'] ?? ''
+  assert.match(csp, /script-src 'self';/, csp)
+  assert.doesNotMatch(csp, /unsafe-eval/, csp)
+  assert.match(csp, /frame-ancestors 'none'/, csp)
+  assert.equal(page.headers()['x-frame-options'], 'DENY')
   await board.waitForURL(/\/login/)
   step('a wrong password gets its own message')
   await login(board, 'op.li', 'not-the-password')
@@ -76,7 +82,7 @@ export async function runScenario({ browser, server, api, shots, edge }) {
   await board.waitForTimeout(800)
   await shot(board, 'board')
 
-  step('triage: the snapshot, and the clip plays from the evidence store and seeks (HTTP Range)')
+  step('triage: the snapshot with its box, and the clip plays from the evidence store and seeks (HTTP Range)')
   await board.click(row)
   await board.waitForSelector('[data-test=triage-state]')
   await board.waitForFunction(
@@ -84,6 +90,8 @@ export async function runScenario({ browser, server, api, shots, edge }) {
     null,
     { timeout: 60_000 },
   )
+  // the detector's box drawn over the picture, where the rodent is
+  assert.ok((await board.locator('.evidence-snapshot [data-test=evidence-box]').count()) > 0, 'the snapshot shows the detection box')
   // the clip comes with the episode's end (post-roll after the rodent left)
   // (until its upload is in, the store answers 404 and the panel says it is arriving, then retries)
   const video = '.evidence-clip video'
@@ -158,6 +166,7 @@ export async function runScenario({ browser, server, api, shots, edge }) {
   await field.waitForFunction(() => document.querySelectorAll('[data-test=outbox] li').length === 4)
   const still = await reporter.get(`/api/incidents/${id}`)
   assert.equal(still.body.state, 'acknowledged', 'nothing reached dispatch while offline')
+  await field.waitForSelector('.el-message', { state: 'detached', timeout: 15000 }) // the toasts have gone
   await shot(field, 'field-offline')
 
   step('back online: the outbox drains in order and the board shows it resolved')
@@ -169,6 +178,7 @@ export async function runScenario({ browser, server, api, shots, edge }) {
   assert.deepEqual(moves.slice(-4), ['acknowledged', 'enRoute', 'onScene', 'resolved'])
   assert.equal(done.body.photos.length, 1)
   assert.ok(done.body.timeline.find((e) => e.toState === 'onScene').lat, 'arrival carries the location')
+  await field.waitForSelector('.el-message', { state: 'detached', timeout: 15000 }) // the toasts have gone
   await shot(field, 'field')
   await board.goto(`${server.base}/`)
   await board.waitForSelector(`${row}[data-state=resolved]`, { timeout: 10000 })

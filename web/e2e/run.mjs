@@ -263,7 +263,7 @@ async function main() {
     // BL_E2E_ONLY=scenario (or wall, drills, admin) runs that scenario alone (while working on it)
     const only = process.env.BL_E2E_ONLY
     const all = !only
-    if (all || only === 'scenario') await runScenario({ browser, server, api, shots, edge })
+    if (all || only === 'scenario') await runScenario({ browser, server, api, shots, edge, sql: (q) => psql(server.dbUrl, q) })
     if (all || only === 'wall') {
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     }

@@ -43,7 +43,7 @@ async function login(page, username, password) {
   await page.click('[data-test=login-submit]')
 }
 
-export async function runScenario({ browser, server, api, shots, edge }) {
+export async function runScenario({ browser, server, api, shots, edge, sql }) {
   const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`) })
   const pw = server.demoPassword
 
@@ -128,6 +128,21 @@ export async function runScenario({ browser, server, api, shots, edge }) {
   const after = await frames()
   assert.ok(after > before, `live frames decode: ${before} → ${after}`)
   await shot(board, 'triage')
+
+  step('triage: a picture an event names before its upload is in shows as arriving')
+  // the box reports first and uploads after (a slow link): played here by a copy of the box's first
+  // event naming a blob the store does not hold
+  const lateId = crypto.randomUUID()
+  sql(
+    `INSERT INTO edge_events (event_id, edge_id, camera_id, type, kind, episode_id, phase, at, payload)
+       SELECT '${lateId}', edge_id, camera_id, type, kind, episode_id, 'update', at,
+              jsonb_set(payload, '{snapshot,sha256}', '"${'f'.repeat(64)}"')
+       FROM edge_events e JOIN incident_events ie USING (event_id)
+       WHERE ie.incident_id = '${id}' AND payload -> 'snapshot' <> 'null'::jsonb ORDER BY e.at LIMIT 1;
+     INSERT INTO incident_events (event_id, incident_id) VALUES ('${lateId}', '${id}');`,
+  )
+  await board.reload()
+  await board.waitForSelector(`.evidence-snapshot[data-sha256="${'f'.repeat(64)}"] .evidence-arriving`, { timeout: 15000 })
   // the box has done its part: no more episodes (a later one would open a new incident once this
   // one is resolved)
   await edge.stop()

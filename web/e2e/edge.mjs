@@ -95,3 +95,17 @@ export async function enrolBox({ api, server, box, agentBin, gateway, nightRtsp,
     },
   }
 }
+
+/** Takes the box's account off the dev stack's broker (enrolment added it), so that test runs leave
+ * no accounts behind. */
+export function removeBrokerAccount(env, root, edgeId) {
+  try {
+    execFileSync('bash', [path.join(root, 'deploy/dev/stack.sh'), 'mqtt-user-remove', edgeId], {
+      env: { ...process.env, BL_DATA: env.BL_DATA, BL_MQTT_PORT: env.BL_MQTT_PORT },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    })
+  } catch (e) {
+    // never hides the run's own outcome (the box may not have been enrolled at all)
+    console.error(`could not remove broker account ${edgeId}: ${e.message}`)
+  }
+}

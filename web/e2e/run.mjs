@@ -15,7 +15,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
-import { brokerConfig, enrolBox, makeBoxKey, NIGHT_CAMERA, NIGHT_SCENARIO } from './edge.mjs'
+import { brokerConfig, enrolBox, makeBoxKey, NIGHT_CAMERA, NIGHT_SCENARIO, removeBrokerAccount } from './edge.mjs'
 import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
@@ -236,6 +236,7 @@ async function main() {
   } catch (e) {
     await server?.stop()
     await media.stop()
+    removeBrokerAccount(env, root, box.id)
     throw e
   }
   const chromiumBrowser = await chromium.launch({
@@ -275,6 +276,7 @@ async function main() {
   } finally {
     await browser.close()
     await edge.stop()
+    removeBrokerAccount(env, root, box.id)
     await server.stop()
     await media.stop()
     if (ok) server.dropDb()

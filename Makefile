@@ -65,7 +65,7 @@ web:
 
 ## test-web: browser tests (headless Chromium) against a real dispatch on a fresh database, with camsim and the gateway
 test-web: web
-	cargo build -p dispatch -p camsim -p media-gateway --bins
+	cargo build -p dispatch -p camsim -p media-gateway -p edge-agent --bins
 	cd web && npm run --silent unit
 	node web/e2e/run.mjs $(BIN)/dispatch
 

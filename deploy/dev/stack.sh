@@ -6,6 +6,7 @@
 #   deploy/dev/stack.sh stop     stop both
 #   deploy/dev/stack.sh status   say what runs where
 #   deploy/dev/stack.sh mqtt-user NAME PASSWORD   add a broker account and reload
+#   deploy/dev/stack.sh mqtt-user-remove NAME     remove a broker account (a test's box) and reload
 #   deploy/dev/stack.sh start-mqtt|stop-mqtt      the broker alone (tests run private ones)
 #   deploy/dev/stack.sh start-pg|stop-pg [immediate]   the database alone (likewise)
 #
@@ -243,8 +244,18 @@ case "${1:-}" in
       done
     fi
     ;;
+  mqtt-user-remove)
+    # Removes an account (a test's edge box, so test runs leave no accounts behind) and reloads.
+    [ $# -eq 2 ] || { echo "usage: $0 mqtt-user-remove NAME" >&2; exit 2; }
+    (
+      flock 9
+      mosquitto_passwd -D "$data/mqtt/passwd" "$2"
+      own mosquitto "$(readlink -f "$data/mqtt")"
+    ) 9>"$data/mqtt.lock"
+    if mqtt_running; then kill -HUP "$(cat "$data/mqtt/mosquitto.pid")"; fi
+    ;;
   *)
-    echo "usage: $0 start|stop|status|mqtt-user NAME PASSWORD" >&2
+    echo "usage: $0 start|stop|status|mqtt-user NAME PASSWORD|mqtt-user-remove NAME" >&2
     exit 2
     ;;
 esac

@@ -6,6 +6,65 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// Every `code` the API answers with, sorted. The OpenAPI document lists them (the enum of
+/// `ErrorInner.code`) and the web apps translate each one (`web/src/i18n/errors.ts`, whose unit
+/// test reads them from `docs/reference/openapi.json`). A test scans this crate's source for a code
+/// missing here: a new code goes into this list, the document (`make schemas`) and both languages.
+pub const CODES: &[&str] = &[
+    "bad_origin",
+    "broker_unavailable",
+    "camera_in_use",
+    "client_id_reused",
+    "concurrent_change",
+    "csrf_failed",
+    "database_unavailable",
+    "duplicate",
+    "edge_unreachable",
+    "enrolment_not_configured",
+    "enrolment_refused",
+    "evidence_required",
+    "internal",
+    "invalid_body",
+    "invalid_csv",
+    "invalid_drill_state",
+    "invalid_field",
+    "invalid_id",
+    "invalid_idempotency_key",
+    "invalid_layout",
+    "invalid_public_key",
+    "invalid_query",
+    "invalid_transition",
+    "login_failed",
+    "login_throttled",
+    "media_not_configured",
+    "mqtt_not_configured",
+    "no_camera",
+    "no_policy",
+    "no_route",
+    "not_a_photo",
+    "not_enrolled",
+    "not_found",
+    "not_owner",
+    "not_pushed",
+    "not_websocket",
+    "not_your_team",
+    "out_of_scope",
+    "own_account",
+    "photo_too_large",
+    "recheck_unsupported",
+    "report_not_ready",
+    "role_forbidden",
+    "service_unauthenticated",
+    "talk_unsupported",
+    "totp_not_started",
+    "totp_required",
+    "totp_wrong_code",
+    "unauthenticated",
+    "unknown_camera",
+    "unknown_reference",
+    "ws_full",
+];
+
 /// What kind of failure; decides the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -149,7 +208,8 @@ pub(crate) struct Body<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = ErrorInner)]
 struct Inner<'a> {
-    /// Stable and machine-readable, e.g. `invalid_field`, `out_of_scope`.
+    /// Stable and machine-readable, e.g. `invalid_field`, `out_of_scope`: one of [`CODES`].
+    #[schema(schema_with = code_schema)]
     code: &'a str,
     /// What failed and what to do, for people.
     message: &'a str,
@@ -162,6 +222,14 @@ struct Inner<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     field: Option<&'a str>,
+}
+
+/// The schema of `code`: one of [`CODES`].
+fn code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(CODES.iter().copied()))
+        .build()
 }
 
 impl IntoResponse for Error {
@@ -218,6 +286,95 @@ impl From<sqlx::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_code_list_is_sorted_and_has_no_duplicates() {
+        assert!(
+            CODES.windows(2).all(|w| w[0] < w[1]),
+            "sort CODES: {CODES:?}"
+        );
+    }
+
+    /// The first string literal after each constructor that takes a code (`Error::new(kind, "…"`,
+    /// `bad_request("…"`, `forbidden("…"`), in the source outside test modules, is in [`CODES`].
+    #[test]
+    fn every_code_the_source_uses_is_listed() {
+        let mut unlisted = Vec::new();
+        let mut seen = 0;
+        for file in rust_files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for code in literal_codes(code) {
+                seen += 1;
+                if !CODES.contains(&code.as_str()) {
+                    unlisted.push(format!("{code} ({})", file.display()));
+                }
+            }
+        }
+        assert!(seen > 50, "the scan finds the codes ({seen})");
+        assert!(
+            unlisted.is_empty(),
+            "codes missing from error::CODES (add them, run `make schemas` and translate them in \
+             web/src/i18n/errors.ts): {unlisted:?}"
+        );
+    }
+
+    fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(rust_files(&path));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    /// The codes named in `src` by the constructors' first string literal (after the kind for
+    /// `new`); a call whose code is not a literal (a variable) is skipped.
+    fn literal_codes(src: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (call, skip_kind) in [
+            ("Error::new(", true),
+            ("Self::new(", true),
+            ("bad_request(", false),
+            ("forbidden(", false),
+        ] {
+            for (at, _) in src.match_indices(call) {
+                let mut rest = &src[at + call.len()..];
+                if skip_kind {
+                    match top_level_comma(rest) {
+                        Some(i) => rest = &rest[i + 1..],
+                        None => continue,
+                    }
+                }
+                let rest = rest.trim_start();
+                if let Some(lit) = rest.strip_prefix('"')
+                    && let Some(end) = lit.find('"')
+                {
+                    out.push(lit[..end].to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// Where the first argument ends: the first comma outside brackets.
+    fn top_level_comma(s: &str) -> Option<usize> {
+        let mut depth = 0i32;
+        for (i, c) in s.char_indices() {
+            match c {
+                '(' | '{' | '[' => depth += 1,
+                ')' | '}' | ']' if depth == 0 => return None,
+                ')' | '}' | ']' => depth -= 1,
+                ',' if depth == 0 => return Some(i),
+                _ => {}
+            }
+        }
+        None
+    }
 
     #[test]
     fn each_kind_has_its_status() {

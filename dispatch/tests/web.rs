@@ -88,3 +88,38 @@ async fn a_missing_build_says_how_to_make_it() {
     server.stop().await;
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn pages_carry_a_content_security_policy_that_allows_the_media_gateways() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("dist");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("index.html"), "<html>console</html>").unwrap();
+    std::fs::write(web.join("field.html"), "<html>field</html>").unwrap();
+    let mut c = config(&db, &dir);
+    c.web_dir = web;
+    c.media = Some(common::media_config(&[("gw-1", "http://127.0.0.1:8090")]));
+    let server = Server::start(c).await;
+    for path in ["/", "/field"] {
+        let resp = reqwest::get(format!("http://{}{path}", server.addr))
+            .await
+            .unwrap();
+        let h = resp.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self';"), "{path}: {csp}");
+        assert!(
+            csp.contains("media-src 'self' blob: http://127.0.0.1:8090;"),
+            "{path}: {csp}"
+        );
+        assert!(
+            csp.contains("connect-src 'self' http://127.0.0.1:8090;"),
+            "{path}: {csp}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+    server.stop().await;
+    db.drop_now().await;
+}

@@ -1,19 +1,21 @@
 // Browser tests of the console and the field app against a real dispatch (the binary given as the
-// first argument) on a fresh database of the dev stack, in headless Chromium. The video wall's
-// cameras are real too: camsim serves nine H.264 cameras and the media gateway relays them, set up
-// the way deploy/dev/demo.sh does it (camsim and media-gateway are taken from dispatch's folder).
+// first argument) on a fresh database of the dev stack, in headless Chromium. Everything around it
+// is real too, taken from dispatch's folder: camsim serves nine H.264 cameras for the video wall and
+// the night kitchen (rodents) for the edge box; the media gateway relays them and keeps evidence;
+// an edge-agent enrolled with a one-time code watches the night kitchen and reports through the dev
+// stack's mosquitto (edge.mjs) — as deploy/dev/demo.sh and demo-edge.sh set the demo up.
 //   node web/e2e/run.mjs path/to/dispatch
 // The database is dropped when every check passed (kept for inspection otherwise). Screenshots
 // (zh-CN) go to web/e2e/screenshots/.
 import { spawn, execFileSync } from 'node:child_process'
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
-import { runEvidence } from './evidence.mjs'
+import { brokerConfig, enrolBox, makeBoxKey, NIGHT_CAMERA, NIGHT_SCENARIO, removeBrokerAccount } from './edge.mjs'
 import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
@@ -100,9 +102,10 @@ async function waitHealthy(url, name) {
   }
 }
 
-/** camsim with the wall's nine cameras and the media gateway relaying them (as demo.sh does);
- * dispatch signs live tokens with the key made here. */
-async function startMedia(binDir, consoleOrigin) {
+/** camsim with the wall's nine cameras, another camsim with the night kitchen the edge box watches
+ * (so that the wall's camera outage leaves the box alone), and the media gateway relaying them and
+ * taking the box's evidence; dispatch signs live tokens with the key made here. */
+async function startMedia(binDir, consoleOrigin, box) {
   const camsimBin = copyBinary(path.join(binDir, 'camsim'))
   const startCamsim = (listen) =>
     startProcess(
@@ -114,13 +117,23 @@ async function startMedia(binDir, consoleOrigin) {
     )
   let camsim = await startCamsim('127.0.0.1:0')
   const rtsp = camsim.match[1]
+  const night = await startProcess(
+    'camsim-night',
+    camsimBin,
+    ['--listen', '127.0.0.1:0', '--camera', `${NIGHT_CAMERA}=${path.join(root, NIGHT_SCENARIO)}`],
+    /camsim listening on rtsp:\/\/(\S+)/,
+  )
+  const nightRtsp = night.match[1]
   const gatewayBin = copyBinary(path.join(binDir, 'media-gateway'))
   const key = path.join(work, 'dispatch-token')
-  // the edge box whose evidence the gateway accepts (evidence.mjs plays its part)
-  const edge = { id: 'e2e-edge', ...generateKeyPairSync('ed25519') }
   execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
   const port = await freePort()
   const config = path.join(work, 'gateway.toml')
+  const cameras = [
+    ...WALL_CAMERAS.map((c) => ({ id: c.id, rtsp })),
+    // the box's camera: pulled straight from camsim for live view until edge boxes push on demand
+    { id: NIGHT_CAMERA, rtsp: nightRtsp },
+  ]
   fs.writeFileSync(
     config,
     [
@@ -131,10 +144,11 @@ async function startMedia(binDir, consoleOrigin) {
       '[live]',
       'bind_ip = "127.0.0.1"',
       `allowed_origins = [${JSON.stringify(consoleOrigin)}]`,
+      // the box whose evidence the gateway accepts
       '[[edge]]',
-      `id = "${edge.id}"`,
-      `public_key = "${edge.publicKey.export({ format: 'jwk' }).x}"`,
-      ...WALL_CAMERAS.flatMap((c) => ['[[camera]]', `id = "${c.id}"`, `url = "rtsp://${rtsp}/cam/${c.id}"`, `sub_url = "rtsp://${rtsp}/cam/${c.id}/sub"`]),
+      `id = "${box.id}"`,
+      `public_key = "${box.publicKey}"`,
+      ...cameras.flatMap((c) => ['[[camera]]', `id = "${c.id}"`, `url = "rtsp://${c.rtsp}/cam/${c.id}"`, `sub_url = "rtsp://${c.rtsp}/cam/${c.id}/sub"`]),
       '',
     ].join('\n'),
   )
@@ -142,10 +156,11 @@ async function startMedia(binDir, consoleOrigin) {
   const url = `http://127.0.0.1:${port}`
   await waitHealthy(`${url}/healthz`, 'media-gateway')
   return {
-    /** camsim's host:port */
+    /** camsim's host:port (the wall's cameras) */
     rtsp,
+    /** the night kitchen's camsim host:port */
+    nightRtsp,
     gateway: url,
-    edge,
     // dispatch's [media] section: tokens for the one gateway node
     dispatchConfig: ['[media]', `signing_key_file = ${JSON.stringify(key)}`, '[[media.gateway]]', 'node = "gw-1"', `url = "${url}"`],
     /** The cameras go away (all at once, like a site losing power) and come back on the same address. */
@@ -153,7 +168,7 @@ async function startMedia(binDir, consoleOrigin) {
     camerasUp: async () => {
       camsim = await startCamsim(rtsp)
     },
-    stop: () => Promise.all([gateway.stop(), camsim.stop()]),
+    stop: () => Promise.all([gateway.stop(), camsim.stop(), night.stop()]),
   }
 }
 
@@ -208,35 +223,60 @@ async function main() {
   fs.rmSync(work, { recursive: true, force: true })
   fs.mkdirSync(work, { recursive: true })
   const port = await freePort()
-  const media = await startMedia(path.dirname(binary), `http://127.0.0.1:${port}`)
+  const binDir = path.dirname(binary)
+  const env = stackEnv()
+  const agentBin = copyBinary(path.join(binDir, 'edge-agent'))
+  const box = makeBoxKey(agentBin, work)
+  const media = await startMedia(binDir, `http://127.0.0.1:${port}`, box)
   let server
+  let edge
   try {
-    server = await startDispatch(binary, stackEnv(), port, media.dispatchConfig)
+    server = await startDispatch(binary, env, port, [...media.dispatchConfig, ...brokerConfig(env)])
+    edge = await enrolBox({ api: (u, p) => Api.login(server.base, u, p), server, box, agentBin, gateway: media.gateway, nightRtsp: media.nightRtsp, startProcess })
   } catch (e) {
+    await server?.stop()
     await media.stop()
+    removeBrokerAccount(env, root, box.id)
     throw e
   }
-  const browser = await chromium.launch({
+  const chromiumBrowser = await chromium.launch({
     executablePath: process.env.BL_CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-background-networking'],
   })
+  // every page of every scenario runs under dispatch's Content-Security-Policy: anything it blocks
+  // (Chromium says so on the console) fails the run
+  const blocked = []
+  const browser = {
+    newContext: async (options) => {
+      const context = await chromiumBrowser.newContext(options)
+      context.on('page', (page) =>
+        page.on('console', (m) => {
+          if (/Content[- ]Security[- ]Policy/i.test(m.text())) blocked.push(`${page.url()}: ${m.text()}`)
+        }),
+      )
+      return context
+    },
+    close: () => chromiumBrowser.close(),
+  }
   let ok = false
   try {
     const api = (u, p) => Api.login(server.base, u, p)
-    // BL_E2E_ONLY=admin (or drills) runs that scenario alone (while working on it)
+    // BL_E2E_ONLY=scenario (or wall, drills, admin) runs that scenario alone (while working on it)
     const only = process.env.BL_E2E_ONLY
     const all = !only
-    if (all) {
-      await runScenario({ browser, server, api, shots })
+    if (all || only === 'scenario') await runScenario({ browser, server, api, shots, edge, sql: (q) => psql(server.dbUrl, q) })
+    if (all || only === 'wall') {
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
-      await runEvidence({ browser, server, api, shots, gateway: media.gateway, edge: media.edge, sql: (q) => psql(server.dbUrl, q), work })
     }
     if (all || only === 'drills') await runDrills({ browser, server, shots })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
+    if (blocked.length) throw new Error(`the content security policy blocked:\n${blocked.join('\n')}`)
     ok = true
   } finally {
     await browser.close()
+    await edge.stop()
+    removeBrokerAccount(env, root, box.id)
     await server.stop()
     await media.stop()
     if (ok) server.dropDb()

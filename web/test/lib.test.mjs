@@ -5,6 +5,7 @@ import { countdown, urgency } from '../.unit/lib/clock.js'
 import { backoffMs } from '../.unit/lib/backoff.js'
 import { loginProblem } from '../.unit/lib/loginError.js'
 import { isOpen } from '../.unit/lib/vocab.js'
+import { describe } from '../.unit/lib/describe.js'
 
 const at = (s) => Date.parse(`2026-11-24T08:00:${s}Z`)
 
@@ -128,4 +129,14 @@ test('the statistics query leaves out empty filters and the CSV asks for the con
   const f = { range: ['2026-11-01', '2026-11-30'], town: 'zhaitang', kind: 'rodent' }
   assert.deepEqual(statsQuery(f), { from: '2026-11-01', to: '2026-11-30', town: 'zhaitang', kind: 'rodent' })
   assert.equal(csvUrl(f, 'zh-CN'), '/api/stats/incidents.csv?from=2026-11-01&to=2026-11-30&town=zhaitang&kind=rodent&lang=zh-CN')
+})
+
+test('a detection’s description, written by dispatch in English, is said in the UI’s words; people’s words stay', () => {
+  const words = { 'kind.rodent': '发现老鼠', 'describe.detection': '摄像头 {camera} 智能识别：{kind}（置信度 {confidence}%，模型 {model}）' }
+  const t = (key, p = {}) => words[key].replace(/\{(\w+)\}/g, (_, k) => p[k])
+  const text = 'rodent seen by camera k1 (confidence 0.84, model rodent-mog2 0.1.0)'
+  assert.equal(describe({ source: 'detection', description: text }, t), '摄像头 k1 智能识别：发现老鼠（置信度 84%，模型 rodent-mog2 0.1.0）')
+  assert.equal(describe({ source: 'hotline', description: text }, t), text)
+  assert.equal(describe({ source: 'detection', description: '后厨有老鼠' }, t), '后厨有老鼠')
+  assert.equal(describe({ source: 'manual', description: null }, t), '')
 })

@@ -44,6 +44,10 @@ pub struct EvidenceItem {
     pub at: DateTime<Utc>,
     /// `GET` it from the gateway (token included) until `expiresAt`.
     pub url: String,
+    /// For a snapshot, the boxes of the detection it shows (normalised to the frame; the console
+    /// draws them over the picture); `[]` for a clip.
+    #[schema(value_type = Vec<Object>)]
+    pub boxes: serde_json::Value,
 }
 
 /// The answer of `POST /api/incidents/{id}/evidence`.
@@ -156,6 +160,11 @@ pub async fn incident_evidence(
                 camera_id: e.camera_id.clone(),
                 event_id: e.event_id,
                 at: e.at,
+                boxes: if kind == "snapshot" {
+                    e.boxes.clone()
+                } else {
+                    serde_json::Value::Array(Vec::new())
+                },
             }
         })
         .collect();

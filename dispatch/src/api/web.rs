@@ -2,10 +2,15 @@
 //! served as they are. Public like the login page — what they show comes from `/api`, which asks
 //! for a session. The console routes in the browser (history API), so a console path such as
 //! `/map` or a notification's link `/incidents/{id}` answers with `index.html`.
+//!
+//! Every file goes out with the security headers of [`security_headers`]: a Content-Security-Policy
+//! that allows scripts only from this origin (the build has no inline script), media, pictures and
+//! requests from this origin and the configured media gateways (evidence blobs, WHEP/WHIP), and no
+//! framing.
 
 use crate::AppState;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -17,7 +22,7 @@ const FIELD: &str = "field.html";
 
 /// `GET /`: the console.
 pub async fn console(State(app): State<Arc<AppState>>) -> Response {
-    page(&app.config.web_dir, CONSOLE).await
+    page(&app, CONSOLE).await
 }
 
 /// `GET /admin/{page}`: the console opened at an admin screen (`/admin/cameras`, …).
@@ -25,7 +30,7 @@ pub async fn console_admin(
     State(app): State<Arc<AppState>>,
     Path(_page): Path<String>,
 ) -> Response {
-    page(&app.config.web_dir, CONSOLE).await
+    page(&app, CONSOLE).await
 }
 
 /// `GET /incidents/{id}`: the console opened at one incident (the link in notifications).
@@ -33,12 +38,12 @@ pub async fn console_incident(
     State(app): State<Arc<AppState>>,
     Path(_id): Path<String>,
 ) -> Response {
-    page(&app.config.web_dir, CONSOLE).await
+    page(&app, CONSOLE).await
 }
 
 /// `GET /field`: the field app.
 pub async fn field(State(app): State<Arc<AppState>>) -> Response {
-    page(&app.config.web_dir, FIELD).await
+    page(&app, FIELD).await
 }
 
 /// `GET /assets/{*file}`: the bundles; their names carry a content hash, so they never change.
@@ -47,15 +52,15 @@ pub async fn asset(State(app): State<Arc<AppState>>, Path(file): Path<String>) -
         return missing();
     };
     let path = app.config.web_dir.join("assets").join(rel);
-    file_response(&path, "public, max-age=31536000, immutable").await
+    file_response(&app, &path, "public, max-age=31536000, immutable").await
 }
 
 /// `GET /{file}`: a top-level file (web manifest, service worker, icons), or — for a name
 /// without an extension — a console path.
 pub async fn top_level(State(app): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
     match top_level_target(&name) {
-        Target::File(rel) => file_response(&app.config.web_dir.join(rel), "no-cache").await,
-        Target::Console => page(&app.config.web_dir, CONSOLE).await,
+        Target::File(rel) => file_response(&app, &app.config.web_dir.join(rel), "no-cache").await,
+        Target::Console => page(&app, CONSOLE).await,
         Target::Missing => missing(),
     }
 }
@@ -111,15 +116,16 @@ fn content_type(path: &FsPath) -> &'static str {
 }
 
 /// An HTML page of the build; when the build is missing, a page that says how to make it.
-async fn page(dir: &FsPath, name: &str) -> Response {
+async fn page(app: &AppState, name: &str) -> Response {
+    let dir = &app.config.web_dir;
     let path = dir.join(name);
     if tokio::fs::metadata(&path).await.is_err() {
         return not_built(dir);
     }
-    file_response(&path, "no-cache").await
+    file_response(app, &path, "no-cache").await
 }
 
-async fn file_response(path: &FsPath, cache: &'static str) -> Response {
+async fn file_response(app: &AppState, path: &FsPath, cache: &'static str) -> Response {
     match tokio::fs::metadata(path).await {
         Ok(m) if m.is_file() => {}
         _ => return missing(),
@@ -133,14 +139,7 @@ async fn file_response(path: &FsPath, cache: &'static str) -> Response {
                 HeaderValue::from_static(content_type(path)),
             );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            );
+            security_headers(h, &gateway_urls(app));
             resp
         }
         Err(e) => {
@@ -148,6 +147,89 @@ async fn file_response(path: &FsPath, cache: &'static str) -> Response {
             missing()
         }
     }
+}
+
+/// The base URLs of the configured media gateways (browsers fetch evidence and video from them).
+fn gateway_urls(app: &AppState) -> Vec<&str> {
+    app.config
+        .media
+        .iter()
+        .flat_map(|m| m.gateway.iter().map(|g| g.url.as_str()))
+        .collect()
+}
+
+/// The headers that keep the pages from being framed, sniffed or fed foreign scripts.
+fn security_headers(h: &mut HeaderMap, gateways: &[&str]) {
+    match HeaderValue::from_str(&content_security_policy(gateways)) {
+        Ok(csp) => {
+            h.insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
+        Err(e) => tracing::error!(err = %e, "the content security policy is not a header value"),
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    // the field app asks for the location (arrival) and the camera (photos); talk asks for the
+    // microphone; nothing else
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static(
+            "camera=(self), microphone=(self), geolocation=(self), payment=(), usb=(), \
+             accelerometer=(), gyroscope=(), magnetometer=()",
+        ),
+    );
+}
+
+/// The Content-Security-Policy of the web apps. Scripts: this origin only (Vite emits module files,
+/// no inline script, no eval). Styles: this origin and inline (Vue and Element Plus set `style`
+/// attributes; no script can run from them). Pictures, video and requests (fetch, WebSocket, WHEP):
+/// this origin and the media gateways; `blob:`/`data:` for photos taken on the phone and icons.
+/// A gateway URL that is not a plain origin is left out (logged), never spliced in.
+fn content_security_policy(gateways: &[&str]) -> String {
+    let mut sources = String::new();
+    for url in gateways {
+        match origin(url) {
+            Some(o) => {
+                sources.push(' ');
+                sources.push_str(o);
+            }
+            None => tracing::warn!(
+                url,
+                "media gateway url left out of the content security policy"
+            ),
+        }
+    }
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: blob:{sources}; media-src 'self' blob:{sources}; \
+         connect-src 'self'{sources}; font-src 'self' data:; worker-src 'self'; manifest-src 'self'; \
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of an http(s) URL, or `None` when it has anything a policy could
+/// misread (spaces, semicolons, quotes…).
+fn origin(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "http" | "https") {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next()?;
+    let ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    ok.then(|| &url[..scheme.len() + 3 + host.len()])
 }
 
 fn missing() -> Response {
@@ -244,6 +326,38 @@ mod tests {
             content_type(FsPath::new("unknown.bin")),
             "application/octet-stream"
         );
+    }
+
+    #[test]
+    fn the_policy_allows_this_origin_and_the_gateways_and_no_inline_script() {
+        let csp = content_security_policy(&["http://127.0.0.1:8090/", "https://gw.example/base"]);
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe-eval"), "{csp}");
+        assert!(
+            csp.contains("media-src 'self' blob: http://127.0.0.1:8090 https://gw.example;"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("connect-src 'self' http://127.0.0.1:8090 https://gw.example;"),
+            "{csp}"
+        );
+        assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
+    }
+
+    #[test]
+    fn a_gateway_url_that_is_not_a_plain_origin_stays_out_of_the_policy() {
+        assert_eq!(origin("http://[::1]:8090/x"), Some("http://[::1]:8090"));
+        for bad in [
+            "gw.example",
+            "ftp://gw.example",
+            "http://gw.example; script-src *",
+            "http:// x",
+            "http://",
+        ] {
+            assert_eq!(origin(bad), None, "{bad:?}");
+        }
+        let csp = content_security_policy(&["http://a.example 'unsafe-inline'"]);
+        assert!(csp.contains("connect-src 'self';"), "{csp}");
     }
 
     #[test]

@@ -264,6 +264,10 @@ pub struct LinkedEvent {
     pub at: DateTime<Utc>,
     pub snapshot: Option<Value>,
     pub clip: Option<Value>,
+    /// The detection's boxes, normalised to the frame (`[{x, y, w, h, label?, confidence?}]`);
+    /// `[]` for an event without any.
+    #[schema(value_type = Vec<Object>)]
+    pub boxes: Value,
 }
 
 /// The edge events of an incident, in the order they happened.
@@ -274,7 +278,8 @@ pub async fn events(
     sqlx::query_as::<_, LinkedEvent>(
         "SELECT e.event_id, e.edge_id, e.camera_id, e.type, e.kind, e.episode_id, e.phase, e.at, \
          NULLIF(e.payload -> 'snapshot', 'null'::jsonb) AS snapshot, \
-         NULLIF(e.payload -> 'clip', 'null'::jsonb) AS clip \
+         NULLIF(e.payload -> 'clip', 'null'::jsonb) AS clip, \
+         COALESCE(NULLIF(e.payload -> 'boxes', 'null'::jsonb), '[]'::jsonb) AS boxes \
          FROM incident_events ie JOIN edge_events e ON e.event_id = ie.event_id \
          WHERE ie.incident_id = $1 ORDER BY e.at, e.event_id",
     )

@@ -27,6 +27,9 @@ function ensure(): void {
 export function useLive() {
   return {
     state,
+    /** Opens the feed (once); the shell calls it on login so that the top bar's link state is true on
+     * every page, even one that follows nothing (the dashboard). */
+    start: ensure,
     /** Registers a view; returns its unregister function. */
     follow(onMessage: (m: ServerMessage) => void, onReload: () => void): () => void {
       ensure()

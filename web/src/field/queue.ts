@@ -3,6 +3,8 @@
 // after a lost answer changes nothing twice (dispatch replays the first answer), and the order
 // the officer acted in is the order dispatch sees.
 import { ApiError, request } from '../api/client'
+import { i18n } from '../i18n'
+import { errorText } from '../lib/errorText'
 
 export type QueuedAction =
   | { kind: 'transition'; to: string; location?: { lat: number; lon: number }; evidence?: string[] }
@@ -105,7 +107,7 @@ export function flush(): Promise<number> {
         } catch (e) {
           if (retryable(e)) break
           // refused for good (e.g. someone else closed the incident): kept and shown, not retried
-          await put({ ...item, failed: e instanceof ApiError ? e.message : String(e) })
+          await put({ ...item, failed: errorText(e, i18n.global.t, i18n.global.te) })
           continue
         }
         await remove(item.seq!)

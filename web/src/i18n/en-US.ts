@@ -1,5 +1,6 @@
 // English: the same keys as zh-CN.
 import type zh from './zh-CN'
+import { errorCodes } from './errors'
 
 const en: typeof zh = {
   app: { title: 'Mentougou Food & Drug Safety Dispatch', field: 'Field', logout: 'Log out', live: 'Live', connecting: 'Connecting', down: 'Disconnected, reconnecting' },
@@ -253,6 +254,9 @@ const en: typeof zh = {
     outcomes: { opened: 'Opened', attached: 'Joined', message: 'Sent', notFired: 'Not fired' },
     ratings: { P: 'P performed', S: 'S some challenges', M: 'M major challenges', U: 'U unable' },
   },
-  error: { generic: 'Failed: {message}' },
+  // a detection's description, which dispatch writes itself (src/lib/describe.ts)
+  describe: { detection: 'Camera {camera} detected: {kind} ({confidence}% confidence, model {model})' },
+  // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
+  error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'] },
 }
 export default en

@@ -1,4 +1,5 @@
-import { createI18n } from 'vue-i18n'
+import { createI18n, useI18n } from 'vue-i18n'
+import { errorText } from '../lib/errorText'
 import zhCN from './zh-CN'
 import enUS from './en-US'
 
@@ -21,4 +22,10 @@ export function setLocale(l: Locale): void {
   i18n.global.locale.value = l
   localStorage.setItem(KEY, l)
   document.documentElement.lang = l
+}
+
+/** A failed request in the UI's language (dispatch's error code; see src/i18n/errors.ts). */
+export function useErrorText(): (e: unknown) => string {
+  const { t, te } = useI18n()
+  return (e) => errorText(e, t, te)
 }

@@ -1,4 +1,6 @@
 // 简体中文 (the default): every string the apps show.
+import { errorCodes } from './errors'
+
 export default {
   app: { title: '门头沟区食药安全指挥调度', field: '外勤', logout: '退出', live: '实时', connecting: '连接中', down: '已断开，重连中' },
   nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙', admin: '系统管理', drills: '应急演练' },
@@ -252,5 +254,8 @@ export default {
     outcomes: { opened: '已立案', attached: '已并入', message: '已发出', notFired: '未注入' },
     ratings: { P: 'P 顺利完成', S: 'S 有些问题', M: 'M 问题较大', U: 'U 未能完成' },
   },
-  error: { generic: '操作失败：{message}' },
+  // a detection's description, which dispatch writes itself (src/lib/describe.ts)
+  describe: { detection: '摄像头 {camera} 智能识别：{kind}（置信度 {confidence}%，模型 {model}）' },
+  // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
+  error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'] },
 }

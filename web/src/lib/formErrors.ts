@@ -2,10 +2,13 @@
 // goes next to that form item; anything else above the form. Views bind `errors.byField[prop]` to
 // `<el-form-item :error>` and `errors.general` to an alert.
 import { reactive } from 'vue'
+import { useI18n } from 'vue-i18n'
 import { ApiError } from '../api/client'
 import { fieldMessage, formProp } from './admin'
+import { errorText } from './errorText'
 
 export function useServerErrors() {
+  const { t, te } = useI18n()
   const errors = reactive({ byField: {} as Record<string, string>, general: '' })
   return {
     errors,
@@ -18,10 +21,13 @@ export function useServerErrors() {
       errors.byField = {}
       errors.general = ''
       if (e instanceof ApiError && e.field) {
-        errors.byField = { [formProp(e.field)]: fieldMessage(e.message) }
+        // next to the field (so which field is plain): that it is invalid in the UI's language, with
+        // the rule in the server's words (field rules have no codes of their own)
+        const text = e.code === 'invalid_field' ? t('error.atField', { detail: fieldMessage(e.message) }) : errorText(e, t, te)
+        errors.byField = { [formProp(e.field)]: text }
         return true
       }
-      errors.general = e instanceof Error ? e.message : String(e)
+      errors.general = errorText(e, t, te)
       return false
     },
   }

@@ -231,7 +231,7 @@ async function main() {
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
       await runEvidence({ browser, server, api, shots, gateway: media.gateway, edge: media.edge, sql: (q) => psql(server.dbUrl, q), work })
     }
-    if (all || only === 'drills') await runDrills({ browser, server, shots })
+    if (all || only === 'drills') await runDrills({ browser, server, shots, api: (base, u, p) => Api.login(base, u, p), sql: (q) => psql(server.dbUrl, q) })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     ok = true

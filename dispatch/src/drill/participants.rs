@@ -83,6 +83,14 @@ pub(crate) async fn restrict(
     Ok(kept)
 }
 
+/// Whether `exercise` is a drill run's (only then are its notifications restricted).
+pub(crate) async fn has_run(conn: &mut PgConnection, exercise: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM drill_runs WHERE exercise = $1)")
+        .bind(exercise)
+        .fetch_one(conn)
+        .await
+}
+
 async fn user_info(conn: &mut PgConnection, id: &str) -> Result<Option<UserInfo>, sqlx::Error> {
     let Ok(id) = id.parse::<Uuid>() else {
         return Ok(None);

@@ -327,7 +327,9 @@ pub async fn fire(
     let planned: Planned = serde_json::from_value(timer.action.clone()).map_err(decode)?;
     let (reached, rows) = recipients(conn, planned.target, &ctx).await?;
     let (action, mut note) = policy::describe(planned.target, &reached, ctx.exercise.as_deref());
-    if ctx.exercise.is_some() {
+    if let Some(exercise) = &ctx.exercise
+        && crate::drill::participants::has_run(conn, exercise).await?
+    {
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
         note.push_str(&format!(
             "; participants only: sent to {}",

@@ -17,6 +17,8 @@ packages=(
   postgresql mosquitto mosquitto-clients
   # tools we test against
   ffmpeg chromium espeak-ng sox
+  # the drill report test turns its PDF into a PNG
+  poppler-utils
   # Chinese glyphs for the web console's browser tests and screenshots
   fonts-noto-cjk
 )

@@ -248,6 +248,12 @@ pub async fn serve(
         app.clock.clone(),
         stop.clone(),
     ));
+    let reports = tokio::spawn(drill::pdf::run(
+        app.pool.clone(),
+        app.config.drills.clone(),
+        std::time::Duration::from_millis(app.config.escalation.poll_interval_ms),
+        stop.clone(),
+    ));
     let rechecks = tokio::spawn(field::recheck::run_sweep(
         app.pool.clone(),
         app.clock.clone(),
@@ -275,6 +281,7 @@ pub async fn serve(
     let _ = clock_timers.await;
     let _ = rechecks.await;
     let _ = injects.await;
+    let _ = reports.await;
     app.pool.close().await;
     tracing::info!("dispatch stopped");
     served

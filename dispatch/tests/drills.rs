@@ -439,9 +439,35 @@ async fn the_school_poisoning_drill_times_each_responder_and_leaves_real_inciden
         "车辆调度耗时过长",
         "家长聚集时无人出面说明情况",
         "<svg",
+        "演练时间线",
+        "ENDEX",
+        "GB/T 46792-2025",
     ] {
         assert!(html.contains(needle), "report lacks {needle:?}");
     }
+
+    // The improvement plan starts from the problems: the late arrival (also rated M) and the
+    // missed health report, each owned by its role in 斋堂镇 and due 30 days after ENDEX.
+    let items = v["improvements"].as_array().unwrap().clone();
+    let from: Vec<&str> = items
+        .iter()
+        .map(|i| i["expectationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(from, ["arrive", "health-report"], "{items:?}");
+    assert!(
+        items
+            .iter()
+            .all(|i| i["state"] == "open" && i["overdue"] == false)
+    );
+    assert_eq!(items[0]["owner"], "一线处置人员（斋堂镇）");
+    assert_eq!(
+        items[0]["dueDate"], "2026-12-23",
+        "ENDEX 2026-11-23 + 30 days"
+    );
+    assert!(
+        html.contains(items[1]["problem"].as_str().unwrap()),
+        "the report lists the items"
+    );
 
     // ENDEX stopped the drill's escalation; nothing real changed.
     assert_eq!(
@@ -493,9 +519,28 @@ async fn the_school_poisoning_drill_times_each_responder_and_leaves_real_inciden
             "drill.observe",
             "drill.observe",
             "drill.observe",
-            "drill.end"
+            "drill.end",
         ]
     );
+
+    // The PDF is printed by headless Chromium shortly after ENDEX; its first page is not blank.
+    let pdf = report_pdf(&server, &cast.supervisor, &run_id).await;
+    let png = first_page(&pdf);
+    assert!(
+        ink(&png) > 0.02,
+        "page 1 of the PDF is nearly blank ({:.3} ink)",
+        ink(&png)
+    );
+    // Last, as it moves the clock days on.
+    improvement_plan_is_tracked_to_closure(&mut cast, &sim, &run_id, &items).await;
+    for (action, n) in [("drill.improvementAdd", 1), ("drill.improvementState", 3)] {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(count, n, "{action}");
+    }
     pool.close().await;
     server.stop().await;
     db.drop_now().await;
@@ -565,5 +610,377 @@ async fn each_inject_fires_once_with_two_servers_and_after_a_restart() {
     pool.close().await;
     b.stop().await;
     c.stop().await;
+    db.drop_now().await;
+}
+
+/// Items move on with who and when; a step out of order is refused; one added by hand is
+/// checked; past its due date an open item is overdue in the plan across runs.
+async fn improvement_plan_is_tracked_to_closure(
+    cast: &mut Cast,
+    sim: &SimulatedClock,
+    run: &str,
+    items: &[Value],
+) {
+    let first = items[0]["id"].as_str().unwrap();
+    let state = |id: &str| format!("/api/drills/improvements/{id}/state");
+    let (status, e) = cast
+        .coordinator
+        .post(&state(first), json!({"state": "verified"}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "nothing is verified before it is done: {e}"
+    );
+    assert_eq!(e["error"]["code"], "invalid_improvement_state", "{e}");
+    let (status, e) = cast
+        .coordinator
+        .post(&state(first), json!({"state": "closed"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["field"], "state", "{e}");
+    for (who, to) in [
+        ("coordinator", "inProgress"),
+        ("coordinator", "done"),
+        ("supervisor", "verified"),
+    ] {
+        let c = if who == "coordinator" {
+            &mut cast.coordinator
+        } else {
+            &mut cast.supervisor
+        };
+        let (status, item) = c
+            .post(
+                &state(first),
+                json!({"state": to, "note": format!("{to} 说明")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{item}");
+        assert_eq!(item["state"], to);
+    }
+    let (_, list) = cast.coordinator.get("/api/drills/improvements").await;
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == first)
+        .unwrap()
+        .clone();
+    let history: Vec<(String, String)> = item["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["state"].as_str().unwrap().into(),
+                h["by"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("open".into(), "zt-drill".into()),
+            ("inProgress".into(), "zt-drill".into()),
+            ("done".into(), "zt-drill".into()),
+            ("verified".into(), "district-sup".into())
+        ]
+    );
+    // by hand: bad input is named, good input is open
+    let path = format!("/api/drills/runs/{run}/improvements");
+    let (status, e) = cast
+        .coordinator
+        .post(
+            &path,
+            json!({"problem": " ", "action": "a", "owner": "o", "dueDate": "2026-12-01"}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("problem")),
+        "{e}"
+    );
+    let (status, e) = cast
+        .coordinator
+        .post(
+            &path,
+            json!({"problem": "p", "action": "a", "owner": "o", "dueDate": "2026-12-01",
+                             "expectationId": "teleport"}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("expectationId")),
+        "{e}"
+    );
+    let (status, by_hand) = cast
+        .coordinator
+        .post(
+            &path,
+            json!({"problem": "现场家长疏导无人负责", "action": "明确学校与镇街分工",
+                             "owner": "斋堂镇政府", "dueDate": "2026-12-01"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{by_hand}");
+    assert_eq!(by_hand["state"], "open");
+    // 2026-12-02 in Beijing: the hand-made item (due 12-01) is overdue, the others are not yet
+    sim.advance(Span::days(9));
+    let (_, overdue) = cast
+        .coordinator
+        .get("/api/drills/improvements?overdue=true")
+        .await;
+    let ids: Vec<&str> = overdue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [by_hand["id"].as_str().unwrap()], "{overdue}");
+    assert_eq!(overdue["items"][0]["overdue"], true);
+    let (_, runs) = cast.coordinator.get("/api/drills/runs").await;
+    assert_eq!(runs["items"][0]["overdueImprovements"], 1, "{runs}");
+}
+
+/// Polls the PDF until the worker has printed it (Chromium takes seconds on a loaded machine).
+async fn report_pdf(server: &Server, who: &Client, run: &str) -> Vec<u8> {
+    let start = Instant::now();
+    loop {
+        let resp = reqwest::Client::new()
+            .get(format!(
+                "http://{}/api/drills/runs/{run}/report.pdf",
+                server.addr
+            ))
+            .header(
+                "cookie",
+                format!("__Host-bl_session={}", who.cookie.clone().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        if status == StatusCode::OK {
+            assert_eq!(resp.headers()["content-type"], "application/pdf");
+            let pdf = resp.bytes().await.unwrap().to_vec();
+            assert!(pdf.starts_with(b"%PDF-"));
+            return pdf;
+        }
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no PDF within 120 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Page 1 of `pdf` as a PNG (pdftoppm from poppler-utils), kept beside the HTML in the temp dir.
+fn first_page(pdf: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir();
+    let file = dir.join("drill-report.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = dir.join("drill-report-page1");
+    let status = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&file)
+        .arg(&out)
+        .status()
+        .expect("pdftoppm (poppler-utils, deploy/dev/install-deps.sh) runs");
+    assert!(status.success());
+    let png = out.with_extension("png");
+    println!("page 1 of the report: {}", png.display());
+    png
+}
+
+/// Share of page 1 that is not white, read through pdftoppm's plain grey map of the same page.
+fn ink(png: &std::path::Path) -> f64 {
+    let pgm = png.with_extension("pgm");
+    let pdf = std::env::temp_dir().join("drill-report.pdf");
+    let status = std::process::Command::new("pdftoppm")
+        .args(["-gray", "-r", "30", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&pdf)
+        .arg(pgm.with_extension(""))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&pgm).unwrap();
+    // P5 header: "P5\n<w> <h>\n<max>\n", then one byte per pixel
+    let mut fields = 0;
+    let mut at = 0;
+    while fields < 4 {
+        while bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        while !bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields += 1;
+    }
+    let pixels = &bytes[at + 1..];
+    assert!(png.exists() && !pixels.is_empty());
+    pixels.iter().filter(|&&p| p < 200).count() as f64 / pixels.len() as f64
+}
+
+#[tokio::test]
+async fn only_participants_are_notified_and_a_scenarios_runs_are_compared_over_time() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedClock::new(t0()));
+    let server = Server::simulated(&db, &dir, &sim).await;
+    let pool = db.pool().await;
+    let mut cast = cast(&db, &server).await;
+
+    // Run 1: nobody acknowledges, so every escalation step fires (team at once, the town
+    // officers at T+120, the district supervisors at T+420).
+    let (status, run) = cast
+        .coordinator
+        .post(&format!("/api/drills/scenarios/{SCENARIO}/runs"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let first = run["id"].as_str().unwrap().to_owned();
+    let v = run_until(&mut cast.coordinator, &first, "first call", |v| {
+        inject(v, "first-call")["outcome"] == "opened"
+    })
+    .await;
+    let incident = inject(&v, "first-call")["incidentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Span::seconds(430));
+    let sql = "SELECT count(*) FROM incident_timeline WHERE incident_id = $1::uuid AND action = 'escalated'";
+    let start = Instant::now();
+    while scalar(&pool, sql, &incident).await < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "escalation steps did not fire"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reached: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT target_kind, target_name FROM notifications WHERE incident_id = $1::uuid ORDER BY 1, 2",
+    )
+    .bind(&incident)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let reached: Vec<(&str, &str)> = reached
+        .iter()
+        .map(|(k, n)| (k.as_str(), n.as_str()))
+        .collect();
+    assert_eq!(
+        reached,
+        [
+            ("team", "斋堂镇全天组"),
+            ("user", "zt-drill"),
+            ("user", "zt-officer")
+        ],
+        "the participant team and town officer and the coordinator; never the district supervisor, \
+         who does not take part"
+    );
+    let note: String = sqlx::query_scalar(
+        "SELECT note FROM incident_timeline WHERE incident_id = $1::uuid AND action = 'escalated' ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(&incident)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        note.contains("participants only: sent to zt-drill"),
+        "{note}"
+    );
+    // a real incident at the same time still reaches the district supervisor
+    let (status, real) = cast
+        .operator
+        .post(
+            "/api/incidents",
+            json!({"source": "hotline", "hotline": "12331", "premisesId": cast.school,
+                   "kind": "suspectedPoisoning", "caseCount": 2, "description": "真实来电"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{real}");
+    let real_id = real["id"].as_str().unwrap().to_owned();
+    sim.advance(Span::seconds(430));
+    let sql = "SELECT count(*) FROM notifications WHERE incident_id = $1::uuid AND target_name = 'district-sup'";
+    let start = Instant::now();
+    while scalar(&pool, sql, &real_id).await < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the real incident did not reach the district"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = cast
+        .coordinator
+        .post(
+            &format!("/api/drills/runs/{first}/control"),
+            json!({"action": "end"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Run 2, a day later: phone A acknowledges after 100 s.
+    sim.advance(Span::days(1));
+    let (_, run) = cast
+        .coordinator
+        .post(&format!("/api/drills/scenarios/{SCENARIO}/runs"), json!({}))
+        .await;
+    let second = run["id"].as_str().unwrap().to_owned();
+    let v = run_until(&mut cast.coordinator, &second, "first call", |v| {
+        inject(v, "first-call")["outcome"] == "opened"
+    })
+    .await;
+    let incident = inject(&v, "first-call")["incidentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    transition(&mut cast.operator, &incident, "triaged").await;
+    transition(&mut cast.operator, &incident, "dispatched").await;
+    sim.advance(Span::seconds(100));
+    transition(&mut cast.field_a, &incident, "acknowledged").await;
+    let (status, _) = cast
+        .coordinator
+        .post(
+            &format!("/api/drills/runs/{second}/control"),
+            json!({"action": "end"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // 斋堂镇 is getting faster: the history has both runs, oldest first, with each task's seconds.
+    let (status, h) = cast
+        .supervisor
+        .get(&format!("/api/drills/scenarios/{SCENARIO}/history"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    let runs = h["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{h}");
+    assert_eq!(
+        (runs[0]["id"].as_str(), runs[1]["id"].as_str()),
+        (Some(first.as_str()), Some(second.as_str()))
+    );
+    let ack = |r: &Value| {
+        r["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == "ack")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(ack(&runs[0])["status"], "missed");
+    assert!(ack(&runs[0])["elapsedSecs"].is_null());
+    assert_eq!(ack(&runs[1])["status"], "met");
+    assert_eq!(ack(&runs[1])["elapsedSecs"], 100);
+    assert_eq!(runs[0]["score"], 0.0);
+    let tasks = h["tasks"].as_array().unwrap().len() as f64;
+    assert_eq!(runs[1]["score"], 1.0 / tasks);
+    assert_eq!(h["tasks"][0]["id"], "ack");
+    let (status, e) = cast
+        .supervisor
+        .get("/api/drills/scenarios/nope/history")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+    pool.close().await;
+    server.stop().await;
     db.drop_now().await;
 }

@@ -401,6 +401,39 @@ fn fixture(
             format!("/api/drills/runs/{}/report", run(target, ids)),
             StatusCode::CONFLICT,
         ),
+        ("GET", "/api/drills/runs/{id}/report.pdf") => (
+            None,
+            format!("/api/drills/runs/{}/report.pdf", run(target, ids)),
+            StatusCode::CONFLICT,
+        ),
+        // lists and the history are filtered by scope, whatever the target
+        ("GET", "/api/drills/improvements") => (None, rule.path.into(), StatusCode::OK),
+        ("GET", "/api/drills/scenarios/{id}/history") => (
+            None,
+            "/api/drills/scenarios/zhaitang-school-poisoning/history".into(),
+            StatusCode::OK,
+        ),
+        ("POST", "/api/drills/runs/{id}/improvements") => (
+            json_body(
+                json!({"problem": format!("问题{n}"), "action": "整改", "owner": "斋堂镇",
+                             "dueDate": "2030-01-01"}),
+            ),
+            format!("/api/drills/runs/{}/improvements", run(target, ids)),
+            StatusCode::CREATED,
+        ),
+        // an open item cannot be verified: an allowed caller gets that far and no further
+        ("POST", "/api/drills/improvements/{id}/state") => {
+            let item = match target {
+                Target::Own => ids.own_item,
+                Target::Other => ids.other_item,
+                Target::Missing => uuid::Uuid::now_v7(),
+            };
+            (
+                json_body(json!({"state": "verified"})),
+                format!("/api/drills/improvements/{item}/state"),
+                StatusCode::CONFLICT,
+            )
+        }
         (m, p) => panic!("no matrix fixture for {m} {p}: add one in tests/matrix.rs"),
     }
 }
@@ -446,6 +479,22 @@ async fn drill_run(pool: &sqlx::PgPool, scenario: &str, premises: &str) -> uuid:
         .unwrap();
     tx.commit().await.unwrap();
     id
+}
+
+/// An open improvement item of `run`, straight through the store.
+async fn improvement_item(pool: &sqlx::PgPool, run: uuid::Uuid) -> uuid::Uuid {
+    use dispatch::drill::improvement::{self, Draft};
+    let draft = Draft {
+        expectation_id: None,
+        problem: "矩阵问题".into(),
+        action: "矩阵整改".into(),
+        owner: "矩阵责任方".into(),
+        due_date: chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    improvement::insert(&mut conn, run, &draft, "admin", chrono::Utc::now())
+        .await
+        .unwrap()
 }
 
 fn incident(target: Target, ids: &Ids) -> String {
@@ -503,6 +552,9 @@ struct Ids {
     /// Drill runs of the own town and of other towns.
     own_run: uuid::Uuid,
     other_run: uuid::Uuid,
+    /// An improvement item of each run.
+    own_item: uuid::Uuid,
+    other_item: uuid::Uuid,
 }
 
 /// Attaches a photo with these bytes to `incident` straight through the store; returns its sha256.
@@ -598,7 +650,16 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let png = |tag: &str| [&b"\x89PNG\r\n\x1a\n"[..], tag.as_bytes()].concat();
     let own_photo = photo(&pool, &own_incident, &png("own")).await;
     let other_photo = photo(&pool, &other_incident, &png("other")).await;
+    let own_run = drill_run(
+        &pool,
+        "zhaitang-school-poisoning",
+        own["id"].as_str().unwrap(),
+    )
+    .await;
+    let other_run = drill_run(&pool, "adr-pharmacy-cluster", other["id"].as_str().unwrap()).await;
     let ids = Ids {
+        own_item: improvement_item(&pool, own_run).await,
+        other_item: improvement_item(&pool, other_run).await,
         own_premises: own["id"].as_str().unwrap().into(),
         other_premises: other["id"].as_str().unwrap().into(),
         own_incident,
@@ -610,13 +671,8 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
         other_user,
         own_team,
         other_team,
-        own_run: drill_run(
-            &pool,
-            "zhaitang-school-poisoning",
-            own["id"].as_str().unwrap(),
-        )
-        .await,
-        other_run: drill_run(&pool, "adr-pharmacy-cluster", other["id"].as_str().unwrap()).await,
+        own_run,
+        other_run,
     };
     for role in Role::ALL {
         create_user(

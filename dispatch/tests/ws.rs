@@ -574,3 +574,96 @@ async fn a_burst_bigger_than_the_buffer_makes_sockets_resync_and_they_stay_open(
     server.stop().await;
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_changes_reach_its_coordinator_and_participants_and_nobody_else() {
+    let (db, _dir, server, mut admin) = setup().await;
+    let addr = server.addr;
+    team(&db, "zhaitang", "斋堂镇全天组", true).await;
+    let mut school = premises_body("zhaitang", "斋堂镇中心小学食堂");
+    school["kind"] = json!("schoolCanteen");
+    let (status, body) = admin.post("/api/premises", school).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let zt = Some(&["zhaitang"][..]);
+    let qs = Some(&["qingshui"][..]);
+    let mut coordinator = user(
+        &server,
+        &mut admin,
+        "ws-drill",
+        "drillCoordinator",
+        zt,
+        None,
+    )
+    .await;
+    let other_coordinator = user(
+        &server,
+        &mut admin,
+        "ws-drill-qs",
+        "drillCoordinator",
+        qs,
+        None,
+    )
+    .await;
+    // the school scenario's roles are field, townOfficer and operator: not supervisor
+    let officer = user(&server, &mut admin, "ws-zt", "townOfficer", zt, None).await;
+    let other_officer = user(&server, &mut admin, "ws-qs", "townOfficer", qs, None).await;
+    let observer = user(&server, &mut admin, "ws-sup", "supervisor", None, None).await;
+    let field = user(&server, &mut admin, "ws-field", "field", zt, None).await;
+
+    let mut ws_coordinator = subscribed(addr, &coordinator, &["drills"]).await;
+    let mut ws_officer = subscribed(addr, &officer, &["drills"]).await;
+    let mut ws_observer = subscribed(addr, &observer, &["drills"]).await;
+    let mut ws_other_coordinator = subscribed(addr, &other_coordinator, &["drills"]).await;
+    let mut ws_other_officer = subscribed(addr, &other_officer, &["drills"]).await;
+    // field users have no drill console: the topic is not theirs
+    let mut ws_field = open(addr, field.cookie.as_deref(), Some(&own_origin(addr)))
+        .await
+        .unwrap();
+    let hello = next(&mut ws_field).await;
+    assert!(
+        !hello["topics"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("drills")),
+        "{hello}"
+    );
+    send(
+        &mut ws_field,
+        json!({"type": "subscribe", "topics": ["drills"]}),
+    )
+    .await;
+    assert_eq!(next(&mut ws_field).await["code"], "topic_forbidden");
+
+    let (status, run) = coordinator
+        .post(
+            "/api/drills/scenarios/zhaitang-school-poisoning/runs",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    for ws in [&mut ws_coordinator, &mut ws_officer, &mut ws_observer] {
+        let m = until(ws, |m| m["type"] == "drill" && m["what"] == "inject").await;
+        assert_eq!(m["runId"], id.as_str(), "{m}");
+        assert_eq!(m["towns"], json!(["zhaitang"]));
+        assert_eq!(m["v"], 1);
+    }
+    let (status, _) = coordinator
+        .post(
+            &format!("/api/drills/runs/{id}/control"),
+            json!({"action": "pause"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let m = until(&mut ws_coordinator, |m| {
+        m["type"] == "drill" && m["what"] == "run"
+    })
+    .await;
+    assert_eq!(m["state"], "paused", "{m}");
+    for ws in [&mut ws_other_coordinator, &mut ws_other_officer] {
+        let seen = drain(ws, Duration::from_millis(500)).await;
+        assert!(seen.iter().all(|m| m["type"] != "drill"), "{seen:?}");
+    }
+    server.stop().await;
+    db.drop_now().await;
+}

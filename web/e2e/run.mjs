@@ -268,7 +268,7 @@ async function main() {
     if (all || only === 'wall') {
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     }
-    if (all || only === 'drills') await runDrills({ browser, server, shots })
+    if (all || only === 'drills') await runDrills({ browser, server, shots, api: (base, u, p) => Api.login(base, u, p), sql: (q) => psql(server.dbUrl, q) })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     if (blocked.length) throw new Error(`the content security policy blocked:\n${blocked.join('\n')}`)

@@ -6,6 +6,7 @@ use super::{Json, Path, Query};
 use crate::AppState;
 use crate::audit::{Action, Audit, Event};
 use crate::auth::Caller;
+use crate::drill::history::{self, History};
 use crate::drill::scenario::{self, Scenario};
 use crate::drill::store::{self, NewObservation, RunRow, RunView};
 use crate::error::{Error, Kind, Result};
@@ -166,6 +167,12 @@ pub struct RunSummary {
     pub met: usize,
     pub late: usize,
     pub missed: usize,
+    /// Share of the critical tasks met (0 to 1).
+    pub score: f64,
+    /// Each task's latest P/S/M/U rating (task id → rating), rated tasks only.
+    pub ratings: BTreeMap<String, String>,
+    /// Outstanding improvement items past their due date.
+    pub overdue_improvements: usize,
 }
 
 /// `GET /api/drills/runs`: runs whose towns all lie in the caller's scope, newest first, with
@@ -194,7 +201,13 @@ pub async fn list(
     let mut items = Vec::new();
     for run in rows {
         let v = store::view(&mut conn, &run, app.now()).await?;
-        let (met, late, missed) = store::tally(&v);
+        let (met, late, missed, score) = history::score(&v);
+        let ratings = v
+            .expectations
+            .iter()
+            .filter_map(|e| Some((e.id.clone(), e.rating.clone()?)))
+            .collect();
+        let overdue_improvements = v.improvements.iter().filter(|i| i.overdue).count();
         items.push(RunSummary {
             id: v.id,
             scenario_id: v.scenario_id,
@@ -206,6 +219,9 @@ pub async fn list(
             met,
             late,
             missed,
+            score,
+            ratings,
+            overdue_improvements,
         });
     }
     Ok(axum::Json(paging.of(items, total)))
@@ -393,4 +409,76 @@ pub async fn report(
         )
     })?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html))
+}
+
+fn pdf_not_ready() -> Error {
+    Error::new(
+        Kind::Conflict,
+        "report_not_ready",
+        "the PDF is printed shortly after ENDEX: end the run, then try again in a moment",
+    )
+}
+
+/// `GET /api/drills/runs/{id}/report.pdf`: the report printed to PDF by headless Chromium after
+/// ENDEX; 409 `report_not_ready` until it is, 503 `pdf_failed` with the reason when it could not be.
+#[utoipa::path(
+    get,
+    path = "/api/drills/runs/{id}/report.pdf",
+    summary = "The after-action report as PDF",
+    params(("id" = Uuid, Path, description = "The run's id")),
+    responses((status = 200, description = "The report, A4", content_type = "application/pdf"))
+)]
+pub async fn report_pdf(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse> {
+    let run = load(&app, &caller, id).await?;
+    if !run.has_pdf {
+        return Err(match (&run.report_html, &run.report_pdf_error) {
+            (Some(_), Some(reason)) => Error::new(
+                Kind::Unavailable,
+                "pdf_failed",
+                format!(
+                    "the PDF could not be printed: {reason}; the HTML report is at /api/drills/runs/{id}/report"
+                ),
+            ),
+            _ => pdf_not_ready(),
+        });
+    }
+    let mut conn = app.pool.acquire().await?;
+    let pdf: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT report_pdf FROM drill_runs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let pdf = pdf.ok_or_else(pdf_not_ready)?;
+    let name = format!("attachment; filename=\"drill-report-{id}.pdf\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        pdf,
+    ))
+}
+
+/// `GET /api/drills/scenarios/{id}/history`: the scenario's latest ended runs within the caller's
+/// towns, oldest first, each with its score and every task's seconds; 404 for an unknown scenario.
+#[utoipa::path(
+    get,
+    path = "/api/drills/scenarios/{id}/history",
+    summary = "One scenario's runs compared over time",
+    params(("id" = String, Path, description = "The scenario's id")),
+    responses((status = 200, description = "The runs, oldest first", body = History))
+)]
+pub async fn history(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<History>> {
+    let (s, _) = scenario::find(&id).ok_or_else(|| Error::not_found("drill scenario"))?;
+    let mut conn = app.pool.acquire().await?;
+    let h = history::of_scenario(&mut conn, s, caller.scope.filter(), app.now()).await?;
+    Ok(axum::Json(h))
 }

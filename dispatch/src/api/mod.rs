@@ -4,6 +4,7 @@
 mod audit;
 mod cameras;
 mod clocks;
+mod drill_improvements;
 mod drills;
 mod edges;
 mod escalation;
@@ -159,6 +160,23 @@ pub fn routes() -> Routes {
         drills::observe,
     )
     .add("GET", "/api/drills/runs/{id}/report", drills::report)
+    .add(
+        "GET",
+        "/api/drills/runs/{id}/report.pdf",
+        drills::report_pdf,
+    )
+    .add("GET", "/api/drills/scenarios/{id}/history", drills::history)
+    .add("GET", "/api/drills/improvements", drill_improvements::list)
+    .add(
+        "POST",
+        "/api/drills/runs/{id}/improvements",
+        drill_improvements::create,
+    )
+    .add(
+        "POST",
+        "/api/drills/improvements/{id}/state",
+        drill_improvements::set_state,
+    )
     // the dashboard's statistics (api/stats.rs)
     .add("GET", "/api/stats/incidents", stats::incidents)
     .add("GET", "/api/stats/incidents.csv", stats::incidents_csv)

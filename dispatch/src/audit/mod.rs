@@ -101,12 +101,14 @@ pub enum Action {
     DrillResume,
     DrillEnd,
     DrillObserve,
+    DrillImprovementAdd,
+    DrillImprovementState,
     // the dashboard's statistics
     StatsExport,
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 39] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -143,6 +145,8 @@ impl Action {
         Action::DrillResume,
         Action::DrillEnd,
         Action::DrillObserve,
+        Action::DrillImprovementAdd,
+        Action::DrillImprovementState,
         Action::StatsExport,
     ];
 
@@ -184,6 +188,8 @@ impl Action {
             Action::DrillResume => "drill.resume",
             Action::DrillEnd => "drill.end",
             Action::DrillObserve => "drill.observe",
+            Action::DrillImprovementAdd => "drill.improvementAdd",
+            Action::DrillImprovementState => "drill.improvementState",
             Action::StatsExport => "stats.export",
         }
     }

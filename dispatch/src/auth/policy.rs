@@ -417,6 +417,38 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(DRILL_READERS),
         ScopeRule::Object,
     ),
+    rule(
+        "GET",
+        "/api/drills/runs/{id}/report.pdf",
+        Access::Roles(DRILL_READERS),
+        ScopeRule::Object,
+    ),
+    // The improvement plan: read by whoever reads drills, written by those who run and observe.
+    rule(
+        "GET",
+        "/api/drills/improvements",
+        Access::Roles(DRILL_READERS),
+        ScopeRule::List,
+    ),
+    rule(
+        "POST",
+        "/api/drills/runs/{id}/improvements",
+        Access::Roles(DRILL_OBSERVERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "POST",
+        "/api/drills/improvements/{id}/state",
+        Access::Roles(DRILL_OBSERVERS),
+        ScopeRule::Object,
+    ),
+    // One scenario's runs compared over time.
+    rule(
+        "GET",
+        "/api/drills/scenarios/{id}/history",
+        Access::Roles(DRILL_READERS),
+        ScopeRule::List,
+    ),
     // The dashboard's statistics and their CSV: whoever oversees incidents (not field staff,
     // who work their own team's cases), counted within the caller's towns.
     rule(
@@ -479,6 +511,10 @@ const LIVE_NOTIFIED: &[Role] = &[Supervisor, Operator, TownOfficer, Field, Drill
 /// Who watches device health: everyone who may list cameras (field staff may not).
 const LIVE_DEVICES: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, DrillCoordinator];
 
+/// Who follows drill runs live: coordinators and supervisors (observers), and the participating
+/// town officers and operators (`ws::filter` keeps each run to its towns and participant roles).
+const LIVE_DRILLS: &[Role] = &[DrillCoordinator, Supervisor, Operator, TownOfficer];
+
 /// Every message type of `GET /api/ws`. A topic may be subscribed to only by the roles of its
 /// message's row; a client message without a row is refused.
 pub static WS_MESSAGES: &[WsRule] = &[
@@ -504,6 +540,7 @@ pub static WS_MESSAGES: &[WsRule] = &[
     ),
     ws(WsDirection::ToClient, "edge", LIVE_DEVICES, ScopeRule::List),
     ws(WsDirection::ToClient, "wall", WALL_USERS, ScopeRule::None),
+    ws(WsDirection::ToClient, "drill", LIVE_DRILLS, ScopeRule::List),
     ws(WsDirection::ToClient, "resync", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "pong", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "error", LIVE, ScopeRule::None),

@@ -8,6 +8,11 @@
 //! - [`report`] (plain): the after-action report, HTML in Chinese.
 //! - [`store`]: runs, injects as durable timers, observations; start / pause / resume / ENDEX.
 //! - [`worker`]: fires due injects on the escalation worker's loop.
+//! - [`chart`] (plain): the report's timeline chart, inline SVG.
+//! - [`pdf`]: the report printed to PDF by headless Chromium after ENDEX, and its worker.
+//! - [`improvement`]: the improvement plan, items tracked open → inProgress → done → verified.
+//! - [`history`]: one scenario's runs compared over time.
+//! - [`participants`]: a drill's notifications reach only its participants and coordinator.
 //!
 //! **Each inject fires exactly once, whatever the number of replicas and restarts, and never
 //! into a paused or ended run:** it is claimed with its run's row under `SKIP LOCKED` and marked
@@ -18,3 +23,9 @@ pub mod report;
 pub mod scenario;
 pub mod store;
 pub mod worker;
+
+pub mod chart;
+pub mod history;
+pub mod improvement;
+pub mod participants;
+pub mod pdf;

@@ -5,7 +5,7 @@
 
 use super::evaluate::Status;
 use super::store::{ExpectationView, ObservationView, RunView};
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use std::fmt::Write;
 
 /// Beijing time, as the district reads it.
@@ -16,7 +16,7 @@ fn local(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -89,59 +89,6 @@ fn status_class(s: Status) -> &'static str {
     }
 }
 
-/// The timeline chart: per expectation a grey bar for the target and a coloured one for what
-/// happened (to ENDEX when it never did), on one time scale.
-fn chart(v: &RunView) -> String {
-    let rows = &v.expectations;
-    let max = rows
-        .iter()
-        .map(|e| (e.within_secs as i64).max(e.elapsed_secs.unwrap_or(0)))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let (label_w, bar_w, row_h) = (220.0, 520.0, 34.0);
-    let height = row_h * rows.len() as f64 + 30.0;
-    let mut svg = format!(
-        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" \
-         role=\"img\" aria-label=\"各项任务用时与目标对比\">",
-        label_w + bar_w + 20.0
-    );
-    for (i, e) in rows.iter().enumerate() {
-        let y = 10.0 + row_h * i as f64;
-        let target = bar_w * e.within_secs as f64 / max;
-        let _ = write!(
-            svg,
-            "<text x=\"0\" y=\"{:.0}\" font-size=\"13\">{}</text>\
-             <rect x=\"{label_w}\" y=\"{y:.0}\" width=\"{target:.1}\" height=\"10\" fill=\"#c8c8c8\"/>",
-            y + 12.0,
-            esc(&e.task)
-        );
-        if let Some(elapsed) = e.elapsed_secs {
-            let w = bar_w * elapsed.max(0) as f64 / max;
-            let colour = match e.status {
-                Status::Met => "#2e7d32",
-                Status::Late => "#ef6c00",
-                _ => "#c62828",
-            };
-            let _ = write!(
-                svg,
-                "<rect x=\"{label_w}\" y=\"{:.0}\" width=\"{w:.1}\" height=\"10\" fill=\"{colour}\"/>",
-                y + 12.0
-            );
-        }
-    }
-    let _ = write!(
-        svg,
-        "<text x=\"{label_w}\" y=\"{:.0}\" font-size=\"11\" fill=\"#555\">0</text>\
-         <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"11\" fill=\"#555\" text-anchor=\"end\">{}</text></svg>",
-        height - 4.0,
-        label_w + bar_w,
-        height - 4.0,
-        duration_zh(max as i64)
-    );
-    svg
-}
-
 fn observation(v: &RunView, o: &ObservationView) -> String {
     let task = o
         .expectation_id
@@ -185,9 +132,12 @@ pub fn render(v: &RunView) -> String {
          h1{{font-size:22px}} h2{{font-size:18px;border-bottom:1px solid #999;padding-bottom:4px;margin-top:28px}}\
          table{{border-collapse:collapse;width:100%;font-size:13px}} th,td{{border:1px solid #bbb;padding:4px 6px;text-align:left}}\
          th{{background:#f0f0f0}} .drill{{color:#c62828;font-weight:bold}} .met{{color:#2e7d32}} .late{{color:#ef6c00}}\
-         .missed{{color:#c62828}} .pending{{color:#555}}</style></head><body>\
+         .missed{{color:#c62828}} .pending{{color:#555}} .chart{{max-width:100%;height:auto}}\
+         figure{{margin:8px 0;break-inside:avoid}} figcaption{{font-size:13px;margin-bottom:4px}} .nowrap{{white-space:nowrap}}\
+         @page{{size:A4;margin:14mm}} @media print{{body{{margin:0}} tr{{break-inside:avoid}} h2{{break-after:avoid}}}}\
+         </style></head><body>\
          <p class=\"drill\">【演练 DRILL】本报告所涉事件均为演练，不计入真实统计。</p>\
-         <h1>{title} — 演练评估报告</h1>",
+         <h1>{title} — 演练评估报告</h1><p>报告结构参照 GB/T 46792-2025（演练概况、按指标评估、发现的问题、改进计划）。</p>",
         title = esc(&v.title)
     );
     // 一、演练概况
@@ -218,10 +168,13 @@ pub fn render(v: &RunView) -> String {
         esc(&v.started_by),
         v.expectations.len(),
     );
-    // 二、演练过程
+    // 二、演练过程: the timeline first (it stays whole on a page), then every inject
     let _ = write!(
         h,
-        "<h2>二、演练过程</h2><table><tr><th>计划时间</th><th>实际注入</th><th>类型</th><th>内容</th><th>结果</th></tr>"
+        "<h2>二、演练过程</h2><figure class=\"timeline\"><figcaption>演练时间线（◆ 情景注入；灰色为各任务的目标时限，\
+         绿色达标，橙色超时，红色至演练结束仍未完成）</figcaption>{}</figure>\
+         <table><tr><th>计划时间</th><th>实际注入</th><th>类型</th><th>内容</th><th>结果</th></tr>",
+        super::chart::timeline(v)
     );
     for i in &v.injects {
         let kind = match i.kind.as_str() {
@@ -245,8 +198,7 @@ pub fn render(v: &RunView) -> String {
             esc(&i.text)
         );
     }
-    h.push_str("</table><p>各项任务用时（灰色为目标时限，绿色达标，橙色超时，红色未完成）：</p>");
-    h.push_str(&chart(v));
+    h.push_str("</table>");
     // 三、按指标评估
     h.push_str(
         "<h2>三、按指标评估</h2><table><tr><th>考核任务</th><th>责任角色</th><th>动作</th>\
@@ -322,31 +274,23 @@ pub fn render(v: &RunView) -> String {
     h.push_str("</ol>");
     // 五、改进计划
     h.push_str(
-        "<h2>五、改进计划</h2><table><tr><th>序号</th><th>改进事项</th><th>责任方</th><th>完成时限</th><th>状态</th></tr>",
+        "<h2>五、改进计划</h2><table><tr><th>序号</th><th>问题</th><th>整改措施</th><th>责任方</th><th>完成时限</th><th>状态</th></tr>",
     );
-    let due = local(ended + Duration::days(30));
-    let due = &due[..10];
     let mut n = 0;
-    for e in v.expectations.iter().filter(|e| {
-        matches!(e.status, Status::Late | Status::Missed | Status::Overdue)
-            || matches!(e.rating.as_deref(), Some("M" | "U"))
-    }) {
+    for i in &v.improvements {
         n += 1;
         let _ = write!(
             h,
-            "<tr><td>{n}</td><td>查找“{}”{}的原因，修订流程并组织专项培训</td><td>{}（{}）</td><td>{due}</td><td>待整改</td></tr>",
-            esc(&e.task),
-            if e.status == Status::Late {
-                "超时"
-            } else {
-                "未完成"
-            },
-            role_zh(&e.role),
-            esc(&v.town_names.join("、")),
+            "<tr><td>{n}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td></tr>",
+            esc(&i.problem),
+            esc(&i.action),
+            esc(&i.owner),
+            i.due_date,
+            i.state.zh(),
         );
     }
     if n == 0 {
-        h.push_str("<tr><td colspan=\"5\">各项任务均达标，无需整改。</td></tr>");
+        h.push_str("<tr><td colspan=\"6\">各项任务均达标，无需整改。</td></tr>");
     }
     let _ = write!(
         h,

@@ -3,6 +3,7 @@
 //! locked by both, so an inject never fires into a paused or ended run.
 
 use super::evaluate::{self, Observed, Status};
+use super::improvement::{self, ImprovementView};
 use super::report;
 use super::scenario::{self, Scenario, What};
 use crate::clocks::ClocksConfig;
@@ -43,10 +44,14 @@ pub struct RunRow {
     pub paused_secs: i64,
     pub ended_at: Option<DateTime<Utc>>,
     pub report_html: Option<String>,
+    /// Whether the PDF of the report is stored (its bytes are read only to serve it).
+    pub has_pdf: bool,
+    pub report_pdf_error: Option<String>,
 }
 
 const RUN_COLUMNS: &str = "id, exercise, scenario_id, scenario_yaml, title, towns, places, state, \
-     started_by, started_at, paused_at, paused_secs, ended_at, report_html";
+     started_by, started_at, paused_at, paused_secs, ended_at, report_html, \
+     report_pdf IS NOT NULL AS has_pdf, report_pdf_error";
 
 impl RunRow {
     /// The scenario as it was at the start.
@@ -173,7 +178,8 @@ pub async fn start(
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO drill_runs (id, exercise, scenario_id, scenario_yaml, title, towns, places, \
-         state, started_by, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9)",
+         state, started_by, started_at, roles) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10)",
     )
     .bind(id)
     .bind(id.to_string())
@@ -184,6 +190,7 @@ pub async fn start(
     .bind(sqlx::types::Json(places))
     .bind(by)
     .bind(now)
+    .bind(&s.participants.roles)
     .execute(&mut *conn)
     .await?;
     for inj in &s.injects {
@@ -297,6 +304,11 @@ pub async fn end(
     let ended = get(conn, run.id)
         .await?
         .ok_or_else(|| Error::not_found("drill run"))?;
+    // the improvement plan starts from the report's problems; the report lists its items
+    let judged = view(conn, &ended, now).await?;
+    for draft in improvement::from_problems(&judged) {
+        improvement::insert(conn, run.id, &draft, &actor.name(), now).await?;
+    }
     let view = view(conn, &ended, now).await?;
     let html = report::render(&view);
     sqlx::query("UPDATE drill_runs SET report_html = $2 WHERE id = $1")
@@ -510,6 +522,14 @@ pub struct RunView {
     pub observations: Vec<ObservationView>,
     /// Whether the after-action report exists (after ENDEX).
     pub has_report: bool,
+    /// Whether its PDF is ready (rendered shortly after ENDEX).
+    pub has_pdf: bool,
+    /// Why the PDF could not be rendered, if it could not.
+    pub pdf_error: Option<String>,
+    /// The participants' roles.
+    pub roles: Vec<String>,
+    /// The improvement plan: items made at ENDEX from the problems, and by hand.
+    pub improvements: Vec<ImprovementView>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -733,6 +753,10 @@ pub async fn view(conn: &mut PgConnection, run: &RunRow, now: DateTime<Utc>) -> 
         expectations,
         observations,
         has_report: run.report_html.is_some(),
+        has_pdf: run.has_pdf,
+        pdf_error: run.report_pdf_error.clone(),
+        roles: s.participants.roles.clone(),
+        improvements: improvement::of_run(conn, run.id, now).await?,
     })
 }
 

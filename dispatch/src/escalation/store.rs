@@ -219,8 +219,25 @@ async fn users(
         .collect())
 }
 
-/// Who `target` reaches for the incident in `ctx`.
+/// Who `target` reaches for the incident in `ctx`; for a drill incident only the run's
+/// participants and its coordinator ([`crate::drill::participants`]).
 pub(crate) async fn recipients(
+    conn: &mut PgConnection,
+    target: Target,
+    ctx: &Context,
+) -> Result<(Reached, Vec<Recipient>), sqlx::Error> {
+    let (reached, rows) = reachable(conn, target, ctx).await?;
+    match &ctx.exercise {
+        Some(exercise) => {
+            let rows = crate::drill::participants::restrict(conn, exercise, rows).await?;
+            Ok((reached, rows))
+        }
+        None => Ok((reached, rows)),
+    }
+}
+
+/// Who `target` reaches for the incident in `ctx`, before a drill's participants are considered.
+async fn reachable(
     conn: &mut PgConnection,
     target: Target,
     ctx: &Context,
@@ -309,7 +326,16 @@ pub async fn fire(
     }
     let planned: Planned = serde_json::from_value(timer.action.clone()).map_err(decode)?;
     let (reached, rows) = recipients(conn, planned.target, &ctx).await?;
-    let (action, note) = policy::describe(planned.target, &reached, ctx.exercise.as_deref());
+    let (action, mut note) = policy::describe(planned.target, &reached, ctx.exercise.as_deref());
+    if let Some(exercise) = &ctx.exercise
+        && crate::drill::participants::has_run(conn, exercise).await?
+    {
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        note.push_str(&format!(
+            "; participants only: sent to {}",
+            names.join(", ")
+        ));
+    }
     for r in &rows {
         sqlx::query(
             "INSERT INTO notifications (id, incident_id, timer_id, target_kind, target_id, \

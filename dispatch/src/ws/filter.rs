@@ -4,6 +4,9 @@
 //! - Field users see the incidents (and timeline entries) routed to their team, and the
 //!   notifications addressed to their team or to themselves — not their whole town.
 //! - Drill coordinators see exercise incidents, timelines and notifications (in their towns) only.
+//! - Drill changes: coordinators and supervisors (observers) see the runs whose towns all lie in
+//!   their scope, as by REST; other roles only runs they take part in (their role among the run's
+//!   participant roles, one of its towns in their scope).
 //! - Everyone else sees real and exercise changes of their towns; exercise ones carry `exercise`,
 //!   so consoles mark them DRILL.
 
@@ -64,6 +67,15 @@ impl Viewer {
             Change::Edge(c) => self.scope.allows(&c.town_id),
             // Not about a town: which cameras a tile may play is decided by its live grant.
             Change::Wall(_) => true,
+            Change::Drill(c) => match self.role {
+                Role::DrillCoordinator | Role::Supervisor => {
+                    c.towns.iter().all(|t| self.scope.allows(t))
+                }
+                role => {
+                    c.roles.iter().any(|r| r == role.as_str())
+                        && c.towns.iter().any(|t| self.scope.allows(t))
+                }
+            },
             Change::SessionEnded(_) => false,
         }
     }
@@ -199,6 +211,35 @@ mod tests {
         // operators see exercise changes too, marked by `exercise`
         let op = viewer(Role::Operator, Scope::District, None);
         assert!(op.receives(&all(), &incident("zhaitang", None, Some("drill-1"))));
+    }
+
+    fn drill(towns: &[&str], roles: &[&str]) -> Change {
+        Change::Drill(crate::ws::message::DrillChange {
+            run_id: Uuid::now_v7(),
+            what: "inject".into(),
+            state: "running".into(),
+            towns: towns.iter().map(|t| t.to_string()).collect(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            at: Utc::now(),
+        })
+    }
+
+    #[test]
+    fn drill_changes_reach_coordinators_of_all_its_towns_and_participants_only() {
+        let run = drill(&["zhaitang"], &["field", "townOfficer"]);
+        assert!(viewer(Role::DrillCoordinator, town("zhaitang"), None).receives(&all(), &run));
+        assert!(!viewer(Role::DrillCoordinator, town("qingshui"), None).receives(&all(), &run));
+        let two = drill(&["zhaitang", "qingshui"], &[]);
+        assert!(!viewer(Role::DrillCoordinator, town("zhaitang"), None).receives(&all(), &two));
+        assert!(viewer(Role::Supervisor, Scope::District, None).receives(&all(), &two));
+        // a participant role of one of its towns
+        assert!(viewer(Role::TownOfficer, town("zhaitang"), None).receives(&all(), &run));
+        assert!(!viewer(Role::TownOfficer, town("qingshui"), None).receives(&all(), &run));
+        // not a participant role: operators hear nothing of it
+        assert!(!viewer(Role::Operator, Scope::District, None).receives(&all(), &run));
+        // field users and auditors may not subscribe at all
+        assert!(!viewer(Role::Field, town("zhaitang"), None).may_subscribe(Topic::Drills));
+        assert!(!viewer(Role::Auditor, Scope::District, None).may_subscribe(Topic::Drills));
     }
 
     #[test]

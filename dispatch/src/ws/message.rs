@@ -89,6 +89,20 @@ pub struct WallChange {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A drill run changed (migration 0019): `what` is `run` (started, paused, resumed, ended, its
+/// PDF ready), `inject` (one fired), `observation` or `improvement`; consoles reload the run by
+/// REST. `towns` and `roles` are the run's participants: who may hear of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillChange {
+    pub run_id: Uuid,
+    pub what: String,
+    pub state: String,
+    pub towns: Vec<String>,
+    pub roles: Vec<String>,
+    pub at: DateTime<Utc>,
+}
+
 /// A session row was deleted (logout, sweep); never sent to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,6 +120,7 @@ pub enum Change {
     Notification(NotificationChange),
     Edge(EdgeChange),
     Wall(WallChange),
+    Drill(DrillChange),
     SessionEnded(SessionEnded),
 }
 
@@ -118,15 +133,17 @@ pub enum Topic {
     Notifications,
     Edges,
     Walls,
+    Drills,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 6] = [
         Topic::Incidents,
         Topic::Timeline,
         Topic::Notifications,
         Topic::Edges,
         Topic::Walls,
+        Topic::Drills,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -136,6 +153,7 @@ impl Topic {
             Topic::Notifications => "notifications",
             Topic::Edges => "edges",
             Topic::Walls => "walls",
+            Topic::Drills => "drills",
         }
     }
 
@@ -151,6 +169,7 @@ impl Topic {
             Topic::Notifications => "notification",
             Topic::Edges => "edge",
             Topic::Walls => "wall",
+            Topic::Drills => "drill",
         }
     }
 }
@@ -164,6 +183,7 @@ impl Change {
             Change::Notification(_) => Some(Topic::Notifications),
             Change::Edge(_) => Some(Topic::Edges),
             Change::Wall(_) => Some(Topic::Walls),
+            Change::Drill(_) => Some(Topic::Drills),
             Change::SessionEnded(_) => None,
         }
     }
@@ -176,6 +196,7 @@ impl Change {
             Change::Notification(c) => ServerMessage::Notification(c.clone()),
             Change::Edge(c) => ServerMessage::Edge(c.clone()),
             Change::Wall(c) => ServerMessage::Wall(c.clone()),
+            Change::Drill(c) => ServerMessage::Drill(c.clone()),
             Change::SessionEnded(_) => return None,
         })
     }
@@ -238,6 +259,7 @@ pub enum ServerMessage {
     Notification(NotificationChange),
     Edge(EdgeChange),
     Wall(WallChange),
+    Drill(DrillChange),
     Resync(Resync),
     Pong(Pong),
     Error(ErrorMessage),
@@ -245,7 +267,7 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     /// Every type name, as in `WS_MESSAGES`.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "hello",
         "subscribed",
         "incident",
@@ -253,6 +275,7 @@ impl ServerMessage {
         "notification",
         "edge",
         "wall",
+        "drill",
         "resync",
         "pong",
         "error",
@@ -267,6 +290,7 @@ impl ServerMessage {
             ServerMessage::Notification(_) => "notification",
             ServerMessage::Edge(_) => "edge",
             ServerMessage::Wall(_) => "wall",
+            ServerMessage::Drill(_) => "drill",
             ServerMessage::Resync(_) => "resync",
             ServerMessage::Pong(_) => "pong",
             ServerMessage::Error(_) => "error",
@@ -371,6 +395,11 @@ pub(crate) mod tests {
                 online: false
             }])
         );
+        let drill = r#"{"type" : "drill", "runId" : "0194e4a0-0000-7000-8000-000000000003", "what" : "inject", "state" : "running", "towns" : ["zhaitang"], "roles" : ["field"], "at" : "2026-11-23T22:15:00.1+00:00"}"#;
+        let Change::Drill(d) = serde_json::from_str::<Change>(drill).unwrap() else {
+            panic!("not a drill")
+        };
+        assert_eq!((d.what.as_str(), d.towns.len()), ("inject", 1));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 // the pushed changes on top — the protocol of dispatch/README.md#websocket.
 import { backoffMs } from '../lib/backoff'
 
-export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges' | 'walls'
+export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges' | 'walls' | 'drills'
 
 export interface IncidentChange {
   type: 'incident'
@@ -47,6 +47,16 @@ export interface EdgeChange {
   cameras: { cameraId: string; online: boolean }[] | null
 }
 
+/** A drill run changed (`what`: run, inject, observation, improvement); reload it by REST. */
+export interface DrillChange {
+  type: 'drill'
+  runId: string
+  what: 'run' | 'inject' | 'observation' | 'improvement'
+  state: string
+  towns: string[]
+  at: string
+}
+
 export type ServerMessage =
   | { type: 'hello'; topics: Topic[]; role: string; username: string }
   | { type: 'subscribed'; topics: Topic[] }
@@ -57,6 +67,7 @@ export type ServerMessage =
   | TimelineChange
   | WallChange
   | EdgeChange
+  | DrillChange
   | { type: 'notification'; [k: string]: unknown }
 
 export type LinkState = 'connecting' | 'live' | 'down'

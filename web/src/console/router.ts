@@ -15,6 +15,7 @@ export const router = createRouter({
     { path: '/wall-window', name: 'wallWindow', component: () => import('./views/WallWindow.vue'), meta: { bare: true } },
     // the drill console (drill coordinators run drills; supervisors observe, auditors read)
     { path: '/drills', name: 'drills', component: () => import('./views/DrillView.vue') },
+    { path: '/drills/history', name: 'drillHistory', component: () => import('./views/DrillHistoryView.vue') },
     { path: '/login', name: 'login', component: () => import('./views/LoginView.vue') },
     // the admin section (admins only: the guard below; dispatch refuses everyone else anyway)
     {

@@ -242,6 +242,14 @@ const en: typeof zh = {
   },
   // drills (console/views/DrillView.vue)
   drills: {
+    pdf: 'Download PDF report', pdfPending: 'Printing PDF…', history: 'History & comparison', live: 'Live', offline: 'Disconnected',
+    improvements: 'Improvement plan', problem: 'Problem', action: 'Corrective action', owner: 'Owner', due: 'Due',
+    itemState: 'State', overdue: 'Overdue', addItem: 'Add improvement item', itemAdded: 'Improvement item added', lastChange: 'Last change',
+    itemStates: { open: 'Open', inProgress: 'In progress', done: 'Done', verified: 'Verified' },
+    moveTo: { inProgress: 'Start work', done: 'Mark done', verified: 'Verify' },
+    reopen: 'Verification failed', allImprovements: 'All improvement items', onlyOverdue: 'Overdue only',
+    scenario: 'Scenario', score: 'Met share', startedAt: 'Started', ratingsCol: 'Ratings', noRuns: 'No ended run of this scenario yet',
+    trend: 'Seconds per task over time (lower is faster)', targetLine: '{task} target', back: 'Back to the drill console', runOf: 'Run',
     scenarios: 'Scenarios', runs: 'Runs', run: 'Drill', state: 'State', tally: 'Met/late/missed', start: 'Start drill',
     banner: 'DRILL — everything here is an exercise and not counted in real statistics', pause: 'Pause', resume: 'Resume',
     end: 'End (ENDEX)', report: 'After-action report', expectations: 'Critical tasks', task: 'Task', target: 'Target',

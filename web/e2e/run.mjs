@@ -18,6 +18,7 @@ import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
 import { runDrills } from './drills.mjs'
+import { runTalk } from './talk.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const webDir = path.resolve(here, '..')
@@ -120,6 +121,8 @@ async function startMedia(binDir, consoleOrigin) {
   const edge = { id: 'e2e-edge', ...generateKeyPairSync('ed25519') }
   execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
   const port = await freePort()
+  // the RTSP server edges pull talk audio from (talk.mjs)
+  const rtspPort = await freePort()
   const config = path.join(work, 'gateway.toml')
   fs.writeFileSync(
     config,
@@ -131,6 +134,7 @@ async function startMedia(binDir, consoleOrigin) {
       '[live]',
       'bind_ip = "127.0.0.1"',
       `allowed_origins = [${JSON.stringify(consoleOrigin)}]`,
+      `push_listen = "127.0.0.1:${rtspPort}"`,
       '[[edge]]',
       `id = "${edge.id}"`,
       `public_key = "${edge.publicKey.export({ format: 'jwk' }).x}"`,
@@ -232,6 +236,7 @@ async function main() {
       await runEvidence({ browser, server, api, shots, gateway: media.gateway, edge: media.edge, sql: (q) => psql(server.dbUrl, q), work })
     }
     if (all || only === 'drills') await runDrills({ browser, server, shots })
+    if (all || only === 'talk') await runTalk({ server, api, shots, rtsp: media.rtsp, gateway: media.gateway, sql: (q) => psql(server.dbUrl, q), work })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     ok = true

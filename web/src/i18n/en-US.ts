@@ -253,6 +253,13 @@ const en: typeof zh = {
     outcomes: { opened: 'Opened', attached: 'Joined', message: 'Sent', notFired: 'Not fired' },
     ratings: { P: 'P performed', S: 'S some challenges', M: 'M major challenges', U: 'U unable' },
   },
+  // talk-down (console/components/TalkButton.vue)
+  talk: {
+    hold: 'Hold to talk', connecting: 'Connecting', talking: 'Talking', noSpeaker: 'Camera has no speaker',
+    taken: 'In use: {name} is talking', takeover: 'Take over', takenOver: 'A supervisor took over; your talk ended',
+    edgeUnreachable: 'The site box does not answer: {reason}', noMic: 'Microphone unavailable: {message}', error: 'Talk failed: {message}',
+    spaceHint: 'Holding the space bar talks too',
+  },
   error: { generic: 'Failed: {message}' },
 }
 export default en

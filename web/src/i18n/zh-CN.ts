@@ -252,5 +252,12 @@ export default {
     outcomes: { opened: '已立案', attached: '已并入', message: '已发出', notFired: '未注入' },
     ratings: { P: 'P 顺利完成', S: 'S 有些问题', M: 'M 问题较大', U: 'U 未能完成' },
   },
+  // talk-down (console/components/TalkButton.vue)
+  talk: {
+    hold: '按住说话', connecting: '连接中', talking: '正在通话', noSpeaker: '摄像头无扬声器',
+    taken: '他人占用：{name} 正在通话', takeover: '接管', takenOver: '已被主管接管，通话结束',
+    edgeUnreachable: '现场设备未响应：{reason}', noMic: '无法使用麦克风：{message}', error: '对讲失败：{message}',
+    spaceHint: '按住空格键也可说话',
+  },
   error: { generic: '操作失败：{message}' },
 }

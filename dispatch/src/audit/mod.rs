@@ -103,10 +103,14 @@ pub enum Action {
     DrillObserve,
     // the dashboard's statistics
     StatsExport,
+    // talk-down floor control
+    TalkStart,
+    TalkEnd,
+    TalkTakeover,
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 40] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -144,6 +148,9 @@ impl Action {
         Action::DrillEnd,
         Action::DrillObserve,
         Action::StatsExport,
+        Action::TalkStart,
+        Action::TalkEnd,
+        Action::TalkTakeover,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,6 +192,9 @@ impl Action {
             Action::DrillEnd => "drill.end",
             Action::DrillObserve => "drill.observe",
             Action::StatsExport => "stats.export",
+            Action::TalkStart => "talk.start",
+            Action::TalkEnd => "talk.end",
+            Action::TalkTakeover => "talk.takeover",
         }
     }
 }

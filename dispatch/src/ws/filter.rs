@@ -64,6 +64,7 @@ impl Viewer {
             Change::Edge(c) => self.scope.allows(&c.town_id),
             // Not about a town: which cameras a tile may play is decided by its live grant.
             Change::Wall(_) => true,
+            Change::Talk(c) => self.scope.allows(&c.town_id),
             Change::SessionEnded(_) => false,
         }
     }

@@ -89,6 +89,24 @@ pub struct WallChange {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A camera's talk floor was taken (`endedAt` null) or a holding ended (`endReason`: released,
+/// timeout, logout, takeover — `endedBy` the supervisor who took it), migration 0020.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TalkChange {
+    /// The talk session.
+    pub id: i64,
+    pub camera_id: String,
+    pub town_id: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+    pub ended_by: Option<Uuid>,
+}
+
 /// A session row was deleted (logout, sweep); never sent to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,6 +124,7 @@ pub enum Change {
     Notification(NotificationChange),
     Edge(EdgeChange),
     Wall(WallChange),
+    Talk(TalkChange),
     SessionEnded(SessionEnded),
 }
 
@@ -118,15 +137,17 @@ pub enum Topic {
     Notifications,
     Edges,
     Walls,
+    Talk,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 6] = [
         Topic::Incidents,
         Topic::Timeline,
         Topic::Notifications,
         Topic::Edges,
         Topic::Walls,
+        Topic::Talk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -136,6 +157,7 @@ impl Topic {
             Topic::Notifications => "notifications",
             Topic::Edges => "edges",
             Topic::Walls => "walls",
+            Topic::Talk => "talk",
         }
     }
 
@@ -151,6 +173,7 @@ impl Topic {
             Topic::Notifications => "notification",
             Topic::Edges => "edge",
             Topic::Walls => "wall",
+            Topic::Talk => "talk",
         }
     }
 }
@@ -164,6 +187,7 @@ impl Change {
             Change::Notification(_) => Some(Topic::Notifications),
             Change::Edge(_) => Some(Topic::Edges),
             Change::Wall(_) => Some(Topic::Walls),
+            Change::Talk(_) => Some(Topic::Talk),
             Change::SessionEnded(_) => None,
         }
     }
@@ -176,6 +200,7 @@ impl Change {
             Change::Notification(c) => ServerMessage::Notification(c.clone()),
             Change::Edge(c) => ServerMessage::Edge(c.clone()),
             Change::Wall(c) => ServerMessage::Wall(c.clone()),
+            Change::Talk(c) => ServerMessage::Talk(c.clone()),
             Change::SessionEnded(_) => return None,
         })
     }
@@ -238,6 +263,7 @@ pub enum ServerMessage {
     Notification(NotificationChange),
     Edge(EdgeChange),
     Wall(WallChange),
+    Talk(TalkChange),
     Resync(Resync),
     Pong(Pong),
     Error(ErrorMessage),
@@ -245,7 +271,7 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     /// Every type name, as in `WS_MESSAGES`.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "hello",
         "subscribed",
         "incident",
@@ -253,6 +279,7 @@ impl ServerMessage {
         "notification",
         "edge",
         "wall",
+        "talk",
         "resync",
         "pong",
         "error",
@@ -267,6 +294,7 @@ impl ServerMessage {
             ServerMessage::Notification(_) => "notification",
             ServerMessage::Edge(_) => "edge",
             ServerMessage::Wall(_) => "wall",
+            ServerMessage::Talk(_) => "talk",
             ServerMessage::Resync(_) => "resync",
             ServerMessage::Pong(_) => "pong",
             ServerMessage::Error(_) => "error",

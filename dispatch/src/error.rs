@@ -108,6 +108,8 @@ pub struct Error {
     /// The request field that broke a rule (JSON name, e.g. `mainStream`), for forms to show the
     /// message next to it.
     pub field: Option<String>,
+    /// Who holds a camera's talk floor, on a `floor_taken` refusal.
+    pub holder: Option<Box<crate::intercom::Holder>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -120,6 +122,7 @@ impl Error {
             message: message.into(),
             details: Vec::new(),
             field: None,
+            holder: None,
         }
     }
 
@@ -222,6 +225,10 @@ struct Inner<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     field: Option<&'a str>,
+    /// On `floor_taken`: who talks to the camera now (consoles show their name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    holder: Option<&'a crate::intercom::Holder>,
 }
 
 /// The schema of `code`: one of [`CODES`].
@@ -240,6 +247,7 @@ impl IntoResponse for Error {
                 message: &self.message,
                 details: &self.details,
                 field: self.field.as_deref(),
+                holder: self.holder.as_deref(),
             },
         };
         let mut response = (self.status(), axum::Json(body)).into_response();

@@ -16,6 +16,7 @@ pub mod escalation;
 pub mod field;
 pub mod incident;
 pub mod intake;
+pub mod intercom;
 pub mod media;
 pub mod mqtt;
 pub mod notify;

@@ -223,6 +223,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(evidence::http::routes())
         .merge(live::http::routes(&origins))
+        .merge(live::talk_http::routes(&origins))
         .merge(recording::http::routes())
         .fallback(|| async {
             error::Error::new(

@@ -20,6 +20,7 @@ import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
 import { runDrills } from './drills.mjs'
+import { runTalk } from './talk.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const webDir = path.resolve(here, '..')
@@ -128,6 +129,8 @@ async function startMedia(binDir, consoleOrigin, box) {
   const key = path.join(work, 'dispatch-token')
   execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
   const port = await freePort()
+  // the RTSP server edges pull talk audio from (talk.mjs)
+  const rtspPort = await freePort()
   const config = path.join(work, 'gateway.toml')
   const cameras = [
     ...WALL_CAMERAS.map((c) => ({ id: c.id, rtsp })),
@@ -144,6 +147,7 @@ async function startMedia(binDir, consoleOrigin, box) {
       '[live]',
       'bind_ip = "127.0.0.1"',
       `allowed_origins = [${JSON.stringify(consoleOrigin)}]`,
+      `push_listen = "127.0.0.1:${rtspPort}"`,
       // the box whose evidence the gateway accepts
       '[[edge]]',
       `id = "${box.id}"`,
@@ -269,6 +273,7 @@ async function main() {
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     }
     if (all || only === 'drills') await runDrills({ browser, server, shots, api: (base, u, p) => Api.login(base, u, p), sql: (q) => psql(server.dbUrl, q) })
+    if (all || only === 'talk') await runTalk({ server, api, shots, rtsp: media.rtsp, gateway: media.gateway, sql: (q) => psql(server.dbUrl, q), work })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     if (blocked.length) throw new Error(`the content security policy blocked:\n${blocked.join('\n')}`)

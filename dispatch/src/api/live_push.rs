@@ -26,7 +26,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// How long an edge may take to act on `startLive`/`stopLive` before it must ignore the command.
-const COMMAND_GRACE_SECS: i64 = 30;
+pub(super) const COMMAND_GRACE_SECS: i64 = 30;
 
 /// The body of `live-start` and `live-stop`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -147,6 +147,24 @@ async fn pushed_camera(
     service: &ServiceCaller,
     id: &str,
 ) -> Result<(CameraId, EdgeId, String)> {
+    let (camera, source, town) = owned_camera(app, service, id).await?;
+    let source::Source::Edge { edge_id, .. } = source else {
+        return Err(Error::new(
+            Kind::Conflict,
+            "not_pushed",
+            format!("camera {id} is pulled by the gateway, not pushed by an edge box"),
+        ));
+    };
+    let edge = EdgeId::new(edge_id).map_err(|e| Error::internal("a stored edge id", e))?;
+    Ok((camera, edge, town))
+}
+
+/// The camera, its source and town, if the asking node owns it (403 `not_owner` otherwise).
+pub(super) async fn owned_camera(
+    app: &AppState,
+    service: &ServiceCaller,
+    id: &str,
+) -> Result<(CameraId, source::Source, String)> {
     let media = app.config.media.as_ref().ok_or_else(|| {
         Error::internal("live push", "a service was authenticated without [media]")
     })?;
@@ -166,19 +184,11 @@ async fn pushed_camera(
             ),
         ));
     }
-    let source::Source::Edge { edge_id, .. } = source else {
-        return Err(Error::new(
-            Kind::Conflict,
-            "not_pushed",
-            format!("camera {id} is pulled by the gateway, not pushed by an edge box"),
-        ));
-    };
-    let edge = EdgeId::new(edge_id).map_err(|e| Error::internal("a stored edge id", e))?;
-    Ok((camera, edge, town))
+    Ok((camera, source, town))
 }
 
 /// Queues a live command for `edge` (QoS 1; it must be acted on within the grace).
-fn send(app: &AppState, edge: &EdgeId, action: CommandAction) -> Result<()> {
+pub(super) fn send(app: &AppState, edge: &EdgeId, action: CommandAction) -> Result<()> {
     if !app.edge_link.is_configured() {
         return Err(Error::new(
             Kind::Unavailable,

@@ -4,9 +4,11 @@
 use super::Path;
 use crate::AppState;
 use crate::audit::{Action, Audit, Event};
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::config::MediaConfig;
 use crate::error::{Error, Kind, Result};
+use crate::intercom::Asker;
+use crate::intercom::floor::{self, Taken};
 use crate::media::choose_gateway;
 use crate::registry::cameras;
 use axum::Extension;
@@ -18,6 +20,7 @@ use bl_proto::{CameraId, GatewayNodeId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use uuid::Uuid;
 
 type App = State<Arc<AppState>>;
 
@@ -46,6 +49,21 @@ pub struct Grant {
     #[schema(schema_with = crate::api::openapi::stream_schema)]
     pub stream: Option<Stream>,
     pub expires_at: DateTime<Utc>,
+    /// The caller's holding of the camera's talk floor (talk grants only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talk_session: Option<i64>,
+}
+
+/// The optional body of `/talk`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TalkRequest {
+    /// Take the floor from the operator who holds it (supervisors only).
+    #[serde(default)]
+    pub takeover: bool,
+    /// The incident the talk is about: the recording is linked on its timeline.
+    #[serde(default)]
+    pub incident_id: Option<Uuid>,
 }
 
 /// `POST /api/cameras/{id}/live`
@@ -92,11 +110,12 @@ pub async fn live(
 #[utoipa::path(
     post,
     path = "/api/cameras/{id}/talk",
-    summary = "Get a talk grant",
+    summary = "Take the camera's talk floor and get a talk grant",
     params(("id" = String, Path, description = "The camera's id")),
+    request_body(content = Option<TalkRequest>, description = "Optional; `takeover` for supervisors, `incidentId` to link the talk"),
     responses(
-        (status = 200, description = "The owning gateway's WHIP URL and a short-lived media token", body = Grant),
-        (status = 409, description = "`talk_unsupported`: the camera has no speaker or audio backchannel"),
+        (status = 200, description = "The owning gateway's WHIP URL, a short-lived media token and the caller's talk session (asking again renews it)", body = Grant),
+        (status = 409, description = "`talk_unsupported`: the camera has no speaker or audio backchannel; `floor_taken`: another operator talks to it (`error.holder` names them)"),
         (status = 503, description = "`media_not_configured`: no `[media]` section"),
     )
 )]
@@ -105,21 +124,154 @@ pub async fn talk(
     Extension(caller): Extension<Caller>,
     audit: Audit,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<axum::Json<Grant>> {
-    grant(&app, &caller, &audit, &id, MediaAction::Talk, None).await
+    let request: TalkRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TalkRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::bad_request(
+                "invalid_body",
+                format!("the JSON body is not acceptable: {e}; send {{\"takeover\": true|false, \"incidentId\": \"…\"}} or nothing"),
+            )
+        })?
+    };
+    media_config(&app)?;
+    let camera = allowed_camera(&app, &caller, &id, MediaAction::Talk).await?;
+    if let Some(incident) = request.incident_id {
+        let town: Option<String> =
+            sqlx::query_scalar("SELECT town_id FROM incidents WHERE id = $1")
+                .bind(incident)
+                .fetch_optional(&app.pool)
+                .await?;
+        caller.check_town(&town.ok_or_else(|| Error::not_found("incident"))?)?;
+    }
+    let session = take_floor(&app, &caller, &audit, &camera, &request).await?;
+    let mut grant = grant(&app, &caller, &audit, &id, MediaAction::Talk, None).await?;
+    grant.talk_session = Some(session);
+    Ok(grant)
 }
 
-/// Checks configuration, then the camera (404), then scope (403), then talk capability (409), and
-/// signs the token.
-async fn grant(
+/// Applies floor control for a talk grant; returns the caller's talk session.
+async fn take_floor(
     app: &AppState,
     caller: &Caller,
     audit: &Audit,
+    camera: &cameras::Camera,
+    request: &TalkRequest,
+) -> Result<i64> {
+    let asker = Asker {
+        user_id: caller.user_id,
+        may_take_over: caller.role == Role::Supervisor,
+        wants_take_over: request.takeover,
+    };
+    let mut tx = app.pool.begin().await?;
+    let taken = floor::take(
+        &mut tx,
+        &camera.id,
+        caller,
+        asker,
+        request.incident_id,
+        app.now(),
+    )
+    .await;
+    let taken = match taken {
+        // Two replicas granting at once: the index keeps one; the other is refused like a holder.
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            return Err(Error::new(
+                Kind::Conflict,
+                "floor_taken",
+                "another operator started talking to this camera just now; try again",
+            ));
+        }
+        other => other?,
+    };
+    let session = match taken {
+        Taken::Refused(holder) => {
+            let mut e = Error::new(
+                Kind::Conflict,
+                "floor_taken",
+                format!(
+                    "{} ({}) is talking to camera {}; wait until they release it{}",
+                    holder.display_name,
+                    holder.username,
+                    camera.id,
+                    if request.takeover {
+                        " (only a supervisor may take the floor)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            e.holder = Some(Box::new(holder));
+            return Err(e);
+        }
+        Taken::Renewed { session_id } => return Ok(session_id),
+        Taken::Started {
+            session_id,
+            taken_from,
+        } => {
+            if let Some(h) = taken_from {
+                let details = serde_json::json!({"from": h.username, "fromSession": h.session_id, "session": session_id});
+                let event = Event::new(Action::TalkTakeover)
+                    .object("camera", &camera.id)
+                    .town(&camera.town_id)
+                    .details(details);
+                audit.append(&mut tx, app, event).await?;
+            }
+            session_id
+        }
+    };
+    let details = serde_json::json!({"session": session, "incident": request.incident_id.map(|i| i.to_string())});
+    let event = Event::new(Action::TalkStart)
+        .object("camera", &camera.id)
+        .town(&camera.town_id)
+        .details(details);
+    audit.append(&mut tx, app, event).await?;
+    tx.commit().await?;
+    Ok(session)
+}
+
+/// `DELETE /api/cameras/{id}/talk`
+#[utoipa::path(
+    delete,
+    path = "/api/cameras/{id}/talk",
+    summary = "Release the camera's talk floor",
+    params(("id" = String, Path, description = "The camera's id")),
+    responses(
+        (status = 204, description = "The caller no longer holds the floor (also when they did not)"),
+    )
+)]
+pub async fn release_talk(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    audit: Audit,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode> {
+    let camera = cameras::get(&app.pool, &id)
+        .await?
+        .ok_or_else(|| Error::not_found("camera"))?;
+    caller.check_town(&camera.town_id)?;
+    let mut tx = app.pool.begin().await?;
+    if let Some(session) = floor::release(&mut tx, &camera.id, caller.user_id, app.now()).await? {
+        let event = Event::new(Action::TalkEnd)
+            .object("camera", &camera.id)
+            .town(&camera.town_id)
+            .details(serde_json::json!({"session": session, "reason": "released"}));
+        audit.append(&mut tx, &app, event).await?;
+    }
+    tx.commit().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The camera if it exists (404), lies in the caller's towns (403) and, for talk, can play audio
+/// (409).
+async fn allowed_camera(
+    app: &AppState,
+    caller: &Caller,
     id: &str,
     action: MediaAction,
-    stream: Option<Stream>,
-) -> Result<axum::Json<Grant>> {
-    let media = media_config(app)?;
+) -> Result<cameras::Camera> {
     let camera = cameras::get(&app.pool, id)
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
@@ -134,6 +286,21 @@ async fn grant(
             ),
         ));
     }
+    Ok(camera)
+}
+
+/// Checks configuration, then the camera (404), then scope (403), then talk capability (409), and
+/// signs the token.
+async fn grant(
+    app: &AppState,
+    caller: &Caller,
+    audit: &Audit,
+    id: &str,
+    action: MediaAction,
+    stream: Option<Stream>,
+) -> Result<axum::Json<Grant>> {
+    let media = media_config(app)?;
+    let camera = allowed_camera(app, caller, id, action).await?;
     let camera_id = CameraId::new(camera.id.clone())
         .map_err(|e| Error::internal("camera id from the registry", e))?;
     let Signed {
@@ -172,6 +339,7 @@ async fn grant(
         node,
         stream,
         expires_at,
+        talk_session: None,
     }))
 }
 

@@ -19,6 +19,7 @@ pub mod openapi;
 mod registry;
 mod session;
 mod stats;
+mod talk_edge;
 mod teams;
 mod users;
 mod walls;
@@ -139,6 +140,18 @@ pub fn routes() -> Routes {
     .add("PUT", "/api/users/{id}", users::update)
     .add("POST", "/api/teams", teams::create)
     .add("PUT", "/api/teams/{id}", teams::update)
+    // talk-down floor control and the edge's talk commands (api/media.rs, api/talk_edge.rs)
+    .add("DELETE", "/api/cameras/{id}/talk", media::release_talk)
+    .add(
+        "POST",
+        "/internal/cameras/{id}/talk-start",
+        talk_edge::talk_start,
+    )
+    .add(
+        "POST",
+        "/internal/cameras/{id}/talk-stop",
+        talk_edge::talk_stop,
+    )
     .add("PUT", "/api/teams/{id}/roster", teams::roster)
     .add("GET", "/api/escalation/policies", escalation::policies)
     .add("PUT", "/api/escalation/policies/{tier}", escalation::set)

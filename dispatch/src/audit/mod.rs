@@ -105,10 +105,14 @@ pub enum Action {
     DrillImprovementState,
     // the dashboard's statistics
     StatsExport,
+    // talk-down floor control
+    TalkStart,
+    TalkEnd,
+    TalkTakeover,
 }
 
 impl Action {
-    pub const ALL: [Action; 39] = [
+    pub const ALL: [Action; 42] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -148,6 +152,9 @@ impl Action {
         Action::DrillImprovementAdd,
         Action::DrillImprovementState,
         Action::StatsExport,
+        Action::TalkStart,
+        Action::TalkEnd,
+        Action::TalkTakeover,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -191,6 +198,9 @@ impl Action {
             Action::DrillImprovementAdd => "drill.improvementAdd",
             Action::DrillImprovementState => "drill.improvementState",
             Action::StatsExport => "stats.export",
+            Action::TalkStart => "talk.start",
+            Action::TalkEnd => "talk.end",
+            Action::TalkTakeover => "talk.takeover",
         }
     }
 }

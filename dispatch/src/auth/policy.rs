@@ -463,6 +463,26 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(STATISTICS),
         ScopeRule::List,
     ),
+    // Talk-down floor control: a talker releases their own holding; the owning gateway node asks
+    // for the edge's talk playback (the handler checks ownership).
+    rule(
+        "DELETE",
+        "/api/cameras/{id}/talk",
+        Access::Roles(TALKERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "POST",
+        "/internal/cameras/{id}/talk-start",
+        Access::Service,
+        ScopeRule::None,
+    ),
+    rule(
+        "POST",
+        "/internal/cameras/{id}/talk-stop",
+        Access::Service,
+        ScopeRule::None,
+    ),
 ];
 
 /// Which way a WebSocket message travels.
@@ -541,6 +561,8 @@ pub static WS_MESSAGES: &[WsRule] = &[
     ws(WsDirection::ToClient, "edge", LIVE_DEVICES, ScopeRule::List),
     ws(WsDirection::ToClient, "wall", WALL_USERS, ScopeRule::None),
     ws(WsDirection::ToClient, "drill", LIVE_DRILLS, ScopeRule::List),
+    // Who holds a camera's talk floor (and that a holding ended): talkers of the camera's town.
+    ws(WsDirection::ToClient, "talk", TALKERS, ScopeRule::List),
     ws(WsDirection::ToClient, "resync", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "pong", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "error", LIVE, ScopeRule::None),

@@ -76,6 +76,7 @@ impl Viewer {
                         && c.towns.iter().any(|t| self.scope.allows(t))
                 }
             },
+            Change::Talk(c) => self.scope.allows(&c.town_id),
             Change::SessionEnded(_) => false,
         }
     }

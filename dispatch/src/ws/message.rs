@@ -103,6 +103,24 @@ pub struct DrillChange {
     pub at: DateTime<Utc>,
 }
 
+/// A camera's talk floor was taken (`endedAt` null) or a holding ended (`endReason`: released,
+/// timeout, logout, takeover — `endedBy` the supervisor who took it), migration 0020.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TalkChange {
+    /// The talk session.
+    pub id: i64,
+    pub camera_id: String,
+    pub town_id: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+    pub ended_by: Option<Uuid>,
+}
+
 /// A session row was deleted (logout, sweep); never sent to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +139,7 @@ pub enum Change {
     Edge(EdgeChange),
     Wall(WallChange),
     Drill(DrillChange),
+    Talk(TalkChange),
     SessionEnded(SessionEnded),
 }
 
@@ -134,6 +153,7 @@ pub enum Topic {
     Edges,
     Walls,
     Drills,
+    Talk,
 }
 
 impl Topic {
@@ -144,6 +164,7 @@ impl Topic {
         Topic::Edges,
         Topic::Walls,
         Topic::Drills,
+        Topic::Talk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +175,7 @@ impl Topic {
             Topic::Edges => "edges",
             Topic::Walls => "walls",
             Topic::Drills => "drills",
+            Topic::Talk => "talk",
         }
     }
 
@@ -170,6 +192,7 @@ impl Topic {
             Topic::Edges => "edge",
             Topic::Walls => "wall",
             Topic::Drills => "drill",
+            Topic::Talk => "talk",
         }
     }
 }
@@ -184,6 +207,7 @@ impl Change {
             Change::Edge(_) => Some(Topic::Edges),
             Change::Wall(_) => Some(Topic::Walls),
             Change::Drill(_) => Some(Topic::Drills),
+            Change::Talk(_) => Some(Topic::Talk),
             Change::SessionEnded(_) => None,
         }
     }
@@ -197,6 +221,7 @@ impl Change {
             Change::Edge(c) => ServerMessage::Edge(c.clone()),
             Change::Wall(c) => ServerMessage::Wall(c.clone()),
             Change::Drill(c) => ServerMessage::Drill(c.clone()),
+            Change::Talk(c) => ServerMessage::Talk(c.clone()),
             Change::SessionEnded(_) => return None,
         })
     }
@@ -260,6 +285,7 @@ pub enum ServerMessage {
     Edge(EdgeChange),
     Wall(WallChange),
     Drill(DrillChange),
+    Talk(TalkChange),
     Resync(Resync),
     Pong(Pong),
     Error(ErrorMessage),
@@ -276,6 +302,7 @@ impl ServerMessage {
         "edge",
         "wall",
         "drill",
+        "talk",
         "resync",
         "pong",
         "error",
@@ -291,6 +318,7 @@ impl ServerMessage {
             ServerMessage::Edge(_) => "edge",
             ServerMessage::Wall(_) => "wall",
             ServerMessage::Drill(_) => "drill",
+            ServerMessage::Talk(_) => "talk",
             ServerMessage::Resync(_) => "resync",
             ServerMessage::Pong(_) => "pong",
             ServerMessage::Error(_) => "error",

@@ -39,6 +39,12 @@ pub trait EdgeLive: Send + Sync {
     /// Tells the edge to stop pushing (best effort: the edge also stops on its own when the
     /// gateway disconnects it, and after its maximum push duration).
     async fn stop(&self, request: &PushRequest);
+    /// Asks the edge owning `camera` to pull talk audio from `pull_url` (the edge appends
+    /// `/{token}`) and play it; `Ok` once the command is on its way.
+    async fn talk_start(&self, camera: &CameraId, pull_url: &str) -> Result<(), String>;
+    /// Tells the edge to stop playing talk audio (best effort: the pull also ends when the
+    /// gateway disconnects it).
+    async fn talk_stop(&self, camera: &CameraId);
 }
 
 /// [`EdgeLive`] through dispatch: `POST /internal/cameras/{id}/live-start` and `…/live-stop` with
@@ -64,14 +70,19 @@ impl DispatchEdgeLive {
         }
     }
 
-    async fn call(&self, what: &str, r: &PushRequest) -> Result<(), String> {
-        let url = format!("{}/internal/cameras/{}/{what}", self.base, r.camera);
+    async fn call(
+        &self,
+        camera: &CameraId,
+        what: &str,
+        body: serde_json::Value,
+    ) -> Result<(), String> {
+        let url = format!("{}/internal/cameras/{camera}/{what}", self.base);
         let response = self
             .http
             .post(&url)
             .bearer_auth(&*self.token)
             .header("X-BL-Node", self.node.as_str())
-            .json(&serde_json::json!({"stream": r.stream.as_str(), "pushUrl": r.push_url}))
+            .json(&body)
             .send()
             .await
             .map_err(|e| format!("dispatch unreachable: {}", e.without_url()))?;
@@ -90,13 +101,26 @@ impl DispatchEdgeLive {
 
 #[async_trait::async_trait]
 impl EdgeLive for DispatchEdgeLive {
-    async fn start(&self, request: &PushRequest) -> Result<(), String> {
-        self.call("live-start", request).await
+    async fn start(&self, r: &PushRequest) -> Result<(), String> {
+        let body = serde_json::json!({"stream": r.stream.as_str(), "pushUrl": r.push_url});
+        self.call(&r.camera, "live-start", body).await
     }
 
-    async fn stop(&self, request: &PushRequest) {
-        if let Err(e) = self.call("live-stop", request).await {
-            tracing::warn!(camera_id = %request.camera, err = %e, "could not tell the edge to stop pushing");
+    async fn stop(&self, r: &PushRequest) {
+        let body = serde_json::json!({"stream": r.stream.as_str(), "pushUrl": r.push_url});
+        if let Err(e) = self.call(&r.camera, "live-stop", body).await {
+            tracing::warn!(camera_id = %r.camera, err = %e, "could not tell the edge to stop pushing");
+        }
+    }
+
+    async fn talk_start(&self, camera: &CameraId, pull_url: &str) -> Result<(), String> {
+        let body = serde_json::json!({"pullUrl": pull_url});
+        self.call(camera, "talk-start", body).await
+    }
+
+    async fn talk_stop(&self, camera: &CameraId) {
+        if let Err(e) = self.call(camera, "talk-stop", serde_json::json!({})).await {
+            tracing::warn!(camera_id = %camera, err = %e, "could not tell the edge to stop playing talk audio");
         }
     }
 }

@@ -31,23 +31,28 @@ use crate::error::{Error, Kind, Result};
 
 /// The WHEP and status routes, with CORS for `allowed_origins`.
 pub fn routes(allowed_origins: &[String]) -> Router<Arc<Gateway>> {
-    let origins: Vec<HeaderValue> = allowed_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::POST, Method::DELETE, Method::GET, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::LOCATION]);
     Router::new()
         .route("/whep/{camera}", post(whep_post))
         .route("/whep/{camera}/{session}", delete(whep_delete))
         .route("/live/{camera}/status", get(status))
-        .layer(cors)
+        .layer(cors(allowed_origins))
 }
 
-fn camera_id(raw: &str) -> Result<CameraId> {
+/// CORS for the browser-facing live routes (WHEP, WHIP, status): the console origins may send
+/// `Authorization` and `Content-Type` and read `Location`.
+pub(super) fn cors(allowed_origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST, Method::DELETE, Method::GET, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION])
+}
+
+pub(super) fn camera_id(raw: &str) -> Result<CameraId> {
     raw.parse()
         .map_err(|e| Error::bad_request("bad_camera", format!("{raw:?} is not a camera id: {e}")))
 }
@@ -79,19 +84,7 @@ async fn whep_post(
     let camera = camera_id(&camera)?;
     gw.tokens.authorize(&claims, &camera, MediaAction::View)?;
     let stream = stream_param(query.as_deref())?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/sdp") {
-        return Err(Error::new(
-            Kind::UnsupportedMediaType,
-            "not_sdp",
-            "send the SDP offer with Content-Type: application/sdp",
-        ));
-    }
-    let offer = String::from_utf8(body.to_vec())
-        .map_err(|_| Error::bad_request("bad_offer", "the SDP offer is not UTF-8"))?;
+    let offer = sdp_offer(&headers, &body)?;
     let live = &gw.live;
     if live.session_count() >= live.settings.max_sessions {
         return Err(Error::new(
@@ -150,6 +143,23 @@ async fn whep_post(
     Ok(response)
 }
 
+/// The SDP offer of a WHEP or WHIP request.
+pub(super) fn sdp_offer(headers: &HeaderMap, body: &Bytes) -> Result<String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/sdp") {
+        return Err(Error::new(
+            Kind::UnsupportedMediaType,
+            "not_sdp",
+            "send the SDP offer with Content-Type: application/sdp",
+        ));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| Error::bad_request("bad_offer", "the SDP offer is not UTF-8"))
+}
+
 fn start_error(e: StartError) -> Error {
     match e {
         StartError::PushNotSupported => Error::new(
@@ -174,7 +184,7 @@ fn start_error(e: StartError) -> Error {
     }
 }
 
-fn peer_error(e: PeerError) -> Error {
+pub(super) fn peer_error(e: PeerError) -> Error {
     match e {
         PeerError::BadOffer(m) => Error::bad_request("bad_offer", m),
         PeerError::NoPort => Error::new(

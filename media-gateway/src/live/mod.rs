@@ -14,6 +14,10 @@ pub mod push;
 pub mod push_auth;
 pub mod relay;
 pub mod source;
+pub mod talk;
+pub mod talk_http;
+pub mod talk_peer;
+pub mod talk_rtsp;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -70,6 +74,8 @@ pub struct Live {
     pub edges: Option<Arc<dyn EdgeLive>>,
     relays: Mutex<HashMap<(CameraId, Stream), Arc<Relay>>>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Talk channels (WHIP in, RTSP pulls out).
+    pub talks: talk::Talks,
     /// WHEP sessions opened since start.
     pub sessions_opened: AtomicU64,
     /// Packets sent to viewers.
@@ -109,6 +115,7 @@ impl Live {
             edges,
             relays: Mutex::default(),
             sessions: Mutex::default(),
+            talks: talk::Talks::default(),
             sessions_opened: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
             packets_skipped: AtomicU64::new(0),
@@ -356,6 +363,7 @@ impl Live {
 
     /// Ends every session and ingest (shutdown).
     pub fn shutdown(&self) {
+        self.shutdown_talk();
         for s in self
             .sessions
             .lock()
@@ -379,6 +387,7 @@ impl Live {
 
     /// Prometheus text for the live relay.
     pub fn render_metrics(&self, out: &mut String) {
+        self.render_talk_metrics(out);
         let _ = writeln!(
             out,
             "# TYPE bl_gateway_live_sessions gauge\nbl_gateway_live_sessions {}",

@@ -177,7 +177,7 @@ impl Peer {
             events: events_tx.clone(),
             gathered: gathered_tx,
         });
-        let pc = build_pc(settings, handler).await?;
+        let pc = build_pc(settings, handler, engine).await?;
         let ssrc = rand::random::<u32>();
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "brightline".to_owned(),
@@ -243,9 +243,12 @@ impl Peer {
     }
 }
 
-async fn build_pc(
+/// A peer connection with `engine`'s codecs on a UDP port of `settings` (shared with the talk
+/// peer, [`super::talk_peer`]).
+pub(super) async fn build_pc(
     settings: &PeerSettings,
-    handler: Arc<Handler>,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    engine: fn() -> Result<(MediaEngine, Registry), PeerError>,
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
     let attempt = |port: u16| {
         let handler = handler.clone();
@@ -257,7 +260,7 @@ async fn build_pc(
                 .with_media_engine(media)
                 .with_setting_engine(setting_engine(settings))
                 .with_interceptor_registry(registry)
-                .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+                .with_handler(handler)
                 .with_udp_addrs(vec![addr])
                 .build()
                 .await

@@ -1,4 +1,4 @@
-//! Push ingest: an RTSP RECORD server (gst-rtsp-server, on its own GLib main-loop thread) that edge
+//! Push ingest (and talk pulls, [`super::talk_rtsp`]): an RTSP RECORD server (gst-rtsp-server, on its own GLib main-loop thread) that edge
 //! boxes push to at `rtsp://{gateway}:{port}/push/{camera}/{stream}/{token}` (RTP/AVP over the
 //! RTSP TCP connection, since edges sit behind NAT), authenticated by the `push` media token in the
 //! path ([`super::push_auth`]).
@@ -42,11 +42,20 @@ struct Waiting {
 
 type WaitingMap = Arc<Mutex<HashMap<(CameraId, Stream), Waiting>>>;
 
+/// A camera being talked to: its talk factory and the token paths mounted for it.
+struct Talking {
+    factory: rtsp::RTSPMediaFactory,
+    mounted: Vec<String>,
+}
+
+type TalkingMap = Arc<Mutex<HashMap<CameraId, Talking>>>;
+
 /// The running RTSP RECORD server.
 pub struct PushServer {
     server: rtsp::RTSPServer,
     mounts: rtsp::RTSPMountPoints,
     waiting: WaitingMap,
+    talking: TalkingMap,
     ctx: glib::MainContext,
     main_loop: glib::MainLoop,
     source: std::sync::Mutex<Option<glib::SourceId>>,
@@ -65,16 +74,21 @@ impl PushServer {
             .mount_points()
             .ok_or("the RTSP server has no mount points")?;
         let waiting = WaitingMap::default();
-        let (w, m) = (waiting.clone(), mounts.clone());
+        let talking = TalkingMap::default();
+        let (w, t, m) = (waiting.clone(), talking.clone(), mounts.clone());
         server.connect_client_connected(move |_, client| {
-            let (v, w, m) = (verifier.clone(), w.clone(), m.clone());
-            client.connect_pre_options_request(move |_, ctx| first_request(&v, &w, &m, ctx));
+            let (v, w, t, m) = (verifier.clone(), w.clone(), t.clone(), m.clone());
+            client.connect_pre_options_request(move |_, ctx| first_request(&v, &w, &t, &m, ctx));
             let v = verifier.clone();
             client.connect_pre_announce_request(move |_, ctx| authorize(&v, ctx, "ANNOUNCE"));
+            let v = verifier.clone();
+            client.connect_pre_describe_request(move |_, ctx| authorize(&v, ctx, "DESCRIBE"));
             let v = verifier.clone();
             client.connect_pre_setup_request(move |_, ctx| authorize(&v, ctx, "SETUP"));
             let v = verifier.clone();
             client.connect_pre_record_request(move |_, ctx| authorize(&v, ctx, "RECORD"));
+            let v = verifier.clone();
+            client.connect_pre_play_request(move |_, ctx| authorize(&v, ctx, "PLAY"));
         });
         let ctx = glib::MainContext::new();
         let source = server
@@ -93,6 +107,7 @@ impl PushServer {
             server,
             mounts,
             waiting,
+            talking,
             ctx,
             main_loop,
             source: std::sync::Mutex::new(Some(source)),
@@ -180,10 +195,46 @@ impl PushServer {
         else {
             return;
         };
-        for path in &w.mounted {
+        self.remove_and_disconnect(w.mounted);
+    }
+
+    /// The path an edge pulls talk audio for `camera` from, without its token.
+    pub fn talk_path(camera: &CameraId) -> String {
+        format!("/talk/{camera}")
+    }
+
+    /// Serves `feed` to the edge pulling talk audio for `camera` until [`PushServer::unmount_talk`].
+    pub fn mount_talk(&self, camera: &CameraId, feed: &Arc<super::talk_rtsp::TalkFeed>) {
+        self.talking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                camera.clone(),
+                Talking {
+                    factory: super::talk_rtsp::factory(feed),
+                    mounted: Vec::new(),
+                },
+            );
+    }
+
+    /// Stops serving talk audio for `camera` and disconnects the edges pulling it.
+    pub fn unmount_talk(&self, camera: &CameraId) {
+        let Some(t) = self
+            .talking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(camera)
+        else {
+            return;
+        };
+        self.remove_and_disconnect(t.mounted);
+    }
+
+    /// Removes the mounts at `paths` and disconnects the clients using them.
+    fn remove_and_disconnect(&self, paths: Vec<String>) {
+        for path in &paths {
             self.mounts.remove_factory(path);
         }
-        let paths = w.mounted;
         let server = self.server.clone();
         self.ctx.invoke(move || {
             server.client_filter(Some(&mut |_, client| {
@@ -232,6 +283,7 @@ impl PushServer {
 fn first_request(
     verifier: &TokenVerifier,
     waiting: &WaitingMap,
+    talking: &TalkingMap,
     mounts: &rtsp::RTSPMountPoints,
     ctx: &rtsp::RTSPContext,
 ) -> gstreamer_rtsp::RTSPStatusCode {
@@ -239,6 +291,10 @@ fn first_request(
         .uri()
         .map(|u| u.request_uri().to_string())
         .unwrap_or_default();
+    if push_auth::is_talk(&uri) {
+        first_talk_request(verifier, talking, mounts, &uri);
+        return gstreamer_rtsp::RTSPStatusCode::Ok;
+    }
     let push = match push_auth::check(verifier, &uri) {
         Ok(push) => push,
         Err((status, reason)) => {
@@ -265,8 +321,40 @@ fn first_request(
     gstreamer_rtsp::RTSPStatusCode::Ok
 }
 
-/// The verdict on one request of a push (see [`push_auth::check`]); refusals are logged with the
-/// path, never the token.
+/// An edge's first request for talk audio: with a valid `talk` token for a camera being talked
+/// to, mounts the request's exact path so that its `DESCRIBE`, `SETUP` and `PLAY` find it.
+fn first_talk_request(
+    verifier: &TokenVerifier,
+    talking: &TalkingMap,
+    mounts: &rtsp::RTSPMountPoints,
+    uri: &str,
+) {
+    let talk = match push_auth::check_talk(verifier, uri) {
+        Ok(talk) => talk,
+        Err((status, reason)) => {
+            let path = push_auth::parse_talk_uri(uri)
+                .map(|p| PushServer::talk_path(&p.camera))
+                .unwrap_or_default();
+            tracing::warn!(path = %path, status = ?status, reason = %reason, "talk pull refused");
+            return;
+        }
+    };
+    let Some(path) = talk.mount_path() else {
+        return;
+    };
+    let mut talking = talking.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(t) = talking.get_mut(&talk.camera) else {
+        tracing::info!(camera_id = %talk.camera, "talk pull refused: nobody talks to this camera");
+        return;
+    };
+    if !t.mounted.contains(&path) {
+        mounts.add_factory(&path, t.factory.clone());
+        t.mounted.push(path);
+    }
+}
+
+/// The verdict on one request of a push or a talk pull (see [`push_auth::check`],
+/// [`push_auth::check_talk`]); refusals are logged with the path, never the token.
 fn authorize(
     verifier: &TokenVerifier,
     ctx: &rtsp::RTSPContext,
@@ -276,6 +364,18 @@ fn authorize(
         .uri()
         .map(|u| u.request_uri().to_string())
         .unwrap_or_default();
+    if push_auth::is_talk(&uri) {
+        return match push_auth::check_talk(verifier, &uri) {
+            Ok(_) => gstreamer_rtsp::RTSPStatusCode::Ok,
+            Err((status, reason)) => {
+                let path = push_auth::parse_talk_uri(&uri)
+                    .map(|p| PushServer::talk_path(&p.camera))
+                    .unwrap_or_default();
+                tracing::warn!(method, path = %path, status = ?status, reason = %reason, "talk pull refused");
+                status
+            }
+        };
+    }
     match push_auth::check(verifier, &uri) {
         Ok(_) => gstreamer_rtsp::RTSPStatusCode::Ok,
         Err((status, reason)) => {

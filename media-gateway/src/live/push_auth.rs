@@ -38,13 +38,22 @@ impl PushPath<'_> {
     }
 }
 
-/// Reads the push path of a request URI (`rtsp://host:port/push/…`, any query ignored).
-pub fn parse_uri(uri: &str) -> Option<PushPath<'_>> {
+/// The path of a request URI without the scheme, host and query (`push/…`, `talk/…`).
+fn path_of(uri: &str) -> &str {
     let rest = uri
         .split_once("://")
         .map_or(uri, |(_, r)| r.split_once('/').map_or("", |(_, p)| p));
-    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
-    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    rest.split_once('?').map_or(rest, |(p, _)| p)
+}
+
+/// Whether a request URI is for a talk mount (`/talk/…`) rather than a push.
+pub fn is_talk(uri: &str) -> bool {
+    path_of(uri).trim_start_matches('/').starts_with("talk/")
+}
+
+/// Reads the push path of a request URI (`rtsp://host:port/push/…`, any query ignored).
+pub fn parse_uri(uri: &str) -> Option<PushPath<'_>> {
+    let mut parts = path_of(uri).split('/').filter(|p| !p.is_empty());
     if parts.next()? != "push" {
         return None;
     }
@@ -93,6 +102,58 @@ pub fn check<'a>(
     Ok(path)
 }
 
+/// The parts of a talk pull's path: `/talk/{camera}/{token}/…`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TalkPath<'a> {
+    /// The camera talked to.
+    pub camera: CameraId,
+    /// The `talk` token, if the path has one.
+    pub token: Option<&'a str>,
+}
+
+impl TalkPath<'_> {
+    /// The path to mount for this pull: `/talk/{camera}/{token}`.
+    pub fn mount_path(&self) -> Option<String> {
+        self.token.map(|t| format!("/talk/{}/{t}", self.camera))
+    }
+}
+
+/// Reads the talk path of a request URI (`rtsp://host:port/talk/…`, any query ignored).
+pub fn parse_talk_uri(uri: &str) -> Option<TalkPath<'_>> {
+    let mut parts = path_of(uri).split('/').filter(|p| !p.is_empty());
+    if parts.next()? != "talk" {
+        return None;
+    }
+    let camera = parts.next()?.parse().ok()?;
+    Some(TalkPath {
+        camera,
+        token: parts.next(),
+    })
+}
+
+/// Checks one request of an edge pulling talk audio: a `talk` token for the camera and this node
+/// (dispatch signs it for the camera's edge with `startTalk`).
+pub fn check_talk<'a>(
+    verifier: &TokenVerifier,
+    uri: &'a str,
+) -> Result<TalkPath<'a>, (RTSPStatusCode, String)> {
+    let path = parse_talk_uri(uri).ok_or((
+        RTSPStatusCode::NotFound,
+        "not a /talk/{camera}/{token} path".to_owned(),
+    ))?;
+    let token = path.token.ok_or((
+        RTSPStatusCode::Unauthorized,
+        "no talk token in the path".to_owned(),
+    ))?;
+    let claims = verifier
+        .verify_raw(token)
+        .map_err(|e| (RTSPStatusCode::Unauthorized, e.to_string()))?;
+    verifier
+        .authorize(&claims, &path.camera, MediaAction::Talk)
+        .map_err(|e| (RTSPStatusCode::Forbidden, e.to_string()))?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +177,17 @@ mod tests {
         assert_eq!(parse_uri("rtsp://gw/cam/cam-1/main"), None);
         assert_eq!(parse_uri("rtsp://gw/push/cam-1/hd/x"), None);
         assert_eq!(parse_uri("rtsp://gw/push/..%2Fx/main/t"), None);
+    }
+
+    #[test]
+    fn talk_paths_name_a_camera_and_a_token_and_may_carry_a_control_suffix() {
+        let p = parse_talk_uri("rtsp://gw:8554/talk/cam-1/abc.def/stream=0").unwrap();
+        assert_eq!(p.camera.as_str(), "cam-1");
+        assert_eq!(p.token, Some("abc.def"));
+        assert_eq!(p.mount_path().unwrap(), "/talk/cam-1/abc.def");
+        assert!(is_talk("rtsp://gw:8554/talk/cam-1/abc"));
+        assert!(!is_talk("rtsp://gw:8554/push/cam-1/sub/abc"));
+        assert_eq!(parse_talk_uri("rtsp://gw/push/cam-1/sub/t"), None);
+        assert_eq!(parse_talk_uri("rtsp://gw/talk/..%2Fx/t"), None);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod tmpfs;
 pub mod whep;
+pub mod whip;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,14 @@ export interface ErrorDetail {
   message: string
 }
 
+/** Who holds a camera's talk floor (dispatch's `error.holder`). */
+export interface TalkHolder {
+  userId: string
+  username: string
+  displayName: string
+  startedAt: string
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -19,6 +27,8 @@ export class ApiError extends Error {
     /** the request field the error is about (its JSON name), for forms */
     readonly field: string | null = null,
     readonly details: ErrorDetail[] = [],
+    /** on `floor_taken`: who talks to the camera now */
+    readonly holder: TalkHolder | null = null,
   ) {
     super(message)
   }
@@ -76,7 +86,9 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
   }
   if (!resp.ok) {
     const err = (
-      data as { error?: { code?: string; message?: string; field?: string; details?: ErrorDetail[] } } | null
+      data as {
+        error?: { code?: string; message?: string; field?: string; details?: ErrorDetail[]; holder?: TalkHolder }
+      } | null
     )?.error
     const retry = resp.headers.get('Retry-After')
     throw new ApiError(
@@ -86,6 +98,7 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
       retry ? Number(retry) : null,
       err?.field ?? null,
       err?.details ?? [],
+      err?.holder ?? null,
     )
   }
   return data as T

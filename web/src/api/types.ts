@@ -125,6 +125,8 @@ export interface Camera {
   /** from the edge's latest state; null when nothing reports on it (a pull camera) */
   online: boolean | null
   edgeId: string | null
+  /** the camera (or its edge box's speaker) can play talk-down audio */
+  talk: boolean
 }
 
 export interface FieldIncident {

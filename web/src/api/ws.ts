@@ -3,7 +3,20 @@
 // the pushed changes on top — the protocol of dispatch/README.md#websocket.
 import { backoffMs } from '../lib/backoff'
 
-export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges' | 'walls' | 'drills'
+export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges' | 'walls' | 'drills' | 'talk'
+
+/** A camera's talk floor was taken (`endedAt` null) or a holding ended. */
+export interface TalkChange {
+  type: 'talk'
+  id: number
+  cameraId: string
+  userId: string
+  username: string
+  displayName: string
+  endedAt: string | null
+  endReason: 'released' | 'timeout' | 'logout' | 'takeover' | null
+  endedBy: string | null
+}
 
 export interface IncidentChange {
   type: 'incident'
@@ -68,6 +81,7 @@ export type ServerMessage =
   | WallChange
   | EdgeChange
   | DrillChange
+  | TalkChange
   | { type: 'notification'; [k: string]: unknown }
 
 export type LinkState = 'connecting' | 'live' | 'down'

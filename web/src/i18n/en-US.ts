@@ -266,5 +266,12 @@ const en: typeof zh = {
   describe: { detection: 'Camera {camera} detected: {kind} ({confidence}% confidence, model {model})' },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
   error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'] },
+  // talk-down (console/components/TalkButton.vue)
+  talk: {
+    hold: 'Hold to talk', connecting: 'Connecting', talking: 'Talking', noSpeaker: 'Camera has no speaker',
+    taken: 'In use: {name} is talking', takeover: 'Take over', takenOver: 'A supervisor took over; your talk ended',
+    edgeUnreachable: 'The site box does not answer: {reason}', noMic: 'Microphone unavailable: {message}', error: 'Talk failed: {message}',
+    spaceHint: 'Holding the space bar talks too',
+  },
 }
 export default en

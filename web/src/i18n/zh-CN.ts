@@ -266,4 +266,11 @@ export default {
   describe: { detection: '摄像头 {camera} 智能识别：{kind}（置信度 {confidence}%，模型 {model}）' },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
   error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'] },
+  // talk-down (console/components/TalkButton.vue)
+  talk: {
+    hold: '按住说话', connecting: '连接中', talking: '正在通话', noSpeaker: '摄像头无扬声器',
+    taken: '他人占用：{name} 正在通话', takeover: '接管', takenOver: '已被主管接管，通话结束',
+    edgeUnreachable: '现场设备未响应：{reason}', noMic: '无法使用麦克风：{message}', error: '对讲失败：{message}',
+    spaceHint: '按住空格键也可说话',
+  },
 }

@@ -95,6 +95,10 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::drill_improvements::set_state,
         super::stats::incidents,
         super::stats::incidents_csv,
+        // talk-down floor control and the edge's talk commands
+        super::media::release_talk,
+        super::talk_edge::talk_start,
+        super::talk_edge::talk_stop,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -505,6 +505,46 @@ mod tests {
     }
 
     #[test]
+    fn the_main_stream_gets_the_cameras_credentials_and_live_pushes_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cam.pw"), "secret\n").unwrap();
+        let path = dir.path().join("edge.toml");
+        let head = "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n";
+        std::fs::write(
+            &path,
+            format!(
+                "{head}[[camera]]\nid = \"cam1\"\nurl = \"rtsp://10.0.0.5/sub\"\nmain_url = \"rtsp://10.0.0.5/main\"\n\
+                 username = \"admin\"\npassword_file = \"cam.pw\"\n[[camera]]\nid = \"cam2\"\nurl = \"rtsp://10.0.0.6/only\"\n"
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.live.max_push_secs, 7200);
+        let live = config.live_sources().unwrap();
+        assert_eq!(live[0].1.expose(), "rtsp://admin:secret@10.0.0.5/sub");
+        assert_eq!(live[0].2.expose(), "rtsp://admin:secret@10.0.0.5/main");
+        assert_eq!(
+            live[1].2.expose(),
+            "rtsp://10.0.0.6/only",
+            "url serves main too"
+        );
+        for (extra, field) in [
+            ("main_url = \"http://x/main\"\n", "camera[0].main_url"),
+            ("main_url = \"rtsp://a:b@x/main\"\n", "camera[0].main_url"),
+            ("[live]\nmax_push_secs = 5\n", "live.max_push_secs"),
+        ] {
+            let text = match extra.starts_with("[live]") {
+                true => format!("{head}{extra}"),
+                false => {
+                    format!("{head}[[camera]]\nid = \"cam1\"\nurl = \"rtsp://x/sub\"\n{extra}")
+                }
+            };
+            let e = load(&text).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+    }
+
+    #[test]
     fn a_url_with_credentials_in_it_is_refused() {
         let e = load(
             "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n\

@@ -67,13 +67,15 @@ rm -f "$box/enrolment.code"
 gateway=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' deploy/dev/gateway.toml)
 {
   cat "$box/edge.toml.new"
-  # Snapshots and clips of episodes go to the demo gateway, signed with the box's device key.
+  # Snapshots and clips of episodes go to the demo gateway, signed with the box's device key; live
+  # video goes there too, pushed on the gateway's startLive (through dispatch).
   echo "[evidence]"
   echo "url = \"http://$gateway\""
   for c in $cameras; do
     echo "[[camera]]"
     echo "id = \"$c\""
     echo "url = \"rtsp://$listen/cam/$c/sub\""
+    echo "main_url = \"rtsp://$listen/cam/$c\""
     case $c in *night*) echo "rodent = true" ;; esac
   done
 } >"$box/edge.toml"

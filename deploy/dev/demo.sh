@@ -28,20 +28,19 @@ sed -e "s#\"\.data/#\"$data/#" -e "s/^\(broker_\)\{0,1\}port = 18883\$/\1port = 
 # made once; the gateway verifies them with its public half.
 mkdir -p "$data/gateway"
 [ -s "$data/gateway/dispatch-token" ] || "$bin/media-gateway" keygen "$data/gateway/dispatch-token" >/dev/null
-camsim_listen=$(sed -n 's/^listen *= *"\(.*\)"/\1/p' tests/camsim/demo.toml)
+# The gateway's service token for dispatch's /internal API, made once.
+if [ ! -s "$data/gateway/service.token" ]; then
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data/gateway/service.token")
+fi
 # The demo box's device key is made now (enrolment keeps it) so that the gateway knows it from its
-# [[edge]] table: the demo's cameras are registered as pushed by the box, so the gateway keeps its
-# camera list in its own config rather than asking dispatch ([dispatch] would switch both).
+# [[edge]] table at once. Camera sources come from dispatch ([dispatch] in gateway.toml): the demo's
+# cameras are registered as pushed by the box, so live video comes from the box on startLive.
 mkdir -p "$data/edge"
 chmod 700 "$data/edge"
 "$bin/edge-agent" keygen "$data/edge/device.key" >/dev/null
 {
   sed -e "s#\"\.data/#\"$data/#" deploy/dev/gateway.toml
   printf '\n[[edge]]\nid = "demo-edge-zhaitang"\npublic_key = "%s"\n' "$(cat "$data/edge/device.key.pub")"
-  for c in $(sed -n 's/^id *= *"\(.*\)"/\1/p' tests/camsim/demo.toml); do
-    printf '\n[[camera]]\nid = "%s"\nurl = "rtsp://%s/cam/%s"\nsub_url = "rtsp://%s/cam/%s/sub"\n' \
-      "$c" "$camsim_listen" "$c" "$camsim_listen" "$c"
-  done
 } >"$data/gateway/gateway.toml"
 deploy/dev/service.sh start media-gateway 'media-gateway listening' \
   "$bin/media-gateway" run --config "$data/gateway/gateway.toml"

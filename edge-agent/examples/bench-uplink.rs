@@ -57,6 +57,7 @@ async fn main() {
         keep_alive: Duration::from_secs(15),
         window: 64,
         state_interval: Duration::from_secs(30),
+        commands: None,
         data_dir: dir.path().to_owned(),
         config_payloads: tokio::sync::watch::channel(Vec::new()).0,
         applied_revision: Default::default(),

@@ -32,6 +32,31 @@ pub struct Config {
     /// Evidence upload to the media gateway. Default: none (events carry no snapshot or clip).
     #[serde(default)]
     pub evidence: Option<EvidenceConfig>,
+    /// Live pushes to the media gateway on the center's `startLive`. Defaults below.
+    #[serde(default)]
+    pub live: LiveConfig,
+}
+
+/// `[live]`: pushing a camera's stream to the gateway on `startLive` (DESIGN §3.3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// A push that no `stopLive` ended stops after this many seconds, so a lost `stopLive` never
+    /// streams forever (the gateway asks again while someone still watches). Default 7200 (2 h).
+    #[serde(default = "default_max_push_secs")]
+    pub max_push_secs: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            max_push_secs: default_max_push_secs(),
+        }
+    }
+}
+
+fn default_max_push_secs() -> u64 {
+    7200
 }
 
 /// `[evidence]`: pre-roll, clips, snapshots and their signed upload (DESIGN §3.2).
@@ -99,6 +124,10 @@ pub struct CameraConfig {
     /// Its RTSP URL without credentials, e.g. `rtsp://192.168.1.64:554/Streaming/Channels/102`
     /// (the sub-stream is what detection needs). Required.
     pub url: String,
+    /// The main stream's RTSP URL (same rules as `url`, same credentials), pushed when a viewer
+    /// asks for `main`. Default: none (`url` serves both).
+    #[serde(default)]
+    pub main_url: Option<String>,
     /// RTSP user name. Default: none (no credentials).
     #[serde(default)]
     pub username: Option<String>,
@@ -270,23 +299,9 @@ impl Config {
                     format!("{} appears twice", camera.id),
                 ));
             }
-            let Some(rest) = camera
-                .url
-                .strip_prefix("rtsp://")
-                .or(camera.url.strip_prefix("rtsps://"))
-            else {
-                return Err(field_error(
-                    path,
-                    &field("url"),
-                    "must start with rtsp:// or rtsps://",
-                ));
-            };
-            if rest.split('/').next().unwrap_or("").contains('@') {
-                return Err(field_error(
-                    path,
-                    &field("url"),
-                    "must not hold credentials; use username and password_file",
-                ));
+            check_camera_url(path, &field("url"), &camera.url)?;
+            if let Some(main) = &camera.main_url {
+                check_camera_url(path, &field("main_url"), main)?;
             }
             if camera.password_file.is_some() && camera.username.is_none() {
                 return Err(field_error(
@@ -295,6 +310,13 @@ impl Config {
                     "is required with password_file",
                 ));
             }
+        }
+        if !(60..=86_400).contains(&self.live.max_push_secs) {
+            return Err(field_error(
+                path,
+                "live.max_push_secs",
+                "must be 60..=86400 seconds",
+            ));
         }
         Ok(())
     }
@@ -319,6 +341,37 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// Each camera's stream URLs for live pushes, with credentials: `(id, sub, main)`; `main` is
+    /// the sub-stream's URL when no `main_url` is set.
+    pub fn live_sources(&self) -> Result<Vec<(CameraId, Secret, Secret)>, ConfigError> {
+        let subs = self.camera_sources()?;
+        Ok(self
+            .camera
+            .iter()
+            .zip(subs)
+            .map(|(c, sub)| {
+                let main = match &c.main_url {
+                    // One camera, one account: the main stream gets the sub-stream's credentials.
+                    Some(main) => match sub
+                        .url
+                        .expose()
+                        .split_once("://")
+                        .and_then(|(_, r)| r.split_once('@'))
+                    {
+                        Some((userinfo, _)) => {
+                            let (scheme, rest) =
+                                main.split_once("://").expect("validated: has a scheme");
+                            Secret::new(format!("{scheme}://{userinfo}@{rest}"))
+                        }
+                        None => Secret::new(main.clone()),
+                    },
+                    None => sub.url.clone(),
+                };
+                (c.id.clone(), sub.url, main)
+            })
+            .collect())
     }
 
     /// Reads the device key that signs evidence (`[evidence] device_key_file`), if evidence is on.
@@ -355,6 +408,25 @@ impl Config {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.mqtt.keep_alive_secs)
     }
+}
+
+/// A camera URL must be RTSP and hold no credentials (they come from `username`/`password_file`).
+fn check_camera_url(path: &Path, field: &str, url: &str) -> Result<(), ConfigError> {
+    let Some(rest) = url.strip_prefix("rtsp://").or(url.strip_prefix("rtsps://")) else {
+        return Err(field_error(
+            path,
+            field,
+            "must start with rtsp:// or rtsps://",
+        ));
+    };
+    if rest.split('/').next().unwrap_or("").contains('@') {
+        return Err(field_error(
+            path,
+            field,
+            "must not hold credentials; use username and password_file",
+        ));
+    }
+    Ok(())
 }
 
 /// `rtsp://host/path` with `user:password@` put in, percent-encoded.
@@ -430,6 +502,46 @@ mod tests {
             "rtsp://admin:p%40ss%3Aw%2Frd@10.0.0.5:554/ch1"
         );
         assert!(!format!("{:?}", sources[0]).contains("ss"));
+    }
+
+    #[test]
+    fn the_main_stream_gets_the_cameras_credentials_and_live_pushes_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cam.pw"), "secret\n").unwrap();
+        let path = dir.path().join("edge.toml");
+        let head = "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n";
+        std::fs::write(
+            &path,
+            format!(
+                "{head}[[camera]]\nid = \"cam1\"\nurl = \"rtsp://10.0.0.5/sub\"\nmain_url = \"rtsp://10.0.0.5/main\"\n\
+                 username = \"admin\"\npassword_file = \"cam.pw\"\n[[camera]]\nid = \"cam2\"\nurl = \"rtsp://10.0.0.6/only\"\n"
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.live.max_push_secs, 7200);
+        let live = config.live_sources().unwrap();
+        assert_eq!(live[0].1.expose(), "rtsp://admin:secret@10.0.0.5/sub");
+        assert_eq!(live[0].2.expose(), "rtsp://admin:secret@10.0.0.5/main");
+        assert_eq!(
+            live[1].2.expose(),
+            "rtsp://10.0.0.6/only",
+            "url serves main too"
+        );
+        for (extra, field) in [
+            ("main_url = \"http://x/main\"\n", "camera[0].main_url"),
+            ("main_url = \"rtsp://a:b@x/main\"\n", "camera[0].main_url"),
+            ("[live]\nmax_push_secs = 5\n", "live.max_push_secs"),
+        ] {
+            let text = match extra.starts_with("[live]") {
+                true => format!("{head}{extra}"),
+                false => {
+                    format!("{head}[[camera]]\nid = \"cam1\"\nurl = \"rtsp://x/sub\"\n{extra}")
+                }
+            };
+            let e = load(&text).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
     }
 
     #[test]

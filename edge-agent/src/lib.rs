@@ -6,6 +6,7 @@
 //! outbox ([`outbox`]) and the MQTT uplink that drains it ([`uplink`]).
 #![forbid(unsafe_code)]
 
+pub mod command;
 pub mod config;
 pub mod detect;
 pub mod enrol;

@@ -3,6 +3,9 @@
 use anyhow::Context;
 use bl_service::secret::Secret;
 use clap::{Parser, Subcommand};
+use edge_agent::command::live::{LivePushes, StreamUrls};
+use edge_agent::command::snapshot::Snapshots;
+use edge_agent::command::{self, Commands};
 use edge_agent::config::Config;
 use edge_agent::detect::{Detector, RodentConfig, RodentDetector};
 use edge_agent::episode::Episodes;
@@ -249,7 +252,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     );
     let applied_revision = AppliedRevision::default();
     let (config_payloads, config_rx) = tokio::sync::watch::channel(Vec::new());
+    let (command_payloads, command_rx) = tokio::sync::mpsc::channel(64);
     let uplink = UplinkConfig {
+        commands: Some(command_payloads),
         config_payloads,
         applied_revision: applied_revision.clone(),
         edge_id: config.edge_id.clone(),
@@ -268,9 +273,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let board = HealthBoard::default();
     let (frames, frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
-    let (evidence, evidence_tasks) = match evidence(&config, &outbox, &shutdown).await? {
-        Some((link, tasks)) => (Some(link), tasks),
-        None => (None, Vec::new()),
+    let (evidence, snapshots, evidence_tasks) = match evidence(&config, &outbox, &shutdown).await? {
+        Some((link, snapshots, tasks)) => (Some(link), Some(snapshots), tasks),
+        None => (None, None, Vec::new()),
     };
     let context = IngestContext {
         recorders: evidence
@@ -301,11 +306,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
         updates,
         shutdown.clone(),
     ));
+    let (sightings, _) = tokio::sync::broadcast::channel(64);
+    tokio::spawn(command::run(
+        Commands {
+            edge: config.edge_id.clone(),
+            outbox: outbox.clone(),
+            cameras: config.camera.iter().map(|c| c.id.clone()).collect(),
+            live: LivePushes::new(
+                config
+                    .live_sources()?
+                    .into_iter()
+                    .map(|(id, sub, main)| (id, StreamUrls { sub, main }))
+                    .collect(),
+                Duration::from_secs(config.live.max_push_secs),
+                shutdown.clone(),
+            ),
+            snapshots,
+            sightings: sightings.clone(),
+        },
+        command_rx,
+        shutdown.clone(),
+    ));
     tokio::spawn(watch::run(
         config.edge_id.clone(),
         EventSink {
             outbox: outbox.clone(),
             evidence,
+            sightings: Some(sightings),
         },
         watches,
         config.utc_offset_minutes,
@@ -361,12 +388,13 @@ fn watches(config: &Config) -> anyhow::Result<HashMap<bl_proto::CameraId, Camera
 }
 
 /// With `[evidence]`: a recorder per camera, the evidence worker and the uploader, running; returns
-/// the link the detection worker sends its events through and the tasks to wait for at shutdown.
+/// the link the detection worker sends its events through, what snapshots on command need, and the
+/// tasks to wait for at shutdown.
 async fn evidence(
     config: &Config,
     outbox: &Outbox,
     shutdown: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Option<(EvidenceLink, Vec<tokio::task::JoinHandle<()>>)>> {
+) -> anyhow::Result<Option<(EvidenceLink, Snapshots, Vec<tokio::task::JoinHandle<()>>)>> {
     let Some(e) = &config.evidence else {
         tracing::info!("no [evidence]: events go without snapshots or clips");
         return Ok(None);
@@ -386,6 +414,10 @@ async fn evidence(
         })
         .collect();
     let (events, events_rx) = tokio::sync::mpsc::channel(64);
+    let snapshots = Snapshots {
+        spool: spool.clone(),
+        recorders: recorders.clone(),
+    };
     let worker = tokio::spawn(edge_agent::evidence::worker::run(
         config.edge_id.clone(),
         outbox.clone(),
@@ -406,6 +438,7 @@ async fn evidence(
     tracing::info!(url = %e.url, spool = %e.spool_dir.display(), "evidence upload on");
     Ok(Some((
         EvidenceLink { events, recorders },
+        snapshots,
         vec![worker, uploader],
     )))
 }

@@ -51,6 +51,9 @@ pub struct UplinkConfig {
     pub config_payloads: watch::Sender<Vec<u8>>,
     /// The config revision in force, reported in the state.
     pub applied_revision: AppliedRevision,
+    /// Where the center's commands go (to [`crate::command`]); `None`: the box takes no commands
+    /// (tools and benchmarks).
+    pub commands: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +224,12 @@ impl Link {
                 if let Err(e) = self.client.try_subscribe(config, QoS::AtLeastOnce) {
                     tracing::warn!(err = %e, "cannot subscribe to the center's config");
                 }
+                if self.config.commands.is_some() {
+                    let cmd = Topic::EdgeCmd(self.config.edge_id.clone()).to_string();
+                    if let Err(e) = self.client.try_subscribe(cmd, QoS::AtLeastOnce) {
+                        tracing::warn!(err = %e, "cannot subscribe to the center's commands");
+                    }
+                }
                 self.publish_state(true).await?;
                 return Ok(true);
             }
@@ -229,6 +238,20 @@ impl Link {
             {
                 // Only the newest config matters: the watch channel keeps the latest one.
                 self.config.config_payloads.send_replace(p.payload.to_vec());
+            }
+            Event::Incoming(Packet::Publish(p))
+                if matches!(Topic::parse(&p.topic), Ok(Topic::EdgeCmd(_))) =>
+            {
+                // Never wait here: the link must keep turning. The command worker is quick to
+                // take them (each command runs in a task of its own), so a full queue means a flood.
+                if let Some(commands) = &self.config.commands
+                    && commands.try_send(p.payload.to_vec()).is_err()
+                {
+                    tracing::error!(
+                        bytes = p.payload.len(),
+                        "command queue full or closed; a command was dropped unanswered"
+                    );
+                }
             }
             Event::Outgoing(Outgoing::Publish(packet)) => {
                 if let Some(sent) = self.unnumbered.pop_front() {

@@ -6,17 +6,17 @@
 //! With `[evidence]` on, the events go to the evidence worker ([`crate::evidence::worker`]), which
 //! attaches snapshots and clips before queueing them; without it they go to the outbox as they are.
 
-use crate::detect::{Detector, Frame as DetectFrame};
+use crate::detect::{Detection, Detector, Frame as DetectFrame};
 use crate::episode::{EpisodeChange, Episodes};
 use crate::evidence::{Recorder, Rolls};
 use crate::ingest::Frame;
 use crate::outbox::Outbox;
 use crate::remote::Update;
-use bl_proto::event::{DetectionEvent, EdgeEvent, ModelInfo};
+use bl_proto::event::{DetectionEvent, EdgeEvent, ModelInfo, ViolationKind};
 use bl_proto::topic::Topic;
 use bl_proto::{CameraId, EdgeId, V1};
 use std::collections::HashMap;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// One camera's detectors and episodes.
@@ -31,6 +31,19 @@ pub struct CameraWatch {
 pub struct EventSink {
     pub outbox: Outbox,
     pub evidence: Option<EvidenceLink>,
+    /// Every looked-at frame's detections, for whoever listens (camera re-checks); a listener that
+    /// falls behind loses the oldest, detection never waits.
+    pub sightings: Option<broadcast::Sender<Sighting>>,
+}
+
+/// What detection saw in one frame of a camera.
+#[derive(Debug, Clone)]
+pub struct Sighting {
+    pub camera: CameraId,
+    pub at_ms: i64,
+    /// The kinds the camera's detectors look for now.
+    pub watching: Vec<ViolationKind>,
+    pub detections: Vec<Detection>,
 }
 
 /// Where detection events go when evidence is on.
@@ -49,7 +62,11 @@ pub async fn run(
     mut updates: mpsc::Receiver<Update>,
     shutdown: CancellationToken,
 ) {
-    let EventSink { outbox, evidence } = sink;
+    let EventSink {
+        outbox,
+        evidence,
+        sightings,
+    } = sink;
     let topic = Topic::EdgeEvents(edge.clone());
     loop {
         let frame = tokio::select! {
@@ -71,7 +88,21 @@ pub async fn run(
             continue;
         };
         // Detection is CPU work: keep it off the runtime's async threads.
-        let events = tokio::task::block_in_place(|| look(&edge, &frame, watch, utc_offset_minutes));
+        let (events, detections) =
+            tokio::task::block_in_place(|| look(&edge, &frame, watch, utc_offset_minutes));
+        if let Some(tx) = sightings.as_ref().filter(|tx| tx.receiver_count() > 0) {
+            let _ = tx.send(Sighting {
+                camera: frame.camera.clone(),
+                at_ms: frame.at_ms,
+                watching: watch
+                    .detectors
+                    .iter()
+                    .flat_map(|d| d.kinds())
+                    .copied()
+                    .collect(),
+                detections,
+            });
+        }
         for event in events {
             if let (Some(link), EdgeEvent::Detection(detection)) = (&evidence, &event)
                 && link.recorders.contains_key(&frame.camera)
@@ -89,13 +120,14 @@ pub async fn run(
     }
 }
 
-/// Runs one frame through a camera's detectors and episodes; returns the events to send.
+/// Runs one frame through a camera's detectors and episodes; returns the events to send and the
+/// frame's detections.
 fn look(
     edge: &EdgeId,
     frame: &Frame,
     watch: &mut CameraWatch,
     utc_offset_minutes: i32,
-) -> Vec<EdgeEvent> {
+) -> (Vec<EdgeEvent>, Vec<Detection>) {
     let local_minute =
         (frame.at_ms / 60_000 + utc_offset_minutes as i64).rem_euclid(24 * 60) as u16;
     let input = DetectFrame {
@@ -120,7 +152,7 @@ fn look(
             detections.push(d);
         }
     }
-    watch
+    let events = watch
         .episodes
         .observe(input.at_ms, &detections)
         .into_iter()
@@ -134,7 +166,8 @@ fn look(
                 });
             event(edge, &frame.camera, change, model)
         })
-        .collect()
+        .collect();
+    (events, detections)
 }
 
 fn event(edge: &EdgeId, camera: &CameraId, change: EpisodeChange, model: ModelInfo) -> EdgeEvent {

@@ -291,6 +291,10 @@ pub mod codes {
     pub const UNKNOWN_MESSAGE: &str = "unknownMessage";
     /// Anything else; details in the message.
     pub const INTERNAL: &str = "internal";
+    /// The command did not decode or validate (the message names the field); it was not run.
+    pub const INVALID: &str = "invalid";
+    /// `recheck`: the camera showed the violation during the watch, so the rule is not kept.
+    pub const NOT_KEPT: &str = "notKept";
 }
 
 /// The edge's answer to one [`Command`].

@@ -73,6 +73,11 @@ pub trait Detector: Send {
     /// Looks at the next frame. An empty vector means nothing was seen (or the rule is outside its
     /// hours, or the detector is re-learning after the whole picture changed).
     fn process(&mut self, frame: &Frame<'_>) -> Vec<Detection>;
+    /// The kinds it can report. A camera re-check for a kind no detector of the camera reports is
+    /// answered `unsupported` rather than "kept", so the default (none) is the safe one.
+    fn kinds(&self) -> &[ViolationKind] {
+        &[]
+    }
 }
 
 /// Why a detector could not be built.

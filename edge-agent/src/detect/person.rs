@@ -227,6 +227,15 @@ impl Detector for HatMaskDetector {
         &self.version
     }
 
+    fn kinds(&self) -> &[ViolationKind] {
+        match (self.config.hat, self.config.mask) {
+            (true, true) => &[ViolationKind::NoChefHat, ViolationKind::NoMask],
+            (true, false) => &[ViolationKind::NoChefHat],
+            (false, true) => &[ViolationKind::NoMask],
+            (false, false) => &[],
+        }
+    }
+
     fn process(&mut self, frame: &Frame<'_>) -> Vec<Detection> {
         self.try_process(frame).unwrap_or_else(|e| {
             tracing::warn!(err = %e, "hat/mask detector failed on a frame");

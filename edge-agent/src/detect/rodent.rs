@@ -456,6 +456,10 @@ impl Detector for RodentDetector {
         MODEL_VERSION
     }
 
+    fn kinds(&self) -> &[ViolationKind] {
+        &[ViolationKind::Rodent]
+    }
+
     fn process(&mut self, frame: &Frame<'_>) -> Vec<Detection> {
         match self.try_process(frame) {
             Ok(d) => d,

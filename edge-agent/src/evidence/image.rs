@@ -55,6 +55,12 @@ pub fn snapshots(picture: &Picture, boxes: &[NormBox]) -> opencv::Result<(Vec<u8
     Ok((clean, jpeg(&marked)?))
 }
 
+/// The JPEG of `picture` as it is: a still taken on request has nothing to mark.
+pub fn clean(picture: &Picture) -> opencv::Result<Vec<u8>> {
+    let flat = Mat::new_rows_cols_with_data(1, picture.bgr.len() as i32, &picture.bgr)?;
+    jpeg(&flat.reshape(3, picture.height as i32)?)
+}
+
 fn jpeg(image: &impl core::ToInputArray) -> opencv::Result<Vec<u8>> {
     let mut out = Vector::<u8>::new();
     let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, JPEG_QUALITY]);

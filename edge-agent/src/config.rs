@@ -3,6 +3,7 @@
 //! before it can hear the center.
 
 use crate::ingest::CameraSource;
+use crate::talk::TalkConfig;
 use bl_proto::config::HoursRange;
 use bl_proto::{CameraId, EdgeId};
 use bl_service::config::{ConfigError, field_error};
@@ -32,6 +33,9 @@ pub struct Config {
     /// Evidence upload to the media gateway. Default: none (events carry no snapshot or clip).
     #[serde(default)]
     pub evidence: Option<EvidenceConfig>,
+    /// Talk-down and voice warnings (`crate::talk`). Default: none (no speaker, no messages).
+    #[serde(default)]
+    pub talk: Option<TalkConfig>,
 }
 
 /// `[evidence]`: pre-roll, clips, snapshots and their signed upload (DESIGN §3.2).
@@ -112,6 +116,11 @@ pub struct CameraConfig {
     /// `{ from = "22:00", to = "06:00" }`. Default: all day.
     #[serde(default)]
     pub rodent_hours: Option<HoursRange>,
+    /// The RTSP URL (without credentials; `username` and `password_file` apply) whose answer
+    /// offers the camera's ONVIF audio backchannel, usually its main stream. Default: none (the
+    /// camera has no speaker).
+    #[serde(default)]
+    pub backchannel_url: Option<String>,
 }
 
 /// How to reach the broker.
@@ -190,6 +199,9 @@ impl Config {
         if let Some(evidence) = &mut config.evidence {
             evidence.device_key_file = base.join(&evidence.device_key_file);
             evidence.spool_dir = base.join(&evidence.spool_dir);
+        }
+        if let Some(talk) = &mut config.talk {
+            talk.resolve(base);
         }
         config.validate(path)?;
         Ok(config)
@@ -270,23 +282,9 @@ impl Config {
                     format!("{} appears twice", camera.id),
                 ));
             }
-            let Some(rest) = camera
-                .url
-                .strip_prefix("rtsp://")
-                .or(camera.url.strip_prefix("rtsps://"))
-            else {
-                return Err(field_error(
-                    path,
-                    &field("url"),
-                    "must start with rtsp:// or rtsps://",
-                ));
-            };
-            if rest.split('/').next().unwrap_or("").contains('@') {
-                return Err(field_error(
-                    path,
-                    &field("url"),
-                    "must not hold credentials; use username and password_file",
-                ));
+            rtsp_url(path, &field("url"), &camera.url)?;
+            if let Some(url) = &camera.backchannel_url {
+                rtsp_url(path, &field("backchannel_url"), url)?;
             }
             if camera.password_file.is_some() && camera.username.is_none() {
                 return Err(field_error(
@@ -296,6 +294,10 @@ impl Config {
                 ));
             }
         }
+        if let Some(talk) = &self.talk {
+            let ids: Vec<CameraId> = self.camera.iter().map(|c| c.id.clone()).collect();
+            talk.validate(path, &ids)?;
+        }
         Ok(())
     }
 
@@ -304,19 +306,28 @@ impl Config {
         self.camera
             .iter()
             .map(|c| {
-                let password = match &c.password_file {
-                    Some(file) => {
-                        Some(Secret::from_file(file).map_err(|source| ConfigError::Read {
-                            path: file.clone(),
-                            source,
-                        })?)
-                    }
-                    None => None,
-                };
                 Ok(CameraSource {
                     id: c.id.clone(),
-                    url: with_credentials(&c.url, c.username.as_deref(), password.as_ref()),
+                    url: with_credentials(&c.url, c.username.as_deref(), password(c)?.as_ref()),
                 })
+            })
+            .collect()
+    }
+
+    /// Each camera's backchannel URL with its credentials put in; `None` for a camera without one.
+    pub fn backchannel_sources(&self) -> Result<Vec<(CameraId, Option<Secret>)>, ConfigError> {
+        self.camera
+            .iter()
+            .map(|c| {
+                let url = match &c.backchannel_url {
+                    Some(url) => Some(with_credentials(
+                        url,
+                        c.username.as_deref(),
+                        password(c)?.as_ref(),
+                    )),
+                    None => None,
+                };
+                Ok((c.id.clone(), url))
             })
             .collect()
     }
@@ -355,6 +366,38 @@ impl Config {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.mqtt.keep_alive_secs)
     }
+}
+
+/// A camera's password, read from its file, if it has one.
+fn password(camera: &CameraConfig) -> Result<Option<Secret>, ConfigError> {
+    let Some(file) = &camera.password_file else {
+        return Ok(None);
+    };
+    Secret::from_file(file)
+        .map(Some)
+        .map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source,
+        })
+}
+
+/// Checks a camera URL: RTSP, and no credentials in it.
+fn rtsp_url(path: &Path, field: &str, url: &str) -> Result<(), ConfigError> {
+    let Some(rest) = url.strip_prefix("rtsp://").or(url.strip_prefix("rtsps://")) else {
+        return Err(field_error(
+            path,
+            field,
+            "must start with rtsp:// or rtsps://",
+        ));
+    };
+    if rest.split('/').next().unwrap_or("").contains('@') {
+        return Err(field_error(
+            path,
+            field,
+            "must not hold credentials; use username and password_file",
+        ));
+    }
+    Ok(())
 }
 
 /// `rtsp://host/path` with `user:password@` put in, percent-encoded.
@@ -473,6 +516,39 @@ mod tests {
             let e = load(&format!("{head}[evidence]\n{extra}"))
                 .unwrap_err()
                 .to_string();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn talk_settings_are_checked_and_a_bad_one_names_its_field() {
+        let head = "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n\
+                    [[camera]]\nid = \"k1\"\nurl = \"rtsp://10.0.0.5/102\"\n";
+        let ok = load(&format!(
+            "{head}backchannel_url = \"rtsp://10.0.0.5/101\"\n[talk]\n\
+             [[talk.message]]\nid = \"hat\"\ntext = \"请戴帽\"\n\
+             [[talk.warning]]\nkind = \"noChefHat\"\nmessage = \"hat\"\n"
+        ))
+        .unwrap();
+        let talk = ok.talk.unwrap();
+        assert_eq!(talk.voice, "cmn");
+        assert!(talk.cache_dir.is_absolute() && talk.cache_dir.ends_with("voice-cache"));
+        for (extra, field) in [
+            (
+                "backchannel_url = \"rtsp://admin:x@10.0.0.5/101\"\n",
+                "camera[0].backchannel_url",
+            ),
+            (
+                "[talk]\n[[talk.warning]]\nkind = \"noChefHat\"\nmessage = \"nope\"\n",
+                "talk.warning[0].message",
+            ),
+            ("[talk]\npremises_kind = \"bakery\"\n", "talk.premises_kind"),
+            (
+                "[talk]\n[[talk.message]]\nid = \"m\"\n",
+                "talk.message[0].file",
+            ),
+        ] {
+            let e = load(&format!("{head}{extra}")).unwrap_err().to_string();
             assert!(e.contains(field), "{extra:?} gave {e}");
         }
     }

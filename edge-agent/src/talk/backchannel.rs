@@ -1,6 +1,8 @@
 //! The camera side of talk-down: an RTSP session to the camera that asks for its ONVIF audio
 //! backchannel (`Require: www.onvif.org/ver20/backchannel`, GStreamer's `rtspsrc backchannel=onvif`)
-//! and sets up only that stream, so the box does not pull the camera's video a second time. RTP
+//! and sets up every stream it offers (the others go to a fakesink: with only the backchannel set up,
+//! gst-rtsp-server's ONVIF media sometimes never heard anything; the cost is the camera's stream on
+//! the LAN while the talk lasts). RTP
 //! packets of G.711 (PCMU or PCMA, as the camera's SDP asks) are handed to it with
 //! `push-backchannel-buffer`. The URL holds credentials: it is never logged or put into an error.
 
@@ -95,14 +97,12 @@ impl Backchannel {
                 }
                 return Some(false.to_value());
             }
-            // The camera's own audio (64 kbit/s) is taken as the sign that the camera answered
-            // PLAY; its video is not needed to talk.
-            let audio = s.is_some_and(|s| s.get::<&str>("media").ok() == Some("audio"));
-            if audio && !d.listening {
-                d.listening = true;
-                return Some(true.to_value());
-            }
-            Some(false.to_value())
+            // Every other stream is set up too (and dropped in a fakesink): with only the
+            // backchannel chosen, gst-rtsp-server's ONVIF media sometimes never started its
+            // receiving side (camsim recorded nothing in about 1 of 3 sessions). Media flowing
+            // from the camera is also the sign that it answered PLAY.
+            d.listening = true;
+            Some(true.to_value())
         });
         let pipeline = gst::Pipeline::new();
         let (d, weak) = (described.clone(), pipeline.downgrade());

@@ -18,7 +18,7 @@ pub struct TalkSource {
     port: u16,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
-    /// The `volume` element of the (shared) media once a client asked for it.
+    /// The tone's `audiotestsrc` in the (shared) media once a client asked for it.
     gate: Arc<Mutex<Option<gst::Element>>>,
 }
 
@@ -31,9 +31,12 @@ impl TalkSource {
         server.set_address("127.0.0.1");
         server.set_service("0");
         let factory = rtsp::RTSPMediaFactory::new();
+        // Muted means very quiet rather than `volume mute=true`, which marks buffers as gaps that
+        // the encoder skips: the stream must flow while muted.
+        let volume = if muted { 0.001 } else { 0.5 };
         factory.set_launch(&format!(
-            "( audiotestsrc is-live=true wave=sine freq={freq} volume=0.5 samplesperbuffer=480 ! \
-             volume name=gate mute={muted} ! audioconvert ! audioresample ! \
+            "( audiotestsrc name=gate is-live=true wave=sine freq={freq} volume={volume} samplesperbuffer=480 ! \
+             audioconvert ! audioresample ! \
              audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! rtpopuspay name=pay0 pt=111 )"
         ));
         factory.set_shared(true);
@@ -73,7 +76,7 @@ impl TalkSource {
     pub fn unmute(&self) -> Instant {
         let gate = self.gate.lock().unwrap();
         let gate = gate.as_ref().expect("a client pulls the talk audio");
-        gate.set_property("mute", false);
+        gate.set_property("volume", 0.5f64);
         Instant::now()
     }
 

@@ -32,6 +32,8 @@ bench: deps stack
 	@echo
 	cargo run --quiet --release -p edge-agent --example bench-uplink
 	@echo
+	cargo run --quiet --release -p edge-agent --example bench-talk
+	@echo
 	cargo run --quiet --release -p media-gateway --example bench-record
 	@echo
 	cargo run --quiet --release -p edge-agent -- detect --empty-clips 100 \

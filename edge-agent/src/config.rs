@@ -3,6 +3,7 @@
 //! before it can hear the center.
 
 use crate::ingest::CameraSource;
+use crate::talk::TalkConfig;
 use bl_proto::config::HoursRange;
 use bl_proto::{CameraId, EdgeId};
 use bl_service::config::{ConfigError, field_error};
@@ -35,6 +36,9 @@ pub struct Config {
     /// Live pushes to the media gateway on the center's `startLive`. Defaults below.
     #[serde(default)]
     pub live: LiveConfig,
+    /// Talk-down and voice warnings (`crate::talk`). Default: none (no speaker, no messages).
+    #[serde(default)]
+    pub talk: Option<TalkConfig>,
 }
 
 /// `[live]`: pushing a camera's stream to the gateway on `startLive` (DESIGN §3.3).
@@ -141,6 +145,11 @@ pub struct CameraConfig {
     /// `{ from = "22:00", to = "06:00" }`. Default: all day.
     #[serde(default)]
     pub rodent_hours: Option<HoursRange>,
+    /// The RTSP URL (without credentials; `username` and `password_file` apply) whose answer
+    /// offers the camera's ONVIF audio backchannel, usually its main stream. Default: none (the
+    /// camera has no speaker).
+    #[serde(default)]
+    pub backchannel_url: Option<String>,
 }
 
 /// How to reach the broker.
@@ -219,6 +228,9 @@ impl Config {
         if let Some(evidence) = &mut config.evidence {
             evidence.device_key_file = base.join(&evidence.device_key_file);
             evidence.spool_dir = base.join(&evidence.spool_dir);
+        }
+        if let Some(talk) = &mut config.talk {
+            talk.resolve(base);
         }
         config.validate(path)?;
         Ok(config)
@@ -303,6 +315,9 @@ impl Config {
             if let Some(main) = &camera.main_url {
                 check_camera_url(path, &field("main_url"), main)?;
             }
+            if let Some(url) = &camera.backchannel_url {
+                check_camera_url(path, &field("backchannel_url"), url)?;
+            }
             if camera.password_file.is_some() && camera.username.is_none() {
                 return Err(field_error(
                     path,
@@ -318,6 +333,10 @@ impl Config {
                 "must be 60..=86400 seconds",
             ));
         }
+        if let Some(talk) = &self.talk {
+            let ids: Vec<CameraId> = self.camera.iter().map(|c| c.id.clone()).collect();
+            talk.validate(path, &ids)?;
+        }
         Ok(())
     }
 
@@ -326,52 +345,47 @@ impl Config {
         self.camera
             .iter()
             .map(|c| {
-                let password = match &c.password_file {
-                    Some(file) => {
-                        Some(Secret::from_file(file).map_err(|source| ConfigError::Read {
-                            path: file.clone(),
-                            source,
-                        })?)
-                    }
-                    None => None,
-                };
                 Ok(CameraSource {
                     id: c.id.clone(),
-                    url: with_credentials(&c.url, c.username.as_deref(), password.as_ref()),
+                    url: with_credentials(&c.url, c.username.as_deref(), password(c)?.as_ref()),
                 })
             })
             .collect()
     }
 
     /// Each camera's stream URLs for live pushes, with credentials: `(id, sub, main)`; `main` is
-    /// the sub-stream's URL when no `main_url` is set.
+    /// the sub-stream's URL when no `main_url` is set (one camera, one account).
     pub fn live_sources(&self) -> Result<Vec<(CameraId, Secret, Secret)>, ConfigError> {
-        let subs = self.camera_sources()?;
-        Ok(self
-            .camera
+        self.camera
             .iter()
-            .zip(subs)
-            .map(|(c, sub)| {
+            .map(|c| {
+                let password = password(c)?;
+                let sub = with_credentials(&c.url, c.username.as_deref(), password.as_ref());
                 let main = match &c.main_url {
-                    // One camera, one account: the main stream gets the sub-stream's credentials.
-                    Some(main) => match sub
-                        .url
-                        .expose()
-                        .split_once("://")
-                        .and_then(|(_, r)| r.split_once('@'))
-                    {
-                        Some((userinfo, _)) => {
-                            let (scheme, rest) =
-                                main.split_once("://").expect("validated: has a scheme");
-                            Secret::new(format!("{scheme}://{userinfo}@{rest}"))
-                        }
-                        None => Secret::new(main.clone()),
-                    },
-                    None => sub.url.clone(),
+                    Some(main) => with_credentials(main, c.username.as_deref(), password.as_ref()),
+                    None => sub.clone(),
                 };
-                (c.id.clone(), sub.url, main)
+                Ok((c.id.clone(), sub, main))
             })
-            .collect())
+            .collect()
+    }
+
+    /// Each camera's backchannel URL with its credentials put in; `None` for a camera without one.
+    pub fn backchannel_sources(&self) -> Result<Vec<(CameraId, Option<Secret>)>, ConfigError> {
+        self.camera
+            .iter()
+            .map(|c| {
+                let url = match &c.backchannel_url {
+                    Some(url) => Some(with_credentials(
+                        url,
+                        c.username.as_deref(),
+                        password(c)?.as_ref(),
+                    )),
+                    None => None,
+                };
+                Ok((c.id.clone(), url))
+            })
+            .collect()
     }
 
     /// Reads the device key that signs evidence (`[evidence] device_key_file`), if evidence is on.
@@ -408,6 +422,19 @@ impl Config {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.mqtt.keep_alive_secs)
     }
+}
+
+/// A camera's password, read from its file, if it has one.
+fn password(camera: &CameraConfig) -> Result<Option<Secret>, ConfigError> {
+    let Some(file) = &camera.password_file else {
+        return Ok(None);
+    };
+    Secret::from_file(file)
+        .map(Some)
+        .map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source,
+        })
 }
 
 /// A camera URL must be RTSP and hold no credentials (they come from `username`/`password_file`).
@@ -585,6 +612,39 @@ mod tests {
             let e = load(&format!("{head}[evidence]\n{extra}"))
                 .unwrap_err()
                 .to_string();
+            assert!(e.contains(field), "{extra:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn talk_settings_are_checked_and_a_bad_one_names_its_field() {
+        let head = "edge_id = \"e\"\n[mqtt]\nhost = \"c\"\npassword_file = \"pw\"\n\
+                    [[camera]]\nid = \"k1\"\nurl = \"rtsp://10.0.0.5/102\"\n";
+        let ok = load(&format!(
+            "{head}backchannel_url = \"rtsp://10.0.0.5/101\"\n[talk]\n\
+             [[talk.message]]\nid = \"hat\"\ntext = \"请戴帽\"\n\
+             [[talk.warning]]\nkind = \"noChefHat\"\nmessage = \"hat\"\n"
+        ))
+        .unwrap();
+        let talk = ok.talk.unwrap();
+        assert_eq!(talk.voice, "cmn");
+        assert!(talk.cache_dir.is_absolute() && talk.cache_dir.ends_with("voice-cache"));
+        for (extra, field) in [
+            (
+                "backchannel_url = \"rtsp://admin:x@10.0.0.5/101\"\n",
+                "camera[0].backchannel_url",
+            ),
+            (
+                "[talk]\n[[talk.warning]]\nkind = \"noChefHat\"\nmessage = \"nope\"\n",
+                "talk.warning[0].message",
+            ),
+            ("[talk]\npremises_kind = \"bakery\"\n", "talk.premises_kind"),
+            (
+                "[talk]\n[[talk.message]]\nid = \"m\"\n",
+                "talk.message[0].file",
+            ),
+        ] {
+            let e = load(&format!("{head}{extra}")).unwrap_err().to_string();
             assert!(e.contains(field), "{extra:?} gave {e}");
         }
     }

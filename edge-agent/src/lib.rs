@@ -3,7 +3,8 @@
 //!
 //! Built so far: camera ingest with health ([`ingest`]), detection ([`detect`]) and episodes
 //! ([`episode`]), evidence — pre-roll, clips, snapshots, signed upload ([`evidence`]) —, the durable
-//! outbox ([`outbox`]) and the MQTT uplink that drains it ([`uplink`]).
+//! outbox ([`outbox`]), the MQTT uplink that drains it ([`uplink`]) and talk-down with voice
+//! warnings ([`talk`]).
 #![forbid(unsafe_code)]
 
 pub mod command;
@@ -15,5 +16,6 @@ pub mod evidence;
 pub mod ingest;
 pub mod outbox;
 pub mod remote;
+pub mod talk;
 pub mod uplink;
 pub mod watch;

@@ -1,10 +1,9 @@
 //! The chef-hat / mask detector on camsim's day kitchen (four cooks: p1 hat + mask, p2 mask only,
 //! p3 hat only, p4 neither), frames rendered by camsim in colour at 1280x720, 5 fps.
 //!
-//! The person stage is tested on what it is: the real yolov3-tiny from the installed package finds
-//! only some of camsim's drawn people (about a quarter, with boxes that start below the head; see
-//! DETECTION.md), so the episode test takes camsim's truth boxes as an ideal person detector and
-//! exercises the real head classifier and episode logic on them.
+//! Two person stages: camsim's truth boxes (an ideal person detector: the head classifier and the
+//! episode logic alone) and the real yolov3-tiny from the installed package, on frames the size
+//! `edge-agent run` gives it (640 wide, 2 fps).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -50,6 +49,40 @@ fn the_day_kitchen_gives_no_chef_hat_episodes_only_for_the_cooks_without_hats() 
         mask.false_boxes,
         mask.true_boxes + mask.false_boxes
     );
+}
+
+#[test]
+fn the_real_person_model_gives_no_chef_hat_episodes_only_for_the_cooks_without_hats() {
+    let dir = yolo::models_dir().join(yolo::DEFAULT_MODEL_DIR);
+    if !dir.join("yolov3-tiny.weights").is_file() {
+        eprintln!(
+            "SKIPPED: the person model is not installed in {}; `make deps` installs it",
+            dir.display()
+        );
+        return;
+    }
+    let options = PersonScoreOptions {
+        detector_fps: 2.0,
+        width: 640,
+        ..PersonScoreOptions::new(PersonSource::Model(YoloConfig::in_dir(&dir)))
+    };
+    let report = run_scenario(day(), &options).unwrap();
+    println!("{report}");
+    assert!(
+        report.person_recall() >= 0.8,
+        "the model finds most drawn cooks: {}/{}",
+        report.persons_found,
+        report.persons_seen
+    );
+    let hat = report.kind(ViolationKind::NoChefHat).unwrap();
+    assert!(!hat.episodes.is_empty(), "no noChefHat episode at all");
+    assert_eq!(
+        hat.episode_objects(),
+        set(&["p2", "p4"]),
+        "noChefHat episodes fell on the wrong people"
+    );
+    assert_eq!(hat.recall(), 1.0, "a cook without a hat was missed");
+    assert_eq!(hat.false_boxes, 0, "a hatted cook was called hatless");
 }
 
 #[test]

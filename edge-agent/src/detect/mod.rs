@@ -25,6 +25,7 @@ pub mod score;
 pub mod score_person;
 mod track;
 pub mod yolo;
+pub mod yolo_decode;
 pub mod zone;
 
 pub use rodent::{RodentConfig, RodentDetector, RodentTuning};
@@ -73,6 +74,11 @@ pub trait Detector: Send {
     /// Looks at the next frame. An empty vector means nothing was seen (or the rule is outside its
     /// hours, or the detector is re-learning after the whole picture changed).
     fn process(&mut self, frame: &Frame<'_>) -> Vec<Detection>;
+    /// Whether it wants the larger colour frames (people) rather than the grey 320x180 stream
+    /// (rodents). Default: grey.
+    fn wants_colour(&self) -> bool {
+        false
+    }
 }
 
 /// Why a detector could not be built.

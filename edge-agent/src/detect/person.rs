@@ -9,6 +9,8 @@
 //! a [`HeadClassifier`] (default [`HeuristicHead`]). While nothing moves the last answer stands, so a
 //! cook standing still without a hat stays an open episode without running the network again.
 
+use std::sync::{Arc, Mutex};
+
 use bl_proto::event::{NormBox, ViolationKind};
 use opencv::core::{CV_8UC3, Mat, Rect};
 use opencv::prelude::*;
@@ -53,6 +55,54 @@ impl PersonFinder for YoloPersons {
 
     fn find(&mut self, _frame: &Frame<'_>, bgr: &Mat) -> Result<Vec<PersonBox>, DetectError> {
         self.model.detect(bgr)
+    }
+}
+
+/// The default person model, loaded once per process and shared by every camera's detector: one
+/// detection worker runs them one after another, so a box holds one copy of the network.
+#[derive(Clone)]
+pub struct SharedPersons(Arc<Mutex<YoloPersons>>);
+
+impl SharedPersons {
+    /// The default model from [`super::yolo::models_dir`], loaded at the first call (a failed load
+    /// is not remembered: installing the model and applying the rules again works).
+    pub fn default_model() -> Result<SharedPersons, DetectError> {
+        static LOADED: Mutex<Option<SharedPersons>> = Mutex::new(None);
+        let mut loaded = LOADED.lock().expect("person model lock");
+        if let Some(m) = loaded.as_ref() {
+            return Ok(m.clone());
+        }
+        let dir = super::yolo::models_dir().join(super::yolo::DEFAULT_MODEL_DIR);
+        let m = SharedPersons(Arc::new(Mutex::new(YoloPersons::load(
+            YoloConfig::in_dir(dir),
+        )?)));
+        *loaded = Some(m.clone());
+        Ok(m)
+    }
+}
+
+impl PersonFinder for SharedPersons {
+    fn name(&self) -> &str {
+        "yolov3-tiny-coco"
+    }
+
+    fn version(&self) -> &str {
+        "darknet-2018"
+    }
+
+    fn find(&mut self, frame: &Frame<'_>, bgr: &Mat) -> Result<Vec<PersonBox>, DetectError> {
+        self.0.lock().expect("person model lock").find(frame, bgr)
+    }
+}
+
+/// The head classifier a box uses: a site-trained model when `{models}/head/model.toml` exists
+/// (see edge-agent/README.md), else the colour heuristic.
+pub fn default_head() -> Result<Box<dyn HeadClassifier>, DetectError> {
+    let manifest = super::yolo::models_dir().join("head").join("model.toml");
+    if manifest.is_file() {
+        Ok(Box::new(super::manifest::OnnxHead::load(&manifest)?))
+    } else {
+        Ok(Box::new(HeuristicHead::default()))
     }
 }
 
@@ -123,6 +173,20 @@ impl HatMaskDetector {
             Box::new(YoloPersons::load(model)?),
             Box::new(HeuristicHead::default()),
             config,
+        ))
+    }
+
+    /// The detector a camera's rules ask for (`hat`: noChefHat, `mask`: noMask): the shared default
+    /// person model and [`default_head`].
+    pub fn for_rules(hat: bool, mask: bool) -> Result<HatMaskDetector, DetectError> {
+        Ok(HatMaskDetector::new(
+            Box::new(SharedPersons::default_model()?),
+            default_head()?,
+            HatMaskConfig {
+                hat,
+                mask,
+                ..HatMaskConfig::default()
+            },
         ))
     }
 
@@ -232,6 +296,10 @@ impl Detector for HatMaskDetector {
             tracing::warn!(err = %e, "hat/mask detector failed on a frame");
             Vec::new()
         })
+    }
+
+    fn wants_colour(&self) -> bool {
+        true
     }
 }
 

@@ -312,7 +312,7 @@ async fn colour_frames_flow_only_while_a_rule_wants_them_and_the_grey_stream_kee
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         colour.try_recv().is_err(),
-        "the branch shuts when no rule wants it"
+        "no colour frame once no rule wants it"
     );
     stop.cancel();
     task.await.unwrap();

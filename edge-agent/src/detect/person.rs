@@ -15,7 +15,7 @@ use bl_proto::event::{NormBox, ViolationKind};
 use opencv::core::{CV_8UC3, Mat, Rect};
 use opencv::prelude::*;
 
-use super::head::{HeadClassifier, HeuristicHead, head_region};
+use super::head::{HeadClassifier, HeuristicHead, head_region, head_search_region};
 use super::motion::MotionGate;
 use super::yolo::{PersonBox, PersonModel, YoloConfig};
 use super::{DetectError, Detection, Detector, Frame};
@@ -211,16 +211,29 @@ impl HatMaskDetector {
         let mut no_hat = Vec::new();
         let mut no_mask = Vec::new();
         for p in persons {
-            let Some(r) = head_region(
-                Rect::new(p.x, p.y, p.w, p.h),
-                bgr.cols(),
-                bgr.rows(),
-                self.config.min_head_px,
-            ) else {
-                continue;
+            let person = Rect::new(p.x, p.y, p.w, p.h);
+            let (cols, rows, min) = (bgr.cols(), bgr.rows(), self.config.min_head_px);
+            // A classifier that finds the head itself searches above the box too (see
+            // head_search_region); where it finds none, the box's top quarter is judged.
+            let mut found = None;
+            if self.heads.locates_head()
+                && let Some(search) = head_search_region(person, cols, rows, min)
+            {
+                let v = self.heads.judge(&Mat::roi(&bgr, search)?.try_clone()?)?;
+                if let Some((top, bottom)) = v.rows.filter(|(t, b)| b > t) {
+                    let r = Rect::new(search.x, search.y + top, search.width, bottom - top);
+                    found = Some((r, v));
+                }
+            }
+            let (r, v) = match found {
+                Some(f) => f,
+                None => {
+                    let Some(r) = head_region(person, cols, rows, min) else {
+                        continue;
+                    };
+                    (r, self.heads.judge(&Mat::roi(&bgr, r)?.try_clone()?)?)
+                }
             };
-            let crop = Mat::roi(&bgr, r)?.try_clone()?;
-            let v = self.heads.judge(&crop)?;
             let head = |confidence: f32| NormBox {
                 x: r.x as f32 / w,
                 y: r.y as f32 / h,

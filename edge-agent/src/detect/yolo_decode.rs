@@ -55,11 +55,13 @@ pub fn recognise(shape: &[usize], classes: usize) -> Result<YoloLayout, String> 
         }
     };
     let (a, b) = (dims[0], dims[1]);
-    if b == 5 + classes && a > b {
+    // A YOLOv8 tensor has few channels and many boxes; YOLOv5 the other way round.
+    let v8_channels = [4 * DFL_BINS + classes, 4 + classes];
+    if b == 5 + classes && !(v8_channels.contains(&a) && b < a) {
         Ok(YoloLayout::V5 { boxes: a })
-    } else if a == 4 * DFL_BINS + classes && b > a {
+    } else if a == 4 * DFL_BINS + classes {
         Ok(YoloLayout::V8Dfl { boxes: b })
-    } else if a == 4 + classes && b > a {
+    } else if a == 4 + classes {
         Ok(YoloLayout::V8 { boxes: b })
     } else {
         Err(format!(

@@ -194,8 +194,8 @@ fn watch(
     }
 }
 
-/// Opens or shuts the camera's colour branch as its rules want, and hands on a colour frame if
-/// one came; returns whether the branch is open now.
+/// Hands on the camera's newest colour picture while its rules want colour; returns whether
+/// they do. Pictures nobody wants are read and dropped (the sink keeps one).
 fn pass_colour(
     camera: &CameraId,
     pipeline: &CameraPipeline,
@@ -204,14 +204,10 @@ fn pass_colour(
 ) -> bool {
     let open = feed.wanted.lock().expect("colour wanted").contains(camera);
     if open != was_open {
-        pipeline.set_colour(open);
         tracing::info!(open, "colour frames for the person detector");
     }
-    if !open {
-        return false;
-    }
     match pipeline.colour_picture() {
-        Ok(Some(p)) => {
+        Ok(Some(p)) if open => {
             let frame = Frame {
                 camera: camera.clone(),
                 at_ms: now_ms(),
@@ -222,10 +218,10 @@ fn pass_colour(
             };
             let _ = feed.frames.try_send(frame); // the person detector is busy: skip this one
         }
-        Ok(None) => {}
+        Ok(_) => {}
         Err(e) => tracing::warn!(err = %e, "colour frame unusable"),
     }
-    true
+    open
 }
 
 /// Grey (BT.601 luma, full range, as OpenCV's `BGR2GRAY`) of packed BGR pixels.

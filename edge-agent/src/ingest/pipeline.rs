@@ -8,13 +8,15 @@
 //! stream.
 //!
 //! With a [`ColourFormat`] the decoded pictures are also offered, in colour and larger, to the
-//! person detector, through a valve that stays shut until a rule on this camera needs them:
+//! person detector:
 //! ```text
 //! decodebin ─▶ tee ─┬▶ queue ─▶ videorate ─▶ … GRAY8 320x180 @ 5 fps ─▶ appsink
-//!                   └▶ queue (leaky) ─▶ valve ─▶ videorate ─▶ videoscale ─▶ videoconvert ─▶ BGR W x H @ 1–2 fps ─▶ appsink
+//!                   └▶ queue (leaky) ─▶ videorate ─▶ videoscale ─▶ videoconvert ─▶ BGR W x H @ 1–2 fps ─▶ appsink
 //! ```
-//! Both queues drop rather than wait and each appsink keeps one or two frames, so neither branch can
-//! stall the other or the stream.
+//! The colour queue drops rather than waits and each appsink keeps one or two frames, so neither
+//! branch can stall the other or the stream. The rate is cut before scaling, so an unused colour
+//! branch costs one scale and conversion at 1–2 fps (a `valve` to shut it stalled the grey branch
+//! too in GStreamer 1.22, so the caller simply leaves its pictures unread).
 //!
 //! With an evidence [`Recorder`], the encoded stream is tapped before decoding, so the pre-roll
 //! holds the camera's own bytes (never re-encoded):
@@ -95,15 +97,15 @@ pub enum PipelineError {
 pub struct CameraPipeline {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
-    /// The colour branch's valve and sink, when asked for.
-    colour: Option<(gst::Element, gst_app::AppSink)>,
+    /// The colour branch's sink, when asked for.
+    colour: Option<gst_app::AppSink>,
     bytes: Arc<AtomicU64>,
 }
 
 impl CameraPipeline {
     /// Starts pulling `url` (which may hold credentials: it is never logged or put in errors),
-    /// feeding `recorder` with the encoded stream if given, with a colour branch (shut until
-    /// [`CameraPipeline::set_colour`] opens it) if `colour` is given.
+    /// feeding `recorder` with the encoded stream if given, with a colour branch if `colour` is
+    /// given.
     pub fn start(
         url: &Secret,
         format: FrameFormat,
@@ -159,8 +161,8 @@ impl CameraPipeline {
         let (decoded, colour) = match colour {
             None => (rate.clone(), None),
             Some(c) => {
-                let (tee, valve, colour_sink) = colour_branch(&pipeline, &rate, c)?;
-                (tee, Some((valve, colour_sink)))
+                let (tee, colour_sink) = colour_branch(&pipeline, &rate, c)?;
+                (tee, Some(colour_sink))
             }
         };
 
@@ -241,16 +243,9 @@ impl CameraPipeline {
         })
     }
 
-    /// Opens or shuts the colour branch (no-op without one). Shut, it costs nothing but the tee.
-    pub fn set_colour(&self, open: bool) {
-        if let Some((valve, _)) = &self.colour {
-            valve.set_property("drop", !open);
-        }
-    }
-
     /// The newest colour picture, if one came since the last call (never waits).
     pub fn colour_picture(&self) -> Result<Option<ColourPicture>, PipelineError> {
-        let Some((_, sink)) = &self.colour else {
+        let Some(sink) = &self.colour else {
             return Ok(None);
         };
         let Some(sample) = sink.try_pull_sample(gst::ClockTime::ZERO) else {
@@ -332,12 +327,12 @@ impl CameraPipeline {
 }
 
 /// Builds the colour branch beside the grey one (see the module's diagram); returns the tee that
-/// decoded pictures go to, the valve (shut) and the colour sink.
+/// decoded pictures go to and the colour sink.
 fn colour_branch(
     pipeline: &gst::Pipeline,
     grey: &gst::Element,
     format: ColourFormat,
-) -> Result<(gst::Element, gst::Element, gst_app::AppSink), PipelineError> {
+) -> Result<(gst::Element, gst_app::AppSink), PipelineError> {
     let make = |name: &'static str| {
         gst::ElementFactory::make(name)
             .build()
@@ -351,8 +346,6 @@ fn colour_branch(
     to_colour.set_property("max-size-buffers", 2u32);
     to_colour.set_property("max-size-bytes", 0u32);
     to_colour.set_property("max-size-time", 0u64);
-    let valve = make("valve")?;
-    valve.set_property("drop", true);
     let rate = make("videorate")?;
     rate.set_property("drop-only", true);
     let scale = make("videoscale")?;
@@ -379,7 +372,6 @@ fn colour_branch(
             &tee,
             &to_grey,
             &to_colour,
-            &valve,
             &rate,
             &scale,
             &convert,
@@ -391,7 +383,6 @@ fn colour_branch(
     gst::Element::link_many([
         &tee,
         &to_colour,
-        &valve,
         &rate,
         &scale,
         &convert,
@@ -399,7 +390,7 @@ fn colour_branch(
         sink.upcast_ref(),
     ])
     .map_err(build)?;
-    Ok((tee, valve, sink))
+    Ok((tee, sink))
 }
 
 /// Builds the evidence tap between the RTP pad and decodebin (see the module's diagram).

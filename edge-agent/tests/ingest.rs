@@ -278,13 +278,12 @@ async fn colour_frames_flow_only_while_a_rule_wants_them_and_the_grey_stream_kee
     let bgr = first.bgr.as_ref().expect("colour");
     assert_eq!(bgr.len(), 960 * 540 * 3);
     assert_eq!(first.luma.len(), 960 * 540);
-    // camsim's kitchen by day is in colour: its pixels are not all grey.
-    assert!(
-        bgr.chunks_exact(3)
-            .filter(|p| p[0].abs_diff(p[2]) > 20)
-            .count()
-            > 10_000
-    );
+    // camsim's kitchen by day is in colour (its floor is warm grey-brown): not B = G = R.
+    let coloured = bgr
+        .chunks_exact(3)
+        .filter(|p| p[0].abs_diff(p[2]) > 10)
+        .count();
+    assert!(coloured > 960 * 540 / 20, "{coloured} coloured pixels");
 
     // Over 4 s: about 2 colour frames a second, and the grey stream still about 5.
     while grey.try_recv().is_ok() {}

@@ -150,6 +150,27 @@ pub struct CameraConfig {
     /// camera has no speaker).
     #[serde(default)]
     pub backchannel_url: Option<String>,
+    /// Watch for cooks without a chef hat on this camera (until the center's rules say otherwise).
+    /// Default `false`.
+    #[serde(default)]
+    pub no_chef_hat: bool,
+    /// Watch for cooks without a mask (colour frames). Default `false`.
+    #[serde(default)]
+    pub no_mask: bool,
+    /// Width of the colour frames the person detector gets while a noChefHat / noMask rule runs
+    /// on this camera (the height keeps the stream's aspect), 640 to 1920. Default 640.
+    #[serde(default = "default_person_width")]
+    pub person_width: u32,
+    /// Colour frames per second for the person detector, 1 to 5. Default 2.
+    #[serde(default = "default_person_fps")]
+    pub person_fps: u32,
+}
+
+fn default_person_width() -> u32 {
+    crate::ingest::pipeline::ColourFormat::default().width
+}
+fn default_person_fps() -> u32 {
+    crate::ingest::pipeline::ColourFormat::default().fps
 }
 
 /// How to reach the broker.
@@ -318,6 +339,16 @@ impl Config {
             if let Some(url) = &camera.backchannel_url {
                 check_camera_url(path, &field("backchannel_url"), url)?;
             }
+            if !(640..=1920).contains(&camera.person_width) {
+                return Err(field_error(
+                    path,
+                    &field("person_width"),
+                    "must be 640 to 1920 (heads need at least 20 px)",
+                ));
+            }
+            if !(1..=5).contains(&camera.person_fps) {
+                return Err(field_error(path, &field("person_fps"), "must be 1 to 5"));
+            }
             if camera.password_file.is_some() && camera.username.is_none() {
                 return Err(field_error(
                     path,
@@ -338,6 +369,22 @@ impl Config {
             talk.validate(path, &ids)?;
         }
         Ok(())
+    }
+
+    /// Each camera's colour frames for the person detector (`person_width`, `person_fps`).
+    pub fn colour_formats(
+        &self,
+    ) -> std::collections::HashMap<CameraId, crate::ingest::pipeline::ColourFormat> {
+        self.camera
+            .iter()
+            .map(|c| {
+                let format = crate::ingest::pipeline::ColourFormat {
+                    width: c.person_width,
+                    fps: c.person_fps,
+                };
+                (c.id.clone(), format)
+            })
+            .collect()
     }
 
     /// The cameras with their credentials put into their URLs (read from the password files).

@@ -7,8 +7,6 @@ use edge_agent::command::live::{LivePushes, StreamUrls};
 use edge_agent::command::snapshot::Snapshots;
 use edge_agent::command::{self, Commands};
 use edge_agent::config::Config;
-use edge_agent::detect::{Detector, RodentConfig, RodentDetector};
-use edge_agent::episode::Episodes;
 use edge_agent::evidence::spool::Spool;
 use edge_agent::evidence::upload::{self, UploadConfig};
 use edge_agent::evidence::{Recorder, Rolls};
@@ -18,7 +16,7 @@ use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::remote::{self, AppliedRevision};
 use edge_agent::uplink::{self, UplinkConfig};
-use edge_agent::watch::{self, CameraWatch, EventSink, EvidenceLink};
+use edge_agent::watch::{self, EventSink, EvidenceLink};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -273,6 +271,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let board = HealthBoard::default();
     let (frames, frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
+    // Colour frames for the person detector (issue 3): a short queue, ingest drops when it is full.
+    let (colour_frames, colour_rx) = tokio::sync::mpsc::channel::<Frame>(2);
+    let colour_wanted = ingest::ColourWanted::default();
     let (evidence, snapshots, evidence_tasks) = match evidence(&config, &outbox, &shutdown).await? {
         Some((link, snapshots, tasks)) => (Some(link), Some(snapshots), tasks),
         None => (None, None, Vec::new()),
@@ -288,6 +289,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         frames,
         format: FrameFormat::default(),
         thresholds: Thresholds::default(),
+        colour: Some(ingest::ColourFeed {
+            frames: colour_frames,
+            wanted: colour_wanted.clone(),
+            formats: config.colour_formats(),
+        }),
     };
     let cameras: Vec<_> = config
         .camera_sources()?
@@ -296,7 +302,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .collect();
     drop(context);
     tracing::info!(cameras = cameras.len(), "cameras started");
-    let watches = watches(&config)?;
+    let watches = watch::from_config(&config)?;
     let (updates, updates_rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(remote::run(
         config.edge_id.clone(),
@@ -327,7 +333,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         command_rx,
         shutdown.clone(),
     ));
-    tokio::spawn(watch::run(
+    watch::spawn(
         config.edge_id.clone(),
         EventSink {
             outbox: outbox.clone(),
@@ -336,10 +342,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         watches,
         config.utc_offset_minutes,
-        frames_rx,
+        watch::Frames {
+            grey: frames_rx,
+            colour: colour_rx,
+            colour_wanted,
+        },
         updates_rx,
         shutdown.clone(),
-    ));
+    );
     uplink::run(uplink, outbox, board, shutdown)
         .await
         .context("uplink stopped")?;
@@ -360,31 +370,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("edge-agent stopped");
     Ok(())
-}
-
-/// Each camera's detectors, as `edge.toml` asks.
-fn watches(config: &Config) -> anyhow::Result<HashMap<bl_proto::CameraId, CameraWatch>> {
-    let mut watches = HashMap::new();
-    for camera in &config.camera {
-        let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
-        if camera.rodent {
-            let rodent = RodentDetector::new(RodentConfig {
-                active_hours: camera.rodent_hours,
-                ..RodentConfig::default()
-            })
-            .with_context(|| format!("camera {}: rodent detector", camera.id))?;
-            detectors.push(Box::new(rodent));
-        }
-        watches.insert(
-            camera.id.clone(),
-            CameraWatch {
-                detectors,
-                episodes: Episodes::new(),
-                rolls: None,
-            },
-        );
-    }
-    Ok(watches)
 }
 
 /// With `[evidence]`: a recorder per camera, the evidence worker and the uploader, running; returns

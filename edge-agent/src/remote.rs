@@ -2,6 +2,7 @@
 //! on which camera. A new revision is checked as a whole; if any part is wrong the agent keeps the
 //! rules it has and says why, so a typo at the center never switches a kitchen's detection off.
 
+use crate::detect::person::HatMaskDetector;
 use crate::detect::{DetectError, Detector, RodentConfig, RodentDetector};
 use crate::episode::{EpisodeRules, Episodes};
 use crate::evidence::Rolls;
@@ -69,8 +70,12 @@ pub fn build(
         }
         let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
         let mut episodes = Episodes::new();
+        let (mut hat, mut mask) = (false, false);
         for rule in camera.rules.iter().filter(|r| r.enabled) {
             match rule.kind {
+                // One person detector serves both rules; built after the loop.
+                ViolationKind::NoChefHat => hat = true,
+                ViolationKind::NoMask => mask = true,
                 ViolationKind::Rodent => {
                     let detector = RodentConfig::from_rule(rule)
                         .and_then(RodentDetector::new)
@@ -93,6 +98,14 @@ pub fn build(
                     ..EpisodeRules::for_kind(rule.kind)
                 },
             );
+        }
+        if hat || mask {
+            let detector =
+                HatMaskDetector::for_rules(hat, mask).map_err(|error| Refused::Detector {
+                    camera: camera.camera_id.clone(),
+                    error,
+                })?;
+            detectors.push(Box::new(detector));
         }
         cameras.insert(
             camera.camera_id.clone(),
@@ -155,7 +168,7 @@ mod tests {
 
     fn config(edge: &str, revision: u64, camera: &str, zone: &str) -> Vec<u8> {
         format!(
-            r#"{{"type":"edgeConfig","v":1,"edgeId":"{edge}","revision":{revision},"cameras":[{{"cameraId":"{camera}","preRollSecs":5,"postRollSecs":5,"rules":[{{"kind":"rodent","enabled":true,"minDurationSecs":0,"cooldownSecs":30,"activeHours":{{"from":"22:00","to":"06:00"}},"zones":[{zone}]}},{{"kind":"noChefHat","enabled":true,"minDurationSecs":5,"cooldownSecs":60,"activeHours":null,"zones":[]}}]}}]}}"#
+            r#"{{"type":"edgeConfig","v":1,"edgeId":"{edge}","revision":{revision},"cameras":[{{"cameraId":"{camera}","preRollSecs":5,"postRollSecs":5,"rules":[{{"kind":"rodent","enabled":true,"minDurationSecs":0,"cooldownSecs":30,"activeHours":{{"from":"22:00","to":"06:00"}},"zones":[{zone}]}},{{"kind":"smoking","enabled":true,"minDurationSecs":5,"cooldownSecs":60,"activeHours":null,"zones":[]}}]}}]}}"#
         )
         .into_bytes()
     }
@@ -176,6 +189,29 @@ mod tests {
         let update = build(&edge, &local, None, &config("box-1", 3, "cam-1", FLOOR)).unwrap();
         assert_eq!(update.revision, 3);
         assert_eq!(update.cameras[&local[0]].detectors.len(), 1);
+    }
+
+    #[test]
+    fn no_chef_hat_and_no_mask_share_one_person_detector_on_colour_frames() {
+        let (edge, local) = ids();
+        let payload = String::from_utf8(config("box-1", 3, "cam-1", FLOOR))
+            .unwrap()
+            .replace(
+                r#"{"kind":"smoking""#,
+                r#"{"kind":"noMask","enabled":true,"minDurationSecs":5,"cooldownSecs":60},{"kind":"noChefHat""#,
+            );
+        match build(&edge, &local, None, payload.as_bytes()) {
+            Ok(update) => {
+                let d = &update.cameras[&local[0]].detectors;
+                assert_eq!(d.len(), 2, "rodent + one hat/mask detector");
+                assert_eq!(
+                    d.iter().map(|d| d.wants_colour()).collect::<Vec<_>>(),
+                    vec![false, true]
+                );
+            }
+            // Without the installed model the revision is refused, naming what to do.
+            Err(e) => assert!(e.to_string().contains("install-models.sh"), "{e}"),
+        }
     }
 
     #[test]

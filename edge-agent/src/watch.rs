@@ -1,15 +1,22 @@
-//! The detection worker: frames from ingest go through each camera's detectors, detections become
+//! The detection workers: frames from ingest go through each camera's detectors, detections become
 //! episodes ([`crate::episode`]), and every episode change becomes a DetectionEvent written to the
-//! outbox. One worker serves all cameras (the box has two cores); ingest drops frames while it is
-//! busy, so detection never slows the cameras down.
+//! outbox. Two workers serve all cameras (the box has two cores): one for the grey 320x180 stream
+//! (rodents, every frame matters to the tracker) and one for the colour frames (the person model,
+//! 50–150 ms a look), so a slow person look never costs the rodent tracker a frame. Ingest drops
+//! frames while a worker is busy, so detection never slows the cameras down. [`spawn`] splits each
+//! camera's detectors between the two and tells ingest which cameras need colour frames.
 //!
 //! With `[evidence]` on, the events go to the evidence worker ([`crate::evidence::worker`]), which
 //! attaches snapshots and clips before queueing them; without it they go to the outbox as they are.
 
-use crate::detect::{Detection, Detector, Frame as DetectFrame};
+use crate::config::Config;
+use crate::detect::person::HatMaskDetector;
+use crate::detect::{
+    DetectError, Detection, Detector, Frame as DetectFrame, RodentConfig, RodentDetector,
+};
 use crate::episode::{EpisodeChange, Episodes};
 use crate::evidence::{Recorder, Rolls};
-use crate::ingest::Frame;
+use crate::ingest::{ColourWanted, Frame};
 use crate::outbox::Outbox;
 use crate::remote::Update;
 use bl_proto::event::{DetectionEvent, EdgeEvent, ModelInfo, ViolationKind};
@@ -27,7 +34,72 @@ pub struct CameraWatch {
     pub rolls: Option<Rolls>,
 }
 
+impl CameraWatch {
+    /// Splits into the part that works on grey frames and the part that wants colour; both keep
+    /// the episode rules and the rolls (each kind is observed by one side only).
+    fn split_colour(self) -> (CameraWatch, CameraWatch) {
+        let (colour, grey): (Vec<_>, Vec<_>) =
+            self.detectors.into_iter().partition(|d| d.wants_colour());
+        (
+            CameraWatch {
+                detectors: grey,
+                episodes: self.episodes.clone(),
+                rolls: self.rolls,
+            },
+            CameraWatch {
+                detectors: colour,
+                episodes: self.episodes,
+                rolls: self.rolls,
+            },
+        )
+    }
+}
+
+/// Each camera's detectors as `edge.toml` asks (`rodent`, `no_chef_hat`, `no_mask`), until the
+/// center's config replaces them.
+pub fn from_config(config: &Config) -> Result<HashMap<CameraId, CameraWatch>, ConfigDetectError> {
+    let mut watches = HashMap::new();
+    for camera in &config.camera {
+        let failed = |error| ConfigDetectError {
+            camera: camera.id.clone(),
+            error,
+        };
+        let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
+        if camera.rodent {
+            let rodent = RodentDetector::new(RodentConfig {
+                active_hours: camera.rodent_hours,
+                ..RodentConfig::default()
+            })
+            .map_err(failed)?;
+            detectors.push(Box::new(rodent));
+        }
+        if camera.no_chef_hat || camera.no_mask {
+            let people =
+                HatMaskDetector::for_rules(camera.no_chef_hat, camera.no_mask).map_err(failed)?;
+            detectors.push(Box::new(people));
+        }
+        watches.insert(
+            camera.id.clone(),
+            CameraWatch {
+                detectors,
+                episodes: Episodes::new(),
+                rolls: None,
+            },
+        );
+    }
+    Ok(watches)
+}
+
+/// A camera's detector from `edge.toml` could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("camera {camera}: {error}")]
+pub struct ConfigDetectError {
+    pub camera: CameraId,
+    pub error: DetectError,
+}
+
 /// Where detection events go: the outbox, or through the evidence worker when evidence is on.
+#[derive(Clone)]
 pub struct EventSink {
     pub outbox: Outbox,
     pub evidence: Option<EvidenceLink>,
@@ -47,12 +119,108 @@ pub struct Sighting {
 }
 
 /// Where detection events go when evidence is on.
+#[derive(Clone)]
 pub struct EvidenceLink {
     pub events: mpsc::Sender<DetectionEvent>,
     pub recorders: HashMap<CameraId, Recorder>,
 }
 
-/// Runs until `shutdown` or until ingest closes the frame queue.
+/// The frames the workers read: the grey stream, and the colour frames with the set of cameras
+/// that should get them (ingest opens a camera's colour branch while it is in the set).
+pub struct Frames {
+    pub grey: mpsc::Receiver<Frame>,
+    pub colour: mpsc::Receiver<Frame>,
+    pub colour_wanted: ColourWanted,
+}
+
+/// Starts the grey and the colour worker, and the task that splits each center config between
+/// them; each runs until `shutdown` or until its input closes.
+pub fn spawn(
+    edge: EdgeId,
+    sink: EventSink,
+    cameras: HashMap<CameraId, CameraWatch>,
+    utc_offset_minutes: i32,
+    frames: Frames,
+    mut updates: mpsc::Receiver<Update>,
+    shutdown: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Frames {
+        grey,
+        colour,
+        colour_wanted,
+    } = frames;
+    let (grey_cameras, colour_cameras) = split(cameras, &colour_wanted);
+    let (grey_updates, grey_updates_rx) = mpsc::channel(1);
+    let (colour_updates, colour_updates_rx) = mpsc::channel(1);
+    let splitter = tokio::spawn(async move {
+        while let Some(update) = updates.recv().await {
+            let (g, c) = split(update.cameras, &colour_wanted);
+            let revision = update.revision;
+            let sent = grey_updates
+                .send(Update {
+                    revision,
+                    cameras: g,
+                })
+                .await
+                .is_ok()
+                && colour_updates
+                    .send(Update {
+                        revision,
+                        cameras: c,
+                    })
+                    .await
+                    .is_ok();
+            if !sent {
+                return;
+            }
+        }
+    });
+    let worker = |name: &'static str, cameras, frames, updates| {
+        let run = run(
+            edge.clone(),
+            sink.clone(),
+            cameras,
+            utc_offset_minutes,
+            frames,
+            updates,
+            shutdown.clone(),
+        );
+        tokio::spawn(tracing::Instrument::instrument(
+            run,
+            tracing::info_span!("detect", worker = name),
+        ))
+    };
+    vec![
+        splitter,
+        worker("grey", grey_cameras, grey, grey_updates_rx),
+        worker("colour", colour_cameras, colour, colour_updates_rx),
+    ]
+}
+
+/// Splits every camera's watch between the two workers and records which cameras want colour.
+fn split(
+    cameras: HashMap<CameraId, CameraWatch>,
+    colour_wanted: &ColourWanted,
+) -> (
+    HashMap<CameraId, CameraWatch>,
+    HashMap<CameraId, CameraWatch>,
+) {
+    let (mut grey, mut colour) = (HashMap::new(), HashMap::new());
+    let mut wanted = colour_wanted.lock().expect("colour wanted");
+    for (camera, watch) in cameras {
+        let (g, c) = watch.split_colour();
+        if c.detectors.is_empty() {
+            wanted.remove(&camera);
+        } else {
+            wanted.insert(camera.clone());
+        }
+        grey.insert(camera.clone(), g);
+        colour.insert(camera, c);
+    }
+    (grey, colour)
+}
+
+/// One worker: runs until `shutdown` or until ingest closes the frame queue.
 pub async fn run(
     edge: EdgeId,
     sink: EventSink,
@@ -134,7 +302,7 @@ fn look(
         width: frame.width,
         height: frame.height,
         luma: &frame.luma,
-        bgr: None,
+        bgr: frame.bgr.as_deref(),
         at_ms: frame.at_ms.max(0) as u64,
         minute_of_day: local_minute,
     };

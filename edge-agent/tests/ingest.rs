@@ -43,6 +43,7 @@ async fn context(dir: &std::path::Path) -> (IngestContext, mpsc::Receiver<Frame>
         frames,
         format: FrameFormat::default(),
         recorders: Default::default(),
+        colour: None,
         thresholds: Thresholds {
             offline_after_ms: 3_000,
             ..Thresholds::default()
@@ -234,4 +235,84 @@ async fn the_encoded_stream_of_an_h264_or_h265_camera_fills_its_pre_roll_while_f
         stop.cancel();
         task.await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colour_frames_flow_only_while_a_rule_wants_them_and_the_grey_stream_keeps_its_pace() {
+    use edge_agent::ingest::ColourFeed;
+    use edge_agent::ingest::pipeline::ColourFormat;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve("127.0.0.1:0".parse().unwrap());
+    let (mut cx, mut grey) = context(dir.path()).await;
+    let id = CameraId::new("kitchen").unwrap();
+    let (colour_tx, mut colour) = mpsc::channel(2);
+    let wanted = edge_agent::ingest::ColourWanted::default();
+    cx.colour = Some(ColourFeed {
+        frames: colour_tx,
+        wanted: wanted.clone(),
+        formats: [(id.clone(), ColourFormat { width: 960, fps: 2 })].into(),
+    });
+    let stop = CancellationToken::new();
+    let task = ingest::spawn(
+        CameraSource {
+            id: id.clone(),
+            // the main stream (1280x720): colour frames are shrunk to 960 wide
+            url: Secret::new(format!("rtsp://{}/cam/kitchen", server.addr())),
+        },
+        cx,
+        stop.clone(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), grey.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(colour.try_recv().is_err(), "no rule wants colour yet");
+
+    wanted.lock().unwrap().insert(id.clone());
+    let first = tokio::time::timeout(Duration::from_secs(10), colour.recv())
+        .await
+        .expect("colour frames once wanted")
+        .unwrap();
+    assert_eq!((first.width, first.height), (960, 540));
+    let bgr = first.bgr.as_ref().expect("colour");
+    assert_eq!(bgr.len(), 960 * 540 * 3);
+    assert_eq!(first.luma.len(), 960 * 540);
+    // camsim's kitchen by day is in colour (its floor is warm grey-brown): not B = G = R.
+    let coloured = bgr
+        .chunks_exact(3)
+        .filter(|p| p[0].abs_diff(p[2]) > 10)
+        .count();
+    assert!(coloured > 960 * 540 / 20, "{coloured} coloured pixels");
+
+    // Over 4 s: about 2 colour frames a second, and the grey stream still about 5.
+    while grey.try_recv().is_ok() {}
+    let start = Instant::now();
+    let (mut n_colour, mut n_grey) = (0, 0);
+    while start.elapsed() < Duration::from_secs(4) {
+        tokio::select! {
+            Some(_) = colour.recv() => n_colour += 1,
+            Some(_) = grey.recv() => n_grey += 1,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    assert!(
+        (5..=10).contains(&n_colour),
+        "{n_colour} colour frames in 4 s at 2 fps"
+    );
+    assert!(
+        (14..=24).contains(&n_grey),
+        "{n_grey} grey frames in 4 s at 5 fps"
+    );
+
+    wanted.lock().unwrap().clear();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while colour.try_recv().is_ok() {}
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        colour.try_recv().is_err(),
+        "no colour frame once no rule wants it"
+    );
+    stop.cancel();
+    task.await.unwrap();
 }

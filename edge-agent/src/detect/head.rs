@@ -20,6 +20,9 @@ pub struct HeadVerdict {
     /// Mask over mouth and nose?
     pub mask: Option<bool>,
     pub mask_confidence: f32,
+    /// Rows of the crop the judged head spans (hat or hair to chin), when the classifier located
+    /// it; the reported box is then these rows, else the whole crop.
+    pub rows: Option<(i32, i32)>,
 }
 
 /// Judges head crops; pluggable (the default heuristic, or a site-trained model).
@@ -30,6 +33,11 @@ pub trait HeadClassifier: Send {
     fn version(&self) -> &str;
     /// Judges one head crop (BGR, 8-bit, 3 channels).
     fn judge(&mut self, head: &Mat) -> Result<HeadVerdict, opencv::Error>;
+    /// Whether it finds the head inside a taller crop by itself (and says where in
+    /// [`HeadVerdict::rows`]); then it is given [`head_search_region`], else [`head_region`].
+    fn locates_head(&self) -> bool {
+        false
+    }
 }
 
 /// Share of the person box's height, from its top, that holds the head (and a hat on it). A COCO
@@ -37,12 +45,31 @@ pub trait HeadClassifier: Send {
 /// the body and a chef hat adds half a head.
 pub const HEAD_FRACTION: f64 = 0.25;
 
-/// The head region of a person box `[x, y, w, h]` (pixels), clipped to a `width x height` picture;
-/// `None` when it is too small to judge (under `min_px` high).
+/// Share of the person box's height above its top that is searched for the head too: small COCO
+/// models (yolov3-tiny) often box only the torso of a person seen from a ceiling corner, with the
+/// head above the box. The classifier finds the face in the region, so wall above a whole-person
+/// box does no harm to it.
+pub const ABOVE_FRACTION: f64 = 0.6;
+
+/// The head region of a person box `[x, y, w, h]` (pixels): its top quarter, clipped to a
+/// `width x height` picture; `None` when it is too small to judge (under `min_px` high).
 pub fn head_region(person: Rect, width: i32, height: i32, min_px: i32) -> Option<Rect> {
     let h = (person.height as f64 * HEAD_FRACTION).round() as i32;
     let x0 = person.x.clamp(0, width);
     let y0 = person.y.clamp(0, height);
+    let x1 = (person.x + person.width).clamp(0, width);
+    let y1 = (person.y + h).clamp(0, height);
+    (y1 - y0 >= min_px && x1 - x0 >= min_px / 2).then(|| Rect::new(x0, y0, x1 - x0, y1 - y0))
+}
+
+/// The region searched for the head of a person box by a classifier that locates heads: from
+/// [`ABOVE_FRACTION`] of its height above it down to [`HEAD_FRACTION`] into it, clipped to a
+/// `width x height` picture; `None` when it is under `min_px` high.
+pub fn head_search_region(person: Rect, width: i32, height: i32, min_px: i32) -> Option<Rect> {
+    let h = (person.height as f64 * HEAD_FRACTION).round() as i32;
+    let above = (person.height as f64 * ABOVE_FRACTION).round() as i32;
+    let x0 = person.x.clamp(0, width);
+    let y0 = (person.y - above).clamp(0, height);
     let x1 = (person.x + person.width).clamp(0, width);
     let y1 = (person.y + h).clamp(0, height);
     (y1 - y0 >= min_px && x1 - x0 >= min_px / 2).then(|| Rect::new(x0, y0, x1 - x0, y1 - y0))
@@ -77,10 +104,13 @@ impl Default for HeuristicTuning {
 
 /// The default head classifier: colour rules over the central columns of the head crop.
 ///
-/// - top band (the upper 35 % of the crop): mostly white (bright, unsaturated) → hat; dark (hair)
-///   outweighing the white → no hat;
-/// - face band (the rest): light blue/green pixels (a surgical mask) against skin (Kovač's RGB skin
-///   rule) → mask share; much skin and almost no mask colour → no mask.
+/// - the face begins at the first row whose central part is partly skin (Kovač's RGB skin rule)
+///   or mask;
+/// - the band right above it (15 % of the crop's width high): mostly white (bright, unsaturated)
+///   → hat; dark (hair) outweighing the white → no hat;
+/// - the face band (three such bands from the face's top): light blue/green pixels (a surgical
+///   mask) against skin → mask share; much skin and almost no mask colour → no mask.
+/// - no skin found: the upper 35 % of the crop is the top band and the rest the face band.
 #[derive(Debug, Clone, Default)]
 pub struct HeuristicHead {
     pub tuning: HeuristicTuning,
@@ -137,8 +167,12 @@ impl HeadClassifier for HeuristicHead {
         "hat-mask-heuristic"
     }
 
+    fn locates_head(&self) -> bool {
+        true
+    }
+
     fn version(&self) -> &str {
-        "0.1.0"
+        "0.2.0"
     }
 
     fn judge(&mut self, head: &Mat) -> Result<HeadVerdict, opencv::Error> {
@@ -149,13 +183,41 @@ impl HeadClassifier for HeuristicHead {
         // The head sits over the middle of an upright body: look at the central half only, so the
         // wall behind and the shoulders count less.
         let cols = (w / 4)..(w - w / 4).max(w / 4 + 1);
-        let split = (h as f32 * 0.35).round() as i32;
-        let top = count(head, 0..split, cols.clone())?;
-        let face = count(head, split..h, cols)?;
+        // Where the face begins: the first row whose central part is partly skin (or mask). The hat or the
+        // hair is right above it, wherever the person box's top edge happens to be (a detector's
+        // box may start above the head, with wall in it, or cut into the hat).
+        let need = ((cols.len() as f32) * 0.15).ceil() as u32;
+        let mut face_top = None;
+        for y in 0..h {
+            let row = count(head, y..y + 1, cols.clone())?;
+            if row.skin + row.mask >= need.max(1) {
+                face_top = Some(y);
+                break;
+            }
+        }
+        let band = ((w as f32 * 0.15).round() as i32).max(2);
+        let mut rows = None;
+        let (top, face) = match face_top {
+            Some(f) if f >= 2 => {
+                rows = Some(((f - band).max(0), (f + 3 * band).min(h)));
+                (
+                    count(head, (f - band).max(0)..f, cols.clone())?,
+                    count(head, f..(f + 3 * band).min(h), cols)?,
+                )
+            }
+            _ => {
+                let split = (h as f32 * 0.35).round() as i32;
+                (
+                    count(head, 0..split, cols.clone())?,
+                    count(head, split..h, cols)?,
+                )
+            }
+        };
         let t = &self.tuning;
 
         let mut v = HeadVerdict::default();
         let white = top.share(top.white);
+        v.rows = rows;
         let dark = top.share(top.dark);
         if white >= t.hat_white && white > dark {
             v.hat = Some(true);
@@ -352,9 +414,11 @@ mod tests {
     }
 
     #[test]
-    fn the_head_region_is_the_top_quarter_of_the_person_clipped_to_the_picture() {
+    fn the_head_region_is_the_top_quarter_and_the_search_reaches_above_the_box() {
         let r = head_region(Rect::new(100, -10, 60, 200), 1280, 720, 20).unwrap();
         assert_eq!(r, Rect::new(100, 0, 60, 40));
+        let r = head_search_region(Rect::new(100, 300, 60, 200), 1280, 720, 20).unwrap();
+        assert_eq!(r, Rect::new(100, 180, 60, 170));
         assert_eq!(
             head_region(Rect::new(100, 100, 20, 60), 1280, 720, 20),
             None

@@ -1,9 +1,10 @@
 //! Site-trained head models: an ONNX file with a TOML manifest beside it that says how to feed it and
 //! what its outputs mean (format in DETECTION.md, "Loading a site-trained model").
 //!
-//! Built: the `classify` layout (one probability per class for a head crop), loaded with OpenCV DNN
-//! as a [`HeadClassifier`]. The `yolov5` / `yolov8` detection layouts are recognised in the manifest
-//! but refused at load with a clear message: decoding them is not built yet.
+//! Layouts: `classify` (one probability per class for a head crop) and the detectors `yolov5` /
+//! `yolov8` (boxes with classes, found in the head crop; decoded by [`super::yolo_decode`], which
+//! recognises the exact output layout from its shape, the YOLOv8 graph cut before its DFL
+//! included). Each is loaded with OpenCV DNN as a [`HeadClassifier`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 use super::DetectError;
 use super::head::{HeadClassifier, HeadVerdict};
+use super::yolo_decode::{self, YoloLayout};
 
 /// `model.toml`, beside the ONNX file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -42,9 +44,10 @@ pub struct Manifest {
 pub enum Layout {
     /// One probability per class (the network ends in softmax or sigmoid), for a head crop.
     Classify,
-    /// YOLOv5 detection output `[1, N, 5 + classes]` (opset 12, static shape). Not decoded yet.
+    /// YOLOv5 detection output `[1, N, 5 + classes]` (opset 12, static shape).
     Yolov5,
-    /// YOLOv8 detection output cut before the DFL node. Not decoded yet.
+    /// YOLOv8 detection output `[1, 4 + classes, N]`, or the graph cut before the DFL node
+    /// (`[1, 64 + classes, N]`), which is what OpenCV 4.6 can load.
     Yolov8,
 }
 
@@ -135,29 +138,27 @@ impl Manifest {
     }
 }
 
-/// A site-trained head classifier (`classify` layout).
+/// A site-trained head model: a classifier, or a YOLO detector run over the head crop.
 pub struct OnnxHead {
     manifest: Manifest,
     net: dnn::Net,
-    /// Output column of each violation: (kind, column, threshold).
+    /// Output column (class) of each violation: (kind, column, threshold).
     columns: Vec<(String, usize, f32)>,
+    /// For the detection layouts: the exact layout, recognised from the output shape at load.
+    yolo: Option<YoloLayout>,
 }
+
+/// Boxes under this score are not considered by a detection-layout head model.
+const YOLO_MIN_SCORE: f32 = 0.25;
 
 impl OnnxHead {
     /// Loads the model a manifest describes.
     pub fn load(manifest_path: &Path) -> Result<OnnxHead, DetectError> {
         let (manifest, file) = Manifest::load(manifest_path)?;
-        if manifest.layout != Layout::Classify {
-            return Err(DetectError::Model(format!(
-                "{}: layout {:?} is recognised but its decoding is not built yet; use `classify`",
-                manifest_path.display(),
-                manifest.layout
-            )));
-        }
         if !file.is_file() {
             return Err(DetectError::Model(format!("{} is missing", file.display())));
         }
-        let net = dnn::read_net_from_onnx(&file)?;
+        let mut net = dnn::read_net_from_onnx(&file)?;
         let columns = manifest
             .violations
             .iter()
@@ -170,11 +171,99 @@ impl OnnxHead {
                 (k.clone(), col, v.threshold)
             })
             .collect();
+        let yolo = match manifest.layout {
+            Layout::Classify => None,
+            declared => {
+                // One run on a blank input tells the output shape, hence the exact layout.
+                let blank = Mat::new_rows_cols_with_default(
+                    manifest.input.height,
+                    manifest.input.width,
+                    opencv::core::CV_8UC3,
+                    Scalar::all(0.0),
+                )?;
+                let (_, shape) = forward(&mut net, &manifest.input, &blank)?;
+                let bad = |reason: String| {
+                    DetectError::Model(format!("{}: {reason}", manifest_path.display()))
+                };
+                let found = yolo_decode::recognise(&shape, manifest.classes.len()).map_err(bad)?;
+                let family = match found {
+                    YoloLayout::V5 { .. } => Layout::Yolov5,
+                    _ => Layout::Yolov8,
+                };
+                if family != declared {
+                    return Err(bad(format!(
+                        "layout is {declared:?} but the output shape {shape:?} is {found:?}"
+                    )));
+                }
+                Some(found)
+            }
+        };
         Ok(OnnxHead {
             manifest,
             net,
             columns,
+            yolo,
         })
+    }
+
+    /// The verdict of a detection-layout model: per violation, the best box of its class against
+    /// the best box of any other class.
+    fn judge_boxes(&self, boxes: &[yolo_decode::YoloBox]) -> HeadVerdict {
+        let mut v = HeadVerdict::default();
+        for (kind, col, threshold) in &self.columns {
+            let of = |same: bool| {
+                boxes
+                    .iter()
+                    .filter(|b| (b.class == *col) == same)
+                    .map(|b| b.score)
+                    .fold(0.0f32, f32::max)
+            };
+            let (broken, other) = (of(true), of(false));
+            let (answer, confidence) = if broken >= *threshold {
+                (Some(false), broken)
+            } else if other >= *threshold && broken <= 1.0 - threshold {
+                (Some(true), other)
+            } else {
+                (None, 0.0)
+            };
+            set(&mut v, kind, answer, confidence);
+        }
+        v
+    }
+}
+
+/// Runs the network on one crop; returns the output values and the output shape.
+fn forward(
+    net: &mut dnn::Net,
+    i: &Input,
+    crop: &Mat,
+) -> Result<(Vec<f32>, Vec<usize>), opencv::Error> {
+    let rgb = i.channels == "rgb";
+    let mean = if rgb {
+        Scalar::new(i.mean[0], i.mean[1], i.mean[2], 0.0)
+    } else {
+        Scalar::new(i.mean[2], i.mean[1], i.mean[0], 0.0)
+    };
+    let blob = dnn::blob_from_image(
+        crop,
+        i.scale,
+        Size::new(i.width, i.height),
+        mean,
+        rgb,
+        false,
+        opencv::core::CV_32F,
+    )?;
+    net.set_input(&blob, "", 1.0, Scalar::default())?;
+    let out: Mat = net.forward_single_def()?;
+    let shape = out.mat_size().iter().map(|&d| d.max(0) as usize).collect();
+    Ok((out.data_typed::<f32>()?.to_vec(), shape))
+}
+
+fn set(v: &mut HeadVerdict, kind: &str, answer: Option<bool>, confidence: f32) {
+    if kind == "noChefHat" {
+        (v.hat, v.hat_confidence) = (answer, confidence);
+    } else {
+        (v.mask, v.mask_confidence) = (answer, confidence);
     }
 }
 
@@ -188,25 +277,21 @@ impl HeadClassifier for OnnxHead {
     }
 
     fn judge(&mut self, head: &Mat) -> Result<HeadVerdict, opencv::Error> {
-        let i = &self.manifest.input;
-        let rgb = i.channels == "rgb";
-        let mean = if rgb {
-            Scalar::new(i.mean[0], i.mean[1], i.mean[2], 0.0)
-        } else {
-            Scalar::new(i.mean[2], i.mean[1], i.mean[0], 0.0)
-        };
-        let blob = dnn::blob_from_image(
-            head,
-            i.scale,
-            Size::new(i.width, i.height),
-            mean,
-            rgb,
-            false,
-            opencv::core::CV_32F,
-        )?;
-        self.net.set_input(&blob, "", 1.0, Scalar::default())?;
-        let out: Mat = self.net.forward_single_def()?;
-        let scores = out.data_typed::<f32>()?;
+        let (scores, _) = forward(&mut self.net, &self.manifest.input, head)?;
+        if let Some(layout) = self.yolo {
+            let i = &self.manifest.input;
+            let boxes = yolo_decode::decode(
+                layout,
+                &scores,
+                self.manifest.classes.len(),
+                i.width as usize,
+                i.height as usize,
+                YOLO_MIN_SCORE,
+                0.45,
+            )
+            .map_err(|e| opencv::Error::new(opencv::core::StsError, e))?;
+            return Ok(self.judge_boxes(&boxes));
+        }
         let mut v = HeadVerdict::default();
         for (kind, col, threshold) in &self.columns {
             let p = scores.get(*col).copied().unwrap_or(0.0);
@@ -217,11 +302,7 @@ impl HeadClassifier for OnnxHead {
             } else {
                 (None, 0.0)
             };
-            if kind == "noChefHat" {
-                (v.hat, v.hat_confidence) = (answer, confidence);
-            } else {
-                (v.mask, v.mask_confidence) = (answer, confidence);
-            }
+            set(&mut v, kind, answer, confidence);
         }
         Ok(v)
     }
@@ -269,11 +350,11 @@ noMask = { class = "no_mask", threshold = 0.7 }
     }
 
     #[test]
-    fn a_yolo_layout_is_recognised_but_refused_at_load_with_a_reason() {
+    fn a_missing_model_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.toml");
         std::fs::write(&path, GOOD.replace("\"classify\"", "\"yolov8\"")).unwrap();
         let err = OnnxHead::load(&path).err().unwrap().to_string();
-        assert!(err.contains("not built yet"), "{err}");
+        assert!(err.contains("hat.onnx is missing"), "{err}");
     }
 }

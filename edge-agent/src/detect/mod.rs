@@ -25,6 +25,7 @@ pub mod score;
 pub mod score_person;
 mod track;
 pub mod yolo;
+pub mod yolo_decode;
 pub mod zone;
 
 pub use rodent::{RodentConfig, RodentDetector, RodentTuning};
@@ -77,6 +78,12 @@ pub trait Detector: Send {
     /// answered `unsupported` rather than "kept", so the default (none) is the safe one.
     fn kinds(&self) -> &[ViolationKind] {
         &[]
+    }
+
+    /// Whether it wants the larger colour frames (people) rather than the grey 320x180 stream
+    /// (rodents). Default: grey.
+    fn wants_colour(&self) -> bool {
+        false
     }
 }
 

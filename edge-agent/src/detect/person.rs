@@ -9,11 +9,13 @@
 //! a [`HeadClassifier`] (default [`HeuristicHead`]). While nothing moves the last answer stands, so a
 //! cook standing still without a hat stays an open episode without running the network again.
 
+use std::sync::{Arc, Mutex};
+
 use bl_proto::event::{NormBox, ViolationKind};
 use opencv::core::{CV_8UC3, Mat, Rect};
 use opencv::prelude::*;
 
-use super::head::{HeadClassifier, HeuristicHead, head_region};
+use super::head::{HeadClassifier, HeuristicHead, head_region, head_search_region};
 use super::motion::MotionGate;
 use super::yolo::{PersonBox, PersonModel, YoloConfig};
 use super::{DetectError, Detection, Detector, Frame};
@@ -53,6 +55,54 @@ impl PersonFinder for YoloPersons {
 
     fn find(&mut self, _frame: &Frame<'_>, bgr: &Mat) -> Result<Vec<PersonBox>, DetectError> {
         self.model.detect(bgr)
+    }
+}
+
+/// The default person model, loaded once per process and shared by every camera's detector: one
+/// detection worker runs them one after another, so a box holds one copy of the network.
+#[derive(Clone)]
+pub struct SharedPersons(Arc<Mutex<YoloPersons>>);
+
+impl SharedPersons {
+    /// The default model from [`super::yolo::models_dir`], loaded at the first call (a failed load
+    /// is not remembered: installing the model and applying the rules again works).
+    pub fn default_model() -> Result<SharedPersons, DetectError> {
+        static LOADED: Mutex<Option<SharedPersons>> = Mutex::new(None);
+        let mut loaded = LOADED.lock().expect("person model lock");
+        if let Some(m) = loaded.as_ref() {
+            return Ok(m.clone());
+        }
+        let dir = super::yolo::models_dir().join(super::yolo::DEFAULT_MODEL_DIR);
+        let m = SharedPersons(Arc::new(Mutex::new(YoloPersons::load(
+            YoloConfig::in_dir(dir),
+        )?)));
+        *loaded = Some(m.clone());
+        Ok(m)
+    }
+}
+
+impl PersonFinder for SharedPersons {
+    fn name(&self) -> &str {
+        "yolov3-tiny-coco"
+    }
+
+    fn version(&self) -> &str {
+        "darknet-2018"
+    }
+
+    fn find(&mut self, frame: &Frame<'_>, bgr: &Mat) -> Result<Vec<PersonBox>, DetectError> {
+        self.0.lock().expect("person model lock").find(frame, bgr)
+    }
+}
+
+/// The head classifier a box uses: a site-trained model when `{models}/head/model.toml` exists
+/// (see edge-agent/README.md), else the colour heuristic.
+pub fn default_head() -> Result<Box<dyn HeadClassifier>, DetectError> {
+    let manifest = super::yolo::models_dir().join("head").join("model.toml");
+    if manifest.is_file() {
+        Ok(Box::new(super::manifest::OnnxHead::load(&manifest)?))
+    } else {
+        Ok(Box::new(HeuristicHead::default()))
     }
 }
 
@@ -126,6 +176,20 @@ impl HatMaskDetector {
         ))
     }
 
+    /// The detector a camera's rules ask for (`hat`: noChefHat, `mask`: noMask): the shared default
+    /// person model and [`default_head`].
+    pub fn for_rules(hat: bool, mask: bool) -> Result<HatMaskDetector, DetectError> {
+        Ok(HatMaskDetector::new(
+            Box::new(SharedPersons::default_model()?),
+            default_head()?,
+            HatMaskConfig {
+                hat,
+                mask,
+                ..HatMaskConfig::default()
+            },
+        ))
+    }
+
     /// How many frames the person finder has looked at (the rest were skipped by the motion gate).
     pub fn looks(&self) -> u64 {
         self.looks
@@ -147,16 +211,29 @@ impl HatMaskDetector {
         let mut no_hat = Vec::new();
         let mut no_mask = Vec::new();
         for p in persons {
-            let Some(r) = head_region(
-                Rect::new(p.x, p.y, p.w, p.h),
-                bgr.cols(),
-                bgr.rows(),
-                self.config.min_head_px,
-            ) else {
-                continue;
+            let person = Rect::new(p.x, p.y, p.w, p.h);
+            let (cols, rows, min) = (bgr.cols(), bgr.rows(), self.config.min_head_px);
+            // A classifier that finds the head itself searches above the box too (see
+            // head_search_region); where it finds none, the box's top quarter is judged.
+            let mut found = None;
+            if self.heads.locates_head()
+                && let Some(search) = head_search_region(person, cols, rows, min)
+            {
+                let v = self.heads.judge(&Mat::roi(&bgr, search)?.try_clone()?)?;
+                if let Some((top, bottom)) = v.rows.filter(|(t, b)| b > t) {
+                    let r = Rect::new(search.x, search.y + top, search.width, bottom - top);
+                    found = Some((r, v));
+                }
+            }
+            let (r, v) = match found {
+                Some(f) => f,
+                None => {
+                    let Some(r) = head_region(person, cols, rows, min) else {
+                        continue;
+                    };
+                    (r, self.heads.judge(&Mat::roi(&bgr, r)?.try_clone()?)?)
+                }
             };
-            let crop = Mat::roi(&bgr, r)?.try_clone()?;
-            let v = self.heads.judge(&crop)?;
             let head = |confidence: f32| NormBox {
                 x: r.x as f32 / w,
                 y: r.y as f32 / h,
@@ -241,6 +318,10 @@ impl Detector for HatMaskDetector {
             tracing::warn!(err = %e, "hat/mask detector failed on a frame");
             Vec::new()
         })
+    }
+
+    fn wants_colour(&self) -> bool {
+        true
     }
 }
 

@@ -148,6 +148,8 @@ pub struct PersonReport {
     pub scenario: String,
     pub detector: String,
     pub persons_label: &'static str,
+    /// Frames per second of scenario time given to the detector.
+    pub fps: f64,
     pub width: u32,
     pub height: u32,
     /// People fully in frame found / seen, in the frames the person stage looked at.
@@ -179,8 +181,8 @@ impl fmt::Display for PersonReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "scenario {} · {} at 5 fps, {}x{} · person boxes from {}",
-            self.scenario, self.detector, self.width, self.height, self.persons_label
+            "scenario {} · {} at {} fps, {}x{} · person boxes from {}",
+            self.scenario, self.detector, self.fps, self.width, self.height, self.persons_label
         )?;
         writeln!(
             f,
@@ -568,6 +570,7 @@ pub fn run_scenario(
         scenario: scenario.name.clone(),
         detector: detector_name(&detector),
         persons_label: label,
+        fps: options.detector_fps,
         width,
         height,
         persons_found: found,

@@ -1,5 +1,6 @@
 //! Camera ingest: one supervised pipeline per camera, on a thread of its own, that hands grey
-//! frames to detection, keeps the camera's health on the [`HealthBoard`] (which the uplink
+//! frames to detection (and, while a rule on the camera needs them, larger colour frames to the
+//! person detector's own queue: [`ColourFeed`]), keeps the camera's health on the [`HealthBoard`] (which the uplink
 //! publishes in the retained state) and reports changes (offline, back online, frozen, covered) as
 //! CameraEvents through the outbox. A camera that fails is retried with backoff; it never disturbs
 //! the others. Camera URLs carry credentials: they live in a [`Secret`] and are never logged.
@@ -15,8 +16,8 @@ use bl_proto::topic::Topic;
 use bl_proto::{CameraId, EdgeId, V1};
 use bl_service::secret::Secret;
 use health::{HealthTracker, Thresholds};
-use pipeline::{CameraPipeline, FrameFormat};
-use std::collections::{BTreeMap, HashMap};
+use pipeline::{CameraPipeline, ColourFormat, FrameFormat};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -46,6 +47,22 @@ pub struct Frame {
     pub height: u32,
     /// Grey, `width * height` bytes, no padding.
     pub luma: Vec<u8>,
+    /// The same picture in colour (BGR, `width * height * 3` bytes), for frames of the colour
+    /// branch; `None` for the grey 320x180 stream.
+    pub bgr: Option<Vec<u8>>,
+}
+
+/// Cameras whose rules need colour frames now; the detection side keeps it up to date.
+pub type ColourWanted = Arc<Mutex<HashSet<CameraId>>>;
+
+/// Where colour frames go and which cameras want them.
+#[derive(Clone)]
+pub struct ColourFeed {
+    /// The person detector's queue: bounded, and a full queue drops the frame rather than wait.
+    pub frames: mpsc::Sender<Frame>,
+    pub wanted: ColourWanted,
+    /// Each camera's colour size and rate; a camera not named gets [`ColourFormat::default`].
+    pub formats: HashMap<CameraId, ColourFormat>,
 }
 
 /// What every camera task shares.
@@ -61,6 +78,8 @@ pub struct IngestContext {
     /// Each camera's evidence recorder, fed with its encoded stream; a camera without one (or a
     /// box without `[evidence]`) keeps no pre-roll.
     pub recorders: HashMap<CameraId, Recorder>,
+    /// Colour frames for the person detector; `None`: grey frames only.
+    pub colour: Option<ColourFeed>,
 }
 
 /// Starts watching `camera` until `shutdown`.
@@ -112,7 +131,11 @@ fn watch(
 
     while !shutdown.is_cancelled() {
         let recorder = cx.recorders.get(&camera.id).cloned();
-        match CameraPipeline::start(&camera.url, cx.format, recorder) {
+        let colour_format = cx
+            .colour
+            .as_ref()
+            .map(|c| c.formats.get(&camera.id).copied().unwrap_or_default());
+        match CameraPipeline::start(&camera.url, cx.format, colour_format, recorder) {
             Err(e) => {
                 tracing::warn!(err = %e, retry_in = ?backoff, "camera pipeline failed to start");
                 if let Some(kind) = health.on_failure() {
@@ -121,7 +144,11 @@ fn watch(
             }
             Ok(pipeline) => {
                 let mut last_publish = 0;
+                let mut colour_open = false;
                 while !shutdown.is_cancelled() {
+                    if let Some(feed) = &cx.colour {
+                        colour_open = pass_colour(&camera.id, &pipeline, feed, colour_open);
+                    }
                     let now = now_ms();
                     match pipeline.next_frame(PULL_TIMEOUT) {
                         Ok(Some(luma)) => {
@@ -135,6 +162,7 @@ fn watch(
                                 width: cx.format.width,
                                 height: cx.format.height,
                                 luma,
+                                bgr: None,
                             };
                             let _ = cx.frames.try_send(frame); // detection busy: skip this frame
                         }
@@ -164,6 +192,43 @@ fn watch(
         sleep_unless_cancelled(backoff, &shutdown);
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// Hands on the camera's newest colour picture while its rules want colour; returns whether
+/// they do. Pictures nobody wants are read and dropped (the sink keeps one).
+fn pass_colour(
+    camera: &CameraId,
+    pipeline: &CameraPipeline,
+    feed: &ColourFeed,
+    was_open: bool,
+) -> bool {
+    let open = feed.wanted.lock().expect("colour wanted").contains(camera);
+    if open != was_open {
+        tracing::info!(open, "colour frames for the person detector");
+    }
+    match pipeline.colour_picture() {
+        Ok(Some(p)) if open => {
+            let frame = Frame {
+                camera: camera.clone(),
+                at_ms: now_ms(),
+                width: p.width,
+                height: p.height,
+                luma: grey_of_bgr(&p.bgr),
+                bgr: Some(p.bgr),
+            };
+            let _ = feed.frames.try_send(frame); // the person detector is busy: skip this one
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(err = %e, "colour frame unusable"),
+    }
+    open
+}
+
+/// Grey (BT.601 luma, full range, as OpenCV's `BGR2GRAY`) of packed BGR pixels.
+pub fn grey_of_bgr(bgr: &[u8]) -> Vec<u8> {
+    bgr.chunks_exact(3)
+        .map(|p| ((29 * p[0] as u32 + 150 * p[1] as u32 + 77 * p[2] as u32 + 128) >> 8) as u8)
+        .collect()
 }
 
 fn sleep_unless_cancelled(duration: Duration, shutdown: &CancellationToken) {

@@ -7,6 +7,17 @@
 //! The appsink keeps at most two frames and drops older ones: a slow consumer never stalls the
 //! stream.
 //!
+//! With a [`ColourFormat`] the decoded pictures are also offered, in colour and larger, to the
+//! person detector:
+//! ```text
+//! decodebin ─▶ tee ─┬▶ queue ─▶ videorate ─▶ … GRAY8 320x180 @ 5 fps ─▶ appsink
+//!                   └▶ queue (leaky) ─▶ videorate ─▶ videoscale ─▶ videoconvert ─▶ BGR W x H @ 1–2 fps ─▶ appsink
+//! ```
+//! The colour queue drops rather than waits and each appsink keeps one or two frames, so neither
+//! branch can stall the other or the stream. The rate is cut before scaling, so an unused colour
+//! branch costs one scale and conversion at 1–2 fps (a `valve` to shut it stalled the grey branch
+//! too in GStreamer 1.22, so the caller simply leaves its pictures unread).
+//!
 //! With an evidence [`Recorder`], the encoded stream is tapped before decoding, so the pre-roll
 //! holds the camera's own bytes (never re-encoded):
 //! ```text
@@ -44,6 +55,30 @@ impl Default for FrameFormat {
     }
 }
 
+/// The colour frames for the person detector: BGR, `width` wide (the height keeps the camera's
+/// aspect), `fps` a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColourFormat {
+    pub width: u32,
+    pub fps: u32,
+}
+
+impl Default for ColourFormat {
+    /// 640 px wide (a head of a person at the far wall is then over 20 px), 2 fps (a person model
+    /// look costs 50–150 ms; people move slowly).
+    fn default() -> Self {
+        Self { width: 640, fps: 2 }
+    }
+}
+
+/// One colour picture: BGR, `width * height * 3` bytes, no padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColourPicture {
+    pub width: u32,
+    pub height: u32,
+    pub bgr: Vec<u8>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(
@@ -62,15 +97,19 @@ pub enum PipelineError {
 pub struct CameraPipeline {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
+    /// The colour branch's sink, when asked for.
+    colour: Option<gst_app::AppSink>,
     bytes: Arc<AtomicU64>,
 }
 
 impl CameraPipeline {
     /// Starts pulling `url` (which may hold credentials: it is never logged or put in errors),
-    /// feeding `recorder` with the encoded stream if given.
+    /// feeding `recorder` with the encoded stream if given, with a colour branch if `colour` is
+    /// given.
     pub fn start(
         url: &Secret,
         format: FrameFormat,
+        colour: Option<ColourFormat>,
         recorder: Option<Recorder>,
     ) -> Result<CameraPipeline, PipelineError> {
         gst::init().map_err(|e| PipelineError::Build(e.to_string()))?;
@@ -118,6 +157,14 @@ impl CameraPipeline {
             .map_err(|e| PipelineError::Build(e.to_string()))?;
         gst::Element::link_many([&rate, &scale, &convert, &filter, sink.upcast_ref()])
             .map_err(|e| PipelineError::Build(e.to_string()))?;
+        // Where decoded pictures go: the grey branch alone, or a tee feeding both branches.
+        let (decoded, colour) = match colour {
+            None => (rate.clone(), None),
+            Some(c) => {
+                let (tee, colour_sink) = colour_branch(&pipeline, &rate, c)?;
+                (tee, Some(colour_sink))
+            }
+        };
 
         let bytes = Arc::new(AtomicU64::new(0));
         let counted = bytes.clone();
@@ -168,12 +215,12 @@ impl CameraPipeline {
                 }
             }
         });
-        let rate_weak = rate.downgrade();
+        let decoded_weak = decoded.downgrade();
         decode.connect_pad_added(move |_, pad| {
-            let Some(rate) = rate_weak.upgrade() else {
+            let Some(decoded) = decoded_weak.upgrade() else {
                 return;
             };
-            let Some(sink_pad) = rate.static_pad("sink") else {
+            let Some(sink_pad) = decoded.static_pad("sink") else {
                 return;
             };
             let is_raw_video = pad
@@ -191,8 +238,45 @@ impl CameraPipeline {
         Ok(CameraPipeline {
             pipeline,
             sink,
+            colour,
             bytes,
         })
+    }
+
+    /// The newest colour picture, if one came since the last call (never waits).
+    pub fn colour_picture(&self) -> Result<Option<ColourPicture>, PipelineError> {
+        let Some(sink) = &self.colour else {
+            return Ok(None);
+        };
+        let Some(sample) = sink.try_pull_sample(gst::ClockTime::ZERO) else {
+            return Ok(None);
+        };
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+            return Ok(None);
+        };
+        let info = gstreamer_video::VideoInfo::from_caps(caps)
+            .map_err(|e| PipelineError::Stream(format!("colour caps: {e}")))?;
+        let map = buffer
+            .map_readable()
+            .map_err(|e| PipelineError::Stream(e.to_string()))?;
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = info.stride()[0] as usize;
+        // Rows are padded to 4 bytes; the detector wants them packed.
+        let mut bgr = Vec::with_capacity(w * h * 3);
+        for row in map.as_slice().chunks(stride).take(h) {
+            bgr.extend_from_slice(&row[..w * 3]);
+        }
+        if bgr.len() != w * h * 3 {
+            return Err(PipelineError::Stream(format!(
+                "colour picture of {} bytes for {w}x{h}",
+                bgr.len()
+            )));
+        }
+        Ok(Some(ColourPicture {
+            width: w as u32,
+            height: h as u32,
+            bgr,
+        }))
     }
 
     /// Waits up to `timeout` for the next frame; `Ok(None)` when none came in time. Stream errors
@@ -240,6 +324,73 @@ impl CameraPipeline {
         }
         Ok(())
     }
+}
+
+/// Builds the colour branch beside the grey one (see the module's diagram); returns the tee that
+/// decoded pictures go to and the colour sink.
+fn colour_branch(
+    pipeline: &gst::Pipeline,
+    grey: &gst::Element,
+    format: ColourFormat,
+) -> Result<(gst::Element, gst_app::AppSink), PipelineError> {
+    let make = |name: &'static str| {
+        gst::ElementFactory::make(name)
+            .build()
+            .map_err(|_| PipelineError::Missing(name))
+    };
+    let build = |e: gst::glib::BoolError| PipelineError::Build(e.to_string());
+    let tee = make("tee")?;
+    let to_grey = make("queue")?;
+    let to_colour = make("queue")?;
+    to_colour.set_property_from_str("leaky", "downstream");
+    to_colour.set_property("max-size-buffers", 2u32);
+    to_colour.set_property("max-size-bytes", 0u32);
+    to_colour.set_property("max-size-time", 0u64);
+    let rate = make("videorate")?;
+    rate.set_property("drop-only", true);
+    let scale = make("videoscale")?;
+    let convert = make("videoconvert")?;
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "BGR")
+                .field("width", format.width as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .field("framerate", gst::Fraction::new(format.fps as i32, 1))
+                .build(),
+        )
+        .build()
+        .map_err(|_| PipelineError::Missing("capsfilter"))?;
+    let sink = gst_app::AppSink::builder()
+        .max_buffers(1)
+        .drop(true)
+        .sync(false)
+        .build();
+    pipeline
+        .add_many([
+            &tee,
+            &to_grey,
+            &to_colour,
+            &rate,
+            &scale,
+            &convert,
+            &filter,
+            sink.upcast_ref(),
+        ])
+        .map_err(build)?;
+    gst::Element::link_many([&tee, &to_grey, grey]).map_err(build)?;
+    gst::Element::link_many([
+        &tee,
+        &to_colour,
+        &rate,
+        &scale,
+        &convert,
+        &filter,
+        sink.upcast_ref(),
+    ])
+    .map_err(build)?;
+    Ok((tee, sink))
 }
 
 /// Builds the evidence tap between the RTP pad and decodebin (see the module's diagram).

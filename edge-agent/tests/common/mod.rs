@@ -10,17 +10,23 @@ use std::process::{Child, Command};
 
 /// camsim serving its night kitchen as camera `night`.
 pub fn night_kitchen() -> camsim::Server {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/camsim/scenarios/kitchen-night.toml"
-    );
+    serve_scenario("night", "kitchen-night.toml")
+}
+
+/// One of camsim's scenarios (`tests/camsim/scenarios/{file}`).
+pub fn scenario(file: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/camsim/scenarios")
+        .join(file);
+    Scenario::load(&path).unwrap()
+}
+
+/// camsim serving one scenario as camera `id`.
+pub fn serve_scenario(id: &str, file: &str) -> camsim::Server {
     camsim::serve(CamsimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         truth_dir: None,
-        cameras: vec![CameraConfig::new(
-            "night",
-            Scenario::load(Path::new(path)).unwrap(),
-        )],
+        cameras: vec![CameraConfig::new(id, scenario(file))],
     })
     .unwrap()
 }
@@ -43,6 +49,18 @@ pub fn start_agent(
     camera_url: &str,
     extra: &str,
 ) -> Child {
+    start_agent_for(dir, broker, edge, "night", camera_url, extra)
+}
+
+/// [`start_agent`] for a camera with another id.
+pub fn start_agent_for(
+    dir: &Path,
+    broker: &PrivateBroker,
+    edge: &str,
+    camera: &str,
+    camera_url: &str,
+    extra: &str,
+) -> Child {
     let password = broker.add_user(edge);
     std::fs::write(dir.join("mqtt.password"), &password).unwrap();
     let file = dir.join("edge.toml");
@@ -50,7 +68,7 @@ pub fn start_agent(
         &file,
         format!(
             "edge_id = \"{edge}\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\npassword_file = \"mqtt.password\"\nstate_interval_secs = 1\n\
-             [[camera]]\nid = \"night\"\nurl = \"{camera_url}\"\n{extra}",
+             [[camera]]\nid = \"{camera}\"\nurl = \"{camera_url}\"\n{extra}",
             broker.port
         ),
     )

@@ -5,10 +5,10 @@ use std::f64::consts::TAU;
 
 use serde::{Deserialize, Serialize};
 
-use crate::render::canvas::{Rgb, Shape, union_bounds};
-use crate::scenario::{
-    Action, Actor, ActorKind, Distractor, DistractorKind, Role, Scenario, position_at,
-};
+use crate::render::canvas::{Shape, union_bounds};
+use crate::render::person::person;
+pub use crate::render::person::person_height;
+use crate::scenario::{Actor, ActorKind, Distractor, DistractorKind, Role, Scenario, position_at};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -170,148 +170,6 @@ fn object(
 
 fn active(d: &Distractor, t: f64) -> bool {
     t >= d.on_at.unwrap_or(0.0) && t < d.off_at.unwrap_or(f64::INFINITY)
-}
-
-/// Height in pixels of a person whose feet are at normalised `y` (perspective of a ceiling corner).
-pub fn person_height(y: f64, h: f64) -> f64 {
-    h * (0.30 + 0.15 * ((y - 0.5) / 0.5).clamp(0.0, 1.0))
-}
-
-const SKINS: [Rgb; 4] = [
-    [226, 186, 152],
-    [205, 160, 122],
-    [238, 200, 170],
-    [180, 135, 100],
-];
-const CLOTHES: [Rgb; 5] = [
-    [170, 40, 45],
-    [40, 90, 160],
-    [60, 130, 70],
-    [200, 150, 40],
-    [90, 60, 120],
-];
-
-fn person(a: &Actor, t: f64, w: f64, h: f64) -> Option<Vec<Shape>> {
-    let p = position_at(&a.path, t)?;
-    let (fx, fy) = (p.x * w, p.y * h);
-    let ph = person_height(p.y, h);
-    let hid = str_hash(&a.id);
-    let skin = SKINS[(hid % 4) as usize];
-    let (jacket, trousers) = match a.role() {
-        Role::Cook => ([236, 236, 230], [45, 45, 55]),
-        Role::Pharmacist => ([242, 244, 246], [70, 75, 90]),
-        Role::Customer => (CLOTHES[(hid / 7 % 5) as usize], [50, 55, 75]),
-        Role::Visitor => ([60, 90, 150], [60, 90, 150]),
-    };
-    let moving = (p.vx * w).hypot(p.vy * h) > 1.0;
-    let working = p.action == Some(Action::Work);
-    let phase = t * TAU * 1.6 + (hid % 100) as f64 * 0.1;
-    let swing = if moving { phase.sin() * ph * 0.05 } else { 0.0 };
-
-    let head_h = ph * 0.165;
-    let head_top = fy - ph;
-    let head_cy = head_top + head_h / 2.0;
-    let shoulder_y = fy - ph * 0.80;
-    let hip_y = fy - ph * 0.47;
-    let tw = ph * 0.25;
-    let mut s = Vec::with_capacity(16);
-    // legs and shoes
-    for (side, sw) in [(-1.0, swing), (1.0, -swing)] {
-        let hip = (fx + side * ph * 0.06, hip_y);
-        let foot = (fx + side * ph * 0.06 + sw, fy - ph * 0.025);
-        s.push(Shape::segment(hip, foot, ph * 0.085, trousers));
-        s.push(Shape::Ellipse {
-            cx: foot.0,
-            cy: foot.1,
-            rx: ph * 0.045,
-            ry: ph * 0.025,
-            color: [25, 25, 28],
-        });
-    }
-    // torso
-    s.push(Shape::Rect {
-        x: fx - tw / 2.0,
-        y: shoulder_y,
-        w: tw,
-        h: hip_y - shoulder_y + ph * 0.04,
-        color: jacket,
-    });
-    // arms and hands
-    for side in [-1.0, 1.0] {
-        let shoulder = (fx + side * tw * 0.42, shoulder_y + ph * 0.03);
-        let hand = if working {
-            let bob = (t * TAU * 1.2 + side).sin() * ph * 0.03;
-            (fx + side * ph * 0.07, hip_y - ph * 0.07 + bob)
-        } else {
-            let bob = if moving {
-                side * phase.sin() * ph * 0.03
-            } else {
-                0.0
-            };
-            (fx + side * (tw / 2.0 + ph * 0.025), hip_y + ph * 0.02 + bob)
-        };
-        s.push(Shape::segment(shoulder, hand, ph * 0.065, jacket));
-        s.push(Shape::Ellipse {
-            cx: hand.0,
-            cy: hand.1,
-            rx: ph * 0.028,
-            ry: ph * 0.028,
-            color: skin,
-        });
-    }
-    // head
-    s.push(Shape::Ellipse {
-        cx: fx,
-        cy: head_cy,
-        rx: head_h * 0.42,
-        ry: head_h / 2.0,
-        color: skin,
-    });
-    if a.hat() {
-        let hat_h = head_h * 0.75;
-        let band_y = head_top + head_h * 0.22 - hat_h;
-        s.push(Shape::Rect {
-            x: fx - head_h * 0.43,
-            y: band_y,
-            w: head_h * 0.86,
-            h: hat_h,
-            color: [248, 248, 248],
-        });
-        s.push(Shape::Ellipse {
-            cx: fx,
-            cy: band_y,
-            rx: head_h * 0.56,
-            ry: head_h * 0.3,
-            color: [250, 250, 250],
-        });
-    } else {
-        s.push(Shape::Ellipse {
-            cx: fx,
-            cy: head_cy - head_h * 0.17,
-            rx: head_h * 0.45,
-            ry: head_h * 0.36,
-            color: [28, 22, 20],
-        });
-    }
-    for side in [-1.0, 1.0] {
-        s.push(Shape::Ellipse {
-            cx: fx + side * head_h * 0.15,
-            cy: head_cy + head_h * 0.02,
-            rx: head_h * 0.05,
-            ry: head_h * 0.04,
-            color: [30, 30, 30],
-        });
-    }
-    if a.mask() {
-        s.push(Shape::Rect {
-            x: fx - head_h * 0.36,
-            y: head_cy + head_h * 0.08,
-            w: head_h * 0.72,
-            h: head_h * 0.3,
-            color: [172, 212, 236],
-        });
-    }
-    Some(s)
 }
 
 fn rodent(a: &Actor, t: f64, w: f64, h: f64) -> Option<Vec<Shape>> {

@@ -31,6 +31,10 @@ pub enum Shape {
         color: Rgb,
         alpha: f64,
     },
+    /// `inner` (a rect, ellipse or polygon) lit like a rounded surface: lighter left of its middle,
+    /// darker towards its left and right edges (`amount` 0..1 sets how much), with a faint fixed
+    /// grain (cloth, skin) so it is not one flat colour.
+    Shaded { inner: Box<Shape>, amount: f64 },
 }
 
 impl Shape {
@@ -49,6 +53,15 @@ impl Shape {
                 |(a, b, c, d), &(x, y)| (a.min(x), b.min(y), c.max(x), d.max(y)),
             ),
             Shape::Blob { cx, cy, r, .. } => (cx - r, cy - r, cx + r, cy + r),
+            Shape::Shaded { inner, .. } => inner.bounds(),
+        }
+    }
+
+    /// This shape, lit as a rounded surface (see [`Shape::Shaded`]).
+    pub fn shaded(self, amount: f64) -> Shape {
+        Shape::Shaded {
+            inner: Box::new(self),
+            amount,
         }
     }
 
@@ -128,12 +141,39 @@ impl Canvas {
 
     pub fn draw(&mut self, shape: &Shape) {
         match shape {
+            Shape::Blob {
+                cx,
+                cy,
+                r,
+                color,
+                alpha,
+            } => self.blob(*cx, *cy, *r, *color, *alpha),
+            Shape::Shaded { inner, amount } => {
+                let (x0, _, x1, _) = inner.bounds();
+                let (mid, half) = ((x0 + x1) / 2.0, ((x1 - x0) / 2.0).max(0.5));
+                let amount = *amount;
+                self.fill(inner, &|x, y, c| {
+                    // u: -1 at the left edge, 1 at the right; the light comes from the upper left.
+                    let u = ((x as f64 + 0.5 - mid) / half).clamp(-1.0, 1.0);
+                    let light = 1.05 - amount * (0.75 * u * u + 0.25 * u);
+                    let grain = ((crate::scene::mix64(x as u64, y as u64) & 7) as f64) - 3.5;
+                    let f = |v: u8| (v as f64 * light + grain).round().clamp(0.0, 255.0) as u8;
+                    [f(c[0]), f(c[1]), f(c[2])]
+                });
+            }
+            flat => self.fill(flat, &|_, _, c| c),
+        }
+    }
+
+    /// Fills a rect, ellipse or polygon, each pixel's colour from `paint(x, y, shape colour)`.
+    fn fill(&mut self, shape: &Shape, paint: &dyn Fn(usize, usize, Rgb) -> Rgb) {
+        match shape {
             Shape::Rect { x, y, w, h, color } => {
                 let (x0, x1) = Self::span(*x, x + w, self.width);
                 let (y0, y1) = Self::span(*y, y + h, self.height);
                 for yy in y0..y1 {
                     for xx in x0..x1 {
-                        self.put(xx, yy, *color);
+                        self.put(xx, yy, paint(xx, yy, *color));
                     }
                 }
             }
@@ -153,50 +193,50 @@ impl Canvas {
                     let half = rx * (1.0 - dy * dy).sqrt();
                     let (x0, x1) = Self::span(cx - half, cx + half, self.width);
                     for xx in x0..x1 {
-                        self.put(xx, yy, *color);
+                        self.put(xx, yy, paint(xx, yy, *color));
                     }
                 }
             }
-            Shape::Polygon { pts, color } => self.fill_polygon(pts, *color),
-            Shape::Blob {
-                cx,
-                cy,
-                r,
-                color,
-                alpha,
-            } => {
-                let (x0, x1) = Self::span(cx - r, cx + r, self.width);
-                let (y0, y1) = Self::span(cy - r, cy + r, self.height);
-                for yy in y0..y1 {
-                    for xx in x0..x1 {
-                        let d = ((xx as f64 + 0.5 - cx).powi(2) + (yy as f64 + 0.5 - cy).powi(2))
-                            .sqrt()
-                            / r;
-                        if d >= 1.0 {
-                            continue;
-                        }
-                        let s = 1.0 - d;
-                        let a = alpha * s * s * (3.0 - 2.0 * s);
-                        let p = self.get(xx, yy);
-                        let mix =
-                            |o: u8, n: u8| (o as f64 * (1.0 - a) + n as f64 * a).round() as u8;
-                        self.put(
-                            xx,
-                            yy,
-                            [
-                                mix(p[0], color[0]),
-                                mix(p[1], color[1]),
-                                mix(p[2], color[2]),
-                            ],
-                        );
-                    }
+            Shape::Polygon { pts, color } => self.fill_polygon(pts, *color, paint),
+            // A blob or a shaded shape inside a shaded one is drawn as itself.
+            other => self.draw(other),
+        }
+    }
+
+    fn blob(&mut self, cx: f64, cy: f64, r: f64, color: Rgb, alpha: f64) {
+        let (x0, x1) = Self::span(cx - r, cx + r, self.width);
+        let (y0, y1) = Self::span(cy - r, cy + r, self.height);
+        for yy in y0..y1 {
+            for xx in x0..x1 {
+                let d =
+                    ((xx as f64 + 0.5 - cx).powi(2) + (yy as f64 + 0.5 - cy).powi(2)).sqrt() / r;
+                if d >= 1.0 {
+                    continue;
                 }
+                let s = 1.0 - d;
+                let a = alpha * s * s * (3.0 - 2.0 * s);
+                let p = self.get(xx, yy);
+                let mix = |o: u8, n: u8| (o as f64 * (1.0 - a) + n as f64 * a).round() as u8;
+                self.put(
+                    xx,
+                    yy,
+                    [
+                        mix(p[0], color[0]),
+                        mix(p[1], color[1]),
+                        mix(p[2], color[2]),
+                    ],
+                );
             }
         }
     }
 
     /// Scanline fill (even-odd rule, pixel centres).
-    fn fill_polygon(&mut self, pts: &[(f64, f64)], color: Rgb) {
+    fn fill_polygon(
+        &mut self,
+        pts: &[(f64, f64)],
+        color: Rgb,
+        paint: &dyn Fn(usize, usize, Rgb) -> Rgb,
+    ) {
         if pts.len() < 3 {
             return;
         }
@@ -220,7 +260,7 @@ impl Canvas {
             for pair in xs.chunks_exact(2) {
                 let (x0, x1) = Self::span(pair[0], pair[1], self.width);
                 for xx in x0..x1 {
-                    self.put(xx, yy, color);
+                    self.put(xx, yy, paint(xx, yy, color));
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 pub mod backdrop;
 pub mod canvas;
+pub mod person;
 
 use crate::framecode;
 use crate::scenario::Scenario;

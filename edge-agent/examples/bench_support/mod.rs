@@ -387,6 +387,16 @@ impl BenchAgent {
             .collect()
     }
 
+    /// Frames per second each camera's pipeline delivered to ingest, as its health reports it
+    /// (before the detection queue).
+    pub fn ingest_fps(&self) -> Vec<f64> {
+        let board = self.board.lock().expect("health board");
+        self.cameras
+            .iter()
+            .map(|(id, _)| board.get(id).map_or(0.0, |h| f64::from(h.fps)))
+            .collect()
+    }
+
     /// Stops every camera and the detection worker.
     pub async fn stop(self) {
         self.shutdown.cancel();

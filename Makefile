@@ -41,6 +41,13 @@ bench: deps stack
 	@echo
 	cargo run --quiet --release -p edge-agent -- detect --scenario tests/camsim/scenarios/kitchen-day.toml
 	@echo
+	cargo build --quiet --release -p camsim
+	cargo run --quiet --release -p edge-agent --example bench-detectors
+	@echo
+	cargo run --quiet --release -p edge-agent --example bench-cameras
+	@echo
+	cargo run --quiet --release -p edge-agent --example bench-memory
+	@echo
 	cargo build --quiet --release -p dispatch -p bl-loadgen
 	$(TARGET_DIR)/release/loadgen --dispatch $(TARGET_DIR)/release/dispatch --edges $(BENCH_EDGES) \
 	  --events $(BENCH_EVENTS) --rate $(BENCH_RATE) --connected $(BENCH_CONNECTED) --soak-secs $(SOAK_SECS)

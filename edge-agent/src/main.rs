@@ -165,15 +165,18 @@ fn detect(args: DetectArgs) -> anyhow::Result<()> {
     use edge_agent::detect::score::{self, ScoreOptions};
     for (i, path) in args.scenario.iter().enumerate() {
         let mut scenario = camsim::Scenario::load(path)?;
-        if scenario.rules.iter().any(|r| {
-            matches!(
-                r,
-                camsim::scenario::ViolationKind::NoChefHat
-                    | camsim::scenario::ViolationKind::NoMask
-            )
-        }) {
+        use camsim::scenario::ViolationKind as Kind;
+        let people = scenario
+            .rules
+            .iter()
+            .any(|r| matches!(r, Kind::NoChefHat | Kind::NoMask));
+        if people {
             detect_people(&scenario, &args)
                 .with_context(|| format!("scoring {}", path.display()))?;
+        }
+        // A scene may carry both kinds (the night kitchen: rodents and a cook without a hat):
+        // its rodents are scored too, with the empty clips asked for.
+        if people && !scenario.rules.contains(&Kind::Rodent) {
             continue;
         }
         if let Some(ir) = scenario.infrared.as_mut() {

@@ -15,6 +15,7 @@ use edge_agent::ingest::pipeline::FrameFormat;
 use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::remote::{self, AppliedRevision};
+use edge_agent::talk::Talk;
 use edge_agent::uplink::{self, UplinkConfig};
 use edge_agent::watch::{self, EventSink, EvidenceLink};
 use std::collections::HashMap;
@@ -316,6 +317,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let (sightings, _) = tokio::sync::broadcast::channel(64);
+    let talk = Talk::new(config.backchannel_sources()?, config.talk.as_ref());
+    // Text messages are spoken by espeak-ng now, not when an alarm needs them.
+    let prepared = talk.clone();
+    tokio::task::spawn_blocking(move || prepared.prepare_messages());
     tokio::spawn(command::run(
         Commands {
             edge: config.edge_id.clone(),
@@ -332,6 +337,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             ),
             snapshots,
             sightings: sightings.clone(),
+            talk: talk.clone(),
         },
         command_rx,
         shutdown.clone(),

@@ -157,7 +157,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::Incidents,
         Topic::Timeline,
         Topic::Notifications,
@@ -293,7 +293,7 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     /// Every type name, as in `WS_MESSAGES`.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
         "hello",
         "subscribed",
         "incident",

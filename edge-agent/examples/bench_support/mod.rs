@@ -320,6 +320,8 @@ impl BenchAgent {
             format: FrameFormat::default(),
             thresholds: Thresholds::default(),
             recorders: recorders.clone(),
+            // rodents only: the grey frames
+            colour: None,
         };
         let mut tasks: Vec<_> = sources
             .into_iter()
@@ -332,6 +334,7 @@ impl BenchAgent {
             EventSink {
                 outbox,
                 evidence: None,
+                sightings: None,
             },
             watches,
             480,

@@ -18,7 +18,7 @@ pub mod snapshot;
 
 use crate::outbox::Outbox;
 use crate::watch::Sighting;
-use admit::{Admission, Recent, error};
+use admit::{Admission, Recent, error, ok};
 use bl_proto::command::{Command, CommandAction, CommandResult, Outcome, codes};
 use bl_proto::topic::Topic;
 use bl_proto::{CameraId, EdgeId, V1};
@@ -42,6 +42,8 @@ pub struct Commands {
     pub snapshots: Option<Snapshots>,
     /// The detection worker's sightings, for re-checks.
     pub sightings: broadcast::Sender<Sighting>,
+    /// Talk-down and voice messages.
+    pub talk: crate::talk::Talk,
 }
 
 /// Runs until `shutdown` or until the uplink closes `payloads`.
@@ -100,16 +102,27 @@ pub async fn execute(commands: &Commands, cmd: Command, stop: &CancellationToken
             snapshot::take(commands.snapshots.as_ref(), &a.camera_id).await
         }
         CommandAction::Recheck(a) => recheck::run(&commands.sightings, a, stop).await,
-        // Talk-down (edge-agent/src/talk/) is wired here, one arm per action, when it lands.
-        CommandAction::StartTalk(_)
-        | CommandAction::StopTalk(_)
-        | CommandAction::PlayMessage(_) => error(
-            codes::UNSUPPORTED,
-            format!(
-                "{} is not supported by this edge-agent yet",
-                cmd.action.type_name()
-            ),
-        ),
+        CommandAction::StartTalk(a) => match commands.talk.start(a).await {
+            Ok(status) => ok(status.to_string()),
+            Err(e) => error(e.code(), e.to_string()),
+        },
+        CommandAction::StopTalk(a) => {
+            commands.talk.stop(&a.camera_id).await;
+            ok("stopped")
+        }
+        CommandAction::PlayMessage(a) => {
+            match commands.talk.play(&a.camera_id, &a.message_id).await {
+                Ok(played) => ok(format!(
+                    "played to the {} in {} ms",
+                    match played.output {
+                        bl_proto::command::TalkOutput::Backchannel => "camera",
+                        bl_proto::command::TalkOutput::Speaker => "box speaker",
+                    },
+                    played.took.as_millis()
+                )),
+                Err(e) => error(e.code(), e.to_string()),
+            }
+        }
     }
 }
 

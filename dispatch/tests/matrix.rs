@@ -104,6 +104,12 @@ fn fixture(
                 StatusCode::OK,
             )
         }
+        // releasing a floor one does not hold is a no-op, still 204
+        ("DELETE", "/api/cameras/{id}/talk") => (
+            None,
+            format!("/api/cameras/{}/talk", camera(target)),
+            StatusCode::NO_CONTENT,
+        ),
         ("GET", "/api/incidents") => (None, rule.path.into(), StatusCode::OK),
         ("POST", "/api/incidents") => {
             let body = json!({"source": "manual", "townId": town(target), "address": format!("北京市门头沟区矩阵路{n}号"),
@@ -201,6 +207,21 @@ fn fixture(
             let action = rule.path.rsplit('/').next().unwrap_or_default();
             let body =
                 json!({"stream": "sub", "pushUrl": format!("rtsp://gw-1.test:8554/push/{id}/sub")});
+            (
+                json_body(body),
+                format!("/internal/cameras/{id}/{action}"),
+                ok,
+            )
+        }
+        // the same for talk: a pulled camera has no edge box to play the voice (`no_edge`)
+        ("POST", "/internal/cameras/{id}/talk-start" | "/internal/cameras/{id}/talk-stop") => {
+            let id = camera(target);
+            let ok = match target {
+                Target::Missing => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
+            let action = rule.path.rsplit('/').next().unwrap_or_default();
+            let body = json!({"pullUrl": format!("rtsp://gw-1.test:8554/talk/{id}")});
             (
                 json_body(body),
                 format!("/internal/cameras/{id}/{action}"),

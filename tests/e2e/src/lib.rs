@@ -31,7 +31,10 @@ pub fn binary(package: &str, bin: &str, dir: &Path) -> PathBuf {
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo built no executable named {bin}"));
     let copy = dir.join(bin);
-    std::fs::copy(&built, &copy)
+    // A hard link costs no space and still keeps this inode when cargo later replaces the file (it
+    // writes a new one rather than rewriting in place); a copy is the fallback across filesystems.
+    std::fs::hard_link(&built, &copy)
+        .or_else(|_| std::fs::copy(&built, &copy).map(drop))
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", built.display(), copy.display()));
     copy
 }

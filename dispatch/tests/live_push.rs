@@ -13,44 +13,10 @@ use bl_proto::token::{self, MediaAction};
 use bl_proto::{CameraId, GatewayNodeId};
 use bl_test_support::stack::{Stack, random_token};
 use common::edge::{edge_commands, mqtt_config, register_edge};
+use common::gateway::{GATEWAYS, internal_post, media_with_services, owner};
 use common::*;
-use dispatch::auth::service::ServiceToken;
-use dispatch::media::choose_gateway;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const NODES: [&str; 2] = ["gw-1", "gw-2"];
-
-fn token_of(node: &str) -> String {
-    format!("{node}-service-token-0123456789abcdef0123456789")
-}
-
-fn owner(camera: &str) -> String {
-    let nodes: Vec<GatewayNodeId> = NODES
-        .iter()
-        .map(|n| GatewayNodeId::new(*n).unwrap())
-        .collect();
-    choose_gateway(&CameraId::new(camera).unwrap(), &nodes)
-        .as_str()
-        .to_owned()
-}
-
-async fn post(server: &Server, path: &str, node: &str, body: Value) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}{path}", server.addr))
-        .bearer_auth(token_of(node))
-        .header("x-bl-node", node)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 #[tokio::test]
 async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_others_are_refused() {
@@ -58,14 +24,7 @@ async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_oth
     let run = random_token();
     let mqtt = mqtt_config(&stack, &run);
     let (db, _dir, server, _admin) = setup_with(|c| {
-        let mut media = media_config(&[
-            ("gw-1", "http://127.0.0.1:8090"),
-            ("gw-2", "http://127.0.0.1:8091"),
-        ]);
-        for g in &mut media.gateway {
-            g.service_token = Some(ServiceToken::from_secret(&token_of(&g.node)).unwrap());
-        }
-        c.media = Some(media);
+        c.media = Some(media_with_services());
         c.mqtt = Some(mqtt);
     })
     .await;
@@ -75,14 +34,18 @@ async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_oth
     insert_camera(&db, &premises.to_string(), "zt-pull-9", false).await;
     let (_client, mut commands) = edge_commands(&stack, &edge).await;
     let node = owner(&camera);
-    let other = NODES.into_iter().find(|n| *n != node).unwrap();
+    let other = GATEWAYS
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n != node)
+        .unwrap();
     let start = format!("/internal/cameras/{camera}/live-start");
     let push_url = format!("rtsp://gw.test:8554/push/{camera}/sub");
 
     // The MQTT consumer attaches its client shortly after start.
     let mut answer = (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
     for _ in 0..100 {
-        answer = post(
+        answer = internal_post(
             &server,
             &start,
             &node,
@@ -120,7 +83,7 @@ async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_oth
     assert_eq!(claims.stream, Some(Stream::Sub));
     assert_eq!(claims.sub, format!("edge:{edge}"));
 
-    let (status, body) = post(
+    let (status, body) = internal_post(
         &server,
         &format!("/internal/cameras/{camera}/live-stop"),
         &node,
@@ -138,7 +101,7 @@ async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_oth
     );
 
     // Refusals: another node, a pulled camera, a push URL with credentials, a bad stream.
-    let (status, body) = post(
+    let (status, body) = internal_post(
         &server,
         &start,
         other,
@@ -151,7 +114,7 @@ async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_oth
         "{body}"
     );
     let pulled_owner = owner("zt-pull-9");
-    let (status, body) = post(
+    let (status, body) = internal_post(
         &server,
         "/internal/cameras/zt-pull-9/live-start",
         &pulled_owner,
@@ -169,7 +132,7 @@ async fn the_owning_gateway_has_the_edge_push_with_a_push_token_and_stop_and_oth
         json!({"stream": "sub"}),
         json!({"stream": "hd", "pushUrl": push_url}),
     ] {
-        let (status, body) = post(&server, &start, &node, bad.clone()).await;
+        let (status, body) = internal_post(&server, &start, &node, bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
     let audited: i64 = sqlx::query_scalar(

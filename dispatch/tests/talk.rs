@@ -9,26 +9,18 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bl_proto::command::{Command, CommandAction, TalkOutput};
+use bl_proto::command::{CommandAction, TalkOutput};
 use bl_proto::token::{self, MediaAction};
-use bl_proto::{CameraId, GatewayNodeId};
 use bl_test_support::stack::{Stack, random_token};
-use common::edge::{mqtt_config, register_edge};
+use common::edge::{edge_commands, mqtt_config, register_edge};
+use common::gateway::{GATEWAYS, internal_post, media_with_services, owner};
 use common::*;
-use dispatch::auth::service::ServiceToken;
-use dispatch::media::choose_gateway;
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const GATEWAYS: &[(&str, &str)] = &[
-    ("gw-1", "http://127.0.0.1:8090"),
-    ("gw-2", "http://127.0.0.1:8091"),
-];
 const CAM: &str = "zt-kitchen-1";
 
 type Socket =
@@ -205,81 +197,13 @@ async fn one_talker_per_camera_a_supervisor_takes_the_floor_and_holdings_end_on_
     db.drop_now().await;
 }
 
-fn service_token(node: &str) -> String {
-    format!("{node}-service-token-0123456789abcdef0123456789")
-}
-
-fn owner(camera: &str) -> String {
-    let nodes: Vec<GatewayNodeId> = GATEWAYS
-        .iter()
-        .map(|(n, _)| GatewayNodeId::new(*n).unwrap())
-        .collect();
-    choose_gateway(&CameraId::new(camera).unwrap(), &nodes)
-        .as_str()
-        .to_owned()
-}
-
-/// The edge's own broker account, subscribed to its commands.
-async fn edge_commands(stack: &Stack, edge: &str) -> (AsyncClient, mpsc::Receiver<Command>) {
-    let password = stack.add_mqtt_user(edge);
-    let mut options = MqttOptions::new(edge, &stack.mqtt_host, stack.mqtt_port);
-    options.set_credentials(edge, &password);
-    let (client, mut events) = AsyncClient::new(options, 32);
-    let (tx, rx) = mpsc::channel(8);
-    let (subscribed_tx, mut subscribed) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while let Ok(event) = events.poll().await {
-            match event {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    let _ = subscribed_tx.try_send(());
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let _ = tx
-                        .send(bl_proto::decode::<Command>(&p.payload).unwrap())
-                        .await;
-                }
-                _ => {}
-            }
-        }
-    });
-    client
-        .subscribe(format!("bl/v1/edge/{edge}/cmd"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), subscribed.recv())
-        .await
-        .expect("the edge subscribes to its commands");
-    (client, rx)
-}
-
-async fn internal(server: &Server, path: &str, node: &str, body: Value) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}{path}", server.addr))
-        .bearer_auth(service_token(node))
-        .header("x-bl-node", node)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 #[tokio::test]
 async fn the_owning_gateway_has_the_edge_pull_talk_audio_with_a_talk_token_and_stop() {
     let stack = Stack::from_env();
     let run = random_token();
     let mqtt = mqtt_config(&stack, &run);
     let (db, _dir, server, _admin) = setup_with(|c| {
-        let mut media = media_config(GATEWAYS);
-        for g in &mut media.gateway {
-            g.service_token = Some(ServiceToken::from_secret(&service_token(&g.node)).unwrap());
-        }
-        c.media = Some(media);
+        c.media = Some(media_with_services());
         c.mqtt = Some(mqtt);
     })
     .await;
@@ -301,7 +225,7 @@ async fn the_owning_gateway_has_the_edge_pull_talk_audio_with_a_talk_token_and_s
     // The MQTT consumer attaches its client shortly after start.
     let mut answer = (StatusCode::SERVICE_UNAVAILABLE, Value::Null);
     for _ in 0..100 {
-        answer = internal(&server, &start, &node, json!({"pullUrl": pull_url})).await;
+        answer = internal_post(&server, &start, &node, json!({"pullUrl": pull_url})).await;
         if answer.0 != StatusCode::SERVICE_UNAVAILABLE {
             break;
         }
@@ -329,7 +253,7 @@ async fn the_owning_gateway_has_the_edge_pull_talk_audio_with_a_talk_token_and_s
     assert_eq!(claims.camera.as_str(), camera);
     assert_eq!(claims.sub, format!("edge:{edge}"));
 
-    let (status, body) = internal(
+    let (status, body) = internal_post(
         &server,
         &format!("/internal/cameras/{camera}/talk-stop"),
         &node,
@@ -347,13 +271,13 @@ async fn the_owning_gateway_has_the_edge_pull_talk_audio_with_a_talk_token_and_s
     );
 
     // Refusals: another node, a camera no edge serves, a pull URL that is not the camera's.
-    let (status, body) = internal(&server, &start, other, json!({"pullUrl": pull_url})).await;
+    let (status, body) = internal_post(&server, &start, other, json!({"pullUrl": pull_url})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("not_owner")),
         "{body}"
     );
-    let (status, body) = internal(
+    let (status, body) = internal_post(
         &server,
         "/internal/cameras/zt-pull-9/talk-start",
         &owner("zt-pull-9"),
@@ -371,7 +295,7 @@ async fn the_owning_gateway_has_the_edge_pull_talk_audio_with_a_talk_token_and_s
         json!({"pullUrl": format!("http://gw.test/talk/{camera}")}),
         json!({}),
     ] {
-        let (status, body) = internal(&server, &start, &node, bad.clone()).await;
+        let (status, body) = internal_post(&server, &start, &node, bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
     pool.close().await;

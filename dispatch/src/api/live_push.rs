@@ -73,25 +73,14 @@ pub async fn live_start(
             )
         })?;
     let (camera, edge, town) = pushed_camera(&app, &service, &id).await?;
-    let media = app.config.media.as_ref().ok_or_else(|| {
-        Error::internal("live start", "a service was authenticated without [media]")
-    })?;
-    let key = media
-        .signing_key
-        .as_ref()
-        .ok_or_else(|| Error::internal("push token signing", "media.signing_key was not loaded"))?;
-    let iat = app.now().timestamp();
-    let claims = MediaClaims {
-        sub: format!("edge:{edge}"),
-        camera: camera.clone(),
-        action: MediaAction::Push,
-        node: service.node.clone(),
-        stream: Some(body.stream),
-        iat,
-        exp: iat + i64::try_from(media.token_ttl_secs).unwrap_or(60),
-        jti: crate::auth::random_token(16),
-    };
-    let token = token::sign(&claims, key.signing_key());
+    let (token, claims) = edge_media_token(
+        &app,
+        &service,
+        &edge,
+        camera.clone(),
+        MediaAction::Push,
+        Some(body.stream),
+    )?;
     // The grant is audited before it leaves, like a viewer's token.
     let event = Event::new(Action::CameraLive)
         .object("camera", &id)
@@ -105,7 +94,7 @@ pub async fn live_start(
         camera_id: camera,
         stream: body.stream,
         push_url,
-        token: MediaToken::new(token),
+        token,
     });
     send(&app, &edge, action)?;
     Ok(StatusCode::ACCEPTED)
@@ -147,16 +136,65 @@ async fn pushed_camera(
     service: &ServiceCaller,
     id: &str,
 ) -> Result<(CameraId, EdgeId, String)> {
-    let (camera, source, town) = owned_camera(app, service, id).await?;
-    let source::Source::Edge { edge_id, .. } = source else {
-        return Err(Error::new(
+    edge_camera(app, service, id, || {
+        Error::new(
             Kind::Conflict,
             "not_pushed",
             format!("camera {id} is pulled by the gateway, not pushed by an edge box"),
-        ));
+        )
+    })
+    .await
+}
+
+/// The camera, its edge and town, if the asking node owns it and an edge box serves it; `pulled`
+/// is the error for a camera the gateway pulls itself.
+pub(super) async fn edge_camera(
+    app: &AppState,
+    service: &ServiceCaller,
+    id: &str,
+    pulled: impl FnOnce() -> Error,
+) -> Result<(CameraId, EdgeId, String)> {
+    let (camera, source, town) = owned_camera(app, service, id).await?;
+    let source::Source::Edge { edge_id, .. } = source else {
+        return Err(pulled());
     };
     let edge = EdgeId::new(edge_id).map_err(|e| Error::internal("a stored edge id", e))?;
     Ok((camera, edge, town))
+}
+
+/// A short-lived media token for `edge` to act on `camera` at the asking gateway node, signed
+/// with dispatch's media key, and its claims (for the audit line).
+pub(super) fn edge_media_token(
+    app: &AppState,
+    service: &ServiceCaller,
+    edge: &EdgeId,
+    camera: CameraId,
+    action: MediaAction,
+    stream: Option<Stream>,
+) -> Result<(MediaToken, MediaClaims)> {
+    let media = app.config.media.as_ref().ok_or_else(|| {
+        Error::internal(
+            "edge media token",
+            "a service was authenticated without [media]",
+        )
+    })?;
+    let key = media
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| Error::internal("edge media token", "media.signing_key was not loaded"))?;
+    let iat = app.now().timestamp();
+    let claims = MediaClaims {
+        sub: format!("edge:{edge}"),
+        camera,
+        action,
+        node: service.node.clone(),
+        stream,
+        iat,
+        exp: iat + i64::try_from(media.token_ttl_secs).unwrap_or(60),
+        jti: crate::auth::random_token(16),
+    };
+    let token = MediaToken::new(token::sign(&claims, key.signing_key()));
+    Ok((token, claims))
 }
 
 /// The camera, its source and town, if the asking node owns it (403 `not_owner` otherwise).

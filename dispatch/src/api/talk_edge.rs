@@ -7,18 +7,17 @@
 
 use super::Path;
 use super::field::parse;
-use super::live_push::{owned_camera, send};
+use super::live_push::{edge_camera, edge_media_token, send};
 use crate::AppState;
 use crate::audit::{Action, Audit, Event};
 use crate::auth::service::ServiceCaller;
 use crate::error::{Error, Kind, Result};
 use crate::intercom::floor;
-use crate::registry::source;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bl_proto::command::{CommandAction, StartTalk, StopTalk, TalkOutput};
-use bl_proto::token::{self, MediaAction, MediaClaims, MediaToken};
+use bl_proto::token::MediaAction;
 use bl_proto::{CameraId, EdgeId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -75,25 +74,14 @@ pub async fn talk_start(
         Some("speaker") => TalkOutput::Speaker,
         _ => TalkOutput::Backchannel,
     };
-    let media = app.config.media.as_ref().ok_or_else(|| {
-        Error::internal("talk start", "a service was authenticated without [media]")
-    })?;
-    let key = media
-        .signing_key
-        .as_ref()
-        .ok_or_else(|| Error::internal("talk token signing", "media.signing_key was not loaded"))?;
-    let iat = app.now().timestamp();
-    let claims = MediaClaims {
-        sub: format!("edge:{edge}"),
-        camera: camera.clone(),
-        action: MediaAction::Talk,
-        node: service.node.clone(),
-        stream: None,
-        iat,
-        exp: iat + i64::try_from(media.token_ttl_secs).unwrap_or(60),
-        jti: crate::auth::random_token(16),
-    };
-    let token = token::sign(&claims, key.signing_key());
+    let (token, claims) = edge_media_token(
+        &app,
+        &service,
+        &edge,
+        camera.clone(),
+        MediaAction::Talk,
+        None,
+    )?;
     let event = Event::new(Action::CameraTalk)
         .object("camera", &id)
         .town(town)
@@ -103,7 +91,7 @@ pub async fn talk_start(
     let action = CommandAction::StartTalk(StartTalk {
         camera_id: camera,
         pull_url: pull_url.trim_end_matches('/').to_owned(),
-        token: MediaToken::new(token),
+        token,
         output,
     });
     send(&app, &edge, action)?;
@@ -153,16 +141,14 @@ async fn talk_camera(
     service: &ServiceCaller,
     id: &str,
 ) -> Result<(CameraId, EdgeId, String)> {
-    let (camera, source, town) = owned_camera(app, service, id).await?;
-    let source::Source::Edge { edge_id, .. } = source else {
-        return Err(Error::new(
+    edge_camera(app, service, id, || {
+        Error::new(
             Kind::Conflict,
             "no_edge",
             format!(
                 "camera {id} is pulled by the gateway and no edge box serves it, so nobody can play talk audio there"
             ),
-        ));
-    };
-    let edge = EdgeId::new(edge_id).map_err(|e| Error::internal("a stored edge id", e))?;
-    Ok((camera, edge, town))
+        )
+    })
+    .await
 }

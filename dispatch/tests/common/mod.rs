@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod edge;
+pub mod gateway;
 
 use bl_service::secret::Secret;
 use bl_test_support::stack::{Stack, random_token};

@@ -18,8 +18,8 @@
 mod bench_support;
 
 use bench_support::{
-    BenchAgent, Camsim, machine_jiffies, mib, process_cpu_ms, repo_root, rss_bytes,
-    run_agent_child, scaled_scenario, value_after, values_after,
+    BenchAgent, counts_arg, machine_jiffies, mib, night_kitchens, process_cpu_ms, rss_bytes,
+    run_agent_child, two_process_main, value_after, values_after,
 };
 use std::time::{Duration, Instant};
 
@@ -29,35 +29,16 @@ const ASKED_FPS: f64 = 5.0;
 const KEEPS_UP: f64 = 0.95;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--agent") {
-        agent(&args);
-    } else {
-        orchestrate(&args);
-    }
+    two_process_main(orchestrate, agent);
 }
 
 fn orchestrate(args: &[String]) {
-    let mut counts: Vec<usize> = values_after(args, "--counts")
-        .iter()
-        .filter_map(|c| c.parse().ok())
-        .collect();
-    if counts.is_empty() {
-        counts = vec![1, 2, 4, 8, 12, 16];
-    }
+    let counts = counts_arg(args, &[1, 2, 4, 8, 12, 16]);
     let secs: u64 = value_after(args, "--secs", 20);
     let dir = tempfile::tempdir().expect("temp dir");
-    let scenario = dir.path().join("night-sub.toml");
-    let source = repo_root().join("tests/camsim/scenarios/kitchen-night.toml");
-    std::fs::write(&scenario, scaled_scenario(&source, 640, 360, 10)).expect("write scenario");
     let max = counts.iter().copied().max().unwrap_or(1);
-    let ids: Vec<String> = (1..=max).map(|i| format!("c{i:02}")).collect();
     // Cameras nobody watches only count frames: one camsim serves every step.
-    let cameras: Vec<_> = ids
-        .iter()
-        .map(|id| (id.clone(), scenario.clone()))
-        .collect();
-    let camsim = Camsim::start(&cameras);
+    let (ids, camsim) = night_kitchens(dir.path(), "c", max, (640, 360, 10));
 
     println!(
         "edge cameras per box · camsim night kitchen 640x360 10 fps H.264 sub stream → agent at {ASKED_FPS} fps 320x180, rodent detection · {} s per step",

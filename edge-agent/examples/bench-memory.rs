@@ -15,8 +15,8 @@
 mod bench_support;
 
 use bench_support::{
-    BenchAgent, Camsim, mib, repo_root, rss_bytes, run_agent_child, scaled_scenario, value_after,
-    values_after,
+    BenchAgent, counts_arg, mib, night_kitchens, rss_bytes, run_agent_child, two_process_main,
+    value_after, values_after,
 };
 use edge_agent::evidence::{Recorder, Rolls};
 use std::time::{Duration, Instant};
@@ -28,34 +28,15 @@ const TARGET_PER_CAMERA: f64 = 64.0 * 1024.0 * 1024.0;
 const PRE_ROLL_BYTES: usize = 32 << 20;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--agent") {
-        agent(&args);
-    } else {
-        orchestrate(&args);
-    }
+    two_process_main(orchestrate, agent);
 }
 
 fn orchestrate(args: &[String]) {
-    let mut counts: Vec<usize> = values_after(args, "--counts")
-        .iter()
-        .filter_map(|c| c.parse().ok())
-        .collect();
-    if counts.is_empty() {
-        counts = vec![0, 1, 2, 4];
-    }
+    let counts = counts_arg(args, &[0, 1, 2, 4]);
     let pre_roll: u64 = value_after(args, "--pre-roll-secs", 30);
     let dir = tempfile::tempdir().expect("temp dir");
-    let scenario = dir.path().join("night-main.toml");
-    let source = repo_root().join("tests/camsim/scenarios/kitchen-night.toml");
-    std::fs::write(&scenario, scaled_scenario(&source, 1280, 720, 10)).expect("write scenario");
     let max = counts.iter().copied().max().unwrap_or(1).max(1);
-    let ids: Vec<String> = (1..=max).map(|i| format!("m{i:02}")).collect();
-    let cameras: Vec<_> = ids
-        .iter()
-        .map(|id| (id.clone(), scenario.clone()))
-        .collect();
-    let camsim = Camsim::start(&cameras);
+    let (ids, camsim) = night_kitchens(dir.path(), "m", max, (1280, 720, 10));
 
     println!(
         "edge memory per camera · camsim night kitchen 1280x720 10 fps H.264 main stream (x264 2048 kbit/s) · {pre_roll} s pre-roll · detection 320x180 5 fps"

@@ -479,3 +479,48 @@ pub fn value_after<T: std::str::FromStr>(args: &[String], flag: &str, default: T
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// `main` of a two-process bench: the agent under test when run with `--agent`, the orchestrator
+/// that starts it otherwise.
+pub fn two_process_main(orchestrate: fn(&[String]), agent: fn(&[String])) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--agent") {
+        agent(&args);
+    } else {
+        orchestrate(&args);
+    }
+}
+
+/// The camera counts after `--counts`, or `default`.
+pub fn counts_arg(args: &[String], default: &[usize]) -> Vec<usize> {
+    let counts: Vec<usize> = values_after(args, "--counts")
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    if counts.is_empty() {
+        default.to_vec()
+    } else {
+        counts
+    }
+}
+
+/// camsim serving `n` night kitchens scaled to `width`x`height` at `fps`, named `{prefix}01`…
+/// (the scenario is written into `dir`); the ids and the server.
+pub fn night_kitchens(
+    dir: &Path,
+    prefix: &str,
+    n: usize,
+    (width, height, fps): (u32, u32, u32),
+) -> (Vec<String>, Camsim) {
+    let scenario = dir.join(format!("night-{width}x{height}.toml"));
+    let source = repo_root().join("tests/camsim/scenarios/kitchen-night.toml");
+    std::fs::write(&scenario, scaled_scenario(&source, width, height, fps))
+        .expect("write scenario");
+    let ids: Vec<String> = (1..=n).map(|i| format!("{prefix}{i:02}")).collect();
+    let cameras: Vec<_> = ids
+        .iter()
+        .map(|id| (id.clone(), scenario.clone()))
+        .collect();
+    let camsim = Camsim::start(&cameras);
+    (ids, camsim)
+}

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 
 /// Builds `bin` of `package` with the cargo that runs the tests (a no-op when it is fresh) and
@@ -37,4 +38,43 @@ pub fn binary(package: &str, bin: &str, dir: &Path) -> PathBuf {
         .or_else(|_| std::fs::copy(&built, &copy).map(drop))
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", built.display(), copy.display()));
     copy
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// camsim serving its night kitchen (rodents from 5 s, 24 s and 70 s of each 90 s loop) as `camera`.
+pub fn night_kitchen(camera: &str) -> camsim::Server {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../camsim/scenarios/kitchen-night.toml");
+    camsim::serve(camsim::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        truth_dir: None,
+        cameras: vec![camsim::CameraConfig::new(
+            camera,
+            camsim::Scenario::load(&path).unwrap(),
+        )],
+    })
+    .unwrap()
+}
+
+/// `edge-agent keygen`: the device key in `dir`, its public half as printed.
+pub fn keygen(agent: &Path, dir: &Path) -> String {
+    let out = Command::new(agent)
+        .arg("keygen")
+        .arg(dir.join("device.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

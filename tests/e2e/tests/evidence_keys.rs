@@ -6,25 +6,17 @@
 mod common;
 mod edge_box;
 
+use bl_e2e::Running;
 use bl_proto::evidence::{self, EvidenceKind, EvidenceMeta};
 use bl_proto::{CameraId, EdgeId, SigningKey};
 use bl_test_support::broker::{PrivateBroker, free_port};
 use common::{ADMIN_PASSWORD, Server, TestDb, create_premises, media_config};
 use edge_box::{config, enrol, http, register, text};
 use reqwest::StatusCode;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SERVICE_TOKEN: &str = "gw-1-service-token-0123456789abcdef0123456789";
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Uploads `body` as a snapshot of `edge`'s camera signed with `key`; the status and error code.
 async fn upload(gateway: &str, edge: &str, key: &SigningKey, body: &[u8]) -> (StatusCode, String) {
@@ -96,7 +88,7 @@ async fn a_gateway_with_dispatch_accepts_evidence_signed_by_an_enrolled_box_and_
         ),
     )
     .unwrap();
-    let _gateway = Process(
+    let _gateway = Running(
         Command::new(&gateway_bin)
             .args(["run", "--config"])
             .arg(gw_dir.join("gw.toml"))

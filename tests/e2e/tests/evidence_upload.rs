@@ -3,55 +3,18 @@
 //! binary's `PUT /evidence/{sha256}`; events through a private mosquitto. The gateway is down while
 //! the episode happens and starts afterwards: nothing is lost, the uploads arrive then.
 
+use bl_e2e::{Running, keygen, night_kitchen};
 use bl_proto::event::{DetectionEvent, EdgeEvent, EpisodePhase};
 use bl_proto::evidence::{self, EvidenceKind, EvidenceMeta};
 use bl_test_support::broker::{PrivateBroker, free_port};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const EDGE: &str = "evidence-edge";
 const PRE_ROLL_SECS: i64 = 4;
 const POST_ROLL_SECS: i64 = 3;
-
-/// Kills a child process when the test ends, however it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn night_kitchen() -> camsim::Server {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../camsim/scenarios/kitchen-night.toml");
-    camsim::serve(camsim::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        truth_dir: None,
-        cameras: vec![camsim::CameraConfig::new(
-            "night",
-            camsim::Scenario::load(&path).unwrap(),
-        )],
-    })
-    .unwrap()
-}
-
-/// `edge-agent keygen`: the device key in `dir`, its public half as printed.
-fn keygen(agent: &Path, dir: &Path) -> String {
-    let out = Command::new(agent)
-        .arg("keygen")
-        .arg(dir.join("device.key"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 /// The gateway's config: this edge registered with its key; dispatch's token key made up.
 fn gateway_config(dir: &Path, port: u16, edge_public: &str) -> PathBuf {
@@ -148,7 +111,7 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
     let dir = tempfile::tempdir().unwrap();
     let agent_bin = bl_e2e::binary("edge-agent", "edge-agent", dir.path());
     let gateway_bin = bl_e2e::binary("media-gateway", "media-gateway", dir.path());
-    let camsim = night_kitchen();
+    let camsim = night_kitchen("night");
     let broker = PrivateBroker::start();
     let edge_dir = dir.path().join("box");
     let gw_dir = dir.path().join("gw");
@@ -173,7 +136,7 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
         .await
         .unwrap();
     let agent_started = chrono::Utc::now();
-    let _agent = Process(
+    let _agent = Running(
         Command::new(&agent_bin)
             .args(["run", "--config"])
             .arg(&edge_config)
@@ -239,7 +202,7 @@ async fn a_rodent_episode_yields_a_signed_clip_and_snapshots_that_reach_a_gatewa
     );
 
     // Now the gateway starts; the uploads come in without anyone asking again.
-    let _gateway = Process(
+    let _gateway = Running(
         Command::new(&gateway_bin)
             .args(["run", "--config"])
             .arg(&gw_config)
@@ -355,7 +318,7 @@ async fn rows(outbox: &Path, table: &str) -> i64 {
 async fn an_end_event_waiting_for_its_clip_survives_a_sigkill_and_goes_out_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let agent_bin = bl_e2e::binary("edge-agent", "edge-agent", dir.path());
-    let camsim = night_kitchen();
+    let camsim = night_kitchen("night");
     let broker = PrivateBroker::start();
     let edge_dir = dir.path().join("box");
     std::fs::create_dir_all(&edge_dir).unwrap();
@@ -380,7 +343,7 @@ async fn an_end_event_waiting_for_its_clip_survives_a_sigkill_and_goes_out_at_th
         .await
         .unwrap();
     let run = || {
-        Process(
+        Running(
             Command::new(&agent_bin)
                 .args(["run", "--config"])
                 .arg(&config)

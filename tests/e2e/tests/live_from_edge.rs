@@ -10,6 +10,7 @@
 #[path = "../../../media-gateway/tests/common/whep.rs"]
 mod whep;
 
+use bl_e2e::{Running, keygen, night_kitchen};
 use bl_proto::command::{
     Command, CommandAction, CommandResult, Outcome, Recheck, SnapshotCmd, StartLive, StopLive,
     codes,
@@ -25,7 +26,7 @@ use chrono::{Duration as Span, Utc};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process};
+use std::process::Command as Process;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -33,46 +34,8 @@ const EDGE: &str = "live-edge";
 const CAMERA: &str = "cam-edge";
 const NODE: &str = "gw-1";
 
-/// Kills a child process when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn dispatch_key() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
-}
-
-fn night_kitchen() -> camsim::Server {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../camsim/scenarios/kitchen-night.toml");
-    camsim::serve(camsim::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        truth_dir: None,
-        cameras: vec![camsim::CameraConfig::new(
-            "night",
-            camsim::Scenario::load(&path).unwrap(),
-        )],
-    })
-    .unwrap()
-}
-
-/// `edge-agent keygen` in `dir`; the public half as printed.
-fn keygen(agent: &Path, dir: &Path) -> String {
-    let out = Process::new(agent)
-        .arg("keygen")
-        .arg(dir.join("device.key"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The gateway: HTTP on `port`, RTSP RECORD on `push_port`, the camera pushed by the box, the
@@ -291,7 +254,7 @@ async fn the_edge_pushes_live_on_start_live_stops_on_stop_live_and_answers_each_
     let dir = tempfile::tempdir().unwrap();
     let agent_bin = bl_e2e::binary("edge-agent", "edge-agent", dir.path());
     let gateway_bin = bl_e2e::binary("media-gateway", "media-gateway", dir.path());
-    let camsim = night_kitchen();
+    let camsim = night_kitchen("night");
     let broker = PrivateBroker::start();
     let (edge_dir, gw_dir) = (dir.path().join("box"), dir.path().join("gw"));
     std::fs::create_dir_all(&edge_dir).unwrap();

@@ -10,6 +10,7 @@
 mod common;
 mod edge_box;
 
+use bl_e2e::night_kitchen;
 use bl_test_support::broker::PrivateBroker;
 use common::{ADMIN_PASSWORD, Client, Server, TestDb, USER_PASSWORD, create_premises, create_user};
 use dispatch::escalation::{Step, Target};
@@ -17,7 +18,6 @@ use edge_box::{Agent, enrol, http, register, text};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -39,20 +39,6 @@ fn policy() -> Vec<Step> {
             target: Target::DistrictSupervisors,
         },
     ]
-}
-
-/// camsim serving its night kitchen (rodents from 5 s, 24 s and 70 s of each 90 s loop) as `camera`.
-fn night_kitchen(camera: &str) -> camsim::Server {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../camsim/scenarios/kitchen-night.toml");
-    camsim::serve(camsim::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        truth_dir: None,
-        cameras: vec![camsim::CameraConfig::new(
-            camera,
-            camsim::Scenario::load(&path).unwrap(),
-        )],
-    })
-    .unwrap()
 }
 
 /// The box's camera in the registry (the API has no camera creation yet).

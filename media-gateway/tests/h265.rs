@@ -1,6 +1,6 @@
-//! An H.265 camera (camsim's `cam-265`, pulled over real RTSP): browsers that offer only H.264 get
-//! one shared H.264 transcode, made only while such a viewer watches; a viewer that offers H.265
-//! gets the camera's own packets.
+//! An H.265 camera (camsim's `cam-265`, pulled over real RTSP, or pushed by an edge's
+//! `rtspclientsink`): browsers that offer only H.264 get one shared H.264 transcode, made only while
+//! such a viewer watches; a viewer that offers H.265 gets the camera's own packets.
 
 mod common;
 
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use bl_proto::token::MediaAction;
 use camsim::{CameraConfig, Codec, Config as CamsimConfig, Scenario, Stream};
 use common::whep::{self, CLIENT_H264_PT, CLIENT_H265_PT};
-use common::{NODE, TestGateway, token_for};
+use common::{EDGE, NODE, TestGateway, token_for};
+use gstreamer as gst;
+use gstreamer::prelude::*;
 use media_gateway::config::SourcesConfig;
 use media_gateway::live::source::Source;
 
@@ -152,5 +154,65 @@ async fn h264_only_viewers_of_an_h265_camera_share_one_transcode_that_stops_afte
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(c.received.frames.load(std::sync::atomic::Ordering::Relaxed) >= before + 10);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edge_push_of_an_h265_camera_is_accepted_and_an_h264_only_viewer_decodes_it() {
+    let (cams, _gw, dir) = setup().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = common::config(&dir.path().join("edge"));
+    config.live.push_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    config.live.start_timeout = Duration::from_secs(30);
+    config.sources = SourcesConfig::File(vec![(
+        "cam-edge".parse().unwrap(),
+        Source::Edge {
+            edge_id: EDGE.into(),
+        },
+    )]);
+    let gw = TestGateway::start_with(config).await;
+
+    // A viewer offering only H.264 asks first; then the edge pushes the H.265 camera unchanged.
+    let (client, base) = (gw.client.clone(), gw.base.clone());
+    let view = token_for("cam-edge", MediaAction::View, NODE, 300);
+    let viewer = tokio::spawn(async move {
+        whep::connect(&client, &base, "/whep/cam-edge?stream=sub", &view).await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gst::init().unwrap();
+    let push_token = token_for("cam-edge", MediaAction::Push, NODE, 300);
+    let pusher = gst::parse::launch(&format!(
+        "rtspsrc location={} protocols=tcp latency=0 ! rtph265depay ! h265parse ! \
+         rtspclientsink location=\"rtsp://127.0.0.1:{port}/push/cam-edge/sub/{push_token}\" \
+         protocols=tcp latency=0",
+        cams.url(CAM, Stream::Main)
+    ))
+    .unwrap();
+    pusher.set_state(gst::State::Playing).unwrap();
+    let viewer = tokio::time::timeout(Duration::from_secs(40), viewer)
+        .await
+        .expect("the viewer's WHEP request was answered")
+        .unwrap();
+    let frames = viewer.wait_frames(20, Duration::from_secs(60)).await;
+    assert!(frames >= 20, "the viewer got {frames} frames");
+    let decoded = whep::decode_h264(&viewer.received.rtp.lock().unwrap().clone());
+    assert!(decoded >= 10, "decoded {decoded} pictures");
+    let s: serde_json::Value = gw
+        .client
+        .get(gw.url("/live/cam-edge/status"))
+        .bearer_auth(token_for("cam-edge", MediaAction::View, NODE, 300))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["streams"]["sub"]["codec"], "H265", "{s}");
+    assert_eq!(s["streams"]["sub"]["transcode"]["viewers"], 1, "{s}");
+    let _ = pusher.set_state(gst::State::Null);
     gw.stop().await;
 }

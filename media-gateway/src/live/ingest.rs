@@ -223,6 +223,66 @@ fn link_relay_chain(
     Ok(())
 }
 
+/// Links the video pad `parsebin` (in a pushed stream's media) exposes — parsed H.264 or H.265 —
+/// through the codec's payloader to `sink`, and records the codec in `relay`.
+pub(super) fn link_payloader_on_pad(
+    parsebin: &gst::Element,
+    sink: &gst_app::AppSink,
+    relay: &Arc<Relay>,
+) {
+    let sink = sink.downgrade();
+    let relay = Arc::downgrade(relay);
+    parsebin.connect_pad_added(move |parsebin, pad| {
+        let (Some(sink), Some(relay)) = (sink.upgrade(), relay.upgrade()) else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let codec = match caps.structure(0).map(|s| s.name().as_str()) {
+            Some("video/x-h264") => VideoCodec::H264,
+            Some("video/x-h265") => VideoCodec::H265,
+            other => {
+                tracing::warn!(camera_id = %relay.camera, caps = ?other, "the edge pushes a stream the gateway cannot relay");
+                return;
+            }
+        };
+        if let Err(e) = link_payloader(parsebin, pad, sink.upcast_ref(), codec) {
+            tracing::error!(camera_id = %relay.camera, err = %e, "cannot link the edge's video");
+            return;
+        }
+        relay.set_codec(codec);
+    });
+}
+
+/// Links `pad` (parsed video of `codec`) through the codec's payloader to `sink`, beside `sibling`
+/// in its bin.
+fn link_payloader(
+    sibling: &gst::Element,
+    pad: &gst::Pad,
+    sink: &gst::Element,
+    codec: VideoCodec,
+) -> Result<(), String> {
+    let bin = sibling
+        .parent()
+        .and_then(|p| p.downcast::<gst::Bin>().ok())
+        .ok_or("the parser is not in a bin")?;
+    let name = codec.elements()[2];
+    let pay = gst::ElementFactory::make(name)
+        .build()
+        .map_err(|_| format!("GStreamer element {name} is missing"))?;
+    pay.set_property("config-interval", -1i32);
+    pay.set_property("mtu", 1200u32);
+    pay.set_property("pt", 96u32);
+    pay.set_property_from_str("aggregate-mode", "zero-latency");
+    bin.add(&pay).map_err(|e| e.to_string())?;
+    pay.link(sink).map_err(|e| e.to_string())?;
+    pay.sync_state_with_parent().map_err(|e| e.to_string())?;
+    let sinkpad = pay
+        .static_pad("sink")
+        .ok_or("the payloader has no sink pad")?;
+    pad.link(&sinkpad).map_err(|e| format!("{e:?}"))?;
+    Ok(())
+}
+
 /// The appsink callbacks that hand each RTP packet to `relay` while `accept()` says so, and pass a
 /// viewer's keyframe request upstream through `pipeline` (shared by the pull ingest here and the
 /// push ingest in [`super::push`]).

@@ -61,6 +61,7 @@ deps:
 	@deploy/dev/install-deps.sh
 	@deploy/dev/install-tools.sh
 	@deploy/dev/install-models.sh
+	@deploy/dev/install-s3test.sh
 
 stack:
 	@deploy/dev/stack.sh start

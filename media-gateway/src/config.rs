@@ -20,6 +20,7 @@ use bl_proto::{CameraId, EdgeId, GatewayNodeId, VerifyingKey};
 use bl_service::config::{ConfigError, field_error};
 use serde::Deserialize;
 
+use crate::evidence::backend::{EvidenceBackend, EvidenceFile};
 use crate::keyfile::{self, PrivateKey};
 use crate::live::LiveSettings;
 use crate::live::ingest::Backoff;
@@ -72,6 +73,9 @@ pub struct File {
     /// Recording settings. Default: every field's default.
     #[serde(default)]
     pub recording: RecordingFile,
+    /// Evidence backend. Default: the filesystem under `data_dir`.
+    #[serde(default)]
+    pub evidence: EvidenceFile,
     /// Dispatch's internal API; when present, camera sources come from it (`[[camera]]` is
     /// ignored) and edges not listed in `[[edge]]` have their device keys looked up there.
     /// Default: none.
@@ -288,6 +292,8 @@ pub struct Config {
     pub sources: SourcesConfig,
     /// Recording settings.
     pub recording: RecordingSettings,
+    /// Where evidence is stored.
+    pub evidence_store: EvidenceBackend,
 }
 
 impl Config {
@@ -348,6 +354,10 @@ impl File {
             edges.push((id, key));
         }
         let live = validate_live(&self.live, &err)?;
+        let evidence_store = self
+            .evidence
+            .validate(base)
+            .map_err(|(field, message)| err(&field, message))?;
         let mut recording = validate_recording(&self.recording, &err)?;
         if self.dispatch.is_none() {
             for (i, c) in self.camera.iter().enumerate() {
@@ -437,6 +447,7 @@ impl File {
             }
         };
         Ok(Config {
+            evidence_store,
             live,
             sources,
             recording,

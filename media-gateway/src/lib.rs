@@ -42,7 +42,6 @@ use auth::{Clock, TokenVerifier};
 use config::Config;
 use config::SourcesConfig;
 use evidence::EvidenceStore;
-use evidence::fs::FsStore;
 use keys::{ConfigEdgeKeys, EdgeKeys};
 use live::Live;
 use live::edge::{DispatchEdgeLive, EdgeLive};
@@ -158,7 +157,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let store = Arc::new(FsStore::open(&config.evidence_dir()).await?);
+    let store = evidence::backend::open(&config.evidence_store, &config.evidence_dir()).await?;
     let sources = sources(&config);
     let push = match config.live.push_listen {
         Some(addr) => {

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use bl_proto::evidence::Sha256Hex;
 use clap::{Parser, Subcommand};
 use media_gateway::evidence::export::{self, ExportRequest};
-use media_gateway::evidence::fs::FsStore;
 use media_gateway::evidence::verify;
 use media_gateway::recording::verify as recording_verify;
 use media_gateway::{config, keyfile};
@@ -104,7 +103,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 "the config has no signing_key_file; make one with `media-gateway keygen` and set it",
             )?;
             runtime()?.block_on(async {
-                let store = FsStore::open(&config.evidence_dir()).await?;
+                let store = media_gateway::evidence::backend::open(
+                    &config.evidence_store,
+                    &config.evidence_dir(),
+                )
+                .await?;
                 let keys = media_gateway::edge_keys(&config);
                 let request = ExportRequest {
                     case,
@@ -113,7 +116,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     out: out.clone(),
                 };
                 let manifest = export::export(
-                    &store,
+                    store.as_ref(),
                     keys.as_ref(),
                     &signer,
                     &config.node_id,

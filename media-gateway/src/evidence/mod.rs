@@ -1,6 +1,7 @@
 //! The content-addressed evidence store (DESIGN §3.2): what is kept ([`StoredEvidence`]), the store
-//! boundary ([`EvidenceStore`]) with its filesystem backend ([`fs::FsStore`]), the HTTP handlers, case
-//! export and the offline verifier.
+//! boundary ([`EvidenceStore`]) with its filesystem ([`fs::FsStore`]) and S3-compatible
+//! ([`s3::S3Store`]) backends, chosen by [`backend`], the HTTP handlers, case export and the offline
+//! verifier.
 //!
 //! A blob is stored only after its body hashed to its name and its edge's device signature verified;
 //! once stored it never changes. The first metadata stored for a hash is the one kept.
@@ -14,10 +15,12 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+pub mod backend;
 pub mod export;
 pub mod fs;
 pub mod http;
 pub mod range;
+pub mod s3;
 pub mod verify;
 
 /// Version of the [`StoredEvidence`] record format.

@@ -3,9 +3,10 @@
 
 use bytes::Bytes;
 
-/// Whether an RTP packet carrying H.264 (RFC 6184) begins a keyframe: its first NAL unit is an SPS
-/// (the ingest's `h264parse config-interval=-1` puts SPS and PPS before every IDR), directly, as the
-/// first unit of a STAP-A, or as the start of an FU-A; or it starts an IDR slice without one.
+/// Whether an RTP packet carrying H.264 (RFC 6184) begins a keyframe: it is an SPS (the ingest's
+/// `h264parse config-interval=-1` puts SPS and PPS before every IDR), directly or inside a STAP-A
+/// (possibly after an access unit delimiter), or it starts an IDR slice (see [`GopCache`] for how the
+/// packets before it in its access unit are kept).
 pub fn starts_keyframe(rtp: &[u8]) -> bool {
     let Some(payload) = rtp_payload(rtp) else {
         return false;
@@ -15,12 +16,22 @@ pub fn starts_keyframe(rtp: &[u8]) -> bool {
     };
     match first & 0x1f {
         7 => true,
-        24 => payload.get(3).is_some_and(|h| h & 0x1f == 7),
+        24 => aggregated_units(&payload[1..]).any(|nal| nal.first().is_some_and(|h| h & 0x1f == 7)),
         28 => payload
             .get(1)
             .is_some_and(|fu| fu & 0x80 != 0 && matches!(fu & 0x1f, 5 | 7)),
         _ => false,
     }
+}
+
+/// The NAL units of an aggregation packet's body (after its header): 2-byte size, unit, repeated.
+pub fn aggregated_units(mut body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let size = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+        let unit = body.get(2..2 + size)?;
+        body = &body[2 + size..];
+        Some(unit)
+    })
 }
 
 /// The payload of an RTP packet (after CSRCs and the header extension), or None if malformed.
@@ -41,7 +52,18 @@ pub fn rtp_payload(rtp: &[u8]) -> Option<&[u8]> {
     rtp.get(at..end)
 }
 
+/// The RTP timestamp of a packet (0 when too short to have one).
+fn rtp_timestamp(rtp: &[u8]) -> u32 {
+    rtp.get(4..8)
+        .map_or(0, |t| u32::from_be_bytes([t[0], t[1], t[2], t[3]]))
+}
+
 /// Packets since the last keyframe, bounded in bytes.
+///
+/// A keyframe starts with the packets of its access unit that come before the picture (an access
+/// unit delimiter, the parameter sets), all with the picture's RTP timestamp: those are kept with it,
+/// whichever of them [`starts_keyframe`] recognised, so a new viewer's decoder gets the parameter
+/// sets first.
 #[derive(Debug)]
 pub struct GopCache {
     packets: Vec<Bytes>,
@@ -61,15 +83,24 @@ impl GopCache {
         }
     }
 
-    /// Adds the next packet. A keyframe start empties the cache first; before the first keyframe,
-    /// and after a GOP outgrew the bound, nothing is kept until the next keyframe.
+    /// Adds the next packet. A keyframe start drops everything before its access unit; before the
+    /// first keyframe, and after a GOP outgrew the bound, only the current access unit is kept
+    /// (it may turn out to be a keyframe's).
     pub fn push(&mut self, packet: Bytes, keyframe_start: bool) {
+        let ts = rtp_timestamp(&packet);
         if keyframe_start {
-            self.clear();
+            if !self.keyed {
+                self.keep_access_unit(ts);
+            } else if self.packets.last().is_none_or(|p| rtp_timestamp(p) != ts) {
+                self.packets.clear();
+                self.bytes = 0;
+            } else {
+                // The keyframe's access unit began with packets already cached.
+                self.keep_access_unit(ts);
+            }
             self.keyed = true;
-        }
-        if !self.keyed {
-            return;
+        } else if !self.keyed {
+            self.keep_access_unit(ts);
         }
         if self.bytes + packet.len() > self.max_bytes {
             self.clear();
@@ -77,6 +108,19 @@ impl GopCache {
         }
         self.bytes += packet.len();
         self.packets.push(packet);
+    }
+
+    /// Drops every cached packet not of the access unit at RTP timestamp `ts` (the trailing run).
+    fn keep_access_unit(&mut self, ts: u32) {
+        let start = self
+            .packets
+            .iter()
+            .rposition(|p| rtp_timestamp(p) != ts)
+            .map_or(0, |i| i + 1);
+        if start > 0 {
+            self.packets.drain(..start);
+            self.bytes = self.packets.iter().map(Bytes::len).sum();
+        }
     }
 
     /// Empties the cache; it fills again from the next keyframe.
@@ -88,7 +132,7 @@ impl GopCache {
 
     /// The cached packets, oldest first: a keyframe and what followed it, or nothing.
     pub fn packets(&self) -> &[Bytes] {
-        &self.packets
+        if self.keyed { &self.packets } else { &[] }
     }
 
     /// Bytes held.
@@ -102,7 +146,12 @@ mod tests {
     use super::*;
 
     fn rtp(payload: &[u8]) -> Bytes {
-        let mut p = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        rtp_at(0, payload)
+    }
+
+    /// A packet with RTP timestamp `ts`.
+    fn rtp_at(ts: u8, payload: &[u8]) -> Bytes {
+        let mut p = vec![0x80, 96, 0, 1, 0, 0, 0, ts, 0, 0, 0, 1];
         p.extend_from_slice(payload);
         Bytes::from(p)
     }
@@ -111,6 +160,10 @@ mod tests {
     fn an_sps_a_stap_a_with_an_sps_or_the_start_of_a_fragmented_idr_begins_a_keyframe() {
         assert!(starts_keyframe(&rtp(&[0x67, 1, 2])));
         assert!(starts_keyframe(&rtp(&[0x78, 0, 3, 0x67, 1, 2])));
+        assert!(
+            starts_keyframe(&rtp(&[0x78, 0, 2, 0x09, 0x10, 0, 3, 0x67, 1, 2])),
+            "an SPS after an access unit delimiter"
+        );
         assert!(starts_keyframe(&rtp(&[0x7c, 0x85, 9])));
         assert!(
             !starts_keyframe(&rtp(&[0x7c, 0x05, 9])),
@@ -123,25 +176,54 @@ mod tests {
     #[test]
     fn a_new_viewer_gets_the_last_keyframe_and_everything_after_it() {
         let mut c = GopCache::new(1 << 20);
-        c.push(rtp(&[0x41]), false);
+        c.push(rtp_at(1, &[0x41]), false);
         assert!(c.packets().is_empty(), "nothing before the first keyframe");
-        c.push(rtp(&[0x67]), true);
-        c.push(rtp(&[0x41]), false);
-        c.push(rtp(&[0x67, 7]), true);
-        c.push(rtp(&[0x41, 8]), false);
-        assert_eq!(c.packets(), &[rtp(&[0x67, 7]), rtp(&[0x41, 8])]);
+        c.push(rtp_at(2, &[0x67]), true);
+        c.push(rtp_at(3, &[0x41]), false);
+        c.push(rtp_at(4, &[0x67, 7]), true);
+        c.push(rtp_at(5, &[0x41, 8]), false);
+        assert_eq!(c.packets(), &[rtp_at(4, &[0x67, 7]), rtp_at(5, &[0x41, 8])]);
+    }
+
+    #[test]
+    fn the_packets_of_a_keyframes_access_unit_before_its_picture_stay_with_it() {
+        let mut c = GopCache::new(1 << 20);
+        c.push(rtp_at(1, &[0x41]), false);
+        // An access unit delimiter (not recognised as a keyframe start), then a fragmented IDR.
+        c.push(rtp_at(2, &[0x09, 0x10]), false);
+        c.push(rtp_at(2, &[0x7c, 0x85, 1]), true);
+        c.push(rtp_at(2, &[0x7c, 0x45, 2]), false);
+        c.push(rtp_at(3, &[0x41]), false);
+        assert_eq!(
+            c.packets(),
+            &[
+                rtp_at(2, &[0x09, 0x10]),
+                rtp_at(2, &[0x7c, 0x85, 1]),
+                rtp_at(2, &[0x7c, 0x45, 2]),
+                rtp_at(3, &[0x41])
+            ]
+        );
+        // SPS/PPS in a STAP-A and the IDR's first fragment: both start "a keyframe", one is kept.
+        c.push(rtp_at(4, &[0x78, 0, 3, 0x67, 1, 2]), true);
+        c.push(rtp_at(4, &[0x7c, 0x85, 3]), true);
+        assert_eq!(
+            c.packets(),
+            &[
+                rtp_at(4, &[0x78, 0, 3, 0x67, 1, 2]),
+                rtp_at(4, &[0x7c, 0x85, 3])
+            ]
+        );
     }
 
     #[test]
     fn a_gop_larger_than_the_bound_is_dropped_until_the_next_keyframe() {
         let mut c = GopCache::new(30);
-        c.push(rtp(&[0x67]), true);
-        c.push(rtp(&[0x41; 10]), false);
-        c.push(rtp(&[0x41; 10]), false);
+        c.push(rtp_at(1, &[0x67]), true);
+        c.push(rtp_at(2, &[0x41; 10]), false);
         assert!(c.packets().is_empty() && c.bytes() == 0);
-        c.push(rtp(&[0x41]), false);
+        c.push(rtp_at(3, &[0x41; 10]), false);
         assert!(c.packets().is_empty());
-        c.push(rtp(&[0x67]), true);
-        assert_eq!(c.packets().len(), 1);
+        c.push(rtp_at(4, &[0x67]), true);
+        assert_eq!(c.packets(), &[rtp_at(4, &[0x67])]);
     }
 }

@@ -85,6 +85,7 @@ async fn whep_post(
     gw.tokens.authorize(&claims, &camera, MediaAction::View)?;
     let stream = stream_param(query.as_deref())?;
     let offer = sdp_offer(&headers, &body)?;
+    let accepts_h265 = super::peer::offers_h265(&offer);
     let live = &gw.live;
     if live.session_count() >= live.settings.max_sessions {
         return Err(Error::new(
@@ -118,10 +119,11 @@ async fn whep_post(
         }
     };
     let (relay, joined) = live
-        .join(&camera, stream, &source)
+        .join(&camera, stream, &source, accepts_h265)
         .await
         .map_err(start_error)?;
-    let (peer, answer, events) = match Peer::answer(&live.settings.peer, offer).await {
+    let (peer, answer, events) = match Peer::answer(&live.settings.peer, offer, relay.codec()).await
+    {
         Ok(v) => v,
         Err(e) => {
             live.leave(&relay);
@@ -171,7 +173,7 @@ fn start_error(e: StartError) -> Error {
             Kind::Conflict,
             "codec_not_for_browsers",
             format!(
-                "the camera sends {codec}, which browsers cannot play; set the camera (or its sub-stream) to H.264 — transcoding on demand is not built yet"
+                "the camera sends {codec}, which the gateway cannot relay; set the camera (or its sub-stream) to H.264 or H.265"
             ),
         ),
         StartError::Offline(reason) => Error::new(
@@ -241,9 +243,17 @@ async fn status(
             format!("camera {camera} is not known to this gateway"),
         ));
     }
-    let one = |stream: Stream| match gw.live.relay(&camera, stream) {
-        Some(r) => json!({"source": r.state(), "viewers": r.viewers()}),
-        None => json!({"source": {"state": "idle"}, "viewers": 0}),
+    let one = |stream: Stream| {
+        let mut v = match gw.live.relay(&camera, stream) {
+            Some(r) => {
+                json!({"source": r.state(), "viewers": r.viewers(), "codec": r.codec().as_str()})
+            }
+            None => json!({"source": {"state": "idle"}, "viewers": 0}),
+        };
+        if let Some(t) = gw.live.transcodes.relay(&camera, stream) {
+            v["transcode"] = json!({"state": t.state(), "viewers": t.viewers()});
+        }
+        v
     };
     Ok(axum::Json(json!({
         "v": 1,

@@ -1,7 +1,8 @@
 //! The ingest of one camera stream: a GStreamer pipeline `rtspsrc` (TCP) → `rtph264depay` →
 //! `h264parse` (SPS/PPS before every IDR) → `rtph264pay` (MTU 1200) → `appsink`, whose RTP packets go
-//! to the [`Relay`]. H.264 is never decoded. Supervised: a failure is retried with backoff until the
-//! relay is stopped; a camera that sends H.265 is reported and not retried.
+//! to the [`Relay`] (for H.265 the same with `rtph265depay`, `h265parse`, `rtph265pay`). Nothing is
+//! decoded. Supervised: a failure is retried with backoff until the relay is stopped; a camera that
+//! sends another codec is reported and not retried.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 
+use super::codec::VideoCodec;
 use super::relay::{Relay, SourceState};
 use bl_service::secret::redact_url as redact;
 
@@ -36,7 +38,7 @@ impl Backoff {
 enum Ended {
     /// Asked to stop.
     Stopped,
-    /// The camera sends a codec other than H.264.
+    /// The camera sends a codec other than H.264 and H.265.
     Codec(String),
     /// The source failed or ended; retry.
     Failed(String),
@@ -137,14 +139,6 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
     if let Some(p) = &target.password {
         src.set_property("user-pw", p);
     }
-    let depay = make("rtph264depay")?;
-    let parse = make("h264parse")?;
-    parse.set_property("config-interval", -1i32);
-    let pay = make("rtph264pay")?;
-    pay.set_property("config-interval", -1i32);
-    pay.set_property("mtu", 1200u32);
-    pay.set_property("pt", 96u32);
-    pay.set_property_from_str("aggregate-mode", "zero-latency");
     let sink = gst_app::AppSink::builder()
         .sync(false)
         .max_buffers(64)
@@ -152,34 +146,36 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
         .build();
     let pipeline = gst::Pipeline::new();
     pipeline
-        .add_many([&src, &depay, &parse, &pay, sink.upcast_ref()])
-        .map_err(|e| e.to_string())?;
-    gst::Element::link_many([&depay, &parse, &pay, sink.upcast_ref()])
+        .add_many([&src, sink.upcast_ref()])
         .map_err(|e| e.to_string())?;
 
+    // The camera's codec is known only from its SDP: the chain is built when its video pad comes.
     let codec_seen: CodecSlot = Arc::default();
     let slot = codec_seen.clone();
-    let depay_weak = depay.downgrade();
+    let pipeline_weak = pipeline.downgrade();
+    let sink_weak = sink.downgrade();
+    let relay2 = relay.clone();
     src.connect_pad_added(move |_, pad| {
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
         let Some(s) = caps.structure(0) else { return };
         if s.get::<&str>("media").ok() != Some("video") {
             return;
         }
-        let encoding = s
-            .get::<&str>("encoding-name")
-            .unwrap_or("?")
-            .to_ascii_uppercase();
-        if encoding != "H264" {
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoding);
+        let encoding = s.get::<&str>("encoding-name").unwrap_or("?");
+        let Some(codec) = VideoCodec::from_encoding_name(encoding) else {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoding.to_ascii_uppercase());
+            return;
+        };
+        let (Some(pipeline), Some(sink)) = (pipeline_weak.upgrade(), sink_weak.upgrade()) else {
+            return;
+        };
+        // One video stream is relayed; a camera offering a second one keeps the first.
+        if sink.static_pad("sink").is_some_and(|p| p.is_linked()) {
             return;
         }
-        if let Some(depay) = depay_weak.upgrade()
-            && let Some(sinkpad) = depay.static_pad("sink")
-            && !sinkpad.is_linked()
-            && let Err(e) = pad.link(&sinkpad)
-        {
-            tracing::error!(err = ?e, "cannot link the camera's video");
+        relay2.set_codec(codec);
+        if let Err(e) = link_relay_chain(&pipeline, pad, sink.upcast_ref(), codec) {
+            tracing::error!(err = %e, "cannot link the camera's video");
         }
     });
 
@@ -192,6 +188,99 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
         .set_state(gst::State::Playing)
         .map_err(|e| format!("cannot start the pipeline: {e}"))?;
     Ok((pipeline, codec_seen))
+}
+
+/// Links `pad` (the camera's RTP) through `codec`'s depayloader, parser (parameter sets before every
+/// keyframe) and payloader (MTU 1200) to `sink`, in the running `pipeline`: nothing is decoded.
+fn link_relay_chain(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    sink: &gst::Element,
+    codec: VideoCodec,
+) -> Result<(), String> {
+    let [depay, parse, pay] = codec.elements().map(|name| {
+        gst::ElementFactory::make(name).build().map_err(|_| {
+            format!("GStreamer element {name} is missing (install gstreamer1.0-plugins-good/-bad)")
+        })
+    });
+    let (depay, parse, pay) = (depay?, parse?, pay?);
+    parse.set_property("config-interval", -1i32);
+    pay.set_property("config-interval", -1i32);
+    pay.set_property("mtu", 1200u32);
+    pay.set_property("pt", 96u32);
+    pay.set_property_from_str("aggregate-mode", "zero-latency");
+    pipeline
+        .add_many([&depay, &parse, &pay])
+        .map_err(|e| e.to_string())?;
+    gst::Element::link_many([&depay, &parse, &pay, sink]).map_err(|e| e.to_string())?;
+    for e in [&pay, &parse, &depay] {
+        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    let sinkpad = depay
+        .static_pad("sink")
+        .ok_or("the depayloader has no sink pad")?;
+    pad.link(&sinkpad).map_err(|e| format!("{e:?}"))?;
+    Ok(())
+}
+
+/// Links the video pad `parsebin` (in a pushed stream's media) exposes — parsed H.264 or H.265 —
+/// through the codec's payloader to `sink`, and records the codec in `relay`.
+pub(super) fn link_payloader_on_pad(
+    parsebin: &gst::Element,
+    sink: &gst_app::AppSink,
+    relay: &Arc<Relay>,
+) {
+    let sink = sink.downgrade();
+    let relay = Arc::downgrade(relay);
+    parsebin.connect_pad_added(move |parsebin, pad| {
+        let (Some(sink), Some(relay)) = (sink.upgrade(), relay.upgrade()) else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let codec = match caps.structure(0).map(|s| s.name().as_str()) {
+            Some("video/x-h264") => VideoCodec::H264,
+            Some("video/x-h265") => VideoCodec::H265,
+            other => {
+                tracing::warn!(camera_id = %relay.camera, caps = ?other, "the edge pushes a stream the gateway cannot relay");
+                return;
+            }
+        };
+        if let Err(e) = link_payloader(parsebin, pad, sink.upcast_ref(), codec) {
+            tracing::error!(camera_id = %relay.camera, err = %e, "cannot link the edge's video");
+            return;
+        }
+        relay.set_codec(codec);
+    });
+}
+
+/// Links `pad` (parsed video of `codec`) through the codec's payloader to `sink`, beside `sibling`
+/// in its bin.
+fn link_payloader(
+    sibling: &gst::Element,
+    pad: &gst::Pad,
+    sink: &gst::Element,
+    codec: VideoCodec,
+) -> Result<(), String> {
+    let bin = sibling
+        .parent()
+        .and_then(|p| p.downcast::<gst::Bin>().ok())
+        .ok_or("the parser is not in a bin")?;
+    let name = codec.elements()[2];
+    let pay = gst::ElementFactory::make(name)
+        .build()
+        .map_err(|_| format!("GStreamer element {name} is missing"))?;
+    pay.set_property("config-interval", -1i32);
+    pay.set_property("mtu", 1200u32);
+    pay.set_property("pt", 96u32);
+    pay.set_property_from_str("aggregate-mode", "zero-latency");
+    bin.add(&pay).map_err(|e| e.to_string())?;
+    pay.link(sink).map_err(|e| e.to_string())?;
+    pay.sync_state_with_parent().map_err(|e| e.to_string())?;
+    let sinkpad = pay
+        .static_pad("sink")
+        .ok_or("the payloader has no sink pad")?;
+    pad.link(&sinkpad).map_err(|e| format!("{e:?}"))?;
+    Ok(())
 }
 
 /// The appsink callbacks that hand each RTP packet to `relay` while `accept()` says so, and pass a

@@ -5,6 +5,7 @@
 //! **One ingest per camera stream, however many viewers: the first viewer starts it, the last one
 //! leaving stops it after the linger time; a new viewer starts from the last keyframe.**
 
+pub mod codec;
 pub mod edge;
 pub mod gop;
 pub mod http;
@@ -18,6 +19,7 @@ pub mod talk;
 pub mod talk_http;
 pub mod talk_peer;
 pub mod talk_rtsp;
+pub mod transcode;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -31,6 +33,7 @@ use bl_proto::stream::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use codec::VideoCodec;
 use edge::EdgeLive;
 use ingest::{Backoff, PullTarget};
 use peer::{Peer, PeerEvent, PeerSettings};
@@ -76,6 +79,8 @@ pub struct Live {
     sessions: Mutex<HashMap<String, Session>>,
     /// Talk channels (WHIP in, RTSP pulls out).
     pub talks: talk::Talks,
+    /// H.264 transcodes of H.265 cameras, for viewers that cannot play H.265.
+    pub transcodes: transcode::Transcodes,
     /// WHEP sessions opened since start.
     pub sessions_opened: AtomicU64,
     /// Packets sent to viewers.
@@ -94,7 +99,7 @@ struct Session {
 pub enum StartError {
     /// The camera is pushed by its edge and this gateway has no push server configured.
     PushNotSupported,
-    /// The camera's codec cannot be played by browsers.
+    /// The camera's codec is neither H.264 nor H.265.
     UnsupportedCodec(String),
     /// The source did not send video in time or is failing.
     Offline(String),
@@ -116,6 +121,7 @@ impl Live {
             relays: Mutex::default(),
             sessions: Mutex::default(),
             talks: talk::Talks::default(),
+            transcodes: transcode::Transcodes::default(),
             sessions_opened: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
             packets_skipped: AtomicU64::new(0),
@@ -132,12 +138,15 @@ impl Live {
     }
 
     /// Joins the relay of `camera`/`stream`, starting its ingest if none runs, and waits until it
-    /// is live (or fails). The returned viewer must be passed to [`Live::leave`] when done.
+    /// is live (or fails). An H.265 camera's viewer that cannot play H.265 (`accepts_h265` false)
+    /// joins its H.264 transcode instead ([`transcode`]). The returned viewer must be passed to
+    /// [`Live::leave`] when done.
     pub async fn join(
         self: &Arc<Self>,
         camera: &CameraId,
         stream: Stream,
         source: &Source,
+        accepts_h265: bool,
     ) -> Result<(Arc<Relay>, Joined), StartError> {
         if matches!(source, Source::Edge { .. }) && self.push.is_none() {
             return Err(StartError::PushNotSupported);
@@ -199,6 +208,9 @@ impl Live {
             ))
         });
         match ready {
+            Ok(()) if relay.codec() == VideoCodec::H265 && !accepts_h265 => {
+                self.join_transcoded(&relay, joined).await
+            }
             Ok(()) => Ok((relay, joined)),
             Err(e) => {
                 self.leave(&relay);
@@ -227,10 +239,12 @@ impl Live {
         tokio::spawn(async move {
             tokio::time::sleep(live.settings.linger).await;
             let mut relays = live.relays.lock().unwrap_or_else(|e| e.into_inner());
+            let mut transcodes = live.transcodes.lock();
             if relay.idle_since(generation) {
                 tracing::info!(camera_id = %relay.camera, stream = relay.stream.as_str(), "no viewers after the linger; stopping ingest");
                 relay.stop.cancel();
-                relays.remove(&(relay.camera.clone(), relay.stream));
+                remove_relay(&mut relays, &relay);
+                remove_relay(&mut transcodes, &relay);
             }
         });
     }
@@ -377,6 +391,7 @@ impl Live {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
+            .chain(self.transcodes.lock().values())
         {
             r.stop.cancel();
         }
@@ -388,6 +403,7 @@ impl Live {
     /// Prometheus text for the live relay.
     pub fn render_metrics(&self, out: &mut String) {
         self.render_talk_metrics(out);
+        self.transcodes.render_metrics(out);
         let _ = writeln!(
             out,
             "# TYPE bl_gateway_live_sessions gauge\nbl_gateway_live_sessions {}",
@@ -444,5 +460,13 @@ impl Live {
                 );
             }
         }
+    }
+}
+
+/// Removes `relay` from `map` if it is the one there (a camera stream's relay, or its transcode's).
+fn remove_relay(map: &mut HashMap<(CameraId, Stream), Arc<Relay>>, relay: &Arc<Relay>) {
+    let key = (relay.camera.clone(), relay.stream);
+    if map.get(&key).is_some_and(|r| Arc::ptr_eq(r, relay)) {
+        map.remove(&key);
     }
 }

@@ -3,9 +3,10 @@
 //! ([`PeerEvent`]: keyframe requests, the end of the connection). Replacing the engine (e.g. with
 //! `str0m`) means replacing this file.
 //!
-//! Only H.264 (packetization-mode=1, profile 42e01f) is registered, with an explicit payload type,
-//! and packets are sent with the payload type the answer negotiated: with the engine's default codec
-//! set Chromium decoded nothing (packets labelled with another payload type).
+//! Only the codec the viewer is sent is registered — H.264 (packetization-mode=1, profile 42e01f),
+//! or H.265 for a viewer whose offer has it and a camera that sends it — with an explicit payload
+//! type, and packets are sent with the payload type the answer negotiated: with the engine's default
+//! codec set Chromium decoded nothing (packets labelled with another payload type).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -20,7 +21,9 @@ use rtc::interceptor::{
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_HEVC, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateType;
@@ -34,6 +37,8 @@ use rtc::sansio::Protocol;
 use rtc::shared::marshal::Unmarshal;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+use super::codec::VideoCodec;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
@@ -46,6 +51,9 @@ pub const H264_PAYLOAD_TYPE: u8 = 102;
 /// and software alike.
 pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+/// The payload type the gateway offers H.265 under.
+pub const H265_PAYLOAD_TYPE: u8 = 103;
 
 /// Where the gateway's WebRTC sockets live and what it advertises.
 #[derive(Debug, Clone)]
@@ -128,16 +136,56 @@ fn h264() -> RTCRtpCodec {
     }
 }
 
+fn h265() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_HEVC.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn rtp_codec(codec: VideoCodec) -> RTCRtpCodec {
+    match codec {
+        VideoCodec::H264 => h264(),
+        VideoCodec::H265 => h265(),
+    }
+}
+
+/// Whether an SDP offer can receive H.265 (an `a=rtpmap:… H265/90000` line): such a viewer gets an
+/// H.265 camera as is, any other one its H.264 transcode.
+pub fn offers_h265(sdp: &str) -> bool {
+    sdp.lines().any(|l| {
+        l.strip_prefix("a=rtpmap:")
+            .and_then(|r| r.split_once(' '))
+            .is_some_and(|(_, enc)| enc.to_ascii_uppercase().starts_with("H265/"))
+    })
+}
+
 /// The media engine a peer of either side uses: H.264 only, under [`H264_PAYLOAD_TYPE`], with the
 /// default interceptors (NACK generator and responder, RTCP reports) and one that hands keyframe
 /// requests to the application.
 pub fn engine() -> Result<(MediaEngine, Registry), PeerError> {
+    engine_for(VideoCodec::H264)
+}
+
+/// As [`engine`], with H.265 only, under [`H265_PAYLOAD_TYPE`].
+pub fn engine_h265() -> Result<(MediaEngine, Registry), PeerError> {
+    engine_for(VideoCodec::H265)
+}
+
+fn engine_for(codec: VideoCodec) -> Result<(MediaEngine, Registry), PeerError> {
     let mut media = MediaEngine::default();
+    let payload_type = match codec {
+        VideoCodec::H264 => H264_PAYLOAD_TYPE,
+        VideoCodec::H265 => H265_PAYLOAD_TYPE,
+    };
     media
         .register_codec(
             RTCRtpCodecParameters {
-                rtp_codec: h264(),
-                payload_type: H264_PAYLOAD_TYPE,
+                rtp_codec: rtp_codec(codec),
+                payload_type,
             },
             RtpCodecKind::Video,
         )
@@ -163,11 +211,12 @@ fn setting_engine(
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 impl Peer {
-    /// Answers `offer` (SDP text): returns the peer, its answer (SDP text, all candidates
-    /// included) and its events.
+    /// Answers `offer` (SDP text) for packets of `codec`: returns the peer, its answer (SDP text,
+    /// all candidates included) and its events.
     pub async fn answer(
         settings: &PeerSettings,
         offer: String,
+        codec: VideoCodec,
     ) -> Result<(Peer, String, mpsc::Receiver<PeerEvent>), PeerError> {
         let offer = RTCSessionDescription::offer(offer)
             .map_err(|e| PeerError::BadOffer(format!("not an SDP offer: {e}")))?;
@@ -177,7 +226,10 @@ impl Peer {
             events: events_tx.clone(),
             gathered: gathered_tx,
         });
-        let pc = build_pc(settings, handler, engine).await?;
+        let pc = match codec {
+            VideoCodec::H264 => build_pc(settings, handler, engine).await?,
+            VideoCodec::H265 => build_pc(settings, handler, engine_h265).await?,
+        };
         let ssrc = rand::random::<u32>();
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "brightline".to_owned(),
@@ -189,11 +241,19 @@ impl Peer {
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: h264(),
+                codec: rtp_codec(codec),
                 ..Default::default()
             }],
         )));
-        let result = negotiate(&pc, &track, offer, &mut gathered, settings.gather_timeout).await;
+        let result = negotiate(
+            &pc,
+            &track,
+            offer,
+            codec,
+            &mut gathered,
+            settings.gather_timeout,
+        )
+        .await;
         let (answer, payload_type) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -286,6 +346,7 @@ async fn negotiate(
     pc: &Arc<dyn PeerConnection>,
     track: &Arc<TrackLocalStaticRTP>,
     offer: RTCSessionDescription,
+    codec: VideoCodec,
     gathered: &mut mpsc::Receiver<()>,
     gather_timeout: Duration,
 ) -> Result<(String, u8), PeerError> {
@@ -309,13 +370,20 @@ async fn negotiate(
         .rtp_parameters
         .codecs
         .iter()
-        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264))
+        .find(|c| {
+            c.rtp_codec
+                .mime_type
+                .eq_ignore_ascii_case(&rtp_codec(codec).mime_type)
+        })
         .map(|c| c.payload_type)
         .ok_or_else(|| {
-            PeerError::BadOffer(
-                "the offer has no H.264 (packetization-mode=1, profile 42e01f) video to receive"
-                    .into(),
-            )
+            PeerError::BadOffer(match codec {
+                VideoCodec::H264 => {
+                    "the offer has no H.264 (packetization-mode=1, profile 42e01f) video to receive"
+                }
+                VideoCodec::H265 => "the offer has no H.265 video to receive",
+            }
+            .into())
         })?;
     if !answer.sdp.contains("m=video") || answer.sdp.contains("m=video 0 ") {
         return Err(PeerError::BadOffer(

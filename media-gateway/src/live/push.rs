@@ -5,9 +5,9 @@
 //!
 //! A camera stream accepts pushes only while its relay waits for or receives one
 //! ([`PushServer::mount`]); an edge's first request with a valid token mounts its exact path, and
-//! pushes to anything else answer 404. The pushed H.264 is depayloaded, parsed (SPS/PPS before
-//! every IDR) and re-payloaded for WebRTC exactly like a pulled camera, never decoded, and feeds the
-//! same [`Relay`]. When an edge reconnects while its old session still lingers, the newest push
+//! pushes to anything else answer 404. The pushed H.264 or H.265 is depayloaded, parsed and
+//! re-payloaded (parameter sets before every keyframe) for WebRTC like a pulled camera, never
+//! decoded, and feeds the same [`Relay`]. When an edge reconnects while its old session still lingers, the newest push
 //! wins: the older one's packets are dropped.
 
 use std::collections::HashMap;
@@ -29,10 +29,12 @@ use super::push_auth;
 use super::relay::{Relay, SourceState};
 use crate::auth::TokenVerifier;
 
-/// What the server does with a pushed stream: nothing is decoded.
-const LAUNCH: &str = "( rtph264depay name=depay0 ! h264parse config-interval=-1 ! \
-    rtph264pay mtu=1200 pt=96 config-interval=-1 aggregate-mode=zero-latency ! \
-    appsink name=sink sync=false max-buffers=64 drop=true )";
+/// What the server does with a pushed stream: nothing is decoded. The edge pushes H.264 or H.265
+/// (its camera's codec), known only from its `ANNOUNCE`, after the media was built: `parsebin`
+/// picks the depayloader and parser, and the payloader is linked when its pad appears
+/// ([`super::ingest::link_payloader`]).
+const LAUNCH: &str =
+    "( parsebin name=depay0 appsink name=sink sync=false max-buffers=64 drop=true )";
 
 /// A camera stream that accepts pushes: its factory and the token paths mounted for it.
 struct Waiting {
@@ -152,6 +154,12 @@ impl PushServer {
                 tracing::error!(camera_id = %relay.camera, "push pipeline has no appsink");
                 return;
             };
+            if let Some(parsebin) = element
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("depay0"))
+            {
+                super::ingest::link_payloader_on_pad(&parsebin, &sink, &relay);
+            }
             let current = newest.clone();
             sink.set_callbacks(super::ingest::relay_sink(
                 relay.clone(),

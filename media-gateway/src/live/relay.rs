@@ -3,7 +3,7 @@
 //! ([`super::ingest`]); the last one leaving stops it after the linger time.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use bl_proto::CameraId;
 use bl_proto::stream::Stream;
@@ -12,7 +12,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::gop::{GopCache, starts_keyframe};
+use super::codec::VideoCodec;
+use super::gop::GopCache;
 
 /// What a viewer can be told about a source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,10 +31,10 @@ pub enum SourceState {
         /// When the next attempt starts.
         retry_in_secs: u64,
     },
-    /// The camera sends a codec browsers cannot play (H.265); not retried.
+    /// The camera sends a codec the gateway cannot relay (neither H.264 nor H.265); not retried.
     #[serde(rename_all = "camelCase")]
     UnsupportedCodec {
-        /// The camera's codec, e.g. `H265`.
+        /// The camera's codec, e.g. `JPEG`.
         codec: String,
     },
 }
@@ -79,6 +80,8 @@ pub struct Relay {
     /// backoff.
     pub retry_now: tokio::sync::Notify,
     keyframe_wanted: std::sync::atomic::AtomicBool,
+    /// Whether the source sends H.265 (set by the ingest before its first packet).
+    h265: AtomicBool,
 }
 
 struct Inner {
@@ -116,12 +119,13 @@ impl Relay {
             starts: AtomicU64::new(0),
             retry_now: tokio::sync::Notify::new(),
             keyframe_wanted: std::sync::atomic::AtomicBool::new(false),
+            h265: AtomicBool::new(false),
         }
     }
 
     /// Called by the ingest for every packet (on a GStreamer streaming thread; never blocks long).
     pub fn push(&self, packet: Bytes) {
-        let key = starts_keyframe(&packet);
+        let key = self.codec().starts_keyframe(&packet);
         self.packets_in.fetch_add(1, Relaxed);
         self.bytes_in.fetch_add(packet.len() as u64, Relaxed);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -202,6 +206,20 @@ impl Relay {
     pub fn request_keyframe(&self) {
         self.keyframe_requests.fetch_add(1, Relaxed);
         self.keyframe_wanted.store(true, Relaxed);
+    }
+
+    /// Records the source's codec (the ingest calls it before handing over the first packet).
+    pub fn set_codec(&self, codec: VideoCodec) {
+        self.h265.store(codec == VideoCodec::H265, Relaxed);
+    }
+
+    /// The codec of the packets this relay fans out.
+    pub fn codec(&self) -> VideoCodec {
+        if self.h265.load(Relaxed) {
+            VideoCodec::H265
+        } else {
+            VideoCodec::H264
+        }
     }
 
     /// Takes a pending keyframe request.

@@ -2,6 +2,7 @@
 //! an edge that signs uploads, and dispatch's token key that signs media tokens.
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod tmpfs;
 pub mod whep;
 pub mod whip;
@@ -61,6 +62,7 @@ pub fn config(data_dir: &Path) -> Config {
         live: live_settings(),
         sources: SourcesConfig::File(Vec::new()),
         recording: media_gateway::recording::RecordingSettings::default(),
+        evidence_store: Default::default(),
     }
 }
 

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_HEVC, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -23,6 +25,10 @@ use webrtc::peer_connection::{
 
 /// The payload type this client offers H.264 under (the gateway registers 102).
 pub const CLIENT_H264_PT: u8 = 109;
+/// The payload type this client offers H.265 under (the gateway registers 103).
+pub const CLIENT_H265_PT: u8 = 110;
+/// How many packets a viewer keeps for [`Received::rtp`].
+const KEEP_PACKETS: usize = 3000;
 
 /// What a viewer received.
 #[derive(Default)]
@@ -39,6 +45,8 @@ pub struct Received {
     pub payload_types: Mutex<Vec<u8>>,
     /// The remote video track, once it arrived.
     pub track: Mutex<Option<Arc<dyn TrackRemote>>>,
+    /// The first packets as received (for decoding them afterwards).
+    pub rtp: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Whether an H.264 RTP payload begins a keyframe (SPS, STAP-A with an SPS, or an IDR start).
@@ -76,6 +84,14 @@ impl PeerConnectionEventHandler for Handler {
                     continue;
                 };
                 received.packets.fetch_add(1, Relaxed);
+                {
+                    let mut kept = received.rtp.lock().unwrap();
+                    if kept.len() < KEEP_PACKETS
+                        && let Ok(raw) = rtc::shared::marshal::Marshal::marshal(&p)
+                    {
+                        kept.push(raw.to_vec());
+                    }
+                }
                 {
                     let mut pts = received.payload_types.lock().unwrap();
                     if !pts.contains(&p.header.payload_type) {
@@ -150,26 +166,39 @@ impl Viewer {
     }
 }
 
-/// Makes a recvonly video offer (all candidates included).
+/// Makes a recvonly video offer of H.264 only (all candidates included), as most browsers.
 pub async fn offer(received: Arc<Received>) -> (Arc<dyn PeerConnection>, String) {
-    let mut media = MediaEngine::default();
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_H264.to_owned(),
-                    clock_rate: 90_000,
-                    channels: 0,
-                    sdp_fmtp_line:
-                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                            .into(),
-                    rtcp_feedback: vec![],
-                },
-                payload_type: CLIENT_H264_PT,
+    offer_with(received, false).await
+}
+
+/// Makes a recvonly video offer of H.265 (`h265`) or H.264 only.
+pub async fn offer_with(received: Arc<Received>, h265: bool) -> (Arc<dyn PeerConnection>, String) {
+    let codec = if h265 {
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_HEVC.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
             },
-            RtpCodecKind::Video,
-        )
-        .unwrap();
+            payload_type: CLIENT_H265_PT,
+        }
+    } else {
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: CLIENT_H264_PT,
+        }
+    };
+    let mut media = MediaEngine::default();
+    media.register_codec(codec, RtpCodecKind::Video).unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
     let (gathered_tx, mut gathered) = mpsc::channel(1);
     let pc = PeerConnectionBuilder::new()
@@ -226,8 +255,19 @@ pub async fn post(
 /// Opens a WHEP session at `base` `/whep/{camera}?stream=…` and applies the answer; panics unless
 /// the gateway answers 201.
 pub async fn connect(client: &reqwest::Client, base: &str, path: &str, token: &str) -> Viewer {
+    connect_with(client, base, path, token, false).await
+}
+
+/// As [`connect`], offering H.265 only when `h265`.
+pub async fn connect_with(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    h265: bool,
+) -> Viewer {
     let received = Arc::new(Received::default());
-    let (pc, sdp) = offer(received.clone()).await;
+    let (pc, sdp) = offer_with(received.clone(), h265).await;
     let started = Instant::now();
     let r = post(client, &format!("{base}{path}"), Some(token), sdp).await;
     let status = r.status();
@@ -248,4 +288,44 @@ pub async fn connect(client: &reqwest::Client, base: &str, path: &str, token: &s
         location: format!("{base}{}", location.expect("a Location header")),
         started,
     }
+}
+
+/// Decodes H.264 RTP packets (as received, payload type [`CLIENT_H264_PT`]) with GStreamer's
+/// decoder; returns the number of pictures decoded.
+pub fn decode_h264(packets: &[Vec<u8>]) -> usize {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=application/x-rtp,media=video,encoding-name=H264,\
+         clock-rate=90000,payload={CLIENT_H264_PT} ! rtph264depay ! h264parse ! avdec_h264 ! \
+         appsink name=sink sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for p in packets {
+        src.push_buffer(gst::Buffer::from_slice(p.clone())).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut decoded = 0;
+    while sink
+        .try_pull_sample(gst::ClockTime::from_seconds(10))
+        .is_some()
+    {
+        decoded += 1;
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    decoded
 }

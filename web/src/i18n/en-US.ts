@@ -182,7 +182,7 @@ const en: typeof zh = {
       network: 'Network unreachable',
       source_offline: 'The camera sends no video (the gateway keeps retrying)',
       unknown_camera: 'The gateway does not know this camera',
-      codec_not_for_browsers: 'The camera sends H.265, which browsers cannot play',
+      codec_not_for_browsers: 'The camera sends a video codec the gateway cannot relay (H.264 and H.265 only)',
       push_not_supported: 'Edge push is not connected to the gateway yet',
       too_many_sessions: 'The gateway serves its maximum of live sessions',
       media_not_configured: 'No media gateway configured',

@@ -182,7 +182,7 @@ export default {
       network: '网络不通',
       source_offline: '摄像头无视频（网关正在重试）',
       unknown_camera: '网关不认识此摄像头',
-      codec_not_for_browsers: '摄像头为 H.265 编码，浏览器无法播放',
+      codec_not_for_browsers: '摄像头的视频编码无法转发（仅支持 H.264 和 H.265）',
       push_not_supported: '边缘推流尚未接入网关',
       too_many_sessions: '网关实况路数已满',
       media_not_configured: '未配置媒体网关',

@@ -21,6 +21,8 @@ packages=(
   poppler-utils
   # Chinese glyphs for the web console's browser tests and screenshots
   fonts-noto-cjk
+  # the detection model's PyPI package and the S3 test server (moto, in a virtualenv) come through pip
+  python3-pip python3-venv
 )
 
 missing=()

@@ -58,6 +58,13 @@ test('a coded note is said in the UI’s language with its values in the UI’s 
   assert.equal(noteText(opened, words('en-US')), 'Hotline 12315 report, tier Immediate (drill r1): 腹泻')
 })
 
+test('a detection’s description in an opening note is said in the UI’s words too', () => {
+  const w = words('zh-CN')
+  const t = (key, p = {}) => (key === 'describe.detection' ? `摄像头 ${p.camera}：${p.kind}` : key === 'kind.rodent' ? '发现老鼠' : w.t(key, p))
+  const opened = { note: '…', noteCode: 'opened', noteParams: { source: 'detection', tier: 'immediate', description: 'rodent seen by camera k1 (confidence 0.84, model m 1)' } }
+  assert.equal(noteText(opened, { ...w, t }), '智能识别报告，级别：紧急：摄像头 k1：发现老鼠')
+})
+
 test('a clock note says whom it reached, and an empty list as nobody registered', () => {
   const clock = {
     note: '…',

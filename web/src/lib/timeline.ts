@@ -4,6 +4,7 @@
 // reasons) and rows older than the codes are shown as stored. Plain in, plain out (unit tested
 // without Vue); components/TimelineList.vue is the one place that shows a timeline.
 import { durationText } from './admin.js'
+import { describe } from './describe.js'
 
 type T = (key: string, params?: Record<string, unknown>) => string
 type Te = (key: string) => boolean
@@ -54,7 +55,8 @@ export function noteText(e: NoteEntry, w: NoteWords): string {
     case 'repeat':
       values.source = word(w, 'source', p.source) + (p.hotline ? ` ${str(p.hotline)}` : '')
       values.tier = word(w, 'tier', p.tier)
-      if (p.description) tail = w.t('timeline.part.said', { text: str(p.description) })
+      // a detection's description is dispatch's English too: said in the UI's words
+      if (p.description) tail = w.t('timeline.part.said', { text: describe({ source: str(p.source), description: str(p.description) }, w.t) })
       break
     case 'severitySuggested':
       values.cases = p.cases ?? unknown

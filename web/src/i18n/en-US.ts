@@ -50,7 +50,6 @@ const en: typeof zh = {
     clip: 'Clip',
     pendingUpload: 'pending upload',
     noGateway: 'No media gateway configured: live video unavailable',
-    gatewayDown: 'Media gateway unreachable: live offline',
     cameraOffline: 'offline',
     cameraOnline: 'online',
     watch: 'Watch live',

@@ -49,7 +49,6 @@ export default {
     clip: '视频片段',
     pendingUpload: '待上传',
     noGateway: '媒体网关未配置，无法播放实况',
-    gatewayDown: '媒体网关不可达，实况离线',
     cameraOffline: '离线',
     cameraOnline: '在线',
     watch: '看实况',

@@ -454,6 +454,81 @@ async fn a_field_user_of_the_routed_team_works_an_incident_to_resolved_with_a_ph
 
 /// An edge's own broker account: a client that receives the edge's commands, once dispatch
 /// consumes its reports (its state shows up in `edge_status`).
+/// The phone's list names the premises' cameras; a field user gets a live grant for them only while
+/// an incident of their team there is open, and the timeline's system notes come with codes.
+#[tokio::test]
+async fn a_field_user_watches_the_premises_cameras_only_while_their_teams_incident_there_is_open() {
+    let (db, _dir, server, mut admin) = setup_with(|c| {
+        c.media = Some(media_config(&[("gw-1", "http://127.0.0.1:8090")]));
+    })
+    .await;
+    let pool = db.pool().await;
+    let team = team_on_duty(&pool, "zhaitang", "斋堂镇全天组").await;
+    let mut op = user(&mut admin, &server, &pool, "zt-op", "operator", None).await;
+    let mut field = user(&mut admin, &server, &pool, "zt-field", "field", Some(team)).await;
+    let (_, p) = create_premises(&mut admin, "zhaitang", "斋堂镇好味餐馆").await;
+    let (_, q) = create_premises(&mut admin, "zhaitang", "斋堂镇隔壁面馆").await;
+    let (p, q) = (p["id"].as_str().unwrap(), q["id"].as_str().unwrap());
+    insert_camera(&db, p, "cam-kitchen", false).await;
+    insert_camera(&db, q, "cam-next-door", false).await;
+    let watch = |camera: &str| format!("/api/cameras/{camera}/live");
+    let refused = |(status, body): (StatusCode, Value)| {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "not_your_team", "{body}");
+    };
+
+    refused(field.post(&watch("cam-kitchen"), json!({})).await);
+    let id = dispatched_no_hat(&mut op, p).await;
+    let (status, list) = field.get("/api/field/incidents").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(
+        list["items"][0]["cameras"],
+        json!([{"id": "cam-kitchen", "name": "cam-kitchen"}])
+    );
+    let (status, grant) = field.post(&watch("cam-kitchen"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    assert!(grant["whepUrl"].as_str().is_some(), "{grant}");
+    // a premises without the team's incident stays closed to them
+    refused(field.post(&watch("cam-next-door"), json!({})).await);
+
+    let (_, detail) = op.get(&format!("/api/incidents/{id}")).await;
+    let entry = |action: &str| {
+        detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {detail}"))
+            .clone()
+    };
+    let routed = entry("routed");
+    assert_eq!(routed["noteCode"], "routedToTeam", "{routed}");
+    assert_eq!(routed["noteParams"]["team"], "斋堂镇全天组", "{routed}");
+    assert!(
+        routed["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("routed to team")
+    );
+    assert_eq!(entry("opened")["noteCode"], "opened");
+    assert_eq!(
+        entry("confirm")["noteCode"],
+        Value::Null,
+        "a person's step has no coded note"
+    );
+
+    // once the incident is over, so is the live view
+    sqlx::query("UPDATE incidents SET state = 'closed' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    refused(field.post(&watch("cam-kitchen"), json!({})).await);
+    pool.close().await;
+    server.stop().await;
+    db.drop_now().await;
+}
+
 async fn edge_box(
     stack: &Stack,
     pool: &PgPool,

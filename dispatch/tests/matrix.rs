@@ -90,7 +90,8 @@ fn fixture(
                               "scopeTowns": [town(target)], "password": USER_PASSWORD});
             (json_body(body), rule.path.into(), StatusCode::CREATED)
         }
-        // cameras of both towns can talk, so an allowed caller gets a token for its own one
+        // cameras of both towns can talk, so an allowed caller gets a token for its own one (a
+        // field user may watch it: its premises has an open incident of the field user's team)
         ("POST", "/api/cameras/{id}/live" | "/api/cameras/{id}/talk") => {
             let id = match target {
                 Target::Own => "cam-own",
@@ -618,10 +619,23 @@ async fn report(client: &mut Client, town: &str, n: usize) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-async fn incidents(admin: &mut Client, server: &Server) -> (String, String, Vec<String>) {
+async fn incidents(
+    admin: &mut Client,
+    server: &Server,
+    own_premises: &str,
+) -> (String, String, Vec<String>) {
     create_user(admin, "m-setup", "operator", None).await;
     let mut op = server.client();
     assert_eq!(op.login("m-setup", USER_PASSWORD).await.0, StatusCode::OK);
+    // an open incident at the own premises, routed to the own team: its field user may watch the
+    // premises' cameras
+    let (status, body) = op
+        .post(
+            "/api/incidents",
+            json!({"source": "manual", "premisesId": own_premises, "kind": "complaint"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let own = report(&mut op, OWN, 0).await;
     let other = report(&mut op, OTHER, 1).await;
     let mut dispatched = Vec::new();
@@ -667,7 +681,8 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let other_team = team_on_duty(&pool, OTHER, "清水镇全天组").await;
     let own_user = create_user(&mut admin, "m-target-own", "operator", Some(&[OWN])).await;
     let other_user = create_user(&mut admin, "m-target-other", "operator", Some(&[OTHER])).await;
-    let (own_incident, other_incident, dispatched) = incidents(&mut admin, &server).await;
+    let (own_incident, other_incident, dispatched) =
+        incidents(&mut admin, &server, own["id"].as_str().unwrap()).await;
     let png = |tag: &str| [&b"\x89PNG\r\n\x1a\n"[..], tag.as_bytes()].concat();
     let own_photo = photo(&pool, &own_incident, &png("own")).await;
     let other_photo = photo(&pool, &other_incident, &png("other")).await;

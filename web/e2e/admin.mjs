@@ -76,7 +76,7 @@ export async function runAdminScenario({ browser, server, api, shots }) {
   const urlError = fieldError(page, 'camera-form', 'mainStream')
   await urlError.waitFor()
   // in Chinese, with the rule the server names (field rules have no codes of their own yet)
-  assert.match(await urlError.textContent(), /^此项填写不正确：.*credentials/)
+  assert.match(await urlError.textContent(), /^此项填写不正确：须为不含用户名和密码的 rtsp:\/\/ 地址/)
   await shot(page, 'admin-camera-error')
   await page.fill('[data-test=camera-form] input[name=mainStream]', 'rtsp://192.0.2.50/Streaming/Channels/101')
   await page.click('[data-test=camera-save]')

@@ -50,8 +50,9 @@ function freePort() {
   })
 }
 
+/** Runs `sql`; returns what it printed (unaligned, tuples only), trimmed. */
 function psql(url, sql) {
-  execFileSync('psql', [url, '-qtAc', sql], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return execFileSync('psql', [url, '-qtAc', sql], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' }).trim()
 }
 
 /** A private copy of a binary: the shared target dir's may be replaced by another build while we run. */
@@ -105,8 +106,10 @@ async function waitHealthy(url, name) {
 
 /** camsim with the wall's nine cameras, another camsim with the night kitchen the edge box watches
  * (so that the wall's camera outage leaves the box alone), and the media gateway relaying them and
- * taking the box's evidence; dispatch signs live tokens with the key made here. */
-async function startMedia(binDir, consoleOrigin, box) {
+ * taking the box's evidence; dispatch signs live tokens with the key made here. The gateway learns
+ * its cameras from dispatch (`[dispatch]`, as in production): the wall's are pulled from camsim,
+ * the box's is pushed by the box on demand (the gateway asks dispatch, dispatch sends startLive). */
+async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
   const camsimBin = copyBinary(path.join(binDir, 'camsim'))
   const startCamsim = (listen) =>
     startProcess(
@@ -132,11 +135,9 @@ async function startMedia(binDir, consoleOrigin, box) {
   // the RTSP server edges pull talk audio from (talk.mjs)
   const rtspPort = await freePort()
   const config = path.join(work, 'gateway.toml')
-  const cameras = [
-    ...WALL_CAMERAS.map((c) => ({ id: c.id, rtsp })),
-    // the box's camera: pulled straight from camsim for live view until edge boxes push on demand
-    { id: NIGHT_CAMERA, rtsp: nightRtsp },
-  ]
+  // the gateway's credential for dispatch's /internal API (camera sources, live-start)
+  const serviceToken = path.join(work, 'gateway-service.token')
+  fs.writeFileSync(serviceToken, randomBytes(32).toString('hex'), { mode: 0o600 })
   fs.writeFileSync(
     config,
     [
@@ -152,7 +153,9 @@ async function startMedia(binDir, consoleOrigin, box) {
       '[[edge]]',
       `id = "${box.id}"`,
       `public_key = "${box.publicKey}"`,
-      ...cameras.flatMap((c) => ['[[camera]]', `id = "${c.id}"`, `url = "rtsp://${c.rtsp}/cam/${c.id}"`, `sub_url = "rtsp://${c.rtsp}/cam/${c.id}/sub"`]),
+      '[dispatch]',
+      `url = "${dispatchUrl}"`,
+      `service_token_file = ${JSON.stringify(serviceToken)}`,
       '',
     ].join('\n'),
   )
@@ -166,7 +169,14 @@ async function startMedia(binDir, consoleOrigin, box) {
     nightRtsp,
     gateway: url,
     // dispatch's [media] section: tokens for the one gateway node
-    dispatchConfig: ['[media]', `signing_key_file = ${JSON.stringify(key)}`, '[[media.gateway]]', 'node = "gw-1"', `url = "${url}"`],
+    dispatchConfig: [
+      '[media]',
+      `signing_key_file = ${JSON.stringify(key)}`,
+      '[[media.gateway]]',
+      'node = "gw-1"',
+      `url = "${url}"`,
+      `service_token_file = ${JSON.stringify(serviceToken)}`,
+    ],
     /** The cameras go away (all at once, like a site losing power) and come back on the same address. */
     camerasDown: () => camsim.stop(),
     camerasUp: async () => {
@@ -231,7 +241,7 @@ async function main() {
   const env = stackEnv()
   const agentBin = copyBinary(path.join(binDir, 'edge-agent'))
   const box = makeBoxKey(agentBin, work)
-  const media = await startMedia(binDir, `http://127.0.0.1:${port}`, box)
+  const media = await startMedia(binDir, `http://127.0.0.1:${port}`, box, `http://127.0.0.1:${port}`)
   let server
   let edge
   try {

@@ -82,6 +82,22 @@ export async function runScenario({ browser, server, api, shots, edge, sql }) {
   await board.waitForTimeout(800)
   await shot(board, 'board')
 
+  step('the restaurant has a past: a false alarm and a closed complaint, last year')
+  const past = []
+  const falseAlarm = await reporter.post('/api/incidents', { source: 'hotline', hotline: '12315', premisesId: edge.premises.id, kind: 'other', description: '投诉：后厨地面有积水' })
+  assert.equal(falseAlarm.status, 201, JSON.stringify(falseAlarm.body))
+  past.push(falseAlarm.body.id)
+  assert.equal((await reporter.post(`/api/incidents/${falseAlarm.body.id}/transition`, { to: 'rejected', reason: '经核实为误报' })).status, 200)
+  const complaint = await reporter.post('/api/incidents', { source: 'manual', premisesId: edge.premises.id, kind: 'complaint', description: '投诉：餐具消毒记录缺失' })
+  assert.equal(complaint.status, 201, JSON.stringify(complaint.body))
+  past.push(complaint.body.id)
+  for (const to of ['triaged', 'resolved', 'closed']) {
+    const moved = await reporter.post(`/api/incidents/${complaint.body.id}/transition`, { to })
+    assert.equal(moved.status, 200, `${to}: ${JSON.stringify(moved.body)}`)
+  }
+  sql(`UPDATE incidents SET opened_at = opened_at - interval '400 days', last_report_at = last_report_at - interval '400 days'
+       WHERE id IN ('${past.join("','")}')`)
+
   step('triage: the snapshot with its box, and the clip plays from the evidence store and seeks (HTTP Range)')
   await board.click(row)
   await board.waitForSelector('[data-test=triage-state]')
@@ -117,7 +133,19 @@ export async function runScenario({ browser, server, api, shots, edge, sql }) {
   assert.ok(played.width > 0 && played.frames > 0, `frames decoded: ${JSON.stringify(played)}`)
   await board.$eval(video, (v) => (v.currentTime = Math.min(8, v.duration / 2)))
 
-  step('triage: the camera live, frames decoding in the page')
+  step('triage: the premises\' facts and past incidents, the timeline in Chinese')
+  await board.waitForSelector('[data-test=past-incident]')
+  assert.deepEqual(
+    (await board.locator('[data-test=past-incident]').evaluateAll((rows) => rows.map((r) => r.dataset.id))).sort(),
+    [...past].sort(),
+    'the two past incidents, not this one',
+  )
+  assert.match(await board.textContent('[data-test=past-incidents]'), /误报/)
+  const notes = await board.locator('[data-test=timeline-note]').allTextContents()
+  assert.ok(notes.some((n) => n.startsWith('已分派给')), `the routing note in Chinese: ${notes}`)
+  assert.ok(!notes.some((n) => /routed to|report, tier/.test(n)), `no English system notes: ${notes}`)
+
+  step('triage: the camera live through the box\'s push (the gateway asked dispatch, dispatch sent startLive), frames decoding')
   const tile = `.camera-tile[data-camera="${edge.camera}"]`
   await board.click(`${tile} button`)
   await board.waitForSelector(`${tile}[data-status=live]`, { timeout: 60_000 })
@@ -127,6 +155,9 @@ export async function runScenario({ browser, server, api, shots, edge, sql }) {
   await board.waitForTimeout(3000)
   const after = await frames()
   assert.ok(after > before, `live frames decode: ${before} → ${after}`)
+  const pushes = Number(sql(`SELECT count(*) FROM audit_log WHERE action = 'camera.live' AND object_id = '${edge.camera}' AND details ->> 'push' = 'true'`))
+  assert.ok(pushes >= 1, 'dispatch granted the box a push token for the live view')
+  await board.$eval('.timeline ol', (el) => (el.scrollTop = 0))
   await shot(board, 'triage')
 
   step('triage: a picture an event names before its upload is in shows as arriving')
@@ -143,9 +174,6 @@ export async function runScenario({ browser, server, api, shots, edge, sql }) {
   )
   await board.reload()
   await board.waitForSelector(`.evidence-snapshot[data-sha256="${'f'.repeat(64)}"] .evidence-arriving`, { timeout: 15000 })
-  // the box has done its part: no more episodes (a later one would open a new incident once this
-  // one is resolved)
-  await edge.stop()
 
   step('triage: confirm and dispatch by keyboard')
   await board.keyboard.press('c')
@@ -169,6 +197,24 @@ export async function runScenario({ browser, server, api, shots, edge, sql }) {
     (sel) => document.querySelector(`${sel} [data-test=field-state]`)?.textContent?.startsWith('已接单') && !document.querySelector('[data-test=outbox]'),
     card,
   )
+
+  step('the incident view on the phone: the restaurant\'s camera live (pushed by the box), the timeline in Chinese')
+  await field.click(`${card} [data-test=open-${id}]`)
+  await field.click(`${card} [data-test=field-watch-${edge.camera}]`)
+  const phoneCam = `${card} [data-test=live-camera][data-camera="${edge.camera}"]`
+  await field.waitForSelector(`${phoneCam}[data-status=live]`, { timeout: 90_000 })
+  const firstFrames = Number(await field.getAttribute(phoneCam, 'data-frames'))
+  await field.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.dataset.frames) > n + 5, [phoneCam, firstFrames], { timeout: 30_000 })
+  const phoneNotes = await field.locator(`${card} [data-test=timeline-note]`).allTextContents()
+  assert.ok(phoneNotes.some((n) => n.startsWith('已分派给')), `the phone's timeline in Chinese: ${phoneNotes}`)
+  await field.waitForSelector('.el-message', { state: 'detached', timeout: 15000 }) // the toasts have gone
+  await field.$eval(phoneCam, (el) => el.scrollIntoView({ block: 'center' }))
+  await shot(field, 'field-live')
+  await field.click(`${card} [data-test=open-${id}]`)
+  await field.waitForSelector(phoneCam, { state: 'detached' })
+  // the box has done its part: no more episodes (a later one would open a new incident once this
+  // one is resolved)
+  await edge.stop()
 
   step('offline: en route, arrive, resolve with a photo — all kept in the outbox')
   await phone.setOffline(true)
@@ -208,6 +254,7 @@ export async function runScenario({ browser, server, api, shots, edge, sql }) {
   assert.equal(await other.locator(card).count(), 0)
   const peek = await api(`field.${OTHER_TOWN}`, pw)
   assert.equal((await peek.get(`/api/incidents/${id}`)).status, 403)
+  assert.equal((await peek.post(`/api/cameras/${edge.camera}/live`, {})).status, 403, 'nor its camera')
 
   step('town map and dashboard')
   await board.goto(`${server.base}/map`)

@@ -4,8 +4,8 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { errorCodes } from '../.unit/i18n/errors.js'
-import { errorText } from '../.unit/lib/errorText.js'
+import { errorCodes, fieldRules } from '../.unit/i18n/errors.js'
+import { errorText, fieldErrorText } from '../.unit/lib/errorText.js'
 
 const openapi = JSON.parse(fs.readFileSync(new URL('../../docs/reference/openapi.json', import.meta.url), 'utf8'))
 const serverCodes = openapi.components.schemas.ErrorInner.properties.code.enum
@@ -35,4 +35,17 @@ test('an error shows its code’s words; an unknown code shows the server’s me
   assert.equal(errorText(e('invalid_field', 'mainStream'), t, te), '“mainStream”填写不正确，请检查。')
   assert.equal(errorText(e('brand_new_code'), t, te), 'field mainStream: must be rtsp://')
   assert.equal(errorText('offline', t, te), 'offline')
+})
+
+test('a refused form field shows its rule in the UI’s language, not the server’s English', () => {
+  const words = { 'error.atField': '此项填写不正确：{detail}', 'error.code.invalid_field': '“{field}”填写不正确，请检查。' }
+  for (const [k, v] of Object.entries(fieldRules['zh-CN'])) words[`error.fieldRule.${k}`] = v
+  const te = (key) => key in words
+  const t = (key, p = {}) => words[key].replace(/\{(\w+)\}/g, (_, k) => p[k])
+  const e = (field) => Object.assign(new Error(`field ${field}: must not carry credentials`), { code: 'invalid_field', field })
+  assert.equal(fieldErrorText(e('mainStream'), t, te), `此项填写不正确：${fieldRules['zh-CN'].mainStream}`)
+  assert.equal(fieldErrorText(e('shifts[1].weekdays'), t, te), `此项填写不正确：${fieldRules['zh-CN'].weekdays}`)
+  assert.doesNotMatch(fieldErrorText(e('mainStream'), t, te), /credentials/, 'not the server’s English')
+  assert.equal(fieldErrorText(e('somethingNew'), t, te), '“somethingNew”填写不正确，请检查。')
+  assert.deepEqual(Object.keys(fieldRules['en-US']).sort(), Object.keys(fieldRules['zh-CN']).sort())
 })

@@ -9,6 +9,7 @@ use crate::error::{Error, Kind, Result};
 use crate::field::access::{self, TeamFilter};
 use crate::field::idempotency::{self, Answer, Key};
 use crate::field::{photos, recheck, store};
+use crate::incident::note::Note;
 use crate::incident::store::{self as incidents, Entry, Incident, Location};
 use crate::incident::{Actor, state};
 use crate::paging::Page;
@@ -443,7 +444,11 @@ pub async fn recheck(
         &actor,
         "recheckRequested",
         format!("camera {camera} to be watched for {} s", body.for_secs),
-    );
+    )
+    .with(Note::new(
+        "recheckRequested",
+        json!({"camera": camera, "secs": body.for_secs}),
+    ));
     entry.refs = json!({"cmdId": command.cmd_id, "edgeId": edge, "cameraId": camera, "forSecs": body.for_secs});
     incidents::append(&mut tx, id, &entry).await?;
     let view = recheck::of_incident(&mut tx, id)

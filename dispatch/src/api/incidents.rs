@@ -12,6 +12,7 @@ use crate::escalation::{self, store::Pending};
 use crate::field::access;
 use crate::field::idempotency::{self, Answer, Key};
 use crate::field::{photos, recheck};
+use crate::incident::note::Note;
 use crate::incident::policy::{self, Tier};
 use crate::incident::state::{self, Action, Refused, State};
 use crate::incident::store::{self, Entry, FalsePositive, Incident, LinkedEvent, Location};
@@ -477,6 +478,13 @@ pub async fn transition(
         ("", r) => format!("false alarm: {r}"),
         (n, r) => format!("false alarm: {r}; {n}"),
     };
+    // a rejection's reason and remark are people's words; the frame around them is coded
+    let coded = (!reason.is_empty()).then(|| {
+        Note::new(
+            "falseAlarm",
+            json!({"reason": reason, "note": body.note.trim()}),
+        )
+    });
     let entry = Entry {
         at: now,
         actor: &actor,
@@ -484,6 +492,7 @@ pub async fn transition(
         from: Some(from),
         to: Some(body.to),
         note,
+        coded,
         location: body.location,
         refs,
     };

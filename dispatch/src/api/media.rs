@@ -75,6 +75,7 @@ pub struct TalkRequest {
     request_body(content = Option<LiveRequest>, description = "Optional; without it the sub stream"),
     responses(
         (status = 200, description = "The owning gateway's WHEP URL and a short-lived media token", body = Grant),
+        (status = 403, description = "`out_of_scope`: the camera is outside the caller's towns; `not_your_team`: a field user whose team has no open incident at the camera's premises"),
         (status = 503, description = "`media_not_configured`: no `[media]` section"),
     )
 )]
@@ -276,6 +277,10 @@ async fn allowed_camera(
         .await?
         .ok_or_else(|| Error::not_found("camera"))?;
     caller.check_town(&camera.town_id)?;
+    if action == MediaAction::View {
+        let mut conn = app.pool.acquire().await?;
+        crate::field::access::check_camera(&mut conn, caller, camera.premises_id).await?;
+    }
     if action == MediaAction::Talk && !camera.talk {
         return Err(Error::new(
             Kind::Conflict,

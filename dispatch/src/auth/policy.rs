@@ -64,7 +64,8 @@ const VIEWERS: &[Role] = &[
 const ADMINS: &[Role] = &[Admin];
 /// Who reads the audit log.
 const AUDITORS: &[Role] = &[Admin, Auditor];
-/// Who may watch a camera live: everyone who works incidents, not drill coordinators or auditors.
+/// Who may watch a camera live: everyone who works incidents, not drill coordinators or auditors;
+/// field users only the cameras of premises where their team has an open incident.
 const WATCHERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, Field];
 /// Who may talk to a premises through a camera: the command center and the towns' officers.
 const TALKERS: &[Role] = &[Supervisor, Operator, TownOfficer];
@@ -159,7 +160,7 @@ pub static POLICY: &[Rule] = &[
         "POST",
         "/api/cameras/{id}/live",
         Access::Roles(WATCHERS),
-        ScopeRule::Object,
+        ScopeRule::Team,
     ),
     rule(
         "POST",
@@ -740,7 +741,8 @@ mod tests {
     fn live_view_is_for_incident_workers_and_talk_for_the_command_center_and_town_officers() {
         let live = lookup("POST", "/api/cameras/{id}/live").unwrap();
         let talk = lookup("POST", "/api/cameras/{id}/talk").unwrap();
-        assert_eq!(live.scope, ScopeRule::Object);
+        // a field user: only where their team has an open incident
+        assert_eq!(live.scope, ScopeRule::Team);
         assert_eq!(talk.scope, ScopeRule::Object);
         for role in Role::ALL {
             assert_eq!(

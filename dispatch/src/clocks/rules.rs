@@ -20,10 +20,12 @@
 
 use super::config::ClocksConfig;
 use crate::escalation::Target;
+use crate::incident::note::Note;
 use crate::incident::policy::Tier;
 use crate::incident::state::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 /// The kinds of clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -386,6 +388,27 @@ pub fn describe(
             human(now - due_at)
         ),
     }
+}
+
+/// [`describe`]'s note as a code (`clockAtRisk` / `clockOverdue`) with the clock, the seconds
+/// left or over, the due time, and `then`: whom it notified, coded too.
+pub fn coded(
+    kind: ClockKind,
+    moment: Moment,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    then: Note,
+) -> Note {
+    let secs = match moment {
+        Moment::AtRisk => (due_at - now).num_seconds(),
+        Moment::Overdue => (now - due_at).num_seconds(),
+    }
+    .max(0);
+    Note::new(
+        moment.action(),
+        json!({"clock": kind.as_str(), "secs": secs, "dueAt": due_at,
+               "then": {"code": then.code, "params": then.params}}),
+    )
 }
 
 #[cfg(test)]

@@ -307,7 +307,9 @@ pub async fn fire(
         ctx.exercise.as_deref(),
     )
     .await?;
-    let mut entry = Entry::note(now, &Actor::System, moment.action(), note);
+    let then = crate::escalation::policy::coded(target, &reached, ctx.exercise.as_deref());
+    let coded = rules::coded(kind, moment, clock.due_at, now, then);
+    let mut entry = Entry::note(now, &Actor::System, moment.action(), note).with(coded);
     entry.refs = json!({
         "clockId": clock.id,
         "clock": kind,

@@ -297,7 +297,11 @@ pub async fn end(
                 "演练结束 ENDEX — DRILL (exercise {}): escalation and clocks stopped",
                 run.exercise
             ),
-        );
+        )
+        .with(crate::incident::note::Note::new(
+            "endex",
+            serde_json::json!({ "exercise": run.exercise }),
+        ));
         entry.refs = serde_json::json!({ "escalationCancelled": cancelled });
         incidents::append(conn, incident, &entry).await?;
     }

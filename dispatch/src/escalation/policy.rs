@@ -6,10 +6,12 @@
 //! of that expansion; [`next`] gives the one after it, anchored on the previous step's due time,
 //! so a late firing (a restart, a busy database) never shifts the rest of the schedule.
 
+use crate::incident::note::Note;
 use crate::incident::policy::Tier;
 use crate::incident::state::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 /// Whom a `notify` step reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,6 +379,27 @@ pub fn describe(
         "escalated"
     };
     (action, note)
+}
+
+/// [`describe`]'s note as a code and parameters, for the apps to say in the reader's language.
+pub fn coded(target: Target, reached: &Reached, exercise: Option<&str>) -> Note {
+    match reached {
+        Reached::Team(name) => {
+            Note::new("notifiedTeam", json!({"team": name, "exercise": exercise}))
+        }
+        Reached::TownOfficers { town, users } => Note::new(
+            if target == Target::Team {
+                "notifiedTownOfficers"
+            } else {
+                "escalatedTownOfficers"
+            },
+            json!({"town": town, "users": users, "exercise": exercise}),
+        ),
+        Reached::DistrictSupervisors(users) => Note::new(
+            "escalatedSupervisors",
+            json!({"users": users, "exercise": exercise}),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -327,6 +327,7 @@ pub async fn fire(
     let planned: Planned = serde_json::from_value(timer.action.clone()).map_err(decode)?;
     let (reached, rows) = recipients(conn, planned.target, &ctx).await?;
     let (action, mut note) = policy::describe(planned.target, &reached, ctx.exercise.as_deref());
+    let mut coded = policy::coded(planned.target, &reached, ctx.exercise.as_deref());
     if let Some(exercise) = &ctx.exercise
         && crate::drill::participants::has_run(conn, exercise).await?
     {
@@ -335,6 +336,7 @@ pub async fn fire(
             "; participants only: sent to {}",
             names.join(", ")
         ));
+        coded.params["participants"] = json!(names);
     }
     for r in &rows {
         sqlx::query(
@@ -353,7 +355,7 @@ pub async fn fire(
         .execute(&mut *conn)
         .await?;
     }
-    let mut entry = Entry::note(now, &Actor::System, action, note);
+    let mut entry = Entry::note(now, &Actor::System, action, note).with(coded);
     entry.refs = json!({
         "timerId": timer.id,
         "step": planned.index,

@@ -94,6 +94,37 @@ pub async fn check_incident(
     Ok(())
 }
 
+/// A field user watches a premises' camera only while one of their team's incidents there is
+/// open (not closed or rejected, not a drill's): 403 `not_your_team` otherwise. Everyone else is
+/// limited by town scope alone.
+pub async fn check_camera(conn: &mut PgConnection, caller: &Caller, premises: Uuid) -> Result<()> {
+    let team = match team_filter(conn, caller).await? {
+        TeamFilter::Any => return Ok(()),
+        TeamFilter::Team(t) => t,
+        TeamFilter::Nothing => return Err(not_your_camera()),
+    };
+    let theirs: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM incidents WHERE premises_id = $1 AND routed_team_id = $2 \
+         AND state NOT IN ('closed', 'rejected') AND exercise IS NULL)",
+    )
+    .bind(premises)
+    .bind(team)
+    .fetch_one(conn)
+    .await?;
+    if theirs {
+        Ok(())
+    } else {
+        Err(not_your_camera())
+    }
+}
+
+fn not_your_camera() -> Error {
+    Error::forbidden(
+        "not_your_team",
+        "field users watch the cameras of premises where their team has an open incident",
+    )
+}
+
 pub fn not_your_team() -> Error {
     Error::forbidden(
         "not_your_team",

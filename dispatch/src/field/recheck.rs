@@ -14,6 +14,7 @@
 //! Only the edge the command went to may answer it; anything else is logged and dropped.
 
 use crate::escalation::{self, Clock};
+use crate::incident::note::Note;
 use crate::incident::state::{self, State};
 use crate::incident::store::{self as incidents, Entry};
 use crate::incident::{Actor, IncidentId};
@@ -356,15 +357,21 @@ async fn apply(
                 entry.from = Some(from);
                 entry.to = Some(State::Resolved);
                 entry.note = "the camera re-check found the rule kept".into();
+                entry.coded = Some(Note::bare("recheckPassed"));
             } else {
                 entry.note = format!(
                     "the camera re-check found the rule kept; the incident is {from} and stays so"
                 );
+                entry.coded = Some(Note::new("recheckPassedStays", json!({"state": from})));
             }
         }
         Verdict::Failed { code, message } => {
             entry.action = "recheckFailed";
             entry.note = format!("the camera re-check failed ({code}): {message}");
+            entry.coded = Some(Note::new(
+                "recheckFailed",
+                json!({"code": code, "message": message}),
+            ));
         }
     }
     incidents::append(conn, incident, &entry).await
@@ -390,7 +397,11 @@ pub async fn time_out_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sq
             &system,
             "recheckTimedOut",
             format!("edge {edge} did not answer the camera re-check in time"),
-        );
+        )
+        .with(Note::new(
+            "recheckTimedOut",
+            json!({"edge": edge, "camera": camera}),
+        ));
         entry.refs = json!({"cmdId": cmd_id, "edgeId": edge, "cameraId": camera});
         incidents::append(&mut tx, *incident, &entry).await?;
     }

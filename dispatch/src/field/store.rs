@@ -38,9 +38,21 @@ pub struct MyIncident {
     pub lon: Option<f64>,
     pub person_in_charge: Option<String>,
     pub phone: Option<String>,
+    /// The premises' cameras, for the incident's live view (the caller may watch them while the
+    /// incident is theirs): `[{id, name}]`, `[]` without a premises.
+    #[schema(value_type = Vec<FieldCamera>)]
+    pub cameras: serde_json::Value,
     /// States the caller may move it to (filled in by the handler).
     #[sqlx(skip)]
     pub next: Vec<crate::incident::state::State>,
+}
+
+/// A camera of an incident's premises, as the field app lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldCamera {
+    pub id: String,
+    pub name: String,
 }
 
 /// Not closed or rejected, within `towns` (None = district) and routed to `team` (None = any).
@@ -65,7 +77,9 @@ pub async fn my_incidents(
         "SELECT i.id, i.kind, i.tier, i.state, i.source, i.description, i.town_id, i.opened_at, \
          i.last_report_at, i.routed_team_id, t.name AS routed_team_name, i.premises_id, \
          p.name AS premises_name, COALESCE(NULLIF(i.address, ''), p.address, '') AS address, \
-         p.lat, p.lon, p.person_in_charge, p.phone \
+         p.lat, p.lon, p.person_in_charge, p.phone, \
+         COALESCE((SELECT json_agg(json_build_object('id', c.id, 'name', c.name) ORDER BY c.id) \
+                     FROM cameras c WHERE c.premises_id = i.premises_id), '[]'::json) AS cameras \
          FROM incidents i LEFT JOIN premises p ON p.id = i.premises_id \
          LEFT JOIN teams t ON t.id = i.routed_team_id WHERE {WHERE} \
          ORDER BY CASE i.tier WHEN 'immediate' THEN 0 WHEN 'deadline' THEN 1 ELSE 2 END, \

@@ -3,6 +3,7 @@
 //! append-only timeline, linked edge events, labelled false positives. Reports become incidents through
 //! [`crate::intake::incident`], the one door.
 
+pub mod note;
 pub mod policy;
 pub mod severity;
 pub mod state;

@@ -1,6 +1,7 @@
 //! Incident rows: thin queries. The timeline is append-only (a trigger refuses UPDATE, DELETE and
 //! TRUNCATE), so [`append`] is the only way anything is written to it.
 
+use super::note::Note;
 use super::state::State;
 use super::{Actor, IncidentId};
 use crate::paging::{Page, Paging};
@@ -19,6 +20,9 @@ pub struct Entry<'a> {
     pub from: Option<State>,
     pub to: Option<State>,
     pub note: String,
+    /// The note as a code and parameters (the system's notes), for the apps to say in the
+    /// reader's language; `None` for what people write.
+    pub coded: Option<Note>,
     pub location: Option<Location>,
     pub refs: Value,
 }
@@ -33,9 +37,16 @@ impl<'a> Entry<'a> {
             from: None,
             to: None,
             note,
+            coded: None,
             location: None,
             refs: Value::Object(Default::default()),
         }
+    }
+
+    /// The same entry with its note also as a code and parameters.
+    pub fn with(mut self, note: Note) -> Self {
+        self.coded = Some(note);
+        self
     }
 }
 
@@ -70,12 +81,14 @@ pub async fn append_many(
     };
     sqlx::query(
         "INSERT INTO incident_timeline (incident_id, at, actor, actor_id, role, action, from_state, \
-         to_state, note, lat, lon, refs) \
-         SELECT i, at, actor, actor_id, role, action, from_state, to_state, note, lat, lon, refs::jsonb \
+         to_state, note, lat, lon, refs, note_code, note_params) \
+         SELECT i, at, actor, actor_id, role, action, from_state, to_state, note, lat, lon, refs::jsonb, \
+                note_code, note_params::jsonb \
            FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], $5::text[], $6::text[], \
-                       $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::text[]) \
+                       $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::text[], \
+                       $13::text[], $14::text[]) \
                 WITH ORDINALITY AS t(i, at, actor, actor_id, role, action, from_state, to_state, note, \
-                                     lat, lon, refs, n) \
+                                     lat, lon, refs, note_code, note_params, n) \
           ORDER BY n",
     )
     .bind(entries.iter().map(|(id, _)| *id).collect::<Vec<_>>())
@@ -90,6 +103,10 @@ pub async fn append_many(
     .bind(entries.iter().map(|(_, e)| e.location.map(|l| l.lat)).collect::<Vec<_>>())
     .bind(entries.iter().map(|(_, e)| e.location.map(|l| l.lon)).collect::<Vec<_>>())
     .bind(column(&|e| Some(e.refs.to_string())))
+    .bind(column(&|e| e.coded.as_ref().map(|n| n.code.to_owned())))
+    .bind(column(&|e| {
+        Some(e.coded.as_ref().map_or_else(|| "{}".to_owned(), |n| n.params.to_string()))
+    }))
     .execute(conn)
     .await?;
     Ok(())
@@ -169,6 +186,8 @@ pub struct ListQuery {
     pub tier: Option<String>,
     /// A drill run id: that exercise's incidents. Absent: real incidents only (they never mix).
     pub exercise: Option<String>,
+    /// A premises id: that premises' incidents (triage's past incidents).
+    pub premises: Option<Uuid>,
     /// 1-based page number. Default 1.
     pub page: Option<u32>,
     /// Items per page, 1-500. Default 50.
@@ -186,7 +205,8 @@ pub async fn list(
     const WHERE: &str = "($1::text[] IS NULL OR i.town_id = ANY($1)) \
          AND ($2::text IS NULL OR i.state = $2) AND ($3::text IS NULL OR i.town_id = $3) \
          AND ($4::text IS NULL OR i.kind = $4) AND ($5::text IS NULL OR i.tier = $5) \
-         AND i.exercise IS NOT DISTINCT FROM $6 AND ($9::uuid IS NULL OR i.routed_team_id = $9)";
+         AND i.exercise IS NOT DISTINCT FROM $6 AND ($9::uuid IS NULL OR i.routed_team_id = $9) \
+         AND ($10::uuid IS NULL OR i.premises_id = $10)";
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM incidents i WHERE {WHERE}"
     )))
@@ -199,6 +219,7 @@ pub async fn list(
     .bind(paging.limit())
     .bind(paging.offset())
     .bind(team)
+    .bind(query.premises)
     .fetch_one(pool)
     .await?;
     let items = sqlx::query_as::<_, Incident>(sqlx::AssertSqlSafe(format!(
@@ -213,6 +234,7 @@ pub async fn list(
     .bind(paging.limit())
     .bind(paging.offset())
     .bind(team)
+    .bind(query.premises)
     .fetch_all(pool)
     .await?;
     Ok(paging.of(items, total))
@@ -229,7 +251,15 @@ pub struct TimelineEntry {
     pub action: String,
     pub from_state: Option<String>,
     pub to_state: Option<String>,
+    /// The note in English (the record); the apps show `noteCode` in the reader's language when
+    /// there is one.
     pub note: String,
+    /// The note as a code (the system's notes since issue 6; `null` for older rows and for what
+    /// people write) and its parameters.
+    #[schema(schema_with = crate::api::openapi::note_code_schema)]
+    pub note_code: Option<String>,
+    #[schema(value_type = Object)]
+    pub note_params: Value,
     pub lat: Option<f64>,
     pub lon: Option<f64>,
     pub refs: Value,
@@ -241,8 +271,8 @@ pub async fn timeline(
     id: IncidentId,
 ) -> Result<Vec<TimelineEntry>, sqlx::Error> {
     sqlx::query_as::<_, TimelineEntry>(
-        "SELECT seq, at, actor, role, action, from_state, to_state, note, lat, lon, refs \
-         FROM incident_timeline WHERE incident_id = $1 ORDER BY seq",
+        "SELECT seq, at, actor, role, action, from_state, to_state, note, note_code, note_params, \
+         lat, lon, refs FROM incident_timeline WHERE incident_id = $1 ORDER BY seq",
     )
     .bind(id)
     .fetch_all(conn)

@@ -414,7 +414,11 @@ async fn back_online(
     let Some(id) = found else { return Ok(None) };
     incident::link_event(conn, id, event.event_id()).await?;
     let note = format!("camera {} is back online", event.camera_id());
-    let mut entry = Entry::note(now, edge, "cameraOnline", note);
+    let coded = crate::incident::note::Note::new(
+        "cameraOnline",
+        serde_json::json!({ "camera": event.camera_id() }),
+    );
+    let mut entry = Entry::note(now, edge, "cameraOnline", note).with(coded);
     entry.refs = serde_json::json!({ "eventId": event.event_id(), "cameraId": event.camera_id() });
     store::append(conn, id, &entry).await?;
     Ok(Some(Outcome::Attached(id)))

@@ -10,6 +10,7 @@
 
 use crate::clocks::{self, ClocksConfig};
 use crate::escalation::{self, EscalationConfig};
+use crate::incident::note::Note;
 use crate::incident::policy::{self, IncidentsConfig, Severity};
 use crate::incident::state::State;
 use crate::incident::store::{self, Entry};
@@ -200,6 +201,14 @@ pub(crate) async fn lock(
     Ok(())
 }
 
+/// The coded `severitySuggested` note: the level and the counts it rests on.
+fn severity_note(level: &str, cases: Option<i32>, deaths: Option<i32>) -> Note {
+    Note::new(
+        "severitySuggested",
+        json!({"level": level, "cases": cases, "deaths": deaths}),
+    )
+}
+
 fn refs(r: &Report) -> Value {
     match &r.edge {
         Some(e) => json!({
@@ -300,13 +309,13 @@ pub struct Joined {
 
 impl Joined {
     /// `report` joins: the counts and figures move on, a more severe suggestion replaces the
-    /// stored one. Returns the timeline notes to write: (action, note). Plain logic.
+    /// stored one. Returns the timeline notes to write: (action, note, coded note). Plain logic.
     pub fn join(
         &mut self,
         config: &IncidentsConfig,
         report: &Report,
         setting: Option<&str>,
-    ) -> Vec<(&'static str, String)> {
+    ) -> Vec<(&'static str, String, Note)> {
         let max = |old: Option<i32>, new: Option<u32>| match (old, new) {
             (Some(o), Some(n)) => Some(o.max(n as i32)),
             (o, n) => o.or(n.map(|n| n as i32)),
@@ -320,7 +329,12 @@ impl Joined {
             note.push_str(": ");
             note.push_str(&report.description);
         }
-        let mut notes = vec![("repeat", note)];
+        let coded = Note::new(
+            "repeat",
+            json!({"n": self.report_count, "source": report.source.as_str(),
+                   "hotline": report.source.hotline(), "description": report.description}),
+        );
+        let mut notes = vec![("repeat", note, coded)];
         let old_level = self.suggested_severity.as_deref().and_then(Severity::parse);
         let upgrade = config
             .suggest_severity(
@@ -335,6 +349,7 @@ impl Joined {
             notes.push((
                 "severitySuggested",
                 format!("suggested severity {}: {}", s.level.as_str(), s.reason),
+                severity_note(s.level.as_str(), self.case_count, self.deaths),
             ));
         }
         notes
@@ -413,8 +428,9 @@ pub(crate) async fn attach_many(
                 incidents.len() - 1
             }
         };
-        for (action, note) in incidents[slot].join(config, report, setting) {
-            let mut entry = Entry::note(report.received_at, &report.reporter, action, note);
+        for (action, note, coded) in incidents[slot].join(config, report, setting) {
+            let mut entry =
+                Entry::note(report.received_at, &report.reporter, action, note).with(coded);
             if action == "repeat" {
                 entry.refs = refs(report);
             }
@@ -510,7 +526,12 @@ async fn open(
         note.push_str(": ");
         note.push_str(&report.description);
     }
-    let mut entry = Entry::note(report.received_at, &report.reporter, "opened", note);
+    let coded = Note::new(
+        "opened",
+        json!({"source": report.source.as_str(), "hotline": report.source.hotline(),
+               "tier": tier.as_str(), "exercise": report.exercise, "description": report.description}),
+    );
+    let mut entry = Entry::note(report.received_at, &report.reporter, "opened", note).with(coded);
     entry.to = Some(State::New);
     entry.refs = refs(report);
     store::append(conn, id, &entry).await?;
@@ -521,7 +542,12 @@ async fn open(
             &Actor::System,
             "severitySuggested",
             note,
-        );
+        )
+        .with(severity_note(
+            s.level.as_str(),
+            report.case_count.map(|c| c as i32),
+            report.deaths.map(|d| d as i32),
+        ));
         store::append(conn, id, &entry).await?;
     }
     tracing::info!(incident = %id, kind = %report.kind, town = %place.town, tier = tier.as_str(),

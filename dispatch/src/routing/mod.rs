@@ -4,6 +4,7 @@
 //! timeline entry. With nobody on duty the incident stays with the town, and the timeline says so.
 //! (Escalation when a team is saturated or silent comes later.)
 
+use crate::incident::note::Note;
 use crate::incident::store::{self, Entry};
 use crate::incident::{Actor, IncidentId};
 use crate::registry::roster::{self, Override, Shift, cst};
@@ -20,6 +21,8 @@ pub struct Decision {
     pub team: Option<Uuid>,
     /// The timeline note.
     pub note: String,
+    /// The note as a code (`routedToTeam` / `routedToTown`) for the apps.
+    pub coded: Note,
 }
 
 /// Picks the first team on duty for `town` at `at` (overrides first, then shifts in roster order).
@@ -32,6 +35,7 @@ pub fn decide(
     team_name: impl Fn(Uuid) -> String,
 ) -> Decision {
     let local = at.with_timezone(&cst()).format("%Y-%m-%d %H:%M CST");
+    let grid_id = grid;
     let grid = grid.map(|g| format!(", grid {g}")).unwrap_or_default();
     match roster::on_duty(town, at, shifts, overrides).first() {
         Some(&team) => Decision {
@@ -40,11 +44,19 @@ pub fn decide(
                 "routed to team {} (on duty in {town}{grid} at {local})",
                 team_name(team)
             ),
+            coded: Note::new(
+                "routedToTeam",
+                json!({"team": team_name(team), "town": town, "grid": grid_id, "at": at}),
+            ),
         },
         None => Decision {
             team: None,
             note: format!(
                 "no team on duty in {town}{grid} at {local}; routed to the town {town} itself"
+            ),
+            coded: Note::new(
+                "routedToTown",
+                json!({"town": town, "grid": grid_id, "at": at}),
             ),
         },
     }
@@ -80,7 +92,7 @@ pub async fn route(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    let mut entry = Entry::note(now, &Actor::System, "routed", decision.note);
+    let mut entry = Entry::note(now, &Actor::System, "routed", decision.note).with(decision.coded);
     entry.refs = json!({ "teamId": decision.team, "townId": town });
     store::append(conn, incident, &entry).await?;
     tracing::info!(incident = %incident, town, team = ?decision.team, "incident routed");

@@ -76,7 +76,10 @@ export interface TimelineEntry {
   action: string
   fromState: string | null
   toState: string | null
+  /** in English; show `noteCode` in the UI's language when there is one (src/lib/timeline.ts) */
   note: string
+  noteCode: string | null
+  noteParams: Record<string, unknown>
   lat: number | null
   lon: number | null
   refs: Record<string, unknown>
@@ -147,6 +150,8 @@ export interface FieldIncident {
   lon: number | null
   personInCharge: string | null
   phone: string | null
+  /** the premises' cameras, which the field user may watch while the incident is theirs */
+  cameras: { id: string; name: string }[]
   next: string[]
 }
 

@@ -1,6 +1,7 @@
 // English: the same keys as zh-CN.
 import type zh from './zh-CN'
-import { errorCodes } from './errors'
+import { errorCodes, fieldRules } from './errors'
+import { timelineTexts } from './timeline'
 
 const en: typeof zh = {
   app: { title: 'Mentougou Food & Drug Safety Dispatch', field: 'Field', logout: 'Log out', live: 'Live', connecting: 'Connecting', down: 'Disconnected, reconnecting' },
@@ -35,6 +36,7 @@ const en: typeof zh = {
     seconds: '{n} s',
   },
   triage: {
+    past: { title: 'Past incidents', count: '{n} in all', none: 'No other incidents at these premises', open: 'Open' },
     back: 'Back to board',
     facts: 'Incident',
     premises: 'Premises',
@@ -48,7 +50,6 @@ const en: typeof zh = {
     clip: 'Clip',
     pendingUpload: 'pending upload',
     noGateway: 'No media gateway configured: live video unavailable',
-    gatewayDown: 'Media gateway unreachable: live offline',
     cameraOffline: 'offline',
     cameraOnline: 'online',
     watch: 'Watch live',
@@ -96,6 +97,7 @@ const en: typeof zh = {
     byTownAndKind: 'By town and by kind',
   },
   field: {
+    more: 'Live & timeline', less: 'Close', live: 'Live camera', watch: 'Watch', stopWatching: 'Stop', noCamera: 'These premises have no camera', liveOffline: 'Live view needs a connection',
     title: 'My incidents',
     empty: 'Nothing routed to your team',
     accept: 'Accept',
@@ -265,7 +267,7 @@ const en: typeof zh = {
   // a detection's description, which dispatch writes itself (src/lib/describe.ts)
   describe: { detection: 'Camera {camera} detected: {kind} ({confidence}% confidence, model {model})' },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
-  error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'] },
+  error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'], fieldRule: fieldRules['en-US'] },
   // talk-down (console/components/TalkButton.vue)
   talk: {
     hold: 'Hold to talk', connecting: 'Connecting', talking: 'Talking', noSpeaker: 'Camera has no speaker',
@@ -273,5 +275,7 @@ const en: typeof zh = {
     edgeUnreachable: 'The site box does not answer: {reason}', noMic: 'Microphone unavailable: {message}', error: 'Talk failed: {message}',
     spaceHint: 'Holding the space bar talks too',
   },
+  // timeline notes dispatch writes as codes (src/i18n/timeline.ts, src/lib/timeline.ts)
+  timeline: timelineTexts['en-US'],
 }
 export default en

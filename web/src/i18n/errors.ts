@@ -124,3 +124,71 @@ const enUS: Record<ErrorCode, string> = {
 }
 
 export const errorCodes = { 'zh-CN': zhCN, 'en-US': enUS }
+
+// What a form field must be, by the field dispatch names in an `invalid_field` error (its JSON name;
+// for `shifts[1].weekdays` the last part, `weekdays`). Forms show these under the field instead of
+// the server's English rule (src/lib/errorText.ts fieldErrorText); a field without one gets the
+// general invalid_field text.
+const fieldRulesZh = {
+  id: '编号须以小写字母或数字开头，只含小写字母、数字、“_”或“-”（最多 64 位），创建后不能修改',
+  name: '名称不能为空，且不能过长',
+  displayName: '姓名须为 1–100 个字符',
+  licenceNo: '许可证号不能为空，且不能与已登记的场所重复',
+  kind: '请从列表中选择类型',
+  address: '地址不能为空，且不能过长',
+  townId: '请选择存在的镇街',
+  town: '请选择存在的镇街',
+  gridId: '请选择该镇街下存在的网格',
+  grid: '请选择该镇街下存在的网格',
+  riskGrade: '风险等级须为 A、B、C 或 D',
+  personInCharge: '负责人不能为空，且不能过长',
+  phone: '电话须为 3–32 位数字、空格、“+”或“-”，也可留空',
+  lat: '纬度须在 -90 到 90 之间，且须与经度一起填写',
+  lon: '经度须在 -180 到 180 之间，且须与纬度一起填写',
+  premisesId: '请选择存在的经营单位（边缘盒须属于同一场所）',
+  mainStream: '须为不含用户名和密码的 rtsp:// 地址（推流填流名称）',
+  subStream: '须为不含用户名和密码的 rtsp:// 地址（推流填流名称）',
+  edgeId: '边缘盒推流须选择该场所的边缘盒；平台拉流不填',
+  username: '用户名须为 1–64 个小写字母、数字、“.”、“_”或“-”，以字母或数字开头',
+  password: '密码太短或太简单，请换一个更长的密码',
+  scopeTowns: '请至少选择一个存在的镇街，或设为全区',
+  teamId: '请选择用户所辖镇街内存在的工作组',
+  role: '请从列表中选择角色',
+  weekdays: '请至少选择一天',
+  starts: '时间格式须为“时:分”',
+  ends: '时间格式须为“时:分”',
+  steps: '升级步骤不正确：须先通知，等待时长须为正数',
+}
+
+const fieldRulesEn: typeof fieldRulesZh = {
+  id: 'Use up to 64 lowercase letters, digits, "_" or "-", starting with a letter or digit; it cannot change later',
+  name: 'Enter a name that is not too long',
+  displayName: 'Use 1-100 characters',
+  licenceNo: 'Enter the licence number; no two premises share one',
+  kind: 'Choose a kind from the list',
+  address: 'Enter an address that is not too long',
+  townId: 'Choose an existing town',
+  town: 'Choose an existing town',
+  gridId: 'Choose a grid of that town',
+  grid: 'Choose a grid of that town',
+  riskGrade: 'The risk grade is A, B, C or D',
+  personInCharge: 'Enter the person in charge (not too long)',
+  phone: 'Use 3-32 digits, spaces, "+" or "-", or leave it empty',
+  lat: 'Latitude is between -90 and 90, given together with the longitude',
+  lon: 'Longitude is between -180 and 180, given together with the latitude',
+  premisesId: 'Choose existing premises (an edge box must belong to the same premises)',
+  mainStream: 'An rtsp:// URL without user name or password (pushed: the stream name)',
+  subStream: 'An rtsp:// URL without user name or password (pushed: the stream name)',
+  edgeId: 'A pushed camera needs its premises\' edge box; a pulled one none',
+  username: 'Use 1-64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit',
+  password: 'The password is too short or too simple; choose a longer one',
+  scopeTowns: 'Choose at least one existing town, or the whole district',
+  teamId: 'Choose an existing team within the user\'s towns',
+  role: 'Choose a role from the list',
+  weekdays: 'Choose at least one day',
+  starts: 'Use hours:minutes',
+  ends: 'Use hours:minutes',
+  steps: 'The steps are not valid: notify first, waits must be positive',
+}
+
+export const fieldRules = { 'zh-CN': fieldRulesZh, 'en-US': fieldRulesEn }

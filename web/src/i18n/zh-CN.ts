@@ -1,5 +1,6 @@
 // 简体中文 (the default): every string the apps show.
-import { errorCodes } from './errors'
+import { errorCodes, fieldRules } from './errors'
+import { timelineTexts } from './timeline'
 
 export default {
   app: { title: '门头沟区食药安全指挥调度', field: '外勤', logout: '退出', live: '实时', connecting: '连接中', down: '已断开，重连中' },
@@ -34,6 +35,7 @@ export default {
     seconds: '{n} 秒',
   },
   triage: {
+    past: { title: '既往事件', count: '共 {n} 起', none: '该场所没有其他事件', open: '查看' },
     back: '返回看板',
     facts: '事件信息',
     premises: '场所信息',
@@ -47,7 +49,6 @@ export default {
     clip: '视频片段',
     pendingUpload: '待上传',
     noGateway: '媒体网关未配置，无法播放实况',
-    gatewayDown: '媒体网关不可达，实况离线',
     cameraOffline: '离线',
     cameraOnline: '在线',
     watch: '看实况',
@@ -95,6 +96,7 @@ export default {
     byTownAndKind: '分镇街、分类型明细',
   },
   field: {
+    more: '实况与记录', less: '收起', live: '现场实况', watch: '看实况', stopWatching: '停止', noCamera: '该场所没有摄像头', liveOffline: '离线时无法看实况',
     title: '我的任务',
     empty: '暂无分派给本组的事件',
     accept: '接单',
@@ -265,7 +267,7 @@ export default {
   // a detection's description, which dispatch writes itself (src/lib/describe.ts)
   describe: { detection: '摄像头 {camera} 智能识别：{kind}（置信度 {confidence}%，模型 {model}）' },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
-  error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'] },
+  error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'], fieldRule: fieldRules['zh-CN'] },
   // talk-down (console/components/TalkButton.vue)
   talk: {
     hold: '按住说话', connecting: '连接中', talking: '正在通话', noSpeaker: '摄像头无扬声器',
@@ -273,4 +275,6 @@ export default {
     edgeUnreachable: '现场设备未响应：{reason}', noMic: '无法使用麦克风：{message}', error: '对讲失败：{message}',
     spaceHint: '按住空格键也可说话',
   },
+  // timeline notes dispatch writes as codes (src/i18n/timeline.ts, src/lib/timeline.ts)
+  timeline: timelineTexts['zh-CN'],
 }

@@ -5,11 +5,6 @@ export function formProp(field: string): string {
   return field.replace(/\[(\d+)\]/g, '.$1')
 }
 
-/** The message of an `invalid_field` error without its "field x: " prefix (the form shows where). */
-export function fieldMessage(message: string): string {
-  return message.replace(/^field [^:]+: /, '')
-}
-
 /** Weekday numbers (0 = Monday … 6 = Sunday) → dispatch's bit mask (bit 0 = Monday). */
 export function weekdaysToMask(days: number[]): number {
   return days.reduce((m, d) => m | (1 << d), 0)

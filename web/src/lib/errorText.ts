@@ -20,3 +20,19 @@ export function errorText(e: unknown, t: T, te: Te): string {
   if (coded(e) && te(`error.code.${e.code}`)) return t(`error.code.${e.code}`, { field: e.field ?? '' })
   return e instanceof Error ? e.message : String(e)
 }
+
+/** The part of a field path that names the rule: `shifts[1].weekdays` → `weekdays`. */
+function ruleName(field: string): string {
+  return field.replace(/\[\d+\]/g, '').split('.').pop() ?? field
+}
+
+/** A refusal shown under the form field it names: an `invalid_field` error by its field's rule in
+ * the UI's language (`error.fieldRule.*`, src/i18n/errors.ts), not the server's English words; a
+ * field without a rule text gets the general `invalid_field` text; other codes their own. */
+export function fieldErrorText(e: unknown, t: T, te: Te): string {
+  if (coded(e) && e.code === 'invalid_field' && e.field) {
+    const rule = `error.fieldRule.${ruleName(e.field)}`
+    if (te(rule)) return t('error.atField', { detail: t(rule) })
+  }
+  return errorText(e, t, te)
+}

@@ -4,8 +4,8 @@
 import { reactive } from 'vue'
 import { useI18n } from 'vue-i18n'
 import { ApiError } from '../api/client'
-import { fieldMessage, formProp } from './admin'
-import { errorText } from './errorText'
+import { formProp } from './admin'
+import { errorText, fieldErrorText } from './errorText'
 
 export function useServerErrors() {
   const { t, te } = useI18n()
@@ -21,10 +21,8 @@ export function useServerErrors() {
       errors.byField = {}
       errors.general = ''
       if (e instanceof ApiError && e.field) {
-        // next to the field (so which field is plain): that it is invalid in the UI's language, with
-        // the rule in the server's words (field rules have no codes of their own)
-        const text = e.code === 'invalid_field' ? t('error.atField', { detail: fieldMessage(e.message) }) : errorText(e, t, te)
-        errors.byField = { [formProp(e.field)]: text }
+        // next to the field (so which field is plain), with its rule in the UI's language
+        errors.byField = { [formProp(e.field)]: fieldErrorText(e, t, te) }
         return true
       }
       errors.general = errorText(e, t, te)

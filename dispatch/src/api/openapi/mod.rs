@@ -143,6 +143,20 @@ pub async fn openapi_json() -> Result<impl IntoResponse> {
     ))
 }
 
+/// The schema of a timeline entry's `noteCode`: one of [`crate::incident::note::CODES`], or null.
+pub(crate) fn note_code_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .enum_values(Some(crate::incident::note::CODES.iter().copied()))
+        .description(Some(
+            "The note as a code, for the apps to say in the reader's language (`noteParams` holds \
+             its values); null for older rows and for what people write: show `note`",
+        ))
+}
+
 /// The schema of a proto [`Stream`] (a type from outside this crate): one of its wire names.
 pub(crate) fn stream_schema() -> ObjectBuilder {
     ObjectBuilder::new()

@@ -15,7 +15,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
-import { brokerConfig, enrolBox, makeBoxKey, NIGHT_CAMERA, NIGHT_SCENARIO, removeBrokerAccount } from './edge.mjs'
+import { brokerConfig, enrolBox, makeBoxKey, NIGHT_CAMERA, NIGHT_SCENARIO, removeBrokerAccount, TALK_CAMERA } from './edge.mjs'
 import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
@@ -104,9 +104,11 @@ async function waitHealthy(url, name) {
 }
 
 /** camsim with the wall's nine cameras, another camsim with the night kitchen the edge box watches
- * (so that the wall's camera outage leaves the box alone), and the media gateway relaying them and
- * taking the box's evidence; dispatch signs live tokens with the key made here. */
-async function startMedia(binDir, consoleOrigin, box) {
+ * (so that the wall's camera outage leaves the box alone), a third with the box's ONVIF talk camera
+ * (speaker recorded, microphone with a marker tone), and the media gateway relaying them and taking
+ * the box's evidence; dispatch signs live tokens with the key made here, and the gateway asks the
+ * box through dispatch (its [dispatch] table) to play talk audio. */
+async function startMedia(binDir, consoleOrigin, box, dispatchBase) {
   const camsimBin = copyBinary(path.join(binDir, 'camsim'))
   const startCamsim = (listen) =>
     startProcess(
@@ -125,17 +127,38 @@ async function startMedia(binDir, consoleOrigin, box) {
     /camsim listening on rtsp:\/\/(\S+)/,
   )
   const nightRtsp = night.match[1]
+  const talkCamsimConfig = path.join(work, 'camsim-talk.toml')
+  fs.writeFileSync(
+    talkCamsimConfig,
+    [
+      'listen = "127.0.0.1:0"',
+      '[[camera]]',
+      `id = "${TALK_CAMERA}"`,
+      `scenario = ${JSON.stringify(path.join(here, 'wall-camera.toml'))}`,
+      'audio = "pcma"',
+      'onvif_backchannel = true',
+      'record_dir = "talk-backchannel"',
+      '',
+    ].join('\n'),
+  )
+  const talkCamsim = await startProcess('camsim-talk', camsimBin, ['--config', talkCamsimConfig], /camsim listening on rtsp:\/\/(\S+)/)
+  const talkRtsp = talkCamsim.match[1]
   const gatewayBin = copyBinary(path.join(binDir, 'media-gateway'))
   const key = path.join(work, 'dispatch-token')
   execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
   const port = await freePort()
   // the RTSP server edges pull talk audio from (talk.mjs)
   const rtspPort = await freePort()
+  // the gateway's service token at dispatch (edge commands: talk-start)
+  const serviceToken = path.join(work, 'gateway-service.token')
+  fs.writeFileSync(serviceToken, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 })
   const config = path.join(work, 'gateway.toml')
   const cameras = [
     ...WALL_CAMERAS.map((c) => ({ id: c.id, rtsp })),
     // the box's camera: pulled straight from camsim for live view until edge boxes push on demand
     { id: NIGHT_CAMERA, rtsp: nightRtsp },
+    // the box's talk camera, its main stream with the kitchen's audio
+    { id: TALK_CAMERA, rtsp: talkRtsp },
   ]
   fs.writeFileSync(
     config,
@@ -148,6 +171,10 @@ async function startMedia(binDir, consoleOrigin, box) {
       'bind_ip = "127.0.0.1"',
       `allowed_origins = [${JSON.stringify(consoleOrigin)}]`,
       `push_listen = "127.0.0.1:${rtspPort}"`,
+      // cameras from the [[camera]] tables below; edges asked through dispatch
+      '[dispatch]',
+      `url = "${dispatchBase}"`,
+      `service_token_file = ${JSON.stringify(serviceToken)}`,
       // the box whose evidence the gateway accepts
       '[[edge]]',
       `id = "${box.id}"`,
@@ -164,15 +191,25 @@ async function startMedia(binDir, consoleOrigin, box) {
     rtsp,
     /** the night kitchen's camsim host:port */
     nightRtsp,
+    /** the talk camera's camsim host:port, and where it records what its speaker played */
+    talkRtsp,
+    talkRecordings: path.join(work, 'talk-backchannel'),
     gateway: url,
     // dispatch's [media] section: tokens for the one gateway node
-    dispatchConfig: ['[media]', `signing_key_file = ${JSON.stringify(key)}`, '[[media.gateway]]', 'node = "gw-1"', `url = "${url}"`],
+    dispatchConfig: [
+      '[media]',
+      `signing_key_file = ${JSON.stringify(key)}`,
+      '[[media.gateway]]',
+      'node = "gw-1"',
+      `url = "${url}"`,
+      `service_token_file = ${JSON.stringify(serviceToken)}`,
+    ],
     /** The cameras go away (all at once, like a site losing power) and come back on the same address. */
     camerasDown: () => camsim.stop(),
     camerasUp: async () => {
       camsim = await startCamsim(rtsp)
     },
-    stop: () => Promise.all([gateway.stop(), camsim.stop(), night.stop()]),
+    stop: () => Promise.all([gateway.stop(), camsim.stop(), night.stop(), talkCamsim.stop()]),
   }
 }
 
@@ -231,12 +268,12 @@ async function main() {
   const env = stackEnv()
   const agentBin = copyBinary(path.join(binDir, 'edge-agent'))
   const box = makeBoxKey(agentBin, work)
-  const media = await startMedia(binDir, `http://127.0.0.1:${port}`, box)
+  const media = await startMedia(binDir, `http://127.0.0.1:${port}`, box, `http://127.0.0.1:${port}`)
   let server
   let edge
   try {
     server = await startDispatch(binary, env, port, [...media.dispatchConfig, ...brokerConfig(env)])
-    edge = await enrolBox({ api: (u, p) => Api.login(server.base, u, p), server, box, agentBin, gateway: media.gateway, nightRtsp: media.nightRtsp, startProcess })
+    edge = await enrolBox({ api: (u, p) => Api.login(server.base, u, p), server, box, agentBin, gateway: media.gateway, nightRtsp: media.nightRtsp, talkRtsp: media.talkRtsp, startProcess })
   } catch (e) {
     await server?.stop()
     await media.stop()
@@ -273,7 +310,7 @@ async function main() {
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     }
     if (all || only === 'drills') await runDrills({ browser, server, shots, api: (base, u, p) => Api.login(base, u, p), sql: (q) => psql(server.dbUrl, q) })
-    if (all || only === 'talk') await runTalk({ server, api, shots, rtsp: media.rtsp, gateway: media.gateway, sql: (q) => psql(server.dbUrl, q), work })
+    if (all || only === 'talk') await runTalk({ server, api, shots, edge, gateway: media.gateway, talkRecordings: media.talkRecordings, work })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     if (blocked.length) throw new Error(`the content security policy blocked:\n${blocked.join('\n')}`)

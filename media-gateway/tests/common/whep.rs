@@ -1,6 +1,6 @@
-//! A WHEP client for tests, on webrtc-rs like a browser would be: it offers to receive video only,
-//! registers H.264 under a payload type other than the gateway's (so the gateway must send what the
-//! answer negotiated), and counts what arrives.
+//! A WHEP client for tests, on webrtc-rs like a browser would be: it offers to receive video (and,
+//! with [`connect_with_audio`], Opus audio), registers H.264 under a payload type other than the
+//! gateway's (so the gateway must send what the answer negotiated), and counts what arrives.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -23,6 +25,11 @@ use webrtc::peer_connection::{
 
 /// The payload type this client offers H.264 under (the gateway registers 102).
 pub const CLIENT_H264_PT: u8 = 109;
+/// The payload type this client offers Opus under (the gateway registers 111).
+pub const CLIENT_OPUS_PT: u8 = 109 + 1;
+
+/// One received audio packet: RTP sequence number, timestamp, payload type and Opus payload.
+pub type AudioPacket = (u16, u32, u8, bytes::Bytes);
 
 /// What a viewer received.
 #[derive(Default)]
@@ -39,6 +46,8 @@ pub struct Received {
     pub payload_types: Mutex<Vec<u8>>,
     /// The remote video track, once it arrived.
     pub track: Mutex<Option<Arc<dyn TrackRemote>>>,
+    /// The camera's audio packets, in arrival order.
+    pub audio: Mutex<Vec<AudioPacket>>,
 }
 
 /// Whether an H.264 RTP payload begins a keyframe (SPS, STAP-A with an SPS, or an IDR start).
@@ -69,6 +78,21 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let received = self.received.clone();
+        if track.kind().await == RtpCodecKind::Audio {
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(p) = event {
+                        received.audio.lock().unwrap().push((
+                            p.header.sequence_number,
+                            p.header.timestamp,
+                            p.header.payload_type,
+                            p.payload.clone(),
+                        ));
+                    }
+                }
+            });
+            return;
+        }
         *received.track.lock().unwrap() = Some(track.clone());
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
@@ -152,6 +176,14 @@ impl Viewer {
 
 /// Makes a recvonly video offer (all candidates included).
 pub async fn offer(received: Arc<Received>) -> (Arc<dyn PeerConnection>, String) {
+    offer_media(received, false).await
+}
+
+/// Makes a recvonly offer of video and, with `audio`, Opus audio (all candidates included).
+pub async fn offer_media(
+    received: Arc<Received>,
+    audio: bool,
+) -> (Arc<dyn PeerConnection>, String) {
     let mut media = MediaEngine::default();
     media
         .register_codec(
@@ -170,6 +202,23 @@ pub async fn offer(received: Arc<Received>) -> (Arc<dyn PeerConnection>, String)
             RtpCodecKind::Video,
         )
         .unwrap();
+    if audio {
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_OPUS.to_owned(),
+                        clock_rate: 48_000,
+                        channels: 2,
+                        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: CLIENT_OPUS_PT,
+                },
+                RtpCodecKind::Audio,
+            )
+            .unwrap();
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
     let (gathered_tx, mut gathered) = mpsc::channel(1);
     let pc = PeerConnectionBuilder::new()
@@ -199,6 +248,17 @@ pub async fn offer(received: Arc<Received>) -> (Arc<dyn PeerConnection>, String)
     )
     .await
     .unwrap();
+    if audio {
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Audio,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    }
     let offer = pc.create_offer(None).await.unwrap();
     pc.set_local_description(offer).await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(3), gathered.recv()).await;
@@ -226,8 +286,28 @@ pub async fn post(
 /// Opens a WHEP session at `base` `/whep/{camera}?stream=…` and applies the answer; panics unless
 /// the gateway answers 201.
 pub async fn connect(client: &reqwest::Client, base: &str, path: &str, token: &str) -> Viewer {
+    connect_media(client, base, path, token, false).await
+}
+
+/// As [`connect`], offering to receive the camera's audio too.
+pub async fn connect_with_audio(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> Viewer {
+    connect_media(client, base, path, token, true).await
+}
+
+async fn connect_media(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    audio: bool,
+) -> Viewer {
     let received = Arc::new(Received::default());
-    let (pc, sdp) = offer(received.clone()).await;
+    let (pc, sdp) = offer_media(received.clone(), audio).await;
     let started = Instant::now();
     let r = post(client, &format!("{base}{path}"), Some(token), sdp).await;
     let status = r.status();

@@ -4,7 +4,8 @@
 // `startTalk`), which pulls the audio from the gateway and plays it into camsim's ONVIF camera's
 // backchannel as G.711; camsim's recording of its speaker must carry the 1 kHz tone (Goertzel). A
 // second operator is refused with the holder's name; letting go ends the gateway session and the
-// floor.
+// floor. Before that, the triage tile of the camera plays the kitchen's own sound (camsim's G.711
+// with its 700 Hz marker, Opus from the gateway): the browser's Web Audio hears the marker.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -121,7 +122,6 @@ export async function runTalk({ server, api, shots, edge, gateway, talkRecording
     ],
   })
   try {
-    step('triage: holding the talk button sends the fake microphone (1 kHz) through gateway and edge box to the camera')
     const ctx = await browser.newContext(SCREEN)
     await ctx.grantPermissions(['microphone'], { origin: server.base })
     const page = await ctx.newPage()
@@ -132,6 +132,40 @@ export async function runTalk({ server, api, shots, edge, gateway, talkRecording
     const talk = `[data-test=talk][data-camera="${CAMERA}"]`
     const button = `${talk} [data-test=talk-button]`
     await page.waitForSelector(button)
+
+    step("the camera's tile plays the kitchen's sound once the operator turns it on: Web Audio hears the 700 Hz marker")
+    const tile = `.camera-tile[data-camera="${CAMERA}"]`
+    await page.click(`${tile} button`)
+    await page.waitForSelector(`${tile}[data-status="live"] [data-test=listen]`, { timeout: 30_000 })
+    await page.click(`${tile} [data-test=listen]`)
+    const heard = await page.evaluate(async (sel) => {
+      const video = document.querySelector(`${sel} video`)
+      const stream = video.srcObject
+      if (video.muted || stream.getAudioTracks().length === 0) {
+        return { error: `no audible audio track (muted ${video.muted}, tracks ${stream.getTracks().map((t) => t.kind)})` }
+      }
+      const ctx = new AudioContext()
+      const analyser = ctx.createAnalyser()
+      analyser.fftSize = 8192
+      ctx.createMediaStreamSource(stream).connect(analyser)
+      const bins = new Float32Array(analyser.frequencyBinCount)
+      const hz = ctx.sampleRate / analyser.fftSize
+      const deadline = Date.now() + 20_000
+      let peak = 0
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250))
+        analyser.getFloatFrequencyData(bins)
+        let best = 1
+        for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i
+        peak = best * hz
+        if (Math.abs(peak - 700) < 3 * hz && bins[best] > -80) break
+      }
+      await ctx.close()
+      return { peak }
+    }, tile)
+    assert.ok(!heard.error && Math.abs(heard.peak - 700) < 20, `the kitchen's 700 Hz marker is the loudest tone the operator hears: ${JSON.stringify(heard)}`)
+    console.log(`    the operator hears the kitchen: loudest tone ${heard.peak.toFixed(0)} Hz`)
+    step('triage: holding the talk button sends the fake microphone (1 kHz) through gateway and edge box to the camera')
     const packetsBefore = await metric(gateway, 'bl_gateway_talk_packets_in_total')
     await page.hover(button)
     await page.mouse.down()

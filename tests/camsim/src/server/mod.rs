@@ -93,7 +93,7 @@ pub fn serve(config: Config) -> Result<Server, Error> {
         }
         mounts.add_factory(
             &format!("/cam/{}/sub", c.id),
-            factory::video_factory(&feed, c.codec, Stream::Sub, None),
+            factory::video_factory(&feed, c.codec, Stream::Sub, c.audio),
         );
         let (tx, rx) = mpsc::channel();
         let f2 = feed.clone();

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bl_proto::command::CommandAction;
 use bl_proto::stream::Stream;
 use bl_proto::token::{self, MediaAction};
-use bl_proto::{CameraId, GatewayNodeId};
 use bl_test_support::stack::{Stack, random_token};
 use common::edge::{edge_commands, mqtt_config, register_edge};
 use common::gateway::{GATEWAYS, internal_post, media_with_services, owner};

@@ -67,7 +67,8 @@ pub struct File {
     /// Live relay settings. Default: every field's default.
     #[serde(default)]
     pub live: LiveFile,
-    /// Cameras this gateway pulls, when sources come from this file (no `[dispatch]`). Default: none.
+    /// Cameras this gateway serves from this file; with `[dispatch]`, these first and every other
+    /// camera from dispatch (a static camera beside the registry). Default: none.
     #[serde(default)]
     pub camera: Vec<CameraEntry>,
     /// Recording settings. Default: every field's default.
@@ -76,8 +77,9 @@ pub struct File {
     /// Evidence backend. Default: the filesystem under `data_dir`.
     #[serde(default)]
     pub evidence: EvidenceFile,
-    /// Dispatch's internal API; when present, camera sources come from it (`[[camera]]` is
-    /// ignored) and edges not listed in `[[edge]]` have their device keys looked up there.
+    /// Dispatch's internal API; when present, sources of cameras not in `[[camera]]` come from it,
+    /// edges not listed in `[[edge]]` have their device keys looked up there, and edges are asked
+    /// through it to push live video and to play talk audio.
     /// Default: none.
     #[serde(default)]
     pub dispatch: Option<DispatchEntry>,
@@ -227,12 +229,14 @@ pub struct DispatchEntry {
 pub enum SourcesConfig {
     /// The `[[camera]]` tables.
     File(Vec<(CameraId, Source)>),
-    /// Dispatch's internal API.
+    /// Dispatch's internal API, after the `[[camera]]` tables.
     Dispatch {
         /// Base URL.
         url: String,
         /// This node's service token.
         token: String,
+        /// The `[[camera]]` tables, asked first.
+        cameras: Vec<(CameraId, Source)>,
     },
 }
 
@@ -359,17 +363,16 @@ impl File {
             .validate(base)
             .map_err(|(field, message)| err(&field, message))?;
         let mut recording = validate_recording(&self.recording, &err)?;
-        if self.dispatch.is_none() {
-            for (i, c) in self.camera.iter().enumerate() {
-                if c.record == RecordMode::Continuous {
-                    let id = CameraId::new(&c.id)
-                        .map_err(|e| err(&format!("camera[{i}].id"), e.to_string()))?;
-                    if !recording.continuous.contains(&id) {
-                        recording.continuous.push(id);
-                    }
+        for (i, c) in self.camera.iter().enumerate() {
+            if c.record == RecordMode::Continuous {
+                let id = CameraId::new(&c.id)
+                    .map_err(|e| err(&format!("camera[{i}].id"), e.to_string()))?;
+                if !recording.continuous.contains(&id) {
+                    recording.continuous.push(id);
                 }
             }
         }
+        let cameras = self.file_cameras(base, &err)?;
         let sources = match &self.dispatch {
             Some(d) => {
                 let token = std::fs::read_to_string(base.join(&d.service_token_file))
@@ -385,66 +388,10 @@ impl File {
                 SourcesConfig::Dispatch {
                     url: d.url.clone(),
                     token,
+                    cameras,
                 }
             }
-            None => {
-                let mut cameras: Vec<(CameraId, Source)> = Vec::new();
-                for (i, c) in self.camera.iter().enumerate() {
-                    let field = |f: &str| format!("camera[{i}].{f}");
-                    let id = CameraId::new(&c.id).map_err(|e| err(&field("id"), e.to_string()))?;
-                    if cameras.iter().any(|(seen, _)| seen == &id) {
-                        return Err(err(&field("id"), format!("camera {id} is listed twice")));
-                    }
-                    if let Some(edge) = &c.edge {
-                        if c.url.is_some() || c.sub_url.is_some() || c.password_file.is_some() {
-                            return Err(err(
-                                &field("edge"),
-                                "a pushed camera has no url, sub_url or password_file".into(),
-                            ));
-                        }
-                        EdgeId::new(edge).map_err(|e| err(&field("edge"), e.to_string()))?;
-                        cameras.push((
-                            id,
-                            Source::Edge {
-                                edge_id: edge.clone(),
-                            },
-                        ));
-                        continue;
-                    }
-                    let Some(main_url) = &c.url else {
-                        return Err(err(
-                            &field("url"),
-                            "is required (or `edge` for a camera its edge box pushes)".into(),
-                        ));
-                    };
-                    for (name, url) in [("url", Some(main_url)), ("sub_url", c.sub_url.as_ref())] {
-                        if let Some(url) = url
-                            && !url.starts_with("rtsp://")
-                            && !url.starts_with("rtsps://")
-                        {
-                            return Err(err(&field(name), "must be an rtsp:// URL".into()));
-                        }
-                    }
-                    let password = c
-                        .password_file
-                        .as_ref()
-                        .map(|p| {
-                            std::fs::read_to_string(base.join(p)).map(|s| s.trim_end().to_owned())
-                        })
-                        .transpose()
-                        .map_err(|e| err(&field("password_file"), e.to_string()))?;
-                    cameras.push((
-                        id,
-                        Source::Pull {
-                            url: main_url.clone(),
-                            sub_url: c.sub_url.clone(),
-                            username: c.username.clone(),
-                            password,
-                        },
-                    ));
-                }
-                SourcesConfig::File(cameras)
-            }
+            None => SourcesConfig::File(cameras),
         };
         Ok(Config {
             evidence_store,
@@ -460,6 +407,68 @@ impl File {
             max_concurrent_uploads: self.max_concurrent_uploads,
             edges,
         })
+    }
+
+    /// The `[[camera]]` tables, checked, with their password files read.
+    fn file_cameras(
+        &self,
+        base: &Path,
+        err: &impl Fn(&str, String) -> ConfigError,
+    ) -> Result<Vec<(CameraId, Source)>, ConfigError> {
+        let mut cameras: Vec<(CameraId, Source)> = Vec::new();
+        for (i, c) in self.camera.iter().enumerate() {
+            let field = |f: &str| format!("camera[{i}].{f}");
+            let id = CameraId::new(&c.id).map_err(|e| err(&field("id"), e.to_string()))?;
+            if cameras.iter().any(|(seen, _)| seen == &id) {
+                return Err(err(&field("id"), format!("camera {id} is listed twice")));
+            }
+            if let Some(edge) = &c.edge {
+                if c.url.is_some() || c.sub_url.is_some() || c.password_file.is_some() {
+                    return Err(err(
+                        &field("edge"),
+                        "a pushed camera has no url, sub_url or password_file".into(),
+                    ));
+                }
+                EdgeId::new(edge).map_err(|e| err(&field("edge"), e.to_string()))?;
+                cameras.push((
+                    id,
+                    Source::Edge {
+                        edge_id: edge.clone(),
+                    },
+                ));
+                continue;
+            }
+            let Some(main_url) = &c.url else {
+                return Err(err(
+                    &field("url"),
+                    "is required (or `edge` for a camera its edge box pushes)".into(),
+                ));
+            };
+            for (name, url) in [("url", Some(main_url)), ("sub_url", c.sub_url.as_ref())] {
+                if let Some(url) = url
+                    && !url.starts_with("rtsp://")
+                    && !url.starts_with("rtsps://")
+                {
+                    return Err(err(&field(name), "must be an rtsp:// URL".into()));
+                }
+            }
+            let password = c
+                .password_file
+                .as_ref()
+                .map(|p| std::fs::read_to_string(base.join(p)).map(|s| s.trim_end().to_owned()))
+                .transpose()
+                .map_err(|e| err(&field("password_file"), e.to_string()))?;
+            cameras.push((
+                id,
+                Source::Pull {
+                    url: main_url.clone(),
+                    sub_url: c.sub_url.clone(),
+                    username: c.username.clone(),
+                    password,
+                },
+            ));
+        }
+        Ok(cameras)
     }
 }
 
@@ -791,6 +800,31 @@ mod tests {
             let e = check(&path, &format!("{MINIMAL}{extra}")).unwrap_err();
             assert!(e.contains(field), "{extra:?} gave {e}");
         }
+    }
+
+    #[test]
+    fn file_cameras_are_kept_beside_dispatch() {
+        let (dir, path) = setup();
+        std::fs::write(dir.path().join("svc.token"), "svc-token\n").unwrap();
+        let c = check(
+            &path,
+            &format!(
+                "{MINIMAL}[dispatch]
+url = \"http://127.0.0.1:9\"
+service_token_file = \"svc.token\"
+                 [[camera]]
+id = \"cam-1\"
+url = \"rtsp://10.0.0.5/main\"
+"
+            ),
+        )
+        .unwrap();
+        let SourcesConfig::Dispatch { token, cameras, .. } = &c.sources else {
+            panic!("dispatch sources")
+        };
+        assert_eq!(token, "svc-token");
+        assert_eq!(cameras.len(), 1);
+        assert_eq!(cameras[0].0.as_str(), "cam-1");
     }
 
     #[test]

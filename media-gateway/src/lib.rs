@@ -46,7 +46,7 @@ use keys::{ConfigEdgeKeys, EdgeKeys};
 use live::Live;
 use live::edge::{DispatchEdgeLive, EdgeLive};
 use live::push::PushServer;
-use live::source::{ConfigSources, HttpSources, Sources};
+use live::source::{ConfigSources, FileThenDispatch, HttpSources, Sources};
 use metrics::Metrics;
 use recording::Recordings;
 
@@ -116,7 +116,7 @@ pub fn edge_keys(config: &Config) -> Arc<dyn EdgeKeys> {
     let file: Arc<dyn EdgeKeys> = Arc::new(ConfigEdgeKeys::new(config.edges.clone()));
     match &config.sources {
         SourcesConfig::File(_) => file,
-        SourcesConfig::Dispatch { url, token } => Arc::new(keys::FirstOf(vec![
+        SourcesConfig::Dispatch { url, token, .. } => Arc::new(keys::FirstOf(vec![
             file,
             Arc::new(keys::DispatchEdgeKeys::new(
                 url,
@@ -127,14 +127,19 @@ pub fn edge_keys(config: &Config) -> Arc<dyn EdgeKeys> {
     }
 }
 
-/// The source of camera sources: the config file, or dispatch's internal API when `[dispatch]` is
-/// set.
+/// The source of camera sources: the config file, then dispatch's internal API when `[dispatch]`
+/// is set.
 pub fn sources(config: &Config) -> Arc<dyn Sources> {
     match &config.sources {
         SourcesConfig::File(cameras) => Arc::new(ConfigSources::new(cameras.clone())),
-        SourcesConfig::Dispatch { url, token } => {
-            Arc::new(HttpSources::new(url, token, config.node_id.clone()))
-        }
+        SourcesConfig::Dispatch {
+            url,
+            token,
+            cameras,
+        } => Arc::new(FileThenDispatch {
+            file: ConfigSources::new(cameras.clone()),
+            dispatch: HttpSources::new(url, token, config.node_id.clone()),
+        }),
     }
 }
 
@@ -143,7 +148,7 @@ pub fn sources(config: &Config) -> Arc<dyn Sources> {
 pub fn edge_live(config: &Config) -> Option<Arc<dyn EdgeLive>> {
     match &config.sources {
         SourcesConfig::File(_) => None,
-        SourcesConfig::Dispatch { url, token } => Some(Arc::new(DispatchEdgeLive::new(
+        SourcesConfig::Dispatch { url, token, .. } => Some(Arc::new(DispatchEdgeLive::new(
             url,
             token,
             config.node_id.clone(),

@@ -331,6 +331,7 @@ async fn the_first_viewer_makes_the_gateway_ask_dispatch_for_the_push_and_the_li
     config.sources = SourcesConfig::Dispatch {
         url: dispatch,
         token: "svc-token".into(),
+        cameras: Vec::new(),
     };
     let gw = TestGateway::start_with(config).await;
 

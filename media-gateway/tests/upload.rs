@@ -120,6 +120,7 @@ async fn an_unknown_edge_while_dispatch_is_unreachable_is_503_to_retry_not_a_ref
     config.sources = media_gateway::config::SourcesConfig::Dispatch {
         url: "http://127.0.0.1:1".into(),
         token: "gw-service-token-0123456789abcdef0123456789".into(),
+        cameras: Vec::new(),
     };
     let gw = TestGateway::start_with(config).await;
     let body = bytes(1_000, 6);

@@ -12,6 +12,9 @@ export const EDGE_TOWN = 'zhaitang'
 /** The night kitchen's camera id (camsim serves it; the box watches its sub stream). */
 export const NIGHT_CAMERA = 'e2e-night-kitchen'
 export const NIGHT_SCENARIO = 'tests/camsim/scenarios/kitchen-night.toml'
+/** The box's talk camera: camsim's ONVIF camera with a speaker (audio backchannel, recorded) and a
+ * microphone (G.711 A-law with camsim's 700 Hz marker tone); registered with `talk = true`. */
+export const TALK_CAMERA = 'e2e-talk-kitchen'
 
 /** Makes the box's folder and device key (before the gateway starts: its [[edge]] table names the
  * key). Returns what the gateway's config needs. */
@@ -52,7 +55,7 @@ export function brokerConfig(env) {
  * enrols it and writes its edge.toml. `start()` runs it (the scenario does, once the board
  * watches); `stop()` ends it (SIGTERM: open clips are finished and sent first).
  */
-export async function enrolBox({ api, server, box, agentBin, gateway, nightRtsp, startProcess }) {
+export async function enrolBox({ api, server, box, agentBin, gateway, nightRtsp, talkRtsp, startProcess }) {
   const admin = await api('admin', server.adminPassword)
   const premises = (await admin.get(`/api/premises?town=${EDGE_TOWN}&perPage=50`)).body.items.find((p) => p.kind === 'restaurant')
   if (!premises) throw new Error(`no demo restaurant in ${EDGE_TOWN}`)
@@ -68,6 +71,17 @@ export async function enrolBox({ api, server, box, agentBin, gateway, nightRtsp,
     subStream: 'sub',
   })
   if (camera.status !== 201) throw new Error(`camera ${NIGHT_CAMERA}: ${camera.status} ${JSON.stringify(camera.body)}`)
+  const talkCamera = await admin.post('/api/cameras', {
+    id: TALK_CAMERA,
+    premisesId: premises.id,
+    name: '后厨对讲',
+    source: 'edge',
+    edgeId: box.id,
+    mainStream: 'main',
+    subStream: 'sub',
+    talk: true,
+  })
+  if (talkCamera.status !== 201) throw new Error(`camera ${TALK_CAMERA}: ${talkCamera.status} ${JSON.stringify(talkCamera.body)}`)
 
   // the code goes in a file (not on a command line), used once
   const codeFile = path.join(box.dir, 'enrolment.code')
@@ -79,15 +93,42 @@ export async function enrolBox({ api, server, box, agentBin, gateway, nightRtsp,
   const config = path.join(box.dir, 'edge.toml')
   fs.writeFileSync(
     config,
-    [head.trimEnd(), '[evidence]', `url = "${gateway}"`, '[[camera]]', `id = "${NIGHT_CAMERA}"`, `url = "rtsp://${nightRtsp}/cam/${NIGHT_CAMERA}/sub"`, 'rodent = true', ''].join('\n'),
+    [
+      head.trimEnd(),
+      '[evidence]',
+      `url = "${gateway}"`,
+      '[[camera]]',
+      `id = "${NIGHT_CAMERA}"`,
+      `url = "rtsp://${nightRtsp}/cam/${NIGHT_CAMERA}/sub"`,
+      'rodent = true',
+      // no detection: the box only plays talk-down to this camera's speaker
+      '[[camera]]',
+      `id = "${TALK_CAMERA}"`,
+      `url = "rtsp://${talkRtsp}/cam/${TALK_CAMERA}/sub"`,
+      `backchannel_url = "rtsp://${talkRtsp}/cam/${TALK_CAMERA}"`,
+      '',
+    ].join('\n'),
   )
+  const log = path.join(path.dirname(box.dir), 'edge-agent.log')
   let agent = null
   return {
     premises,
     edgeId: box.id,
     camera: NIGHT_CAMERA,
+    talkCamera: TALK_CAMERA,
     start: async () => {
       agent = await startProcess('edge-agent', agentBin, ['run', '--config', config], null)
+    },
+    /** Resolves once the box is connected to the broker (commands sent before are lost: its session
+     * is clean). */
+    connected: async (timeoutMs = 60_000) => {
+      const deadline = Date.now() + timeoutMs
+      while (!(fs.existsSync(log) && /uplink connected/.test(fs.readFileSync(log, 'utf8')))) {
+        if (Date.now() > deadline) throw new Error(`the edge box did not connect to the broker; see ${log}`)
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      // its subscriptions follow the connection at once
+      await new Promise((r) => setTimeout(r, 1000))
     },
     stop: async () => {
       await agent?.stop()

@@ -15,7 +15,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Api } from './api.mjs'
-import { brokerConfig, enrolBox, makeBoxKey, NIGHT_CAMERA, NIGHT_SCENARIO, removeBrokerAccount } from './edge.mjs'
+import { brokerConfig, enrolBox, makeBoxKey, NIGHT_CAMERA, NIGHT_SCENARIO, removeBrokerAccount, TALK_CAMERA } from './edge.mjs'
 import { runScenario } from './scenario.mjs'
 import { runWall, WALL_CAMERAS } from './wall.mjs'
 import { runAdminScenario } from './admin.mjs'
@@ -108,7 +108,11 @@ async function waitHealthy(url, name) {
  * (so that the wall's camera outage leaves the box alone), and the media gateway relaying them and
  * taking the box's evidence; dispatch signs live tokens with the key made here. The gateway learns
  * its cameras from dispatch (`[dispatch]`, as in production): the wall's are pulled from camsim,
- * the box's is pushed by the box on demand (the gateway asks dispatch, dispatch sends startLive). */
+ * the box's is pushed by the box on demand (the gateway asks dispatch, dispatch sends startLive).
+ * A third camsim serves the box's ONVIF talk camera (speaker recorded, microphone with a marker
+ * tone); the gateway pulls it from its own [[camera]] table, which comes before dispatch, so that
+ * the kitchen's sound reaches the console (an edge's push carries video only), and asks the box
+ * through dispatch to play talk audio. */
 async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
   const camsimBin = copyBinary(path.join(binDir, 'camsim'))
   const startCamsim = (listen) =>
@@ -128,6 +132,22 @@ async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
     /camsim listening on rtsp:\/\/(\S+)/,
   )
   const nightRtsp = night.match[1]
+  const talkCamsimConfig = path.join(work, 'camsim-talk.toml')
+  fs.writeFileSync(
+    talkCamsimConfig,
+    [
+      'listen = "127.0.0.1:0"',
+      '[[camera]]',
+      `id = "${TALK_CAMERA}"`,
+      `scenario = ${JSON.stringify(path.join(here, 'wall-camera.toml'))}`,
+      'audio = "pcma"',
+      'onvif_backchannel = true',
+      'record_dir = "talk-backchannel"',
+      '',
+    ].join('\n'),
+  )
+  const talkCamsim = await startProcess('camsim-talk', camsimBin, ['--config', talkCamsimConfig], /camsim listening on rtsp:\/\/(\S+)/)
+  const talkRtsp = talkCamsim.match[1]
   const gatewayBin = copyBinary(path.join(binDir, 'media-gateway'))
   const key = path.join(work, 'dispatch-token')
   execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
@@ -153,6 +173,11 @@ async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
       '[[edge]]',
       `id = "${box.id}"`,
       `public_key = "${box.publicKey}"`,
+      // the talk camera from this file (with its sound), every other camera from dispatch
+      '[[camera]]',
+      `id = "${TALK_CAMERA}"`,
+      `url = "rtsp://${talkRtsp}/cam/${TALK_CAMERA}"`,
+      `sub_url = "rtsp://${talkRtsp}/cam/${TALK_CAMERA}/sub"`,
       '[dispatch]',
       `url = "${dispatchUrl}"`,
       `service_token_file = ${JSON.stringify(serviceToken)}`,
@@ -167,6 +192,9 @@ async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
     rtsp,
     /** the night kitchen's camsim host:port */
     nightRtsp,
+    /** the talk camera's camsim host:port, and where it records what its speaker played */
+    talkRtsp,
+    talkRecordings: path.join(work, 'talk-backchannel'),
     gateway: url,
     // dispatch's [media] section: tokens for the one gateway node
     dispatchConfig: [
@@ -182,7 +210,7 @@ async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
     camerasUp: async () => {
       camsim = await startCamsim(rtsp)
     },
-    stop: () => Promise.all([gateway.stop(), camsim.stop(), night.stop()]),
+    stop: () => Promise.all([gateway.stop(), camsim.stop(), night.stop(), talkCamsim.stop()]),
   }
 }
 
@@ -246,7 +274,7 @@ async function main() {
   let edge
   try {
     server = await startDispatch(binary, env, port, [...media.dispatchConfig, ...brokerConfig(env)])
-    edge = await enrolBox({ api: (u, p) => Api.login(server.base, u, p), server, box, agentBin, gateway: media.gateway, nightRtsp: media.nightRtsp, startProcess })
+    edge = await enrolBox({ api: (u, p) => Api.login(server.base, u, p), server, box, agentBin, gateway: media.gateway, nightRtsp: media.nightRtsp, talkRtsp: media.talkRtsp, startProcess })
   } catch (e) {
     await server?.stop()
     await media.stop()
@@ -283,7 +311,7 @@ async function main() {
       await runWall({ browser, server, api, shots, rtsp: media.rtsp, gateway: media.gateway, cameras: media, sql: (q) => psql(server.dbUrl, q) })
     }
     if (all || only === 'drills') await runDrills({ browser, server, shots, api: (base, u, p) => Api.login(base, u, p), sql: (q) => psql(server.dbUrl, q) })
-    if (all || only === 'talk') await runTalk({ server, api, shots, rtsp: media.rtsp, gateway: media.gateway, sql: (q) => psql(server.dbUrl, q), work })
+    if (all || only === 'talk') await runTalk({ server, api, shots, edge, gateway: media.gateway, talkRecordings: media.talkRecordings, work })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     if (blocked.length) throw new Error(`the content security policy blocked:\n${blocked.join('\n')}`)

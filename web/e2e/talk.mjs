@@ -1,16 +1,17 @@
-// Talk-down from the triage screen (issue 7): Chromium's fake microphone plays a 1 kHz tone (a WAV
-// made here); holding the talk button takes the camera's floor at dispatch and sends the
-// microphone to the media gateway by WHIP, whose metrics then count Opus packets; a second
-// operator is refused with the holder's name; letting go ends the gateway session and the floor.
-// (The edge's playback to camsim's backchannel is slice talkedge's; until it lands the gateway
-// reports the edge unreachable, which the button shows.)
+// Talk-down end to end (issue 7): Chromium's fake microphone plays a 1 kHz tone (a WAV made here);
+// holding the talk button in triage takes the camera's floor at dispatch and sends the microphone to
+// the media gateway by WHIP; the gateway asks dispatch, which tells the real edge box (MQTT
+// `startTalk`), which pulls the audio from the gateway and plays it into camsim's ONVIF camera's
+// backchannel as G.711; camsim's recording of its speaker must carry the 1 kHz tone (Goertzel). A
+// second operator is refused with the holder's name; letting go ends the gateway session and the
+// floor. Before that, the triage tile of the camera plays the kitchen's own sound (camsim's G.711
+// with its 700 Hz marker, Opus from the gateway): the browser's Web Audio hears the marker.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { chromium } from 'playwright-core'
 
 const SCREEN = { viewport: { width: 1600, height: 1000 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' }
-const CAMERA = 'talk-1'
 
 function step(name) {
   console.log(`  · ${name}`)
@@ -39,6 +40,37 @@ export function toneWav(file, freq = 1000, secs = 10) {
   fs.writeFileSync(file, Buffer.concat([h, data]))
 }
 
+/** Power of `freq` Hz in 16-bit mono PCM at `rate` Hz (Goertzel), normalised by length (as
+ * camsim::tone). */
+export function tonePower(samples, rate, freq) {
+  const w = (2 * Math.PI * freq) / rate
+  const coeff = 2 * Math.cos(w)
+  let s1 = 0
+  let s2 = 0
+  for (const x of samples) {
+    const s = x + coeff * s1 - s2
+    s2 = s1
+    s1 = s
+  }
+  return (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.length ** 2
+}
+
+/** True when `freq` is audible and carries `ratio` times the power of frequencies well away from it. */
+export function hasTone(samples, rate, freq, ratio = 20) {
+  const p = tonePower(samples, rate, freq)
+  return p > 1000 && [0.37, 0.55, 1.45, 2.6].every((k) => p > ratio * tonePower(samples, rate, freq * k))
+}
+
+/** The samples of a 16-bit mono PCM WAV file (camsim's recordings: 44-byte header). */
+export function wavSamples(file) {
+  const b = fs.readFileSync(file)
+  const rate = b.readUInt32LE(24)
+  const n = Math.floor((b.length - 44) / 2)
+  const samples = new Int16Array(n)
+  for (let i = 0; i < n; i++) samples[i] = b.readInt16LE(44 + i * 2)
+  return { rate, samples }
+}
+
 /** A counter or gauge of the gateway's Prometheus metrics. */
 async function metric(gateway, name) {
   const text = await (await fetch(`${gateway}/metrics`)).text()
@@ -61,26 +93,24 @@ async function login(page, username, password) {
   await page.click('[data-test=login-submit]')
 }
 
-export async function runTalk({ server, api, shots, rtsp, gateway, sql, work }) {
+export async function runTalk({ server, api, shots, edge, gateway, talkRecordings, work }) {
+  const CAMERA = edge.talkCamera
   const pw = server.demoPassword
   const op = await api('op.chen', pw)
-  const premises = (await op.get('/api/premises?town=yongding&perPage=50')).body.items.find((p) => p.kind !== 'pharmacy')
-  assert.ok(premises, 'a premises in 永定镇')
-  sql(
-    `INSERT INTO cameras (id, premises_id, name, source, main_stream, sub_stream, talk) VALUES ` +
-      `('${CAMERA}', '${premises.id}', '后厨对讲', 'pull', 'rtsp://${rtsp}/cam/wall-1', 'rtsp://${rtsp}/cam/wall-1/sub', true)`,
-  )
   const incident = await op.post('/api/incidents', {
     source: 'hotline',
     hotline: '12331',
-    premisesId: premises.id,
+    premisesId: edge.premises.id,
     kind: 'other',
     description: '对讲测试：后厨人员未戴帽',
   })
   assert.equal(incident.status, 201, JSON.stringify(incident.body))
+  step('the edge box runs and is connected to the broker')
+  await edge.start()
+  await edge.connected()
 
   const wav = path.join(work, 'tone-1khz.wav')
-  toneWav(wav)
+  toneWav(wav, 1000, 30)
   const browser = await chromium.launch({
     executablePath: process.env.BL_CHROMIUM ?? '/usr/bin/chromium',
     args: [
@@ -92,7 +122,6 @@ export async function runTalk({ server, api, shots, rtsp, gateway, sql, work }) 
     ],
   })
   try {
-    step('triage: the talk button of a talk camera, held, sends the fake microphone (1 kHz) to the gateway')
     const ctx = await browser.newContext(SCREEN)
     await ctx.grantPermissions(['microphone'], { origin: server.base })
     const page = await ctx.newPage()
@@ -100,20 +129,75 @@ export async function runTalk({ server, api, shots, rtsp, gateway, sql, work }) 
     await page.goto(`${server.base}/incidents/${incident.body.id}`)
     await page.waitForURL(/\/login/)
     await login(page, 'op.chen', pw)
-    const button = `[data-test=talk][data-camera="${CAMERA}"] [data-test=talk-button]`
+    const talk = `[data-test=talk][data-camera="${CAMERA}"]`
+    const button = `${talk} [data-test=talk-button]`
     await page.waitForSelector(button)
+
+    step("the camera's tile plays the kitchen's sound once the operator turns it on: Web Audio hears the 700 Hz marker")
+    const tile = `.camera-tile[data-camera="${CAMERA}"]`
+    await page.click(`${tile} button`)
+    await page.waitForSelector(`${tile}[data-status="live"] [data-test=listen]`, { timeout: 30_000 })
+    await page.click(`${tile} [data-test=listen]`)
+    const heard = await page.evaluate(async (sel) => {
+      const video = document.querySelector(`${sel} video`)
+      const stream = video.srcObject
+      if (video.muted || stream.getAudioTracks().length === 0) {
+        return { error: `no audible audio track (muted ${video.muted}, tracks ${stream.getTracks().map((t) => t.kind)})` }
+      }
+      const ctx = new AudioContext()
+      const analyser = ctx.createAnalyser()
+      analyser.fftSize = 8192
+      ctx.createMediaStreamSource(stream).connect(analyser)
+      const bins = new Float32Array(analyser.frequencyBinCount)
+      const hz = ctx.sampleRate / analyser.fftSize
+      const deadline = Date.now() + 20_000
+      let peak = 0
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250))
+        analyser.getFloatFrequencyData(bins)
+        let best = 1
+        for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i
+        peak = best * hz
+        if (Math.abs(peak - 700) < 3 * hz && bins[best] > -80) break
+      }
+      await ctx.close()
+      return { peak }
+    }, tile)
+    assert.ok(!heard.error && Math.abs(heard.peak - 700) < 20, `the kitchen's 700 Hz marker is the loudest tone the operator hears: ${JSON.stringify(heard)}`)
+    console.log(`    the operator hears the kitchen: loudest tone ${heard.peak.toFixed(0)} Hz`)
+    step('triage: holding the talk button sends the fake microphone (1 kHz) through gateway and edge box to the camera')
     const packetsBefore = await metric(gateway, 'bl_gateway_talk_packets_in_total')
     await page.hover(button)
     await page.mouse.down()
-    await page.waitForSelector(`[data-test=talk][data-camera="${CAMERA}"][data-state="connecting"], [data-test=talk][data-camera="${CAMERA}"][data-state="edgeUnreachable"], [data-test=talk][data-camera="${CAMERA}"][data-state="talking"]`)
+    await page.waitForSelector(`${talk}[data-state="talking"]`, { timeout: 30_000 })
+    assert.match(await page.textContent(button), /正在通话/)
     const packets = await until('Opus packets at the gateway', async () => {
       const n = await metric(gateway, 'bl_gateway_talk_packets_in_total')
-      return n - packetsBefore >= 100 ? n - packetsBefore : null
+      return n - packetsBefore >= 150 ? n - packetsBefore : null
     })
     assert.equal(await metric(gateway, 'bl_gateway_talk_sessions'), 1)
-    console.log(`    the gateway received ${packets} Opus packets from the browser`)
-    assert.match(await page.textContent(button), /连接中|正在通话|现场设备未响应/)
+    console.log(`    the gateway received ${packets} Opus packets from the browser; the box pulls them`)
     await page.screenshot({ path: path.join(shots, 'talk.png') })
+
+    step("camsim's recording of the camera's speaker carries the operator's 1 kHz tone")
+    const recorded = await until(
+      '2 s of audio in the backchannel recording',
+      async () => {
+        const files = fs.existsSync(talkRecordings) ? fs.readdirSync(talkRecordings).filter((f) => f.endsWith('.wav')) : []
+        if (files.length === 0) return null
+        const { rate, samples } = wavSamples(path.join(talkRecordings, files.sort().at(-1)))
+        return samples.length >= 2 * rate ? { rate, samples } : null
+      },
+      30_000,
+    )
+    // the last second: past the encoders' start-up
+    const tail = recorded.samples.subarray(recorded.samples.length - recorded.rate)
+    assert.ok(
+      hasTone(tail, recorded.rate, 1000),
+      `1 kHz dominates the camera's speaker (power ${tonePower(tail, recorded.rate, 1000).toFixed(0)} at 1 kHz, ` +
+        `${tonePower(tail, recorded.rate, 550).toFixed(0)} at 550 Hz)`,
+    )
+    console.log(`    the camera's speaker played ${(recorded.samples.length / recorded.rate).toFixed(1)} s with the 1 kHz tone`)
 
     step('a second operator is refused: the button names who talks')
     const other = await browser.newContext(SCREEN)
@@ -124,7 +208,7 @@ export async function runTalk({ server, api, shots, rtsp, gateway, sql, work }) 
     await page2.waitForSelector(button)
     await page2.hover(button)
     await page2.mouse.down()
-    await page2.waitForSelector(`[data-test=talk][data-camera="${CAMERA}"][data-state="taken"]`)
+    await page2.waitForSelector(`${talk}[data-state="taken"]`)
     await page2.mouse.up()
     assert.match(await page2.textContent(button), /他人占用/)
     await other.close()
@@ -132,7 +216,7 @@ export async function runTalk({ server, api, shots, rtsp, gateway, sql, work }) 
     step('letting go ends the gateway session and frees the floor')
     await page.mouse.up()
     await until('the talk session to end at the gateway', async () => (await metric(gateway, 'bl_gateway_talk_sessions')) === 0)
-    await page.waitForSelector(`[data-test=talk][data-camera="${CAMERA}"][data-state="idle"]`)
+    await page.waitForSelector(`${talk}[data-state="idle"]`)
     const li = await api('op.li', pw)
     const grant = await li.post(`/api/cameras/${CAMERA}/talk`, {})
     assert.equal(grant.status, 200, JSON.stringify(grant.body))
@@ -140,5 +224,6 @@ export async function runTalk({ server, api, shots, rtsp, gateway, sql, work }) 
     await ctx.close()
   } finally {
     await browser.close()
+    await edge.stop()
   }
 }

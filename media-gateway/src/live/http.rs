@@ -122,7 +122,13 @@ async fn whep_post(
         .join(&camera, stream, &source, accepts_h265)
         .await
         .map_err(start_error)?;
-    let (peer, answer, events) = match Peer::answer(&live.settings.peer, offer, relay.codec()).await
+    let (peer, answer, events) = match Peer::answer(
+        &live.settings.peer,
+        offer,
+        relay.codec(),
+        relay.has_audio(),
+    )
+    .await
     {
         Ok(v) => v,
         Err(e) => {

@@ -155,9 +155,25 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
     let pipeline_weak = pipeline.downgrade();
     let sink_weak = sink.downgrade();
     let relay2 = relay.clone();
+    let audio_relay = relay.clone();
+    let offered_relay = relay.clone();
+    src.connect("select-stream", false, move |args| {
+        if let Some(caps) = args.get(2).and_then(|v| v.get::<gst::Caps>().ok())
+            && let Some(s) = caps.structure(0)
+        {
+            super::audio::note_offered_stream(s, &offered_relay);
+        }
+        Some(true.to_value())
+    });
     src.connect_pad_added(move |_, pad| {
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
         let Some(s) = caps.structure(0) else { return };
+        if s.get::<&str>("media").ok() == Some("audio") {
+            if let Some(pipeline) = pipeline_weak.upgrade() {
+                super::audio::link_camera_audio(&pipeline, pad, s, &audio_relay);
+            }
+            return;
+        }
         if s.get::<&str>("media").ok() != Some("video") {
             return;
         }

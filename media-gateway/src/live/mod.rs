@@ -5,6 +5,7 @@
 //! **One ingest per camera stream, however many viewers: the first viewer starts it, the last one
 //! leaving stops it after the linger time; a new viewer starts from the last keyframe.**
 
+pub mod audio;
 pub mod codec;
 pub mod edge;
 pub mod gop;
@@ -299,7 +300,12 @@ impl Live {
         mut events: tokio::sync::mpsc::Receiver<PeerEvent>,
         stop: &CancellationToken,
     ) {
-        let Joined { backlog, mut rx } = joined;
+        let Joined {
+            backlog,
+            mut rx,
+            mut audio,
+        } = joined;
+        let with_audio = peer.has_audio();
         // The backlog waits until the connection is up: packets written earlier would be lost.
         loop {
             tokio::select! {
@@ -349,6 +355,16 @@ impl Live {
                         self.packets_skipped.fetch_add(n, Relaxed);
                         skipping = true;
                     }
+                    Err(RecvError::Closed) => return,
+                },
+                a = audio.recv(), if with_audio => match a {
+                    Ok(bytes) => {
+                        if let Err(e) = peer.send_audio(&bytes).await {
+                            tracing::debug!(err = %e, "audio send failed");
+                        }
+                    }
+                    // live audio: a late viewer just drops what it missed
+                    Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return,
                 },
             }
@@ -435,6 +451,7 @@ impl Live {
             ("bl_gateway_live_ingest_bytes_total", "counter"),
             ("bl_gateway_live_ingest_starts_total", "counter"),
             ("bl_gateway_live_keyframe_requests_total", "counter"),
+            ("bl_gateway_live_audio_packets_total", "counter"),
         ] {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for r in &rows {
@@ -445,6 +462,7 @@ impl Live {
                     "bl_gateway_live_ingest_packets_total" => r.packets_in.load(Relaxed),
                     "bl_gateway_live_ingest_bytes_total" => r.bytes_in.load(Relaxed),
                     "bl_gateway_live_ingest_starts_total" => r.starts.load(Relaxed),
+                    "bl_gateway_live_audio_packets_total" => r.audio_packets_in.load(Relaxed),
                     _ => r.keyframe_requests.load(Relaxed),
                 };
                 let state = if name == "bl_gateway_live_source_up" {

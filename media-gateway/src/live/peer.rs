@@ -99,6 +99,14 @@ pub struct Peer {
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
     payload_type: u8,
+    audio: Option<AudioOut>,
+}
+
+/// The camera's audio to a viewer: Opus under the SSRC and payload type negotiated.
+struct AudioOut {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
 }
 
 struct Handler {
@@ -190,6 +198,16 @@ fn engine_for(codec: VideoCodec) -> Result<(MediaEngine, Registry), PeerError> {
             RtpCodecKind::Video,
         )
         .map_err(|e| PeerError::Engine(e.to_string()))?;
+    // the camera's audio, transcoded to Opus (super::audio)
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: super::talk_peer::opus(),
+                payload_type: super::talk_peer::OPUS_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(|e| PeerError::Engine(e.to_string()))?;
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .map_err(|e| PeerError::Engine(e.to_string()))?
         .with(Slot::from(14_000), KeyframeRequests::default());
@@ -217,6 +235,7 @@ impl Peer {
         settings: &PeerSettings,
         offer: String,
         codec: VideoCodec,
+        with_audio: bool,
     ) -> Result<(Peer, String, mpsc::Receiver<PeerEvent>), PeerError> {
         let offer = RTCSessionDescription::offer(offer)
             .map_err(|e| PeerError::BadOffer(format!("not an SDP offer: {e}")))?;
@@ -245,16 +264,37 @@ impl Peer {
                 ..Default::default()
             }],
         )));
+        // audio only when the camera has some and the viewer offered to receive it
+        let audio = (with_audio && offer.sdp.contains("m=audio")).then(|| {
+            let ssrc = rand::random::<u32>();
+            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                "brightline".to_owned(),
+                format!("audio-{ssrc:08x}"),
+                "audio".to_owned(),
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: super::talk_peer::opus(),
+                    ..Default::default()
+                }],
+            )));
+            (track, ssrc)
+        });
+        let audio_track = audio.as_ref().map(|(t, _)| t.clone());
         let result = negotiate(
             &pc,
             &track,
+            audio_track,
             offer,
             codec,
             &mut gathered,
             settings.gather_timeout,
         )
         .await;
-        let (answer, payload_type) = match result {
+        let (answer, payload_type, audio_payload_type) = match result {
             Ok(v) => v,
             Err(e) => {
                 let _ = pc.close().await;
@@ -275,6 +315,13 @@ impl Peer {
                 track,
                 ssrc,
                 payload_type,
+                audio: audio
+                    .zip(audio_payload_type)
+                    .map(|((track, ssrc), payload_type)| AudioOut {
+                        track,
+                        ssrc,
+                        payload_type,
+                    }),
             },
             answer,
             events,
@@ -292,6 +339,30 @@ impl Peer {
         packet.header.extensions.clear();
         packet.header.extension = false;
         self.track
+            .write_rtp(packet)
+            .await
+            .map_err(|e| PeerError::Engine(e.to_string()))
+    }
+
+    /// Whether this viewer receives the camera's audio.
+    pub fn has_audio(&self) -> bool {
+        self.audio.is_some()
+    }
+
+    /// Sends one Opus RTP packet of the camera's audio (nothing when the viewer has no audio).
+    pub async fn send_audio(&self, rtp: &[u8]) -> Result<(), PeerError> {
+        let Some(audio) = &self.audio else {
+            return Ok(());
+        };
+        let mut buf = BytesMut::from(rtp);
+        let mut packet =
+            rtc::rtp::Packet::unmarshal(&mut buf).map_err(|e| PeerError::Engine(e.to_string()))?;
+        packet.header.ssrc = audio.ssrc;
+        packet.header.payload_type = audio.payload_type;
+        packet.header.extensions.clear();
+        packet.header.extension = false;
+        audio
+            .track
             .write_rtp(packet)
             .await
             .map_err(|e| PeerError::Engine(e.to_string()))
@@ -342,19 +413,30 @@ pub(super) async fn build_pc(
     Err(PeerError::NoPort)
 }
 
+/// Negotiates the answer; returns it with the video's payload type and, when an audio track was
+/// given and accepted, the audio's.
 async fn negotiate(
     pc: &Arc<dyn PeerConnection>,
     track: &Arc<TrackLocalStaticRTP>,
+    audio: Option<Arc<TrackLocalStaticRTP>>,
     offer: RTCSessionDescription,
     codec: VideoCodec,
     gathered: &mut mpsc::Receiver<()>,
     gather_timeout: Duration,
-) -> Result<(String, u8), PeerError> {
+) -> Result<(String, u8, Option<u8>), PeerError> {
     let engine = |e: webrtc::error::Error| PeerError::Engine(e.to_string());
     let sender = pc
         .add_track(track.clone() as Arc<dyn TrackLocal>)
         .await
         .map_err(engine)?;
+    let audio_sender = match audio {
+        Some(a) => Some(
+            pc.add_track(a as Arc<dyn TrackLocal>)
+                .await
+                .map_err(engine)?,
+        ),
+        None => None,
+    };
     pc.set_remote_description(offer)
         .await
         .map_err(|e| PeerError::BadOffer(format!("the offer was refused: {e}")))?;
@@ -390,7 +472,23 @@ async fn negotiate(
             "the offer has no video to receive".into(),
         ));
     }
-    Ok((answer.sdp, payload_type))
+    let audio_payload_type = match audio_sender {
+        Some(sender) => sender
+            .get_parameters()
+            .await
+            .map_err(engine)?
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| {
+                c.rtp_codec
+                    .mime_type
+                    .eq_ignore_ascii_case(super::talk_peer::opus().mime_type.as_str())
+            })
+            .map(|c| c.payload_type),
+        None => None,
+    };
+    Ok((answer.sdp, payload_type, audio_payload_type))
 }
 
 /// Whether an RTCP packet asks for a keyframe.

@@ -65,6 +65,11 @@ pub struct Relay {
     pub stream: Stream,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Packet>,
+    /// The camera's audio as Opus RTP ([`super::audio`]), fanned out beside the video.
+    audio: broadcast::Sender<Bytes>,
+    has_audio: std::sync::atomic::AtomicBool,
+    /// Opus packets of the camera's audio.
+    pub audio_packets_in: AtomicU64,
     state: watch::Sender<SourceState>,
     /// Cancelled to stop the ingest.
     pub stop: CancellationToken,
@@ -97,6 +102,8 @@ pub struct Joined {
     pub backlog: Vec<Bytes>,
     /// Everything after the backlog.
     pub rx: broadcast::Receiver<Packet>,
+    /// The camera's audio (Opus RTP), from now on; silent for a camera without audio.
+    pub audio: broadcast::Receiver<Bytes>,
 }
 
 impl Relay {
@@ -111,6 +118,10 @@ impl Relay {
                 generation: 0,
             }),
             tx: broadcast::channel(FANOUT_BUFFER).0,
+            // 2 s of 20 ms frames: audio is live, a viewer that far behind drops some
+            audio: broadcast::channel(100).0,
+            has_audio: std::sync::atomic::AtomicBool::new(false),
+            audio_packets_in: AtomicU64::new(0),
             state: watch::channel(SourceState::Connecting).0,
             stop: CancellationToken::new(),
             packets_in: AtomicU64::new(0),
@@ -147,7 +158,24 @@ impl Relay {
         Joined {
             backlog: inner.cache.packets().to_vec(),
             rx: self.tx.subscribe(),
+            audio: self.audio.subscribe(),
         }
+    }
+
+    /// Called by the audio branch of the ingest for every Opus RTP packet.
+    pub fn push_audio(&self, packet: Bytes) {
+        self.audio_packets_in.fetch_add(1, Relaxed);
+        let _ = self.audio.send(packet);
+    }
+
+    /// The ingest found and linked the camera's audio.
+    pub fn set_has_audio(&self) {
+        self.has_audio.store(true, Relaxed);
+    }
+
+    /// Whether viewers get the camera's audio (known once the source is live).
+    pub fn has_audio(&self) -> bool {
+        self.has_audio.load(Relaxed)
     }
 
     /// Removes a viewer; returns the generation to pass to [`Relay::idle_since`] when it was the

@@ -106,6 +106,25 @@ impl HttpSources {
     }
 }
 
+/// The `[[camera]]` tables first, then dispatch: a camera the file lists is served from it even
+/// when dispatch knows it too.
+pub struct FileThenDispatch {
+    /// The config file's cameras.
+    pub file: ConfigSources,
+    /// Dispatch, for every other camera.
+    pub dispatch: HttpSources,
+}
+
+#[async_trait::async_trait]
+impl Sources for FileThenDispatch {
+    async fn source(&self, camera: &CameraId) -> Result<Option<Source>, SourceError> {
+        match self.file.source(camera).await? {
+            Some(s) => Ok(Some(s)),
+            None => self.dispatch.source(camera).await,
+        }
+    }
+}
+
 /// Dispatch's answer (`dispatch/src/registry/source.rs`).
 #[derive(Deserialize)]
 #[serde(

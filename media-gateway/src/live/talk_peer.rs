@@ -90,7 +90,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-fn opus() -> RTCRtpCodec {
+/// Opus as registered for talk and for the camera's audio to viewers.
+pub(super) fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48_000,

@@ -170,9 +170,17 @@ async fn supervise(live: Arc<Live>, source: Arc<Relay>, input: Joined, relay: Ar
 }
 
 /// Hands the camera relay's packets to the transcode's `appsrc`, from the cached keyframe on, until
-/// either relay stops. A lag skips to the next keyframe, as for a slow viewer.
+/// either relay stops. A lag skips to the next keyframe, as for a slow viewer. The camera's audio
+/// (already Opus) passes to the transcode's viewers as it is.
 async fn feed(source: &Relay, input: Joined, relay: &Relay, appsrc: &gst_app::AppSrc) {
-    let Joined { backlog, mut rx } = input;
+    let Joined {
+        backlog,
+        mut rx,
+        mut audio,
+    } = input;
+    if source.has_audio() {
+        relay.set_has_audio();
+    }
     let push = |bytes: &[u8]| {
         let _ = appsrc.push_buffer(gst::Buffer::from_slice(bytes.to_vec()));
     };
@@ -186,6 +194,7 @@ async fn feed(source: &Relay, input: Joined, relay: &Relay, appsrc: &gst_app::Ap
     loop {
         tokio::select! {
             () = relay.stop.cancelled() => return,
+            Ok(packet) = audio.recv() => relay.push_audio(packet),
             () = source.stop.cancelled() => {
                 relay.set_state(SourceState::Offline { reason: "the camera's ingest stopped".into(), retry_in_secs: 1 });
                 relay.stop.cancelled().await;

@@ -1,6 +1,6 @@
-//! A WHEP client for tests, on webrtc-rs like a browser would be: it offers to receive video only,
-//! registers H.264 under a payload type other than the gateway's (so the gateway must send what the
-//! answer negotiated), and counts what arrives.
+//! A WHEP client for tests, on webrtc-rs like a browser would be: it offers to receive video (and,
+//! with [`connect_with_audio`], Opus audio), registers its codecs under payload types other than the
+//! gateway's (so the gateway must send what the answer negotiated), and counts what arrives.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,7 @@ use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_HEVC, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_HEVC, MIME_TYPE_OPUS, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -27,6 +27,11 @@ use webrtc::peer_connection::{
 pub const CLIENT_H264_PT: u8 = 109;
 /// The payload type this client offers H.265 under (the gateway registers 103).
 pub const CLIENT_H265_PT: u8 = 110;
+/// The payload type this client offers Opus under (the gateway registers 111).
+pub const CLIENT_OPUS_PT: u8 = 112;
+
+/// One received audio packet: RTP sequence number, timestamp, payload type and Opus payload.
+pub type AudioPacket = (u16, u32, u8, bytes::Bytes);
 /// How many packets a viewer keeps for [`Received::rtp`].
 const KEEP_PACKETS: usize = 3000;
 
@@ -47,6 +52,8 @@ pub struct Received {
     pub track: Mutex<Option<Arc<dyn TrackRemote>>>,
     /// The first packets as received (for decoding them afterwards).
     pub rtp: Mutex<Vec<Vec<u8>>>,
+    /// The camera's audio packets, in arrival order.
+    pub audio: Mutex<Vec<AudioPacket>>,
 }
 
 /// Whether an H.264 RTP payload begins a keyframe (SPS, STAP-A with an SPS, or an IDR start).
@@ -77,6 +84,21 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let received = self.received.clone();
+        if track.kind().await == RtpCodecKind::Audio {
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(p) = event {
+                        received.audio.lock().unwrap().push((
+                            p.header.sequence_number,
+                            p.header.timestamp,
+                            p.header.payload_type,
+                            p.payload.clone(),
+                        ));
+                    }
+                }
+            });
+            return;
+        }
         *received.track.lock().unwrap() = Some(track.clone());
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
@@ -168,11 +190,15 @@ impl Viewer {
 
 /// Makes a recvonly video offer of H.264 only (all candidates included), as most browsers.
 pub async fn offer(received: Arc<Received>) -> (Arc<dyn PeerConnection>, String) {
-    offer_with(received, false).await
+    offer_with(received, false, false).await
 }
 
-/// Makes a recvonly video offer of H.265 (`h265`) or H.264 only.
-pub async fn offer_with(received: Arc<Received>, h265: bool) -> (Arc<dyn PeerConnection>, String) {
+/// Makes a recvonly video offer of H.265 (`h265`) or H.264 only and, with `audio`, of Opus audio.
+pub async fn offer_with(
+    received: Arc<Received>,
+    h265: bool,
+    audio: bool,
+) -> (Arc<dyn PeerConnection>, String) {
     let codec = if h265 {
         RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
@@ -199,6 +225,19 @@ pub async fn offer_with(received: Arc<Received>, h265: bool) -> (Arc<dyn PeerCon
     };
     let mut media = MediaEngine::default();
     media.register_codec(codec, RtpCodecKind::Video).unwrap();
+    if audio {
+        let opus = RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: CLIENT_OPUS_PT,
+        };
+        media.register_codec(opus, RtpCodecKind::Audio).unwrap();
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
     let (gathered_tx, mut gathered) = mpsc::channel(1);
     let pc = PeerConnectionBuilder::new()
@@ -228,6 +267,17 @@ pub async fn offer_with(received: Arc<Received>, h265: bool) -> (Arc<dyn PeerCon
     )
     .await
     .unwrap();
+    if audio {
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Audio,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    }
     let offer = pc.create_offer(None).await.unwrap();
     pc.set_local_description(offer).await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(3), gathered.recv()).await;
@@ -255,7 +305,17 @@ pub async fn post(
 /// Opens a WHEP session at `base` `/whep/{camera}?stream=…` and applies the answer; panics unless
 /// the gateway answers 201.
 pub async fn connect(client: &reqwest::Client, base: &str, path: &str, token: &str) -> Viewer {
-    connect_with(client, base, path, token, false).await
+    connect_media(client, base, path, token, false, false).await
+}
+
+/// As [`connect`], offering to receive the camera's audio too.
+pub async fn connect_with_audio(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> Viewer {
+    connect_media(client, base, path, token, false, true).await
 }
 
 /// As [`connect`], offering H.265 only when `h265`.
@@ -266,8 +326,19 @@ pub async fn connect_with(
     token: &str,
     h265: bool,
 ) -> Viewer {
+    connect_media(client, base, path, token, h265, false).await
+}
+
+async fn connect_media(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    h265: bool,
+    audio: bool,
+) -> Viewer {
     let received = Arc::new(Received::default());
-    let (pc, sdp) = offer_with(received.clone(), h265).await;
+    let (pc, sdp) = offer_with(received.clone(), h265, audio).await;
     let started = Instant::now();
     let r = post(client, &format!("{base}{path}"), Some(token), sdp).await;
     let status = r.status();

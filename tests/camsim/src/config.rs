@@ -18,6 +18,22 @@ pub enum Codec {
     H265,
 }
 
+/// Audio track of a camera's main stream: kitchen ambience (quiet noise) with a marker tone of
+/// [`MARKER_TONE_HZ`], so a test can recognise the camera's own sound wherever it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audio {
+    /// G.711 µ-law, 8 kHz mono, RTP payload type 0.
+    Pcmu,
+    /// G.711 A-law, 8 kHz mono, RTP payload type 8.
+    Pcma,
+    /// AAC-LC, 16 kHz mono, RTP `MPEG4-GENERIC` (RFC 3640), payload type 97.
+    Aac,
+}
+
+/// The frequency of the marker tone in every camera's audio.
+pub const MARKER_TONE_HZ: u32 = 700;
+
 /// The config file as written (`camsim --config FILE`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +61,10 @@ pub struct FileCamera {
     /// `h264` or `h265`. Default `h264`.
     #[serde(default)]
     pub codec: Codec,
+    /// An audio track on the main stream: `pcmu`, `pcma` or `aac`. Default: none, except `pcmu`
+    /// with `onvif_backchannel` (such cameras have a microphone too).
+    #[serde(default)]
+    pub audio: Option<Audio>,
     /// Serve the main stream with an ONVIF audio backchannel. Default false.
     #[serde(default)]
     pub onvif_backchannel: bool,
@@ -60,6 +80,8 @@ pub struct CameraConfig {
     pub id: String,
     pub scenario: Scenario,
     pub codec: Codec,
+    /// The main stream's audio track, if any.
+    pub audio: Option<Audio>,
     /// `Some(dir)`: serve an ONVIF backchannel recording to `dir`.
     pub backchannel_dir: Option<PathBuf>,
 }
@@ -71,6 +93,7 @@ impl CameraConfig {
             id: id.to_string(),
             scenario,
             codec: Codec::H264,
+            audio: None,
             backchannel_dir: None,
         }
     }
@@ -120,10 +143,12 @@ impl Config {
                 }
                 (false, _) => None,
             };
+            let audio = c.audio.or(backchannel_dir.as_ref().map(|_| Audio::Pcmu));
             cameras.push(CameraConfig {
                 id: c.id,
                 scenario,
                 codec: c.codec,
+                audio,
                 backchannel_dir,
             });
         }
@@ -159,23 +184,31 @@ impl Config {
     }
 }
 
-/// Parses a quick camera spec `ID=SCENARIO_PATH[,h265]` from the command line.
+/// Parses a quick camera spec `ID=SCENARIO_PATH[,h264|h265][,pcmu|pcma|aac]` from the command line.
 pub fn parse_camera_spec(spec: &str) -> Result<CameraConfig, Error> {
     let field = "--camera";
+    let usage = "ID=SCENARIO_PATH[,h264|h265][,pcmu|pcma|aac]";
     let (id, rest) = spec
         .split_once('=')
-        .ok_or_else(|| invalid(field, format!("{spec:?} is not ID=SCENARIO_PATH[,h265]")))?;
-    let (path, codec) = match rest.rsplit_once(',') {
-        Some((p, "h265")) => (p, Codec::H265),
-        Some((p, "h264")) => (p, Codec::H264),
-        Some((_, other)) => {
-            return Err(invalid(
-                field,
-                format!("unknown codec {other:?}, use h264 or h265"),
-            ));
+        .ok_or_else(|| invalid(field, format!("{spec:?} is not {usage}")))?;
+    let mut parts = rest.split(',');
+    let path = parts.next().unwrap_or_default();
+    let (mut codec, mut audio) = (Codec::H264, None);
+    for option in parts {
+        match option {
+            "h264" => codec = Codec::H264,
+            "h265" => codec = Codec::H265,
+            "pcmu" => audio = Some(Audio::Pcmu),
+            "pcma" => audio = Some(Audio::Pcma),
+            "aac" => audio = Some(Audio::Aac),
+            other => {
+                return Err(invalid(
+                    field,
+                    format!("unknown option {other:?} in {spec:?}, use {usage}"),
+                ));
+            }
         }
-        None => (rest, Codec::H264),
-    };
+    }
     if !valid_id(id) {
         return Err(invalid(
             field,
@@ -187,6 +220,7 @@ pub fn parse_camera_spec(spec: &str) -> Result<CameraConfig, Error> {
         id: id.to_string(),
         scenario,
         codec,
+        audio,
         backchannel_dir: None,
     })
 }
@@ -204,10 +238,16 @@ mod tests {
             parse_camera_spec(&format!("ph-1={p}")).unwrap().codec,
             Codec::H264
         );
+        let c = parse_camera_spec(&format!("ph-1={p},pcma")).unwrap();
+        assert_eq!((c.codec, c.audio), (Codec::H264, Some(Audio::Pcma)));
         let e = parse_camera_spec(&format!("Bad={p}"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("--camera") && e.contains("Bad"), "{e}");
+        let e = parse_camera_spec(&format!("ph-1={p},opus"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("opus"), "{e}");
     }
 
     #[test]

@@ -10,9 +10,10 @@ pub mod render;
 pub mod scenario;
 pub mod scene;
 mod server;
+pub mod tone;
 pub mod truth;
 
-pub use config::{CameraConfig, Codec, Config};
+pub use config::{Audio, CameraConfig, Codec, Config, MARKER_TONE_HZ};
 pub use framecode::read_frame_number;
 pub use render::{Frame, Renderer};
 pub use scenario::{Scenario, ScenarioError};

@@ -23,8 +23,9 @@ struct Cli {
     /// Write `{camera}.jsonl` ground truth here, overrides the config file.
     #[arg(long, value_name = "DIR")]
     truth_dir: Option<PathBuf>,
-    /// Add a camera: `ID=SCENARIO_PATH[,h265]`. Repeatable.
-    #[arg(long = "camera", value_name = "ID=SCENARIO_PATH[,h265]")]
+    /// Add a camera: `ID=SCENARIO_PATH[,h264|h265][,pcmu|pcma|aac]` (the last: an audio track on
+    /// the main stream). Repeatable.
+    #[arg(long = "camera", value_name = "ID=SCENARIO_PATH[,h265][,pcma]")]
     cameras: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,

@@ -11,17 +11,9 @@ use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 
-/// Power of `freq` in 16-bit mono PCM at 8 kHz (Goertzel), normalised by length.
+/// Power of `freq` in 16-bit mono PCM at 8 kHz.
 fn tone_power(samples: &[i16], freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &x in samples {
-        let s = x as f64 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (samples.len() as f64).powi(2)
+    camsim::tone::tone_power(samples, 8000, freq)
 }
 
 #[test]

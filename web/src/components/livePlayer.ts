@@ -6,7 +6,7 @@ import { onUnmounted, ref, watch, type Ref } from 'vue'
 import { useI18n } from 'vue-i18n'
 import { ApiError, api } from '../api/client'
 import { backoffMs } from '../lib/backoff'
-import { type WhepSession, playWhep } from '../lib/whep'
+import { type WhepSession, hasRemoteAudio, playWhep } from '../lib/whep'
 
 export type LiveStatus = 'empty' | 'connecting' | 'live' | 'offline' | 'denied'
 
@@ -34,6 +34,8 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, camera: () =>
   const status = ref<LiveStatus>('empty')
   const problem = ref('')
   const frames = ref(0)
+  /** Whether the camera's sound comes too (a camera with a microphone). */
+  const hasAudio = ref(false)
 
   let session: WhepSession | null = null
   let attempt = 0
@@ -50,6 +52,7 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, camera: () =>
     session?.close()
     session = null
     frames.value = 0
+    hasAudio.value = false
   }
 
   async function start(): Promise<void> {
@@ -75,6 +78,7 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, camera: () =>
         return
       }
       session = played
+      hasAudio.value = hasRemoteAudio(played)
       const peer = played.pc
       peer.onconnectionstatechange = () => {
         if (mine === generation && (peer.connectionState === 'failed' || peer.connectionState === 'closed')) lost(t('wall.tile.lost'))
@@ -122,5 +126,5 @@ export function useLivePlayer(video: Ref<HTMLVideoElement | null>, camera: () =>
   watch(() => `${camera() ?? ''}|${stream()}`, () => void start(), { immediate: true })
   onUnmounted(stop)
 
-  return { status, problem, frames }
+  return { status, problem, frames, hasAudio }
 }

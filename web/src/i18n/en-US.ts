@@ -53,6 +53,8 @@ const en: typeof zh = {
     cameraOffline: 'offline',
     cameraOnline: 'online',
     watch: 'Watch live',
+    listen: 'Listen',
+    mute: 'Mute',
     confirm: 'Confirm (C)',
     reject: 'False alarm (R)',
     dispatch: 'Dispatch (D)',

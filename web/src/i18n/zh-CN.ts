@@ -52,6 +52,8 @@ export default {
     cameraOffline: '离线',
     cameraOnline: '在线',
     watch: '看实况',
+    listen: '听现场',
+    mute: '静音',
     confirm: '确认 (C)',
     reject: '误报 (R)',
     dispatch: '派单 (D)',

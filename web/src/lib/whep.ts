@@ -45,3 +45,12 @@ export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: 
     throw e
   }
 }
+
+/** Whether the gateway sends the camera's sound: it does only for a camera with a microphone, and
+ * then its answer's audio section carries a track (msid) it sends. */
+export function hasRemoteAudio(s: WhepSession | null): boolean {
+  const sdp = s?.pc.remoteDescription?.sdp ?? ''
+  return sdp
+    .split('m=')
+    .some((m) => m.startsWith('audio') && !m.startsWith('audio 0 ') && /a=(sendonly|sendrecv)/.test(m) && /a=msid:/.test(m))
+}

@@ -11,7 +11,7 @@ use rtsp::prelude::*;
 
 use super::feed::Feed;
 use super::wav::WavWriter;
-use crate::config::Codec;
+use crate::config::{Audio, Codec, MARKER_TONE_HZ};
 
 /// Which of a camera's two streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,25 @@ pub fn video_launch(codec: Codec, stream: Stream, fps: u32) -> String {
     format!("appsrc name=src is-live=true format=time ! videoconvert ! {scale}{enc}")
 }
 
+/// The launch line of the camera's own audio, payloader `pay1`: quiet kitchen noise mixed with the
+/// marker tone.
+pub fn audio_launch(audio: Audio) -> String {
+    let (rate, encode) = match audio {
+        Audio::Pcmu => (8000, "mulawenc ! rtppcmupay name=pay1 pt=0"),
+        Audio::Pcma => (8000, "alawenc ! rtppcmapay name=pay1 pt=8"),
+        Audio::Aac => (
+            16000,
+            "avenc_aac bitrate=32000 ! aacparse ! rtpmp4gpay name=pay1 pt=97",
+        ),
+    };
+    format!(
+        "audiotestsrc is-live=true wave=sine freq={MARKER_TONE_HZ} volume=0.2 samplesperbuffer=160 ! \
+         audiomixer name=ambience latency=20000000 ! audioconvert ! audioresample ! \
+         audio/x-raw,rate={rate},channels=1 ! {encode} \
+         audiotestsrc is-live=true wave=pink-noise volume=0.03 samplesperbuffer=160 ! ambience."
+    )
+}
+
 /// Hooks `feed` into every media the factory makes.
 fn feed_media(factory: &rtsp::RTSPMediaFactory, feed: &Arc<Feed>, backchannel: Option<PathBuf>) {
     let feed = feed.clone();
@@ -75,27 +94,39 @@ fn feed_media(factory: &rtsp::RTSPMediaFactory, feed: &Arc<Feed>, backchannel: O
     });
 }
 
-/// A plain factory for one stream of a camera; its media is shared by all clients.
-pub fn video_factory(feed: &Arc<Feed>, codec: Codec, stream: Stream) -> rtsp::RTSPMediaFactory {
+/// A plain factory for one stream of a camera, with `audio` if given; its media is shared by all
+/// clients.
+pub fn video_factory(
+    feed: &Arc<Feed>,
+    codec: Codec,
+    stream: Stream,
+    audio: Option<Audio>,
+) -> rtsp::RTSPMediaFactory {
     let f = rtsp::RTSPMediaFactory::new();
     f.set_launch(&format!(
-        "( {} )",
-        video_launch(codec, stream, feed.renderer.scenario().fps)
+        "( {} {} )",
+        video_launch(codec, stream, feed.renderer.scenario().fps),
+        audio.map(audio_launch).unwrap_or_default()
     ));
     f.set_shared(true);
     feed_media(&f, feed, None);
     f
 }
 
-/// The ONVIF factory of a main stream: video, a quiet PCMU audio track from the camera, and a
+/// The ONVIF factory of a main stream: video, the camera's audio track (`audio`), and a
 /// PCMU/8000 backchannel recorded to `{dir}/{camera}-backchannel-{timestamp}.wav`. One media per
 /// client, since each client has its own backchannel.
-pub fn onvif_factory(feed: &Arc<Feed>, codec: Codec, dir: PathBuf) -> rtsp::RTSPOnvifMediaFactory {
+pub fn onvif_factory(
+    feed: &Arc<Feed>,
+    codec: Codec,
+    audio: Audio,
+    dir: PathBuf,
+) -> rtsp::RTSPOnvifMediaFactory {
     let f = rtsp::RTSPOnvifMediaFactory::new();
     f.set_launch(&format!(
-        "( {} audiotestsrc is-live=true wave=pink-noise volume=0.02 ! audioconvert ! audioresample ! \
-         audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0 )",
-        video_launch(codec, Stream::Main, feed.renderer.scenario().fps)
+        "( {} {} )",
+        video_launch(codec, Stream::Main, feed.renderer.scenario().fps),
+        audio_launch(audio)
     ));
     f.set_backchannel_launch(Some(
         "( capsfilter caps=\"application/x-rtp,media=audio,payload=0,clock-rate=8000,encoding-name=PCMU\" \

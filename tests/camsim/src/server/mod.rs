@@ -79,16 +79,21 @@ pub fn serve(config: Config) -> Result<Server, Error> {
         match &c.backchannel_dir {
             Some(dir) => mounts.add_factory(
                 &format!("/cam/{}", c.id),
-                factory::onvif_factory(&feed, c.codec, dir.clone()),
+                factory::onvif_factory(
+                    &feed,
+                    c.codec,
+                    c.audio.unwrap_or(crate::Audio::Pcmu),
+                    dir.clone(),
+                ),
             ),
             None => mounts.add_factory(
                 &format!("/cam/{}", c.id),
-                factory::video_factory(&feed, c.codec, Stream::Main),
+                factory::video_factory(&feed, c.codec, Stream::Main, c.audio),
             ),
         }
         mounts.add_factory(
             &format!("/cam/{}/sub", c.id),
-            factory::video_factory(&feed, c.codec, Stream::Sub),
+            factory::video_factory(&feed, c.codec, Stream::Sub, c.audio),
         );
         let (tx, rx) = mpsc::channel();
         let f2 = feed.clone();

@@ -4,6 +4,7 @@
 
 use crate::detect::{DetectError, Detector, RodentConfig, RodentDetector};
 use crate::episode::{EpisodeRules, Episodes};
+use crate::exercise::Staging;
 use crate::evidence::Rolls;
 use crate::watch::CameraWatch;
 use bl_proto::config::EdgeConfig;
@@ -17,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 /// The revision in force, for the retained state.
 pub type AppliedRevision = Arc<Mutex<Option<u64>>>;
 
-/// A revision's camera watches, ready to replace the old ones.
+/// A revision's camera watches, ready to replace the old ones, and its drill stagings, which
+/// replace all the earlier ones.
 pub struct Update {
     pub revision: u64,
     pub cameras: HashMap<CameraId, CameraWatch>,
+    pub exercises: HashMap<CameraId, Staging>,
 }
 
 /// Why a revision was refused.
@@ -106,9 +109,17 @@ pub fn build(
             },
         );
     }
+    let mut exercises = HashMap::new();
+    for staged in &config.exercises {
+        if !local.contains(&staged.camera_id) {
+            return Err(Refused::UnknownCamera(staged.camera_id.clone()));
+        }
+        exercises.insert(staged.camera_id.clone(), Staging::of(staged));
+    }
     Ok(Update {
         revision: config.revision,
         cameras,
+        exercises,
     })
 }
 
@@ -191,6 +202,22 @@ mod tests {
         assert!(refused(config("box-1", 2, "cam-1", FLOOR), Some(3)).contains("older"));
         assert!(refused(config("box-1", 4, "cam-9", FLOOR), Some(3)).contains("cam-9"));
         assert!(refused(b"{".to_vec(), None).contains("not a valid edge config"));
+    }
+
+    #[test]
+    fn a_staged_exercise_is_taken_for_a_known_camera_and_refused_for_another() {
+        let (edge, local) = ids();
+        let staged = |camera: &str| {
+            format!(
+                r#"{{"type":"edgeConfig","v":1,"edgeId":"box-1","revision":5,"cameras":[],"exercises":[{{"cameraId":"{camera}","run":"run-1","until":"2026-11-24T05:00:00.000Z"}}]}}"#
+            )
+            .into_bytes()
+        };
+        let update = build(&edge, &local, None, &staged("cam-1")).unwrap();
+        assert!(update.cameras.is_empty(), "the rules in force stay");
+        assert_eq!(update.exercises[&local[0]].run, "run-1");
+        let e = build(&edge, &local, None, &staged("cam-9")).err().unwrap();
+        assert!(e.to_string().contains("cam-9"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::detect::{Detector, Frame as DetectFrame};
 use crate::episode::{EpisodeChange, Episodes};
 use crate::evidence::{Recorder, Rolls};
+use crate::exercise::Exercises;
 use crate::ingest::Frame;
 use crate::outbox::Outbox;
 use crate::remote::Update;
@@ -51,6 +52,7 @@ pub async fn run(
 ) {
     let EventSink { outbox, evidence } = sink;
     let topic = Topic::EdgeEvents(edge.clone());
+    let mut exercises = Exercises::default();
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -63,6 +65,7 @@ pub async fn run(
                     }
                 }
                 cameras.extend(update.cameras);
+                exercises.replace(update.exercises);
                 continue;
             }
             frame = frames.recv() => match frame { Some(f) => f, None => break },
@@ -71,7 +74,13 @@ pub async fn run(
             continue;
         };
         // Detection is CPU work: keep it off the runtime's async threads.
-        let events = tokio::task::block_in_place(|| look(&edge, &frame, watch, utc_offset_minutes));
+        let mut events =
+            tokio::task::block_in_place(|| look(&edge, &frame, watch, utc_offset_minutes));
+        for event in &mut events {
+            if let EdgeEvent::Detection(d) = event {
+                exercises.mark(d);
+            }
+        }
         for event in events {
             if let (Some(link), EdgeEvent::Detection(detection)) = (&evidence, &event)
                 && link.recorders.contains_key(&frame.camera)

@@ -104,20 +104,41 @@ mod tests {
         let mut x = Exercises::default();
         x.replace(staged("cam-1", 10_000));
         let run = Some("run-1".to_owned());
-        assert_eq!(marked(&mut x, event("cam-1", 1, EpisodePhase::Start, 9_000)), run);
-        assert_eq!(marked(&mut x, event("cam-1", 1, EpisodePhase::Update, 12_000)), run);
+        assert_eq!(
+            marked(&mut x, event("cam-1", 1, EpisodePhase::Start, 9_000)),
+            run
+        );
+        assert_eq!(
+            marked(&mut x, event("cam-1", 1, EpisodePhase::Update, 12_000)),
+            run
+        );
         x.replace(HashMap::new()); // ENDEX cleared the staging meanwhile
-        assert_eq!(marked(&mut x, event("cam-1", 1, EpisodePhase::End, 20_000)), run);
+        assert_eq!(
+            marked(&mut x, event("cam-1", 1, EpisodePhase::End, 20_000)),
+            run
+        );
     }
 
     #[test]
     fn other_cameras_later_episodes_and_cleared_stagings_stay_real() {
         let mut x = Exercises::default();
         x.replace(staged("cam-1", 10_000));
-        assert_eq!(marked(&mut x, event("cam-2", 1, EpisodePhase::Start, 1_000)), None);
-        assert_eq!(marked(&mut x, event("cam-1", 2, EpisodePhase::Start, 10_000)), None);
-        assert_eq!(marked(&mut x, event("cam-1", 2, EpisodePhase::End, 11_000)), None);
+        assert_eq!(
+            marked(&mut x, event("cam-2", 1, EpisodePhase::Start, 1_000)),
+            None
+        );
+        assert_eq!(
+            marked(&mut x, event("cam-1", 2, EpisodePhase::Start, 10_000)),
+            None
+        );
+        assert_eq!(
+            marked(&mut x, event("cam-1", 2, EpisodePhase::End, 11_000)),
+            None
+        );
         x.replace(HashMap::new());
-        assert_eq!(marked(&mut x, event("cam-1", 3, EpisodePhase::Start, 5_000)), None);
+        assert_eq!(
+            marked(&mut x, event("cam-1", 3, EpisodePhase::Start, 5_000)),
+            None
+        );
     }
 }

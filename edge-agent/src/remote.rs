@@ -4,8 +4,8 @@
 
 use crate::detect::{DetectError, Detector, RodentConfig, RodentDetector};
 use crate::episode::{EpisodeRules, Episodes};
-use crate::exercise::Staging;
 use crate::evidence::Rolls;
+use crate::exercise::Staging;
 use crate::watch::CameraWatch;
 use bl_proto::config::EdgeConfig;
 use bl_proto::event::ViolationKind;

@@ -71,6 +71,9 @@ pub struct Config {
     /// The consoles' WebSocket (see [`crate::ws::WsConfig`]).
     #[serde(default)]
     pub ws: crate::ws::WsConfig,
+    /// Drill scene injects: camsim's control endpoint (see [`crate::drill::scene::DrillConfig`]).
+    #[serde(default)]
+    pub drill: crate::drill::scene::DrillConfig,
     /// The built web console and field app (`make web`), served at `/` and `/field`. A relative
     /// path is taken from the working directory. Default `"web/dist"`.
     #[serde(default = "default_web_dir")]
@@ -470,6 +473,9 @@ impl Config {
         }
         if let Err((field, message)) = self.ws.validate() {
             return err(&field, &message);
+        }
+        if let Err((field, message)) = self.drill.validate() {
+            return err(field, &message);
         }
         if let Some(media) = &self.media {
             if !(10..=600).contains(&media.token_ttl_secs) {

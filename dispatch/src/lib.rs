@@ -242,10 +242,12 @@ pub async fn serve(
             incidents: app.config.incidents.clone(),
             escalation: app.config.escalation.clone(),
             clocks: app.config.clocks.clone(),
+            drill: app.config.drill.clone(),
         },
         app.config.escalation.poll_interval_ms,
         app.config.escalation.batch,
         app.clock.clone(),
+        drill::scene::SceneLinks::new(app.edge_link.clone(), app.config.drill.clone()),
         stop.clone(),
     ));
     let rechecks = tokio::spawn(field::recheck::run_sweep(

@@ -8,6 +8,8 @@
 //! - [`report`] (plain): the after-action report, HTML in Chinese.
 //! - [`store`]: runs, injects as durable timers, observations; start / pause / resume / ENDEX.
 //! - [`worker`]: fires due injects on the escalation worker's loop.
+//! - [`scene`]: scene injects — a camsim scene on a real camera, the exercise staged on its edge
+//!   through the retained EdgeConfig, played once the edge confirmed, cleared after ENDEX.
 //!
 //! **Each inject fires exactly once, whatever the number of replicas and restarts, and never
 //! into a paused or ended run:** it is claimed with its run's row under `SKIP LOCKED` and marked
@@ -16,5 +18,6 @@
 pub mod evaluate;
 pub mod report;
 pub mod scenario;
+pub mod scene;
 pub mod store;
 pub mod worker;

@@ -6,6 +6,10 @@
 //! frames while a worker is busy, so detection never slows the cameras down. [`spawn`] splits each
 //! camera's detectors between the two and tells ingest which cameras need colour frames.
 //!
+//! Each worker marks the events of episodes that start on a camera the center staged for a drill
+//! ([`crate::exercise`]); a config update reaches both workers, and its revision counts as
+//! applied once both took it ([`crate::remote::InForce`]).
+//!
 //! With `[evidence]` on, the events go to the evidence worker ([`crate::evidence::worker`]), which
 //! attaches snapshots and clips before queueing them; without it they go to the outbox as they are.
 
@@ -16,6 +20,7 @@ use crate::detect::{
 };
 use crate::episode::{EpisodeChange, Episodes};
 use crate::evidence::{Recorder, Rolls};
+use crate::exercise::Exercises;
 use crate::ingest::{ColourWanted, Frame};
 use crate::outbox::Outbox;
 use crate::remote::Update;
@@ -155,21 +160,15 @@ pub fn spawn(
     let splitter = tokio::spawn(async move {
         while let Some(update) = updates.recv().await {
             let (g, c) = split(update.cameras, &colour_wanted);
-            let revision = update.revision;
-            let sent = grey_updates
-                .send(Update {
-                    revision,
-                    cameras: g,
-                })
-                .await
-                .is_ok()
-                && colour_updates
-                    .send(Update {
-                        revision,
-                        cameras: c,
-                    })
-                    .await
-                    .is_ok();
+            // Both workers take every staging: each marks the episodes of its own kinds.
+            let part = |cameras| Update {
+                revision: update.revision,
+                cameras,
+                exercises: update.exercises.clone(),
+                in_force: update.in_force.clone(),
+            };
+            let sent = grey_updates.send(part(g)).await.is_ok()
+                && colour_updates.send(part(c)).await.is_ok();
             if !sent {
                 return;
             }
@@ -236,6 +235,7 @@ pub async fn run(
         sightings,
     } = sink;
     let topic = Topic::EdgeEvents(edge.clone());
+    let mut exercises = Exercises::default();
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -248,6 +248,10 @@ pub async fn run(
                     }
                 }
                 cameras.extend(update.cameras);
+                exercises.replace(update.exercises);
+                // In force from the next frame on: say so (the center plays a drill scene only
+                // once both workers marked its camera).
+                drop(update.in_force);
                 continue;
             }
             frame = frames.recv() => match frame { Some(f) => f, None => break },
@@ -256,8 +260,13 @@ pub async fn run(
             continue;
         };
         // Detection is CPU work: keep it off the runtime's async threads.
-        let (events, detections) =
+        let (mut events, detections) =
             tokio::task::block_in_place(|| look(&edge, &frame, watch, utc_offset_minutes));
+        for event in &mut events {
+            if let EdgeEvent::Detection(d) = event {
+                exercises.mark(d);
+            }
+        }
         if let Some(tx) = sightings.as_ref().filter(|tx| tx.receiver_count() > 0) {
             let _ = tx.send(Sighting {
                 camera: frame.camera.clone(),

@@ -367,3 +367,65 @@ fn event(edge: &EdgeId, camera: &CameraId, change: EpisodeChange, model: ModelIn
         exercise: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exercise::Staging;
+    use crate::remote::InForce;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_staging_is_in_force_once_both_workers_took_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.db"), 1 << 20)
+            .await
+            .unwrap();
+        let (_grey, grey) = mpsc::channel(1);
+        let (_colour, colour) = mpsc::channel(1);
+        let (updates, updates_rx) = mpsc::channel(1);
+        let shutdown = CancellationToken::new();
+        let tasks = spawn(
+            "box".parse().unwrap(),
+            EventSink {
+                outbox,
+                evidence: None,
+                sightings: None,
+            },
+            HashMap::new(),
+            480,
+            Frames {
+                grey,
+                colour,
+                colour_wanted: ColourWanted::default(),
+            },
+            updates_rx,
+            shutdown.clone(),
+        );
+        let camera: CameraId = "cam-1".parse().unwrap();
+        let (in_force, mut all_applied) = InForce::new();
+        let staging = Staging {
+            run: "run-1".into(),
+            until_ms: i64::MAX,
+        };
+        updates
+            .send(Update {
+                revision: 2,
+                cameras: HashMap::new(),
+                exercises: HashMap::from([(camera, staging)]),
+                in_force,
+            })
+            .await
+            .unwrap();
+        let applied = tokio::time::timeout(Duration::from_secs(30), all_applied.recv()).await;
+        assert!(
+            matches!(applied, Ok(None)),
+            "both workers took the revision"
+        );
+        shutdown.cancel();
+        drop(updates);
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+}

@@ -5,9 +5,9 @@
 //! renders and stores it; a failure is stored with its reason and retried up to
 //! [`MAX_ATTEMPTS`] times. A crash mid-rendering rolls the claim back and the next poll retries.
 
+use super::config::DrillsConfig;
 use crate::escalation::worker::supervise;
 use sqlx::PgPool;
-use super::config::DrillsConfig;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

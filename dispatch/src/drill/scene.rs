@@ -15,7 +15,8 @@
 //!    with the camera staged by another run → `skipped` with the reason.
 //! 2. **publish** ([`sweep`]): every edge whose desired revision is ahead of the published one
 //!    gets its whole config, retained.
-//! 3. **play**: once the edge's state reports that revision, camsim is asked to play the scene →
+//! 3. **play**: once the edge's state reports that revision and the camera online, camsim is
+//!    asked to play the scene →
 //!    `played` (its refusal → `skipped`); no confirmation within `stage_timeout_secs` → `skipped`.
 //! 4. **link**: the run's first incident at the premises opened after the staging becomes the
 //!    inject's incident (outcome `opened`): the expectations are judged on it.
@@ -361,7 +362,7 @@ async fn time_out(
     .await?;
     for (run, inject, edge, revision) in late {
         let note = format!(
-            "edge {edge} did not report config revision {revision} within {} s: the scene was not played",
+            "edge {edge} did not report config revision {revision} with the camera online within {} s: the scene was not played",
             links.config.stage_timeout_secs
         );
         skip(pool, run, &inject, &["staged"], &note).await?;
@@ -443,13 +444,16 @@ async fn publish(pool: &PgPool, links: &SceneLinks) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Step 3: scenes whose staging the edge confirmed are played.
+/// Step 3: scenes whose staging the edge confirmed are played, once the edge also reports the
+/// camera online (a scene played to a box that gets no frames would be lost).
 async fn play(pool: &PgPool, links: &SceneLinks, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     let confirmed: Vec<(Uuid, String, String, String, i32)> = sqlx::query_as(
         "SELECT s.run_id, s.inject_id, s.camera_id, s.scene, s.secs \
            FROM drill_stagings s JOIN edge_status e ON e.edge_id = s.edge_id \
           WHERE s.state = 'staged' AND e.online \
-            AND (e.state ->> 'configRevision')::bigint >= s.revision",
+            AND (e.state ->> 'configRevision')::bigint >= s.revision \
+            AND EXISTS (SELECT 1 FROM jsonb_array_elements(e.state -> 'cameras') c \
+                         WHERE c ->> 'cameraId' = s.camera_id AND (c ->> 'online')::boolean)",
     )
     .fetch_all(pool)
     .await?;

@@ -114,6 +114,16 @@ async fn the_dayu_rodent_drill_plays_a_scene_that_the_real_detector_raises_as_th
         "the box reported its state",
     )
     .await;
+    // Dispatch plays the scene only to a camera the box reports online; waiting here keeps the
+    // scene's timing below off a slow camera start on a loaded machine.
+    wait_until(
+        &pool,
+        r#"SELECT count(*) FROM edge_status WHERE online AND state -> 'cameras' @> '[{"online": true}]'"#,
+        1,
+        Duration::from_secs(120),
+        "the box gets the camera's frames",
+    )
+    .await;
 
     // STARTEX.
     let mut coordinator = login(&server, "dy-drill").await;

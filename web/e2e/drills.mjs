@@ -90,12 +90,12 @@ export async function runDrills({ browser, server, shots, sql, api }) {
   await field.waitForSelector(drill, { timeout: 20000 })
   assert.match(await field.textContent(drill), /演练 DRILL/)
   const task = `${drill} [data-test=field-drill-task] >> nth=0`
-  const taskName = (await field.textContent(`${task} .task`)).trim()
-  assert.match(await field.textContent(`${task} .timing`), /目标 \d+ 秒/, 'the task shows its timing')
-  await field.click(`${task} [data-test=rate-S]`)
-  await field.waitForSelector(`${task} [data-test=rate-S].el-button--primary`)
+  const taskName = (await field.textContent(`${task} >> .task`)).trim()
+  assert.match(await field.textContent(`${task} >> .timing`), /目标 \d+ 秒/, 'the task shows its timing')
+  await field.click(`${task} >> [data-test=rate-S]`)
+  await field.waitForSelector(`${task} >> [data-test=rate-S].el-button--primary`)
   const seen = '学校卫生室未按要求封存剩余食品留样（手机观察）'
-  await field.fill(`${drill} [data-test=observation-text] textarea`, seen)
+  await field.fill(`${drill} textarea`, seen)
   await field.click(`${drill} [data-test=observation-send]`)
   await field.waitForFunction((text) => document.querySelector('[data-test=field-drill-observations]')?.textContent?.includes(text), seen)
   await field.screenshot({ path: path.join(shots, 'drill-observer-phone.png') })

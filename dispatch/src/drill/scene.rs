@@ -319,12 +319,13 @@ async fn clear(pool: &PgPool, links: &SceneLinks, now: DateTime<Utc>) -> Result<
     .fetch_all(pool)
     .await?;
     for (run, inject, edge, camera, state, still_playing) in due {
-        if state != "staged" && still_playing {
-            if let Err(e) = links.camsim(&camera, None).await {
-                // The staging stays: the scene ends by itself before `until`, then it is cleared.
-                tracing::warn!(run = %run, camera, err = %e, "cannot stop a drill scene; keeping its staging");
-                continue;
-            }
+        if state != "staged"
+            && still_playing
+            && let Err(e) = links.camsim(&camera, None).await
+        {
+            // The staging stays: the scene ends by itself before `until`, then it is cleared.
+            tracing::warn!(run = %run, camera, err = %e, "cannot stop a drill scene; keeping its staging");
+            continue;
         }
         let mut tx = pool.begin().await?;
         let cleared = sqlx::query(

@@ -71,9 +71,10 @@ pub struct Config {
     /// The consoles' WebSocket (see [`crate::ws::WsConfig`]).
     #[serde(default)]
     pub ws: crate::ws::WsConfig,
-    /// Drills: printing after-action reports to PDF (see [`crate::drill::pdf::DrillsConfig`]).
+    /// Drills: printing after-action reports to PDF, playing scene injects on camsim (see
+    /// [`crate::drill::config::DrillsConfig`]).
     #[serde(default)]
-    pub drills: crate::drill::pdf::DrillsConfig,
+    pub drills: crate::drill::config::DrillsConfig,
     /// The built web console and field app (`make web`), served at `/` and `/field`. A relative
     /// path is taken from the working directory. Default `"web/dist"`.
     #[serde(default = "default_web_dir")]

@@ -243,10 +243,12 @@ pub async fn serve(
             incidents: app.config.incidents.clone(),
             escalation: app.config.escalation.clone(),
             clocks: app.config.clocks.clone(),
+            drills: app.config.drills.clone(),
         },
         app.config.escalation.poll_interval_ms,
         app.config.escalation.batch,
         app.clock.clone(),
+        drill::scene::SceneLinks::new(app.edge_link.clone(), app.config.drills.clone()),
         stop.clone(),
     ));
     let reports = tokio::spawn(drill::pdf::run(

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod enrol;
 pub mod episode;
 pub mod evidence;
+pub mod exercise;
 pub mod ingest;
 pub mod outbox;
 pub mod remote;

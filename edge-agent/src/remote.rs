@@ -6,22 +6,65 @@ use crate::detect::person::HatMaskDetector;
 use crate::detect::{DetectError, Detector, RodentConfig, RodentDetector};
 use crate::episode::{EpisodeRules, Episodes};
 use crate::evidence::Rolls;
+use crate::exercise::Staging;
 use crate::watch::CameraWatch;
 use bl_proto::config::EdgeConfig;
 use bl_proto::event::ViolationKind;
 use bl_proto::{CameraId, DecodeError, EdgeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// The revision in force, for the retained state.
-pub type AppliedRevision = Arc<Mutex<Option<u64>>>;
+/// The revision in force, for the retained state. It is set only once every detection worker
+/// applies the revision (the center waits for it before playing a drill scene), and the uplink
+/// is told at once so the state reports it without waiting for the next interval.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedRevision {
+    revision: Arc<Mutex<Option<u64>>>,
+    changed: Arc<Notify>,
+}
 
-/// A revision's camera watches, ready to replace the old ones.
+impl AppliedRevision {
+    pub fn get(&self) -> Option<u64> {
+        *self.revision.lock().expect("applied revision")
+    }
+
+    pub fn set(&self, revision: u64) {
+        *self.revision.lock().expect("applied revision") = Some(revision);
+        self.changed.notify_one();
+    }
+
+    /// Resolves after the next [`set`](Self::set) (or at once if one came since the last call).
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+}
+
+/// A revision's camera watches, ready to replace the old ones, and its drill stagings, which
+/// replace all the earlier ones.
 pub struct Update {
     pub revision: u64,
     pub cameras: HashMap<CameraId, CameraWatch>,
+    pub exercises: HashMap<CameraId, Staging>,
+    /// Dropped by each worker once it applied its part (see [`InForce`]).
+    pub in_force: InForce,
+}
+
+/// A token carried by an update and each of its parts: when the last one is dropped, every
+/// worker has applied the revision. A worker that is gone drops its part too, so waiting on
+/// it never hangs.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    _held: mpsc::Sender<()>,
+}
+
+impl InForce {
+    /// A token and the receiver whose `recv()` answers `None` once all its copies are dropped.
+    pub fn new() -> (InForce, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel(1);
+        (InForce { _held: tx }, rx)
+    }
 }
 
 /// Why a revision was refused.
@@ -119,14 +162,23 @@ pub fn build(
             },
         );
     }
+    let mut exercises = HashMap::new();
+    for staged in &config.exercises {
+        if !local.contains(&staged.camera_id) {
+            return Err(Refused::UnknownCamera(staged.camera_id.clone()));
+        }
+        exercises.insert(staged.camera_id.clone(), Staging::of(staged));
+    }
     Ok(Update {
         revision: config.revision,
         cameras,
+        exercises,
+        in_force: InForce::new().0, // nobody waits on it; [`run`] gives it one it waits on
     })
 }
 
-/// Applies each config the uplink receives: builds it, hands it to the detection worker, and
-/// records the revision. Runs until `shutdown` or until the uplink closes the channel.
+/// Applies each config the uplink receives: builds it, hands it to the detection workers, and
+/// records the revision once both applied it. Runs until `shutdown` or until the uplink closes the channel.
 pub async fn run(
     edge: EdgeId,
     local: Vec<CameraId>,
@@ -144,15 +196,21 @@ pub async fn run(
         if payload.is_empty() {
             continue; // the retained config was cleared: keep what is in force
         }
-        let current = *applied.lock().expect("applied revision");
+        let current = applied.get();
         match build(&edge, &local, current, &payload) {
             Ok(update) if Some(update.revision) == current => {} // the retained copy again
-            Ok(update) => {
+            Ok(mut update) => {
                 let revision = update.revision;
+                let (in_force, mut all_applied) = InForce::new();
+                update.in_force = in_force;
                 if updates.send(update).await.is_err() {
                     return;
                 }
-                *applied.lock().expect("applied revision") = Some(revision);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = all_applied.recv() => {}
+                }
+                applied.set(revision);
                 tracing::info!(revision, "center config applied");
             }
             Err(reason) => {
@@ -227,6 +285,22 @@ mod tests {
         assert!(refused(config("box-1", 2, "cam-1", FLOOR), Some(3)).contains("older"));
         assert!(refused(config("box-1", 4, "cam-9", FLOOR), Some(3)).contains("cam-9"));
         assert!(refused(b"{".to_vec(), None).contains("not a valid edge config"));
+    }
+
+    #[test]
+    fn a_staged_exercise_is_taken_for_a_known_camera_and_refused_for_another() {
+        let (edge, local) = ids();
+        let staged = |camera: &str| {
+            format!(
+                r#"{{"type":"edgeConfig","v":1,"edgeId":"box-1","revision":5,"cameras":[],"exercises":[{{"cameraId":"{camera}","run":"run-1","until":"2026-11-24T05:00:00.000Z"}}]}}"#
+            )
+            .into_bytes()
+        };
+        let update = build(&edge, &local, None, &staged("cam-1")).unwrap();
+        assert!(update.cameras.is_empty(), "the rules in force stay");
+        assert_eq!(update.exercises[&local[0]].run, "run-1");
+        let e = build(&edge, &local, None, &staged("cam-9")).err().unwrap();
+        assert!(e.to_string().contains("cam-9"), "{e}");
     }
 
     #[test]

@@ -190,6 +190,8 @@ impl Link {
                 _ = self.outbox.pushed(), if self.connected => {}
                 _ = tokio::time::sleep(OUTBOX_POLL), if self.connected => {}
                 _ = state_timer.tick(), if self.connected => self.publish_state(true).await?,
+                // A new config in force is reported at once: the center may be waiting for it.
+                _ = self.config.applied_revision.changed(), if self.connected => self.publish_state(true).await?,
             }
             if self.connected {
                 // Deletions are batched (each commit is an fsync); a crash before one only means
@@ -329,11 +331,7 @@ impl Link {
             outbox_depth: depth.messages + blobs_waiting,
             disk: disk_usage(&self.config.data_dir),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            config_revision: *self
-                .config
-                .applied_revision
-                .lock()
-                .expect("applied revision"),
+            config_revision: self.config.applied_revision.get(),
             ..EdgeState::offline(self.config.edge_id.clone(), chrono::Utc::now())
         };
         let topic = Topic::EdgeState(self.config.edge_id.clone()).to_string();

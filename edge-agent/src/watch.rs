@@ -6,6 +6,10 @@
 //! frames while a worker is busy, so detection never slows the cameras down. [`spawn`] splits each
 //! camera's detectors between the two and tells ingest which cameras need colour frames.
 //!
+//! Each worker marks the events of episodes that start on a camera the center staged for a drill
+//! ([`crate::exercise`]); a config update reaches both workers, and its revision counts as
+//! applied once both took it ([`crate::remote::InForce`]).
+//!
 //! With `[evidence]` on, the events go to the evidence worker ([`crate::evidence::worker`]), which
 //! attaches snapshots and clips before queueing them; without it they go to the outbox as they are.
 
@@ -16,6 +20,7 @@ use crate::detect::{
 };
 use crate::episode::{EpisodeChange, Episodes};
 use crate::evidence::{Recorder, Rolls};
+use crate::exercise::Exercises;
 use crate::ingest::{ColourWanted, Frame};
 use crate::outbox::Outbox;
 use crate::remote::Update;
@@ -155,21 +160,15 @@ pub fn spawn(
     let splitter = tokio::spawn(async move {
         while let Some(update) = updates.recv().await {
             let (g, c) = split(update.cameras, &colour_wanted);
-            let revision = update.revision;
-            let sent = grey_updates
-                .send(Update {
-                    revision,
-                    cameras: g,
-                })
-                .await
-                .is_ok()
-                && colour_updates
-                    .send(Update {
-                        revision,
-                        cameras: c,
-                    })
-                    .await
-                    .is_ok();
+            // Both workers take every staging: each marks the episodes of its own kinds.
+            let part = |cameras| Update {
+                revision: update.revision,
+                cameras,
+                exercises: update.exercises.clone(),
+                in_force: update.in_force.clone(),
+            };
+            let sent = grey_updates.send(part(g)).await.is_ok()
+                && colour_updates.send(part(c)).await.is_ok();
             if !sent {
                 return;
             }
@@ -236,6 +235,7 @@ pub async fn run(
         sightings,
     } = sink;
     let topic = Topic::EdgeEvents(edge.clone());
+    let mut exercises = Exercises::default();
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -248,6 +248,10 @@ pub async fn run(
                     }
                 }
                 cameras.extend(update.cameras);
+                exercises.replace(update.exercises);
+                // In force from the next frame on: say so (the center plays a drill scene only
+                // once both workers marked its camera).
+                drop(update.in_force);
                 continue;
             }
             frame = frames.recv() => match frame { Some(f) => f, None => break },
@@ -256,8 +260,13 @@ pub async fn run(
             continue;
         };
         // Detection is CPU work: keep it off the runtime's async threads.
-        let (events, detections) =
+        let (mut events, detections) =
             tokio::task::block_in_place(|| look(&edge, &frame, watch, utc_offset_minutes));
+        for event in &mut events {
+            if let EdgeEvent::Detection(d) = event {
+                exercises.mark(d);
+            }
+        }
         if let Some(tx) = sightings.as_ref().filter(|tx| tx.receiver_count() > 0) {
             let _ = tx.send(Sighting {
                 camera: frame.camera.clone(),
@@ -357,4 +366,66 @@ fn event(edge: &EdgeId, camera: &CameraId, change: EpisodeChange, model: ModelIn
         model,
         exercise: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exercise::Staging;
+    use crate::remote::InForce;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_staging_is_in_force_once_both_workers_took_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.db"), 1 << 20)
+            .await
+            .unwrap();
+        let (_grey, grey) = mpsc::channel(1);
+        let (_colour, colour) = mpsc::channel(1);
+        let (updates, updates_rx) = mpsc::channel(1);
+        let shutdown = CancellationToken::new();
+        let tasks = spawn(
+            "box".parse().unwrap(),
+            EventSink {
+                outbox,
+                evidence: None,
+                sightings: None,
+            },
+            HashMap::new(),
+            480,
+            Frames {
+                grey,
+                colour,
+                colour_wanted: ColourWanted::default(),
+            },
+            updates_rx,
+            shutdown.clone(),
+        );
+        let camera: CameraId = "cam-1".parse().unwrap();
+        let (in_force, mut all_applied) = InForce::new();
+        let staging = Staging {
+            run: "run-1".into(),
+            until_ms: i64::MAX,
+        };
+        updates
+            .send(Update {
+                revision: 2,
+                cameras: HashMap::new(),
+                exercises: HashMap::from([(camera, staging)]),
+                in_force,
+            })
+            .await
+            .unwrap();
+        let applied = tokio::time::timeout(Duration::from_secs(30), all_applied.recv()).await;
+        assert!(
+            matches!(applied, Ok(None)),
+            "both workers took the revision"
+        );
+        shutdown.cancel();
+        drop(updates);
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
 }

@@ -41,8 +41,33 @@ pub struct EdgeConfig {
     #[serde(default = "default_timezone")]
     #[schemars(default = "default_timezone")]
     pub timezone: String,
-    /// Rules per camera; a camera not listed has detection off.
+    /// Rules per camera. A camera listed gets exactly these rules (an empty list switches its
+    /// detection off); a camera not listed keeps the rules it has (from the box's own `edge.toml`
+    /// or an earlier revision), so a center without a rule set of its own sends `[]`.
     pub cameras: Vec<CameraRules>,
+    /// Drill scenes staged on cameras of this edge (DESIGN §5): an episode that starts on the
+    /// camera before `until` is an exercise, and every event of it carries `exercise` = `run`.
+    /// The list is whole each time: a revision without a camera's entry ends its staging. Default
+    /// empty.
+    #[serde(default)]
+    pub exercises: Vec<StagedExercise>,
+}
+
+/// A drill scene played on one camera: what it detects until `until` belongs to drill run `run`.
+///
+/// Events of the camera are marked by episode, not by time: an episode that started staged stays
+/// an exercise to its end, and one that starts after `until` (or on another camera) is real.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StagedExercise {
+    /// The camera the scene plays on.
+    pub camera_id: CameraId,
+    /// The drill run id that its events carry as `exercise`.
+    pub run: String,
+    /// When the staging ends (UTC, milliseconds, read against the edge's clock).
+    #[serde(with = "crate::time::millis")]
+    #[schemars(with = "chrono::DateTime<chrono::Utc>")]
+    pub until: chrono::DateTime<chrono::Utc>,
 }
 
 fn default_timezone() -> String {
@@ -269,6 +294,17 @@ impl Message for EdgeConfig {
                     }
                 }
             }
+        }
+        let mut staged = HashSet::new();
+        for (i, x) in self.exercises.iter().enumerate() {
+            if !staged.insert(&x.camera_id) {
+                return Err(Violation::new(
+                    format!("exercises[{i}].cameraId"),
+                    format!("{} is staged twice", x.camera_id),
+                ));
+            }
+            // the same rule as an event's `exercise`, which this becomes
+            check::text(&format!("exercises[{i}].run"), &x.run, 128)?;
         }
         Ok(())
     }

@@ -312,6 +312,21 @@ fn edge_config_rules_are_checked() {
             json!("cameraOffline"),
             "unknown variant `cameraOffline`",
         ),
+        (
+            "/exercises/0/run",
+            json!("run\nforged log line"),
+            "`exercises[0].run`: contains the control character",
+        ),
+        (
+            "/exercises/0/run",
+            json!(""),
+            "`exercises[0].run`: must not be empty",
+        ),
+        (
+            "/exercises/0/until",
+            json!("tomorrow"),
+            "is not an RFC 3339 timestamp",
+        ),
     ];
     for (pointer, bad, why) in cases {
         let mut v = serde_json::to_value(edge_config()).unwrap();
@@ -319,6 +334,16 @@ fn edge_config_rules_are_checked() {
         let (_, text) = refuse::<EdgeConfig>(&v);
         assert!(text.contains(why), "{pointer} = {bad}: {text}");
     }
+}
+
+#[test]
+fn a_camera_staged_twice_in_one_edge_config_is_rejected() {
+    let mut v = serde_json::to_value(edge_config()).unwrap();
+    let first = v["exercises"][0].clone();
+    v["exercises"].as_array_mut().unwrap().push(first);
+    let (_, text) = refuse::<EdgeConfig>(&v);
+    assert!(text.contains("`exercises[1].cameraId`"), "{text}");
+    assert!(text.contains("staged twice"), "{text}");
 }
 
 #[test]

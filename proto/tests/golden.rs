@@ -184,4 +184,12 @@ fn an_edge_config_has_camel_case_rules_and_hh_mm_hours_on_the_wire() {
     );
     assert_eq!(w["cameras"][1]["preRollSecs"], 5);
     assert_eq!(w["cameras"][1]["postRollSecs"], 10);
+    assert_eq!(
+        w["exercises"][0],
+        json!({
+            "cameraId": "mtg-dyl-school-03-cam1",
+            "run": "0195a1b2-0000-7000-8000-00000000d811",
+            "until": "2025-03-01T22:40:00.000Z"
+        })
+    );
 }

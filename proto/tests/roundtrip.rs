@@ -77,6 +77,14 @@ fn an_edge_config_without_timezone_gets_the_district_default() {
 }
 
 #[test]
+fn an_edge_config_without_exercises_stages_none() {
+    let mut v = serde_json::to_value(edge_config()).unwrap();
+    v.as_object_mut().unwrap().remove("exercises");
+    let cfg: EdgeConfig = decode(v.to_string().as_bytes()).unwrap();
+    assert!(cfg.exercises.is_empty());
+}
+
+#[test]
 fn a_message_decoded_by_the_wrong_receiver_names_the_types_it_expected() {
     let bytes = encode(&edge_state());
     let err = decode::<CommandResult>(&bytes).unwrap_err().to_string();

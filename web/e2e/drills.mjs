@@ -2,7 +2,9 @@
 // scenario from the console, sees the first call fire through the real intake as a drill incident,
 // then sees the next inject arrive live over the WebSocket (no reload, no polling), pauses, ends it
 // (ENDEX), gets the PDF link when Chromium has printed it, opens the after-action report, moves an
-// improvement item on and adds one by hand, and reads the history page that compares runs.
+// improvement item on and adds one by hand, and reads the history page that compares runs. An
+// observer (the duty supervisor) on a phone rates a task and writes an observation in the field
+// app's drill view; the coordinator's console shows both live, and the report carries them.
 import assert from 'node:assert/strict'
 import path from 'node:path'
 
@@ -73,6 +75,38 @@ export async function runDrills({ browser, server, shots, sql, api }) {
   assert.equal(reloads, navigations, 'no page reload')
   await shot(page, 'drill-console')
 
+  step('an observer on a phone rates a critical task and writes what they saw')
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+    locale: 'zh-CN', timezoneId: 'Asia/Shanghai',
+  })
+  const field = await phone.newPage()
+  field.on('pageerror', (e) => console.error('field drill page error:', e))
+  await field.goto(`${server.base}/field`)
+  await field.fill('input[name=username]', 'zhang.wei')
+  await field.fill('input[name=password]', server.demoPassword)
+  await field.click('[data-test=login-submit]')
+  const drill = '[data-test=field-drill]'
+  await field.waitForSelector(drill, { timeout: 20000 })
+  assert.match(await field.textContent(drill), /演练 DRILL/)
+  const task = `${drill} [data-test=field-drill-task] >> nth=0`
+  const taskName = (await field.textContent(`${task} >> .task`)).trim()
+  assert.match(await field.textContent(`${task} >> .timing`), /目标 \d+ 秒/, 'the task shows its timing')
+  await field.click(`${task} >> [data-test=rate-S]`)
+  await field.waitForSelector(`${task} >> [data-test=rate-S].el-button--primary`)
+  const seen = '学校卫生室未按要求封存剩余食品留样（手机观察）'
+  await field.fill(`${drill} textarea`, seen)
+  await field.click(`${drill} [data-test=observation-send]`)
+  await field.waitForFunction((text) => document.querySelector('[data-test=field-drill-observations]')?.textContent?.includes(text), seen)
+  await field.screenshot({ path: path.join(shots, 'drill-observer-phone.png') })
+
+  step("the coordinator's console shows the phone's rating and observation live")
+  await until(page, (text) => document.querySelector('[data-test=drill-run]')?.textContent?.includes(text), seen)
+  const ratedRow = await page.textContent(`[data-test=expectations] .el-table__row:has-text("${taskName}")`)
+  assert.match(ratedRow, /S/, 'the rating shows on the task')
+  assert.match(await runText(page), /zhang\.wei/, 'the observer is named')
+  await phone.close()
+
   step('pause, then ENDEX: the report is written and the PDF link comes when Chromium has printed it')
   await page.click('[data-test=drill-run] button:has-text("暂停")')
   await page.waitForSelector('[data-test=drill-run] button:has-text("继续")')
@@ -113,6 +147,8 @@ export async function runDrills({ browser, server, shots, sql, api }) {
   assert.match(text, /演练评估报告/)
   assert.match(text, /五、改进计划/)
   assert.ok(await report.$('svg.chart'), 'the timeline chart')
+  assert.match(text, /学校卫生室未按要求封存剩余食品留样（手机观察）（zhang\.wei/, "the phone's observation")
+  assert.ok(text.includes(`观察记录【${taskName}】（评级 S（完成，存在一些问题））`), "the phone's rating")
   await report.screenshot({ path: path.join(shots, 'drill-report-page.png'), fullPage: true })
   await report.close()
 

@@ -13,6 +13,9 @@
 //! - [`improvement`]: the improvement plan, items tracked open → inProgress → done → verified.
 //! - [`history`]: one scenario's runs compared over time.
 //! - [`participants`]: a drill's notifications reach only its participants and coordinator.
+//! - [`config`]: `[drills]`, what drills need from outside (Chromium, camsim).
+//! - [`scene`]: scene injects — a camsim scene on a real camera, the exercise staged on its edge
+//!   through the retained EdgeConfig, played once the edge confirmed, cleared after ENDEX.
 //!
 //! **Each inject fires exactly once, whatever the number of replicas and restarts, and never
 //! into a paused or ended run:** it is claimed with its run's row under `SKIP LOCKED` and marked
@@ -21,10 +24,12 @@
 pub mod evaluate;
 pub mod report;
 pub mod scenario;
+pub mod scene;
 pub mod store;
 pub mod worker;
 
 pub mod chart;
+pub mod config;
 pub mod history;
 pub mod improvement;
 pub mod participants;

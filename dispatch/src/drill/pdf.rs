@@ -5,8 +5,8 @@
 //! renders and stores it; a failure is stored with its reason and retried up to
 //! [`MAX_ATTEMPTS`] times. A crash mid-rendering rolls the claim back and the next poll retries.
 
+use super::config::DrillsConfig;
 use crate::escalation::worker::supervise;
-use serde::Deserialize;
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,48 +14,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
-
-/// `[drills]`: how reports become PDFs.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DrillsConfig {
-    /// The Chromium (or Chrome) binary that prints reports to PDF. Default `"/usr/bin/chromium"`.
-    #[serde(default = "default_chromium")]
-    pub chromium: PathBuf,
-    /// Longest one rendering may take before Chromium is killed, in seconds. Default `60`; 5 to 600.
-    #[serde(default = "default_pdf_timeout")]
-    pub pdf_timeout_secs: u64,
-}
-
-impl Default for DrillsConfig {
-    fn default() -> Self {
-        DrillsConfig {
-            chromium: default_chromium(),
-            pdf_timeout_secs: default_pdf_timeout(),
-        }
-    }
-}
-
-fn default_chromium() -> PathBuf {
-    PathBuf::from("/usr/bin/chromium")
-}
-
-fn default_pdf_timeout() -> u64 {
-    60
-}
-
-impl DrillsConfig {
-    /// The field that breaks a rule, and why.
-    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        if !(5..=600).contains(&self.pdf_timeout_secs) {
-            return Err(("drills.pdf_timeout_secs", "must be 5 to 600"));
-        }
-        if self.chromium.as_os_str().is_empty() {
-            return Err(("drills.chromium", "must name the Chromium binary"));
-        }
-        Ok(())
-    }
-}
 
 /// Failed renderings of one report before the worker stops trying.
 pub const MAX_ATTEMPTS: i32 = 3;
@@ -219,6 +177,7 @@ mod tests {
         let config = DrillsConfig {
             chromium: "/nonexistent/chromium".into(),
             pdf_timeout_secs: 5,
+            ..DrillsConfig::default()
         };
         let e = render(&config, "<p>x</p>").await.unwrap_err();
         assert!(matches!(e, PdfError::Missing(_)));
@@ -227,13 +186,5 @@ mod tests {
             text.contains("/nonexistent/chromium") && text.contains("drills.chromium"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn the_timeout_is_checked() {
-        let mut c = DrillsConfig::default();
-        assert!(c.check().is_ok());
-        c.pdf_timeout_secs = 1;
-        assert_eq!(c.check().unwrap_err().0, "drills.pdf_timeout_secs");
     }
 }

@@ -108,6 +108,23 @@ pub enum What {
         to: Vec<String>,
         text: String,
     },
+    // --- scene injects (drill::scene) ---
+    /// A camsim scene played on a real camera of the place, so the edge's real detector raises
+    /// the incident; the edge marks what it detects there as this run's ([`super::scene`]).
+    #[serde(rename_all = "camelCase")]
+    Scene {
+        place: String,
+        /// The camsim scene (its scenario `name`), e.g. `kitchen-night`.
+        scene: String,
+        /// How long it plays: seconds (or `"2m"`), at most [`super::scene::MAX_SCENE_SECS`].
+        #[serde(deserialize_with = "secs")]
+        duration: u64,
+        /// The camera (registry id). Default: the first camera, by id, of the place's premises
+        /// that an edge box watches.
+        #[serde(default)]
+        camera: Option<String>,
+    },
+    // --- end scene injects ---
 }
 
 impl What {
@@ -116,6 +133,7 @@ impl What {
             What::Hotline { .. } => "hotline",
             What::CaseUpdate { .. } => "caseUpdate",
             What::Message { .. } => "message",
+            What::Scene { .. } => "scene",
         }
     }
 
@@ -362,6 +380,25 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
                     check_role(&at(&format!("to[{k}]")), r)?;
                 }
             }
+            What::Scene {
+                place,
+                scene,
+                duration,
+                camera,
+            } => {
+                check_place(s, &at("place"), place)?;
+                check_id(&at("scene"), scene)?;
+                if *duration == 0 || *duration > super::scene::MAX_SCENE_SECS {
+                    return Err(problem(
+                        at("duration"),
+                        format!("must be between 1 s and {} s", super::scene::MAX_SCENE_SECS),
+                    ));
+                }
+                if let Some(c) = camera {
+                    bl_proto::CameraId::new(c.as_str())
+                        .map_err(|e| problem(at("camera"), e.to_string()))?;
+                }
+            }
         }
     }
     for (i, e) in s.expectations.iter().enumerate() {
@@ -516,6 +553,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "adr-pharmacy-cluster.yaml",
         include_str!("../../data/drills/adr-pharmacy-cluster.yaml"),
     ),
+    (
+        "dayu-restaurant-rodent.yaml",
+        include_str!("../../data/drills/dayu-restaurant-rodent.yaml"),
+    ),
 ];
 
 static CATALOGUE: LazyLock<Vec<(Scenario, &'static str)>> = LazyLock::new(|| {
@@ -608,6 +649,31 @@ mod tests {
         let e = parse("s.yaml", &text).unwrap_err();
         assert_eq!(e.field, "places.school.town", "{e}");
         assert_eq!(e.line, line_of(&text, "town: qingshui"), "{e}");
+    }
+
+    fn dayu() -> &'static str {
+        BUILT_IN[2].1
+    }
+
+    #[test]
+    fn a_scene_inject_names_its_place_scene_and_duration() {
+        let (s, _) = find("dayu-restaurant-rodent").expect("shipped");
+        assert!(s.injects.iter().any(|i| matches!(
+            &i.what,
+            What::Scene { scene, duration, .. } if scene == "kitchen-night" && *duration > 0
+        )));
+        let text = dayu().replacen("scene: kitchen-night", "scene: Kitchen Night", 1);
+        let e = parse("d.yaml", &text).unwrap_err();
+        assert!(e.field.ends_with(".scene"), "{e}");
+        assert_eq!(e.line, line_of(&text, "Kitchen Night"), "{e}");
+        let text = dayu().replacen("duration: 40", "duration: 2h", 1);
+        let e = parse("d.yaml", &text).unwrap_err();
+        assert!(e.field.ends_with(".duration"), "{e}");
+        assert!(e.message.contains("3600"), "{e}");
+        assert_eq!(e.line, line_of(&text, "duration: 2h"), "{e}");
+        let text = dayu().replacen("place: restaurant", "place: bakery", 1);
+        let e = parse("d.yaml", &text).unwrap_err();
+        assert!(e.message.contains("bakery"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct IntakeConfig {
     pub incidents: IncidentsConfig,
     pub escalation: EscalationConfig,
     pub clocks: ClocksConfig,
+    /// For scene injects.
+    pub drills: super::config::DrillsConfig,
 }
 
 /// A run as stored.
@@ -387,7 +389,45 @@ pub async fn fire_one(
         return Ok(false);
     };
     let run = get(&mut tx, run_id).await?.expect("the run row is locked");
-    let fired = match run.scenario() {
+    let scenario = run.scenario();
+    // --- scene injects: staged on the edge, their incident comes later (drill::scene) ---
+    let scene = scenario.as_ref().ok().and_then(|s| {
+        s.injects
+            .iter()
+            .find(|i| i.id == inject_id)
+            .and_then(|i| match &i.what {
+                What::Scene {
+                    place,
+                    scene,
+                    duration,
+                    camera,
+                } => Some(super::scene::SceneInject {
+                    inject_id: &inject_id,
+                    place,
+                    scene,
+                    secs: *duration,
+                    camera: camera.as_deref(),
+                }),
+                _ => None,
+            })
+    });
+    if let Some(scene) = scene {
+        let outcome = super::scene::stage(&mut tx, &config.drills, &run, &scene, now).await?;
+        sqlx::query(
+            "UPDATE drill_injects SET fired_at = $3, outcome = $4 WHERE run_id = $1 AND inject_id = $2",
+        )
+        .bind(run_id)
+        .bind(&inject_id)
+        .bind(now)
+        .bind(outcome)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(run = %run_id, inject = %inject_id, outcome, "drill scene inject fired");
+        return Ok(true);
+    }
+    // --- end scene injects ---
+    let fired = match scenario {
         Ok(s) => fire(&mut tx, config, &run, &s, &inject_id, now).await?,
         Err(e) => {
             tracing::error!(run = %run.id, err = %e, "stored drill scenario does not parse");
@@ -436,6 +476,7 @@ async fn fire(
     };
     let (source, place, kind, description, case_count, deaths) = match &inj.what {
         What::Message { .. } => return Ok(Some(None)),
+        What::Scene { .. } => return Ok(None), // fired by drill::scene::stage
         What::Hotline {
             line,
             place,
@@ -549,16 +590,17 @@ pub struct PlaceView {
 #[serde(rename_all = "camelCase")]
 pub struct InjectView {
     pub id: String,
-    /// `hotline`, `caseUpdate` or `message`.
+    /// `hotline`, `caseUpdate`, `message` or `scene`.
     #[serde(rename = "type")]
     pub kind: String,
     pub offset_secs: i64,
     pub due_at: DateTime<Utc>,
     pub fired_at: Option<DateTime<Utc>>,
-    /// `opened`, `attached`, `message`, `notFired`; null while waiting.
+    /// `opened`, `attached`, `message`, `notFired`, `staged` (a scene waiting for its incident)
+    /// or `skipped` (a scene not played: `text` says why); null while waiting.
     pub outcome: Option<String>,
     pub incident_id: Option<Uuid>,
-    /// The report's description or the message's text.
+    /// The report's description, the message's text, or the scene and how its playing went.
     pub text: String,
     /// A message's addressees (roles).
     pub to: Vec<String>,
@@ -644,6 +686,7 @@ pub async fn view(conn: &mut PgConnection, run: &RunRow, now: DateTime<Utc>) -> 
     .bind(run.id)
     .fetch_all(&mut *conn)
     .await?;
+    let stagings = super::scene::of_run(conn, run.id).await?;
     let injects: Vec<InjectView> = rows
         .into_iter()
         .map(
@@ -651,6 +694,15 @@ pub async fn view(conn: &mut PgConnection, run: &RunRow, now: DateTime<Utc>) -> 
                 let what = s.injects.iter().find(|i| i.id == id).map(|i| &i.what);
                 let (text, to) = match what {
                     Some(What::Message { to, text }) => (text.clone(), to.clone()),
+                    Some(What::Scene {
+                        scene, duration, ..
+                    }) => {
+                        let staging = stagings.iter().find(|st| st.0 == id);
+                        (
+                            super::scene::describe(scene, *duration, staging),
+                            Vec::new(),
+                        )
+                    }
                     Some(
                         What::Hotline { description, .. } | What::CaseUpdate { description, .. },
                     ) => (description.clone(), Vec::new()),

@@ -63,6 +63,22 @@ impl EdgeLink {
     }
 }
 
+impl EdgeLink {
+    /// Publishes `config` as the edge's retained desired config (QoS 1): a box that connects later
+    /// gets it at once. Never blocks; a full queue is an error (the caller retries).
+    pub fn publish_config(&self, config: &bl_proto::config::EdgeConfig) -> Result<(), String> {
+        let client = self.client.get().ok_or("no MQTT client")?;
+        client
+            .try_publish(
+                Topic::EdgeConfig(config.edge_id.clone()).to_string(),
+                QoS::AtLeastOnce,
+                true,
+                bl_proto::encode(config),
+            )
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The command for a re-check issued at `now` (to the millisecond, as on the wire): the edge must
 /// start within `grace_secs`.
 pub fn command(

@@ -6,7 +6,9 @@ use bl_proto::command::{
     Command, CommandAction, CommandResult, Outcome, PlayMessage, Recheck, SnapshotCmd, StartLive,
     StartTalk, StopLive, StopTalk, TalkOutput, codes,
 };
-use bl_proto::config::{CameraRules, EdgeConfig, HoursRange, NormPoint, Polygon, Rule};
+use bl_proto::config::{
+    CameraRules, EdgeConfig, HoursRange, NormPoint, Polygon, Rule, StagedExercise,
+};
 use bl_proto::event::{
     CameraEvent, CameraEventKind, DetectionEvent, EdgeEvent, EpisodePhase, ModelInfo, NormBox,
     ViolationKind,
@@ -292,6 +294,11 @@ pub fn edge_config() -> EdgeConfig {
                 }],
             },
         ],
+        exercises: vec![StagedExercise {
+            camera_id: cam(1),
+            run: "0195a1b2-0000-7000-8000-00000000d811".into(),
+            until: "2025-03-01T22:40:00.000Z".parse().unwrap(),
+        }],
     }
 }
 

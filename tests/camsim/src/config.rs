@@ -48,6 +48,14 @@ pub struct FileConfig {
     /// The cameras. At least one.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<FileCamera>,
+    /// Address of the HTTP control endpoint that plays scenes on cameras at run time (port 0
+    /// picks one). Default: none, no endpoint.
+    #[serde(default)]
+    pub control: Option<String>,
+    /// Folder of scenario files the control endpoint can play, by their `name`, relative to the
+    /// config file. Default: none (then only the cameras' own scenarios).
+    #[serde(default)]
+    pub scenes_dir: Option<PathBuf>,
 }
 
 /// One `[[camera]]` table.
@@ -182,6 +190,22 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Every scenario file (`*.toml`) in `dir`, for the control endpoint; errors name the file.
+pub fn load_scenes(dir: &Path) -> Result<Vec<Scenario>, Error> {
+    let io = |source| Error::Io {
+        what: format!("read the scenes folder {}", dir.display()),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    paths.sort();
+    paths.iter().map(|p| Ok(Scenario::load(p)?)).collect()
 }
 
 /// Parses a quick camera spec `ID=SCENARIO_PATH[,h264|h265][,pcmu|pcma|aac]` from the command line.

@@ -27,6 +27,12 @@ struct Cli {
     /// the main stream). Repeatable.
     #[arg(long = "camera", value_name = "ID=SCENARIO_PATH[,h265][,pcma]")]
     cameras: Vec<String>,
+    /// Serve the HTTP control endpoint (play a scene on a camera) here, overrides the config file.
+    #[arg(long, value_name = "ADDR")]
+    control: Option<String>,
+    /// Scenario files the control endpoint can play, overrides the config file.
+    #[arg(long, value_name = "DIR")]
+    scenes_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -68,8 +74,24 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(out, frame.to_ppm()).with_context(|| format!("write {}", out.display()))?;
         return Ok(());
     }
-    let config = build_config(&cli)?;
-    let server = camsim::serve(config)?;
+    let (config, control) = build_config(&cli)?;
+    let own: Vec<Scenario> = config.cameras.iter().map(|c| c.scenario.clone()).collect();
+    let mut server = camsim::serve(config)?;
+    let control_url = match control {
+        Some((addr, dir)) => {
+            let mut scenes = match &dir {
+                Some(d) => config::load_scenes(d)?,
+                None => Vec::new(),
+            };
+            for s in own {
+                if !scenes.iter().any(|o| o.name == s.name) {
+                    scenes.push(s);
+                }
+            }
+            Some(server.start_control(addr, scenes)?)
+        }
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "camsim listening on rtsp://{}", url_host(&server))?;
@@ -80,6 +102,9 @@ fn main() -> anyhow::Result<()> {
                 server.url(id, Stream::Main),
                 server.url(id, Stream::Sub)
             )?;
+        }
+        if let Some(url) = &control_url {
+            writeln!(out, "camsim control on {url}")?;
         }
         out.flush()?;
     }
@@ -102,7 +127,11 @@ fn url_host(server: &camsim::Server) -> String {
         .to_string()
 }
 
-fn build_config(cli: &Cli) -> anyhow::Result<Config> {
+/// The control endpoint's address and scenes folder, when asked for.
+type ControlSpec = Option<(std::net::SocketAddr, Option<PathBuf>)>;
+
+fn build_config(cli: &Cli) -> anyhow::Result<(Config, ControlSpec)> {
+    let (mut control, mut scenes_dir) = (None, None);
     let mut config = match &cli.config {
         Some(path) => {
             let fc: FileConfig = bl_service::config::load(path)?;
@@ -110,6 +139,8 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
+            control = fc.control.clone();
+            scenes_dir = fc.scenes_dir.as_ref().map(|d| base.join(d));
             Config::from_file(fc, base)
                 .with_context(|| format!("config file {}", path.display()))?
         }
@@ -119,6 +150,8 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
             cameras: Vec::new(),
         },
     };
+    let control = cli.control.clone().or(control);
+    let scenes_dir = cli.scenes_dir.clone().or(scenes_dir);
     if let Some(l) = &cli.listen {
         config.listen = config::parse_listen("--listen", l)?;
     }
@@ -129,5 +162,9 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
         config.cameras.push(config::parse_camera_spec(spec)?);
     }
     config.validate()?;
-    Ok(config)
+    let control = match control {
+        Some(addr) => Some((config::parse_listen("control", &addr)?, scenes_dir)),
+        None => None,
+    };
+    Ok((config, control))
 }

@@ -6,6 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Mutex;
 
+/// This package's folder in the checkout whose tests run. Cargo and nextest give a test process its
+/// package's `CARGO_MANIFEST_DIR` when they run it; the compile-time value is only a fallback: it is
+/// the folder this library was compiled in, which in a target directory seeded from another
+/// checkout is *that* checkout (an e2e test then ran main's edge-agent instead of this one's).
+fn checkout() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Builds `bin` of `package` with the cargo that runs the tests (a no-op when it is fresh) and
 /// copies it into `dir`, so that the test runs the binary of this checkout even when another
 /// checkout shares the target directory and rebuilds it meanwhile. Panics with cargo's words.
@@ -17,7 +27,7 @@ pub fn binary(package: &str, bin: &str, dir: &Path) -> PathBuf {
     let out = std::process::Command::new(cargo)
         .args(["build", "--quiet", "-p", package, "--bin", bin])
         .arg("--message-format=json")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(checkout())
         .output()
         .expect("run cargo build");
     assert!(

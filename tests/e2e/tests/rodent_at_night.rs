@@ -14,10 +14,9 @@ use bl_e2e::night_kitchen;
 use bl_test_support::broker::PrivateBroker;
 use common::{ADMIN_PASSWORD, Client, Server, TestDb, USER_PASSWORD, create_premises, create_user};
 use dispatch::escalation::{Step, Target};
-use edge_box::{Agent, enrol, http, register, text};
+use edge_box::{Agent, enrol, http, register, register_camera, text, wait_until};
 use reqwest::StatusCode;
 use serde_json::json;
-use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -39,42 +38,6 @@ fn policy() -> Vec<Step> {
             target: Target::DistrictSupervisors,
         },
     ]
-}
-
-/// The box's camera in the registry (the API has no camera creation yet).
-async fn register_camera(pool: &PgPool, premises: &str, edge: &str, camera: &str) {
-    let mut tx = pool.begin().await.unwrap();
-    dispatch::registry::cameras::insert(
-        &mut tx,
-        &dispatch::registry::cameras::NewCamera {
-            id: camera,
-            premises_id: premises.parse().unwrap(),
-            name: "后厨夜视",
-            edge_id: Some(edge),
-            main_stream: "main",
-            sub_stream: Some("sub"),
-            talk: false,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-}
-
-/// Polls `sql` (one bigint) until it is at least `n`.
-async fn wait_until(pool: &PgPool, sql: &str, n: i64, within: Duration, what: &str) {
-    let start = Instant::now();
-    loop {
-        let got: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        if got >= n {
-            return;
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn login(server: &Server, user: &str) -> Client {

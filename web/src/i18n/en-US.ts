@@ -121,6 +121,11 @@ const en: typeof zh = {
     failed: 'Sending failed: {message}',
     queueItem: { transition: 'State → {to}', photo: 'Photo', resolve: 'Resolve' },
   },
+  // the field app's drill view for observers (field/DrillObserver.vue)
+  fieldDrill: {
+    banner: 'DRILL — observer', saved: 'Recorded', addObservation: 'Add observation', observationHint: 'What you saw',
+    elapsed: '{n} s (target {target} s)', over: '{n} s over (target {target} s)', target: 'Target: within {target} s',
+  },
   kind: {
     noChefHat: 'No chef hat', noMask: 'No mask', noGloves: 'No gloves', noUniform: 'No uniform',
     rodent: 'Rodent', smoking: 'Smoking', phoneUse: 'Phone use', personAbsent: 'Person absent',

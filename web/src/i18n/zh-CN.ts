@@ -120,6 +120,11 @@ export default {
     failed: '发送失败：{message}',
     queueItem: { transition: '状态变更 → {to}', photo: '照片', resolve: '办结' },
   },
+  // the field app's drill view for observers (field/DrillObserver.vue)
+  fieldDrill: {
+    banner: '【演练 DRILL】观察评估', saved: '已记录', addObservation: '记录观察', observationHint: '看到了什么（演练观察记录）',
+    elapsed: '已用 {n} 秒（目标 {target} 秒）', over: '超出 {n} 秒（目标 {target} 秒）', target: '目标 {target} 秒内',
+  },
   kind: {
     noChefHat: '未戴厨师帽', noMask: '未戴口罩', noGloves: '未戴手套', noUniform: '未穿工作服',
     rodent: '发现老鼠', smoking: '吸烟', phoneUse: '玩手机', personAbsent: '人员离岗',

@@ -1,6 +1,11 @@
 //! One render thread per camera: ticks at the scenario's fps in wall-clock time, like a real camera,
 //! and pushes each frame into the appsrc of every active media. With no media it only counts frames.
+//!
+//! A scene played at run time ([`Feed::play`]) replaces the camera's own scenario for a number of
+//! frames, from the scene's frame 0 (its code strip counts from 0 too), then the camera's own
+//! scenario comes back at the frame number it would have had.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +22,27 @@ pub struct Feed {
     pub id: String,
     pub renderer: Renderer,
     sinks: Mutex<Vec<glib::WeakRef<gst_app::AppSrc>>>,
+    /// The frame number the render thread is at.
+    frame: AtomicU64,
+    playing: Mutex<Option<Scene>>,
+}
+
+/// A scene playing instead of the camera's own scenario, for frames `[from, to)`.
+struct Scene {
+    renderer: Arc<Renderer>,
+    from: u64,
+    to: u64,
+}
+
+/// What a camera shows now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Showing {
+    /// The scenario's name.
+    pub scene: String,
+    /// Whether it is a played scene (false: the camera's own scenario).
+    pub played: bool,
+    /// Seconds until the camera's own scenario comes back (0 for the own scenario).
+    pub secs_left: f64,
 }
 
 impl Feed {
@@ -25,7 +51,62 @@ impl Feed {
             id,
             renderer,
             sinks: Mutex::new(Vec::new()),
+            frame: AtomicU64::new(0),
+            playing: Mutex::new(None),
         })
+    }
+
+    /// Plays `scene` from its first frame, starting with the next frame, for `frames` frames.
+    /// The caller checked that it has this camera's size and frame rate.
+    pub fn play(&self, scene: Arc<Renderer>, frames: u64) {
+        let from = self.frame.load(Ordering::Relaxed) + 1;
+        *self.playing.lock().unwrap() = Some(Scene {
+            renderer: scene,
+            from,
+            to: from + frames,
+        });
+    }
+
+    /// Back to the camera's own scenario with the next frame.
+    pub fn stop_playing(&self) {
+        *self.playing.lock().unwrap() = None;
+    }
+
+    /// What the camera shows now.
+    pub fn showing(&self) -> Showing {
+        let n = self.frame.load(Ordering::Relaxed);
+        let fps = f64::from(self.renderer.scenario().fps);
+        match &*self.playing.lock().unwrap() {
+            Some(s) if n < s.to => Showing {
+                scene: s.renderer.scenario().name.clone(),
+                played: true,
+                secs_left: (s.to - n) as f64 / fps,
+            },
+            _ => Showing {
+                scene: self.renderer.scenario().name.clone(),
+                played: false,
+                secs_left: 0.0,
+            },
+        }
+    }
+
+    /// Frame `n` of whatever plays at `n`.
+    fn render(&self, n: u64) -> crate::render::Frame {
+        let scene = {
+            let mut playing = self.playing.lock().unwrap();
+            if playing.as_ref().is_some_and(|s| n >= s.to) {
+                tracing::info!(camera_id = %self.id, "played scene over; own scenario again");
+                *playing = None;
+            }
+            playing
+                .as_ref()
+                .filter(|s| n >= s.from)
+                .map(|s| (s.renderer.clone(), n - s.from))
+        };
+        match scene {
+            Some((renderer, k)) => renderer.render(k),
+            None => self.renderer.render(n),
+        }
     }
 
     /// Caps of the raw frames this feed pushes.
@@ -88,9 +169,10 @@ pub fn run(feed: Arc<Feed>, stop: Receiver<()>) {
             // fell behind (busy machine): drop frames like a real camera, keep wall-clock numbering
             n = (now.duration_since(start).as_secs_f64() * fps).floor() as u64;
         }
+        feed.frame.store(n, Ordering::Relaxed);
         let sinks = feed.live_sinks();
         if !sinks.is_empty() {
-            let frame = feed.renderer.render(n);
+            let frame = feed.render(n);
             let mut buf = gst::Buffer::from_mut_slice(frame.i420);
             if let Some(b) = buf.get_mut() {
                 b.set_duration(frame_dur);

@@ -1,11 +1,14 @@
 //! The RTSP server: one GStreamer RTSP (ONVIF-capable) server on its own GLib main loop thread, one
 //! render thread per camera.
 
+mod control;
 mod factory;
 mod feed;
 mod wav;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -18,6 +21,7 @@ pub use factory::Stream;
 
 use crate::config::Config;
 use crate::render::Renderer;
+use crate::scenario::Scenario;
 use crate::{Error, truth};
 use feed::Feed;
 
@@ -31,6 +35,8 @@ pub struct Server {
     loop_thread: Option<JoinHandle<()>>,
     feeds: Vec<(mpsc::Sender<()>, JoinHandle<()>)>,
     cameras: Vec<String>,
+    by_id: HashMap<String, Arc<Feed>>,
+    control: Option<control::ControlServer>,
 }
 
 /// Starts serving every camera of `config`; writes the ground truth first when `truth_dir` is set.
@@ -74,6 +80,7 @@ pub fn serve(config: Config) -> Result<Server, Error> {
         .ok_or_else(|| Error::Gst("server has no mount points".into()))?;
     let mut feeds = Vec::new();
     let mut cameras = Vec::new();
+    let mut by_id = HashMap::new();
     for c in config.cameras {
         let feed = Feed::new(c.id.clone(), Renderer::new(c.scenario));
         match &c.backchannel_dir {
@@ -105,8 +112,8 @@ pub fn serve(config: Config) -> Result<Server, Error> {
                 source,
             })?;
         feeds.push((tx, handle));
+        by_id.insert(c.id.clone(), feed);
         cameras.push(c.id);
-        drop(feed);
     }
     server.connect_client_connected(|_, _| tracing::info!("rtsp client connected"));
 
@@ -135,6 +142,8 @@ pub fn serve(config: Config) -> Result<Server, Error> {
         loop_thread: Some(loop_thread),
         feeds,
         cameras,
+        by_id,
+        control: None,
     })
 }
 
@@ -168,12 +177,39 @@ impl Server {
         format!("rtsp://{host}:{}/cam/{camera_id}{suffix}", self.addr.port())
     }
 
+    /// Starts the HTTP control endpoint on `listen` (port 0 picks one), which plays `scenes` (by
+    /// their `name`) on the cameras at run time (see `server/control.rs` and the README). Returns
+    /// its base URL, `http://HOST:PORT`.
+    pub fn start_control(
+        &mut self,
+        listen: SocketAddr,
+        scenes: Vec<Scenario>,
+    ) -> Result<String, Error> {
+        if self.control.is_some() {
+            return Err(Error::Config {
+                field: "control".into(),
+                message: "the control endpoint runs already".into(),
+            });
+        }
+        let server =
+            control::start(listen, self.by_id.clone(), scenes).map_err(|source| Error::Io {
+                what: format!("control endpoint on {listen}"),
+                source,
+            })?;
+        let url = format!("http://{}", server.addr);
+        self.control = Some(server);
+        Ok(url)
+    }
+
     /// Stops the render threads, disconnects the clients and closes the socket.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
+        if let Some(mut control) = self.control.take() {
+            control.shutdown();
+        }
         if self.loop_thread.is_none() && self.feeds.is_empty() {
             return;
         }

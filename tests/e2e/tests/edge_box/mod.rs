@@ -11,6 +11,7 @@ use dispatch::enrolment::EnrolmentConfig;
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -60,6 +61,42 @@ pub async fn register(admin: &mut Client, edge: &str, premises_id: &str) -> Stri
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["enrolmentCode"].as_str().unwrap().to_owned()
+}
+
+/// The box's camera in the registry (the API has no camera creation yet).
+pub async fn register_camera(pool: &PgPool, premises: &str, edge: &str, camera: &str) {
+    let mut tx = pool.begin().await.unwrap();
+    dispatch::registry::cameras::insert(
+        &mut tx,
+        &dispatch::registry::cameras::NewCamera {
+            id: camera,
+            premises_id: premises.parse().unwrap(),
+            name: "后厨夜视",
+            edge_id: Some(edge),
+            main_stream: "main",
+            sub_stream: Some("sub"),
+            talk: false,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Polls `sql` (one bigint) until it is at least `n`.
+pub async fn wait_until(pool: &PgPool, sql: &str, n: i64, within: Duration, what: &str) {
+    let start = Instant::now();
+    loop {
+        let got: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if got >= n {
+            return;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The `edge-agent` binary of this checkout, copied into `dir`.

@@ -5,6 +5,8 @@
 //! **One ingest per camera stream, however many viewers: the first viewer starts it, the last one
 //! leaving stops it after the linger time; a new viewer starts from the last keyframe.**
 
+pub mod broadcast;
+pub mod broadcast_http;
 pub mod edge;
 pub mod gop;
 pub mod http;
@@ -76,6 +78,8 @@ pub struct Live {
     sessions: Mutex<HashMap<String, Session>>,
     /// Talk channels (WHIP in, RTSP pulls out).
     pub talks: talk::Talks,
+    /// Broadcasts: one WHIP ingest fanned out to many cameras' talk channels.
+    pub broadcasts: broadcast::Broadcasts,
     /// WHEP sessions opened since start.
     pub sessions_opened: AtomicU64,
     /// Packets sent to viewers.
@@ -116,6 +120,7 @@ impl Live {
             relays: Mutex::default(),
             sessions: Mutex::default(),
             talks: talk::Talks::default(),
+            broadcasts: broadcast::Broadcasts::default(),
             sessions_opened: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
             packets_skipped: AtomicU64::new(0),
@@ -364,6 +369,7 @@ impl Live {
     /// Ends every session and ingest (shutdown).
     pub fn shutdown(&self) {
         self.shutdown_talk();
+        self.shutdown_broadcasts();
         for s in self
             .sessions
             .lock()

@@ -414,8 +414,8 @@ fn sign_ingests(
     Ok(out)
 }
 
-/// The broadcast with the targets the caller may see; 404 when missing, 403 when it is another
-/// operator's (a supervisor sees every broadcast).
+/// The broadcast with the targets the caller may see: 404 when missing, 403 when none of its
+/// kitchens lies in the caller's towns (talkers of those towns follow it on the WebSocket too).
 async fn load(app: &AppState, caller: &Caller, id: Uuid) -> Result<BroadcastView> {
     let row: Option<(Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>)> =
         sqlx::query_as(
@@ -426,15 +426,6 @@ async fn load(app: &AppState, caller: &Caller, id: Uuid) -> Result<BroadcastView
         .await?;
     let (user_id, username, display_name, started_at, ended_at) =
         row.ok_or_else(|| Error::not_found("broadcast"))?;
-    if user_id != caller.user_id && caller.role != Role::Supervisor {
-        return Err(Error::new(
-            Kind::Forbidden,
-            "not_your_broadcast",
-            format!(
-                "broadcast {id} is {display_name}'s; only they or a supervisor may see or end it"
-            ),
-        ));
-    }
     let targets: Vec<Target> = sqlx::query_as(
         "SELECT t.camera_id, c.name AS camera_name, p.id AS premises_id, p.name AS premises_name, \
                 t.town_id, t.state, t.reason, t.detail, t.updated_at \
@@ -447,6 +438,9 @@ async fn load(app: &AppState, caller: &Caller, id: Uuid) -> Result<BroadcastView
     .bind(caller.scope.filter())
     .fetch_all(&app.pool)
     .await?;
+    if targets.is_empty() {
+        return Err(Error::out_of_scope());
+    }
     Ok(BroadcastView {
         id,
         user_id,
@@ -472,7 +466,7 @@ fn broadcast_id(raw: &str) -> Result<Uuid> {
     params(("id" = String, Path, description = "The broadcast's id")),
     responses(
         (status = 200, description = "The broadcast", body = BroadcastView),
-        (status = 403, description = "`not_your_broadcast`"),
+        (status = 403, description = "`out_of_scope`: none of its kitchens is in the caller's towns"),
         (status = 404, description = "`not_found`"),
     )
 )]
@@ -493,7 +487,7 @@ pub async fn get(
     params(("id" = String, Path, description = "The broadcast's id")),
     responses(
         (status = 204, description = "Ended (also when it had ended already)"),
-        (status = 403, description = "`not_your_broadcast`"),
+        (status = 403, description = "`out_of_scope`, or `not_your_broadcast`: another operator's (only a supervisor may end it)"),
         (status = 404, description = "`not_found`"),
     )
 )]
@@ -504,7 +498,17 @@ pub async fn end(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let id = broadcast_id(&id)?;
-    load(&app, &caller, id).await?;
+    let view = load(&app, &caller, id).await?;
+    if view.user_id != caller.user_id && caller.role != Role::Supervisor {
+        return Err(Error::new(
+            Kind::Forbidden,
+            "not_your_broadcast",
+            format!(
+                "broadcast {id} is {}'s; only they or a supervisor may end it",
+                view.display_name
+            ),
+        ));
+    }
     let mut tx = app.pool.begin().await?;
     if broadcast::end(&mut tx, id, app.now()).await? {
         let event = Event::new(Action::BroadcastEnd).object("broadcast", id);

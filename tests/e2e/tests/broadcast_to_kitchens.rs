@@ -236,7 +236,6 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
     let broker = PrivateBroker::start();
     let db = common::TestDb::new().await;
     let pool = db.pool().await;
-    register(&pool).await;
 
     // dispatch, signing for the one gateway node, which it knows by its service token.
     let (port, push_port) = (free_port(), free_port());
@@ -246,6 +245,8 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
     media.gateway[0].service_token = Some(ServiceToken::from_secret(SERVICE_TOKEN).unwrap());
     c.media = Some(media);
     let server = common::Server::start(c).await;
+    // The registry after the server has migrated the database.
+    register(&pool).await;
     let mut admin = server.client();
     admin.login("admin", common::ADMIN_PASSWORD).await;
     create_user(&mut admin, "op-bc", "operator", Some(&["zhaitang"])).await;

@@ -414,10 +414,13 @@ fn sign_ingests(
     Ok(out)
 }
 
+/// A `broadcasts` row: broadcaster (id, username, display name), start and end.
+type BroadcastRow = (Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// The broadcast with the targets the caller may see: 404 when missing, 403 when none of its
 /// kitchens lies in the caller's towns (talkers of those towns follow it on the WebSocket too).
 async fn load(app: &AppState, caller: &Caller, id: Uuid) -> Result<BroadcastView> {
-    let row: Option<(Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>)> =
+    let row: Option<BroadcastRow> =
         sqlx::query_as(
             "SELECT user_id, username, display_name, started_at, ended_at FROM broadcasts WHERE id = $1",
         )

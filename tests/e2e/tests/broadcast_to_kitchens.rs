@@ -220,7 +220,7 @@ fn states(view: &Value) -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_speaker_is_reported()
-{
+ {
     let work = tempfile::tempdir().unwrap();
     let agent_bin = edge_box::agent_binary(work.path());
     let gateway_bin = bl_e2e::binary("media-gateway", "media-gateway", work.path());
@@ -280,12 +280,16 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
     })
     .await;
     // The box reports its cameras online (a broadcast reports an offline one `offline` at once).
-    wait_for(Duration::from_secs(120), "the box's six cameras online at dispatch", async || {
-        let (_, cameras) = op.get("/api/cameras?town=zhaitang").await;
-        let list = cameras.as_array().or(cameras["items"].as_array())?.clone();
-        let online = list.iter().filter(|c| c["online"] == true).count();
-        (online == CAMERAS.len()).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(120),
+        "the box's six cameras online at dispatch",
+        async || {
+            let (_, cameras) = op.get("/api/cameras?town=zhaitang").await;
+            let list = cameras.as_array().or(cameras["items"].as_array())?.clone();
+            let online = list.iter().filter(|c| c["online"] == true).count();
+            (online == CAMERAS.len()).then_some(())
+        },
+    )
     .await;
 
     // The broadcast to the town's school canteens: six kitchens connecting, one ingest.
@@ -305,26 +309,48 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
     assert_eq!(started["ingests"].as_array().unwrap().len(), 1);
     let whip_url = ingest["whipUrl"].as_str().unwrap();
     let path = whip_url.strip_prefix(&base).expect("the gateway's URL");
-    let talker = whip::talk_at(&http, &base, path, ingest["token"].as_str().unwrap(), TONE_HZ).await;
+    let talker = whip::talk_at(
+        &http,
+        &base,
+        path,
+        ingest["token"].as_str().unwrap(),
+        TONE_HZ,
+    )
+    .await;
 
     // Each kitchen's state as dispatch has it: five playing, the sixth noSpeaker (from its box).
-    let view = wait_for(Duration::from_secs(90), "five kitchens playing, one noSpeaker", async || {
-        let (_, view) = op.get(&format!("/api/broadcasts/{id}")).await;
-        let s = states(&view);
-        let playing = s.iter().filter(|(_, st, _)| st == "playing").count();
-        let settled = s.iter().all(|(_, st, _)| st != "connecting");
-        (settled && playing == 5).then_some(view)
-    })
+    let view = wait_for(
+        Duration::from_secs(90),
+        "five kitchens playing, one noSpeaker",
+        async || {
+            let (_, view) = op.get(&format!("/api/broadcasts/{id}")).await;
+            let s = states(&view);
+            let playing = s.iter().filter(|(_, st, _)| st == "playing").count();
+            let settled = s.iter().all(|(_, st, _)| st != "connecting");
+            (settled && playing == 5).then_some(view)
+        },
+    )
     .await;
-    let sixth = states(&view).into_iter().find(|(c, _, _)| c == CAMERAS[5]).unwrap();
-    assert_eq!((sixth.1.as_str(), sixth.2.as_str()), ("failed", "noSpeaker"), "{view}");
+    let sixth = states(&view)
+        .into_iter()
+        .find(|(c, _, _)| c == CAMERAS[5])
+        .unwrap();
+    assert_eq!(
+        (sixth.1.as_str(), sixth.2.as_str()),
+        ("failed", "noSpeaker"),
+        "{view}"
+    );
 
     // The tone reaches all five backchannels: 2 s of audio each, its peak at the tone.
     for camera in &CAMERAS[..5] {
-        let samples = wait_for(Duration::from_secs(60), &format!("2 s of voice at {camera}"), async || {
-            let s = heard(&records, camera);
-            (s.len() >= 16_000).then_some(s)
-        })
+        let samples = wait_for(
+            Duration::from_secs(60),
+            &format!("2 s of voice at {camera}"),
+            async || {
+                let s = heard(&records, camera);
+                (s.len() >= 16_000).then_some(s)
+            },
+        )
         .await;
         let tail = &samples[samples.len() - 8_000..];
         let peak = peak_frequency(tail);
@@ -351,11 +377,10 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
         .filter(|(_, s, _)| s == "ended")
         .count();
     assert_eq!(ended, 5, "{view}");
-    let open: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM talk_sessions WHERE ended_at IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM talk_sessions WHERE ended_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(open, 0);
     drop(talker);
     pool.close().await;

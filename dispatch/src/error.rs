@@ -12,6 +12,8 @@ use serde::Serialize;
 /// missing here: a new code goes into this list, the document (`make schemas`) and both languages.
 pub const CODES: &[&str] = &[
     "bad_origin",
+    "broadcast_no_targets",
+    "broadcast_too_many",
     "broker_unavailable",
     "camera_in_use",
     "client_id_reused",
@@ -50,6 +52,7 @@ pub const CODES: &[&str] = &[
     "not_owner",
     "not_pushed",
     "not_websocket",
+    "not_your_broadcast",
     "not_your_team",
     "out_of_scope",
     "own_account",

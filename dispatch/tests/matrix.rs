@@ -111,6 +111,30 @@ fn fixture(
             format!("/api/cameras/{}/talk", camera(target)),
             StatusCode::NO_CONTENT,
         ),
+        // group broadcast: to the own camera (a pulled one: it is reported noSpeaker, its floor
+        // stays free for talk); a town outside the scope, or none, is refused
+        ("POST", "/api/broadcasts") => {
+            let body = match target {
+                Target::Own => json!({"cameras": ["cam-own"]}),
+                t => json!({"town": town(t)}),
+            };
+            (json_body(body), rule.path.into(), StatusCode::CREATED)
+        }
+        ("GET", "/api/broadcasts/{id}") => (
+            None,
+            format!("/api/broadcasts/{}", broadcast(target, ids)),
+            StatusCode::OK,
+        ),
+        // the admin's broadcast: only a supervisor may end another's
+        ("DELETE", "/api/broadcasts/{id}") => (
+            None,
+            format!("/api/broadcasts/{}", broadcast(target, ids)),
+            if role == Role::Supervisor {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::FORBIDDEN
+            },
+        ),
         ("GET", "/api/incidents") => (None, rule.path.into(), StatusCode::OK),
         ("POST", "/api/incidents") => {
             let body = json!({"source": "manual", "townId": town(target), "address": format!("北京市门头沟区矩阵路{n}号"),
@@ -519,6 +543,38 @@ async fn improvement_item(pool: &sqlx::PgPool, run: uuid::Uuid) -> uuid::Uuid {
         .unwrap()
 }
 
+fn broadcast(target: Target, ids: &Ids) -> uuid::Uuid {
+    match target {
+        Target::Own => ids.own_broadcast,
+        Target::Other => ids.other_broadcast,
+        Target::Missing => uuid::Uuid::now_v7(),
+    }
+}
+
+/// A broadcast by the admin to `camera` (of `town`), straight in the database.
+async fn broadcast_to(pool: &sqlx::PgPool, camera: &str, town: &str) -> uuid::Uuid {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO broadcasts (id, user_id, username, display_name, selection, started_at) \
+         SELECT $1, id, username, display_name, '{}', now() FROM users WHERE username = 'admin'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO broadcast_targets (broadcast_id, camera_id, town_id, state, updated_at) \
+         VALUES ($1, $2, $3, 'connecting', now())",
+    )
+    .bind(id)
+    .bind(camera)
+    .bind(town)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
 fn incident(target: Target, ids: &Ids) -> String {
     match target {
         Target::Own => ids.own_incident.clone(),
@@ -577,6 +633,9 @@ struct Ids {
     /// An improvement item of each run.
     own_item: uuid::Uuid,
     other_item: uuid::Uuid,
+    /// Broadcasts (by the admin) to a camera of the own and of the other town.
+    own_broadcast: uuid::Uuid,
+    other_broadcast: uuid::Uuid,
 }
 
 /// Attaches a photo with these bytes to `incident` straight through the store; returns its sha256.
@@ -696,6 +755,8 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let ids = Ids {
         own_item: improvement_item(&pool, own_run).await,
         other_item: improvement_item(&pool, other_run).await,
+        own_broadcast: broadcast_to(&pool, "cam-own", OWN).await,
+        other_broadcast: broadcast_to(&pool, "cam-other", OTHER).await,
         own_premises: own["id"].as_str().unwrap().into(),
         other_premises: other["id"].as_str().unwrap().into(),
         own_incident,

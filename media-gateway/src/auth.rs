@@ -46,6 +46,16 @@ impl TokenVerifier {
         token::verify(raw, &self.key, (self.clock)()).map_err(token_error)
     }
 
+    /// Finds and verifies a broadcast token (issue 7): signature, times, and this node.
+    pub fn authenticate_broadcast(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<bl_proto::broadcast_token::BroadcastClaims> {
+        let raw = bearer(headers, None)?;
+        bl_proto::broadcast_token::verify(raw, &self.key, &self.node, (self.clock)())
+            .map_err(token_error)
+    }
+
     /// Checks that verified claims cover `action` on `camera` at this node.
     pub fn authorize(
         &self,

@@ -228,6 +228,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(evidence::http::routes())
         .merge(live::http::routes(&origins))
         .merge(live::talk_http::routes(&origins))
+        .merge(live::broadcast_http::routes(&origins))
         .merge(recording::http::routes())
         .fallback(|| async {
             error::Error::new(

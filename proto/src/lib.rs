@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broadcast_token;
 pub mod command;
 pub mod config;
 pub mod decode;

@@ -225,8 +225,8 @@ pub(super) async fn owned_camera(
     Ok((camera, source, town))
 }
 
-/// Queues a live command for `edge` (QoS 1; it must be acted on within the grace).
-pub(super) fn send(app: &AppState, edge: &EdgeId, action: CommandAction) -> Result<()> {
+/// Queues a live command for `edge` (QoS 1; it must be acted on within the grace); returns its id.
+pub(super) fn send(app: &AppState, edge: &EdgeId, action: CommandAction) -> Result<Uuid> {
     if !app.edge_link.is_configured() {
         return Err(Error::new(
             Kind::Unavailable,
@@ -255,5 +255,5 @@ pub(super) fn send(app: &AppState, edge: &EdgeId, action: CommandAction) -> Resu
     })?;
     tracing::info!(edge = %edge.as_str(), cmd = %command.cmd_id, kind = command.action.type_name(),
         "live command sent");
-    Ok(())
+    Ok(command.cmd_id)
 }

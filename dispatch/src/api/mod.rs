@@ -2,6 +2,7 @@
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
 mod audit;
+mod broadcasts;
 mod cameras;
 mod clocks;
 mod drill_improvements;
@@ -152,6 +153,10 @@ pub fn routes() -> Routes {
         "/internal/cameras/{id}/talk-stop",
         talk_edge::talk_stop,
     )
+    // group broadcast (api/broadcasts.rs)
+    .add("POST", "/api/broadcasts", broadcasts::create)
+    .add("GET", "/api/broadcasts/{id}", broadcasts::get)
+    .add("DELETE", "/api/broadcasts/{id}", broadcasts::end)
     .add("PUT", "/api/teams/{id}/roster", teams::roster)
     .add("GET", "/api/escalation/policies", escalation::policies)
     .add("PUT", "/api/escalation/policies/{tier}", escalation::set)

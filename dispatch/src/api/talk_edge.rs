@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::audit::{Action, Audit, Event};
 use crate::auth::service::ServiceCaller;
 use crate::error::{Error, Kind, Result};
-use crate::intercom::floor;
+use crate::intercom::{broadcast, floor};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -94,7 +94,15 @@ pub async fn talk_start(
         token,
         output,
     });
-    send(&app, &edge, action)?;
+    // A camera in a group broadcast: the edge's answer moves its delivery state.
+    match send(&app, &edge, action) {
+        Ok(cmd_id) => broadcast::note_start(&app.pool, &id, cmd_id).await?,
+        Err(e) => {
+            let why = format!("startTalk could not be sent: {}", e.message);
+            broadcast::note_unreachable(&app.pool, &id, &why, app.now()).await?;
+            return Err(e);
+        }
+    }
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -109,10 +109,13 @@ pub enum Action {
     TalkStart,
     TalkEnd,
     TalkTakeover,
+    // group broadcast
+    BroadcastStart,
+    BroadcastEnd,
 }
 
 impl Action {
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 44] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -155,6 +158,8 @@ impl Action {
         Action::TalkStart,
         Action::TalkEnd,
         Action::TalkTakeover,
+        Action::BroadcastStart,
+        Action::BroadcastEnd,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -201,6 +206,8 @@ impl Action {
             Action::TalkStart => "talk.start",
             Action::TalkEnd => "talk.end",
             Action::TalkTakeover => "talk.takeover",
+            Action::BroadcastStart => "broadcast.start",
+            Action::BroadcastEnd => "broadcast.end",
         }
     }
 }

@@ -484,6 +484,26 @@ pub static POLICY: &[Rule] = &[
         Access::Service,
         ScopeRule::None,
     ),
+    // Group broadcast: talkers start one to cameras of their towns; the broadcaster (or a
+    // supervisor) follows and ends it (the handler checks who).
+    rule(
+        "POST",
+        "/api/broadcasts",
+        Access::Roles(TALKERS),
+        ScopeRule::Body,
+    ),
+    rule(
+        "GET",
+        "/api/broadcasts/{id}",
+        Access::Roles(TALKERS),
+        ScopeRule::Object,
+    ),
+    rule(
+        "DELETE",
+        "/api/broadcasts/{id}",
+        Access::Roles(TALKERS),
+        ScopeRule::Object,
+    ),
 ];
 
 /// Which way a WebSocket message travels.
@@ -564,6 +584,8 @@ pub static WS_MESSAGES: &[WsRule] = &[
     ws(WsDirection::ToClient, "drill", LIVE_DRILLS, ScopeRule::List),
     // Who holds a camera's talk floor (and that a holding ended): talkers of the camera's town.
     ws(WsDirection::ToClient, "talk", TALKERS, ScopeRule::List),
+    // Each kitchen's delivery state in a group broadcast: talkers of the kitchen's town.
+    ws(WsDirection::ToClient, "broadcast", TALKERS, ScopeRule::List),
     ws(WsDirection::ToClient, "resync", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "pong", LIVE, ScopeRule::None),
     ws(WsDirection::ToClient, "error", LIVE, ScopeRule::None),

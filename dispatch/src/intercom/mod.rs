@@ -6,6 +6,7 @@
 //! [`decide`] is the rule, plain data in and out; [`floor`] applies it to PostgreSQL, where a
 //! partial unique index makes two replicas granting at once safe.
 
+pub mod broadcast;
 pub mod floor;
 
 use chrono::{DateTime, Utc};

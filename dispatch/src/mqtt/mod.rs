@@ -214,6 +214,9 @@ async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationTo
     let mut reports = Vec::with_capacity(publishes.len());
     for publish in publishes {
         if recheck::is_result_topic(&publish.topic) {
+            if broadcast_result(app, publish).await {
+                continue;
+            }
             if !recheck::consume(&app.pool, publish, shutdown).await {
                 return false;
             }
@@ -267,6 +270,22 @@ async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationTo
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
+        }
+    }
+}
+
+/// An edge's answer to a group broadcast's `startTalk` moves that kitchen's state; true when the
+/// message was one (a database error leaves it to be dropped as unknown: the target then times
+/// out as offline, which is what the console can honestly say).
+async fn broadcast_result(app: &AppState, publish: &Publish) -> bool {
+    let Ok(result) = bl_proto::decode::<bl_proto::command::CommandResult>(&publish.payload) else {
+        return false;
+    };
+    match crate::intercom::broadcast::apply_result(&app.pool, &result).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            tracing::warn!(err = %e, cmd = %result.cmd_id, "cannot apply a broadcast's talk answer");
+            false
         }
     }
 }

@@ -77,6 +77,7 @@ impl Viewer {
                 }
             },
             Change::Talk(c) => self.scope.allows(&c.town_id),
+            Change::Broadcast(c) => self.scope.allows(&c.town_id),
             Change::SessionEnded(_) => false,
         }
     }

@@ -121,6 +121,22 @@ pub struct TalkChange {
     pub ended_by: Option<Uuid>,
 }
 
+/// A kitchen's delivery state in a group broadcast changed (migration 0022): `state` connecting,
+/// playing, ended, or failed with `reason` (noSpeaker, offline, busy, edgeError).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BroadcastChange {
+    pub broadcast_id: Uuid,
+    pub camera_id: String,
+    pub town_id: String,
+    /// The broadcaster.
+    pub user_id: Uuid,
+    pub state: String,
+    pub reason: Option<String>,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
 /// A session row was deleted (logout, sweep); never sent to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,6 +156,7 @@ pub enum Change {
     Wall(WallChange),
     Drill(DrillChange),
     Talk(TalkChange),
+    Broadcast(BroadcastChange),
     SessionEnded(SessionEnded),
 }
 
@@ -154,10 +171,11 @@ pub enum Topic {
     Walls,
     Drills,
     Talk,
+    Broadcasts,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
         Topic::Incidents,
         Topic::Timeline,
         Topic::Notifications,
@@ -165,6 +183,7 @@ impl Topic {
         Topic::Walls,
         Topic::Drills,
         Topic::Talk,
+        Topic::Broadcasts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -176,6 +195,7 @@ impl Topic {
             Topic::Walls => "walls",
             Topic::Drills => "drills",
             Topic::Talk => "talk",
+            Topic::Broadcasts => "broadcasts",
         }
     }
 
@@ -193,6 +213,7 @@ impl Topic {
             Topic::Walls => "wall",
             Topic::Drills => "drill",
             Topic::Talk => "talk",
+            Topic::Broadcasts => "broadcast",
         }
     }
 }
@@ -208,6 +229,7 @@ impl Change {
             Change::Wall(_) => Some(Topic::Walls),
             Change::Drill(_) => Some(Topic::Drills),
             Change::Talk(_) => Some(Topic::Talk),
+            Change::Broadcast(_) => Some(Topic::Broadcasts),
             Change::SessionEnded(_) => None,
         }
     }
@@ -222,6 +244,7 @@ impl Change {
             Change::Wall(c) => ServerMessage::Wall(c.clone()),
             Change::Drill(c) => ServerMessage::Drill(c.clone()),
             Change::Talk(c) => ServerMessage::Talk(c.clone()),
+            Change::Broadcast(c) => ServerMessage::Broadcast(c.clone()),
             Change::SessionEnded(_) => return None,
         })
     }
@@ -286,6 +309,7 @@ pub enum ServerMessage {
     Wall(WallChange),
     Drill(DrillChange),
     Talk(TalkChange),
+    Broadcast(BroadcastChange),
     Resync(Resync),
     Pong(Pong),
     Error(ErrorMessage),
@@ -293,7 +317,7 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     /// Every type name, as in `WS_MESSAGES`.
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 13] = [
         "hello",
         "subscribed",
         "incident",
@@ -303,6 +327,7 @@ impl ServerMessage {
         "wall",
         "drill",
         "talk",
+        "broadcast",
         "resync",
         "pong",
         "error",
@@ -319,6 +344,7 @@ impl ServerMessage {
             ServerMessage::Wall(_) => "wall",
             ServerMessage::Drill(_) => "drill",
             ServerMessage::Talk(_) => "talk",
+            ServerMessage::Broadcast(_) => "broadcast",
             ServerMessage::Resync(_) => "resync",
             ServerMessage::Pong(_) => "pong",
             ServerMessage::Error(_) => "error",

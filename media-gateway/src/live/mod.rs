@@ -6,6 +6,8 @@
 //! leaving stops it after the linger time; a new viewer starts from the last keyframe.**
 
 pub mod audio;
+pub mod broadcast;
+pub mod broadcast_http;
 pub mod codec;
 pub mod edge;
 pub mod gop;
@@ -82,6 +84,8 @@ pub struct Live {
     pub talks: talk::Talks,
     /// H.264 transcodes of H.265 cameras, for viewers that cannot play H.265.
     pub transcodes: transcode::Transcodes,
+    /// Broadcasts: one WHIP ingest fanned out to many cameras' talk channels.
+    pub broadcasts: broadcast::Broadcasts,
     /// WHEP sessions opened since start.
     pub sessions_opened: AtomicU64,
     /// Packets sent to viewers.
@@ -123,6 +127,7 @@ impl Live {
             sessions: Mutex::default(),
             talks: talk::Talks::default(),
             transcodes: transcode::Transcodes::default(),
+            broadcasts: broadcast::Broadcasts::default(),
             sessions_opened: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
             packets_skipped: AtomicU64::new(0),
@@ -394,6 +399,7 @@ impl Live {
     /// Ends every session and ingest (shutdown).
     pub fn shutdown(&self) {
         self.shutdown_talk();
+        self.shutdown_broadcasts();
         for s in self
             .sessions
             .lock()

@@ -38,9 +38,9 @@ pub struct TalkPacket {
     pub payload: Bytes,
 }
 
-/// An operator's talk connection.
+/// An operator's talk connection, or a leg of a broadcast ([`TalkPeer::detached`]).
 pub struct TalkPeer {
-    pc: Arc<dyn PeerConnection>,
+    pc: Option<Arc<dyn PeerConnection>>,
 }
 
 struct Handler {
@@ -176,7 +176,7 @@ impl TalkPeer {
         }
         .await;
         match negotiated {
-            Ok(answer) => Ok((TalkPeer { pc }, answer, events, packets)),
+            Ok(answer) => Ok((TalkPeer { pc: Some(pc) }, answer, events, packets)),
             Err(e) => {
                 let _ = pc.close().await;
                 Err(e)
@@ -184,8 +184,16 @@ impl TalkPeer {
         }
     }
 
-    /// Closes the connection.
+    /// A stand-in for one camera's leg of a broadcast ([`super::broadcast`]): the broadcast
+    /// owns the one connection, so ending one leg must not close it.
+    pub fn detached() -> TalkPeer {
+        TalkPeer { pc: None }
+    }
+
+    /// Closes the connection (a detached leg: nothing).
     pub async fn close(&self) {
-        let _ = self.pc.close().await;
+        if let Some(pc) = &self.pc {
+            let _ = pc.close().await;
+        }
     }
 }

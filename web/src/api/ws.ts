@@ -3,7 +3,20 @@
 // the pushed changes on top — the protocol of dispatch/README.md#websocket.
 import { backoffMs } from '../lib/backoff'
 
-export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges' | 'walls' | 'drills' | 'talk'
+export type Topic = 'incidents' | 'timeline' | 'notifications' | 'edges' | 'walls' | 'drills' | 'talk' | 'broadcasts'
+
+/** A kitchen's delivery state in a group broadcast (topic `broadcasts`). */
+export interface BroadcastChange {
+  type: 'broadcast'
+  broadcastId: string
+  cameraId: string
+  townId: string
+  userId: string
+  state: 'connecting' | 'playing' | 'ended' | 'failed'
+  reason: 'noSpeaker' | 'offline' | 'busy' | 'edgeError' | null
+  detail: string
+  at: string
+}
 
 /** A camera's talk floor was taken (`endedAt` null) or a holding ended. */
 export interface TalkChange {
@@ -82,6 +95,7 @@ export type ServerMessage =
   | EdgeChange
   | DrillChange
   | TalkChange
+  | BroadcastChange
   | { type: 'notification'; [k: string]: unknown }
 
 export type LinkState = 'connecting' | 'live' | 'down'

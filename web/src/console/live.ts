@@ -12,7 +12,7 @@ let socket: LiveSocket | null = null
 function ensure(): void {
   if (socket) return
   socket = new LiveSocket({
-    topics: ['incidents', 'timeline', 'notifications', 'edges', 'walls', 'talk'],
+    topics: ['incidents', 'timeline', 'notifications', 'edges', 'walls', 'talk', 'broadcasts'],
     onMessage: (m) => listeners.forEach((f) => f(m)),
     onReload: () => reloaders.forEach((f) => f()),
     onState: (s) => (state.value = s),

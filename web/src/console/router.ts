@@ -11,6 +11,7 @@ export const router = createRouter({
     { path: '/map', name: 'map', component: () => import('./views/MapView.vue') },
     { path: '/dashboard', name: 'dashboard', component: () => import('./views/DashboardView.vue') },
     // the video wall: the desk, and the full-screen window for a wall monitor (no top bar)
+    { path: '/broadcast', name: 'broadcast', component: () => import('./views/BroadcastView.vue') },
     { path: '/wall', name: 'wall', component: () => import('./views/WallView.vue') },
     { path: '/wall-window', name: 'wallWindow', component: () => import('./views/WallWindow.vue'), meta: { bare: true } },
     // the drill console (drill coordinators run drills; supervisors observe, auditors read)

@@ -5,7 +5,7 @@ import { timelineTexts } from './timeline'
 
 const en: typeof zh = {
   app: { title: 'Mentougou Food & Drug Safety Dispatch', field: 'Field', logout: 'Log out', live: 'Live', connecting: 'Connecting', down: 'Disconnected, reconnecting' },
-  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard', wall: 'Video wall', admin: 'Admin', drills: 'Drills' },
+  nav: { board: 'Incidents', map: 'Town map', dashboard: 'Dashboard', wall: 'Video wall', admin: 'Admin', drills: 'Drills', broadcast: 'Broadcast' },
   login: {
     title: 'Log in',
     username: 'User name',
@@ -276,6 +276,14 @@ const en: typeof zh = {
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
   error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'], fieldRule: fieldRules['en-US'] },
   // talk-down (console/components/TalkButton.vue)
+  // group broadcast (console/views/BroadcastView.vue)
+  broadcast: {
+    title: 'Broadcast', byFilter: 'By town and kind', byPick: 'Pick cameras', hold: 'Hold to broadcast', starting: 'Connecting…', live: 'Broadcasting; let go to end',
+    noCameras: 'No talk camera in this town', nobody: 'No kitchen can play it: all busy, without a speaker or offline', kitchen: 'Premises', camera: 'Camera', state: 'State', detail: 'Detail',
+    summary: '{total} kitchens: {playing} playing, {failed} failed',
+    states: { connecting: 'Connecting', playing: 'Playing', ended: 'Ended' },
+    reasons: { noSpeaker: 'No speaker', offline: 'Offline', busy: 'Busy', edgeError: 'Device error' },
+  },
   talk: {
     hold: 'Hold to talk', connecting: 'Connecting', talking: 'Talking', noSpeaker: 'Camera has no speaker',
     taken: 'In use: {name} is talking', takeover: 'Take over', takenOver: 'A supervisor took over; your talk ended',

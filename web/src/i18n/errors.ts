@@ -58,6 +58,10 @@ const zhCN = {
   unauthenticated: '登录已失效，请重新登录。',
   unknown_camera: '摄像头不存在。',
   unknown_reference: '引用的记录不存在，请检查所选项。',
+  // group broadcast
+  broadcast_no_targets: '没有可广播的摄像头：所选范围内没有支持对讲的摄像头。',
+  broadcast_too_many: '一次广播的摄像头太多，请缩小范围。',
+  not_your_broadcast: '这是他人发起的广播，只有发起人或主管可以结束。',
   ws_full: '实时连接已满，请稍后重试。',
 }
 
@@ -120,6 +124,10 @@ const enUS: Record<ErrorCode, string> = {
   unauthenticated: 'Your session ended; log in again.',
   unknown_camera: 'No such camera.',
   unknown_reference: 'A selected record does not exist; check the choices.',
+  // group broadcast
+  broadcast_no_targets: 'Nothing to broadcast to: no talk camera in the chosen kitchens.',
+  broadcast_too_many: 'Too many cameras for one broadcast; narrow the choice.',
+  not_your_broadcast: 'Someone else started this broadcast; only they or a supervisor may end it.',
   ws_full: 'Too many live connections; try again shortly.',
 }
 

@@ -4,7 +4,7 @@ import { timelineTexts } from './timeline'
 
 export default {
   app: { title: '门头沟区食药安全指挥调度', field: '外勤', logout: '退出', live: '实时', connecting: '连接中', down: '已断开，重连中' },
-  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙', admin: '系统管理', drills: '应急演练' },
+  nav: { board: '事件看板', map: '镇街地图', dashboard: '统计', wall: '视频墙', admin: '系统管理', drills: '应急演练', broadcast: '广播喊话' },
   login: {
     title: '登录',
     username: '用户名',
@@ -275,6 +275,14 @@ export default {
   describe: { detection: '摄像头 {camera} 智能识别：{kind}（置信度 {confidence}%，模型 {model}）' },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
   error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'], fieldRule: fieldRules['zh-CN'] },
+  // group broadcast (console/views/BroadcastView.vue)
+  broadcast: {
+    title: '广播喊话', byFilter: '按镇街和类别', byPick: '逐个选择', hold: '按住广播', starting: '正在连接…', live: '正在广播，松开结束',
+    noCameras: '该镇街没有可对讲的摄像头', nobody: '没有可播放的厨房：都已占用、无扬声器或离线', kitchen: '场所', camera: '摄像头', state: '状态', detail: '说明',
+    summary: '共 {total} 处，正在播放 {playing} 处，失败 {failed} 处',
+    states: { connecting: '连接中', playing: '正在播放', ended: '已结束' },
+    reasons: { noSpeaker: '无扬声器', offline: '离线', busy: '占用中', edgeError: '设备错误' },
+  },
   // talk-down (console/components/TalkButton.vue)
   talk: {
     hold: '按住说话', connecting: '连接中', talking: '正在通话', noSpeaker: '摄像头无扬声器',

@@ -99,6 +99,10 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::media::release_talk,
         super::talk_edge::talk_start,
         super::talk_edge::talk_stop,
+        // group broadcast
+        super::broadcasts::create,
+        super::broadcasts::get,
+        super::broadcasts::end,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -198,8 +198,20 @@ pub async fn talk(
     token: &str,
     freq: u32,
 ) -> Talker {
+    talk_at(client, base, &format!("/whip/{camera}"), token, freq).await
+}
+
+/// Opens a WHIP session at `base` `path` (a talk or a consult room) and sends a `freq` Hz tone;
+/// panics unless the gateway answers 201.
+pub async fn talk_at(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    freq: u32,
+) -> Talker {
     let (pc, track, ssrc, sdp) = offer().await;
-    let r = post(client, &format!("{base}/whip/{camera}"), Some(token), sdp).await;
+    let r = post(client, &format!("{base}{path}"), Some(token), sdp).await;
     let status = r.status();
     let location = r
         .headers()

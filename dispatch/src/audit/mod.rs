@@ -109,10 +109,18 @@ pub enum Action {
     TalkStart,
     TalkEnd,
     TalkTakeover,
+    // consult rooms and incident voice channels (push-to-talk)
+    RoomOpen,
+    RoomClose,
+    RoomJoin,
+    RoomInvite,
+    RoomShare,
+    VoiceTalk,
+    VoiceRelease,
 }
 
 impl Action {
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 49] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -155,6 +163,13 @@ impl Action {
         Action::TalkStart,
         Action::TalkEnd,
         Action::TalkTakeover,
+        Action::RoomOpen,
+        Action::RoomClose,
+        Action::RoomJoin,
+        Action::RoomInvite,
+        Action::RoomShare,
+        Action::VoiceTalk,
+        Action::VoiceRelease,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -201,6 +216,13 @@ impl Action {
             Action::TalkStart => "talk.start",
             Action::TalkEnd => "talk.end",
             Action::TalkTakeover => "talk.takeover",
+            Action::RoomOpen => "room.open",
+            Action::RoomClose => "room.close",
+            Action::RoomJoin => "room.join",
+            Action::RoomInvite => "room.invite",
+            Action::RoomShare => "room.share",
+            Action::VoiceTalk => "voice.talk",
+            Action::VoiceRelease => "voice.release",
         }
     }
 }

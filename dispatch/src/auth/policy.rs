@@ -483,6 +483,72 @@ pub static POLICY: &[Rule] = &[
         Access::Service,
         ScopeRule::None,
     ),
+    // Consult rooms: the command center and town officers open them, invite, share and close;
+    // everyone who works the incident (its town, a field user's own team) joins and lists them;
+    // an outside expert joins with an invite (the handler checks it). The incident's voice channel
+    // and its floor are for everyone who works the incident.
+    rule(
+        "POST",
+        "/api/incidents/{id}/rooms",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "GET",
+        "/api/incidents/{id}/rooms",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/rooms/{id}/join",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/rooms/{id}/invites",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "PUT",
+        "/api/rooms/{id}/share",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "DELETE",
+        "/api/rooms/{id}",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/room-invites/join",
+        Access::Public,
+        ScopeRule::None,
+    ),
+    rule("GET", "/rooms/{id}", Access::Public, ScopeRule::None),
+    rule("GET", "/join/{invite}", Access::Public, ScopeRule::None),
+    rule(
+        "POST",
+        "/api/incidents/{id}/voice",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/incidents/{id}/voice/floor",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "DELETE",
+        "/api/incidents/{id}/voice/floor",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
 ];
 
 /// Which way a WebSocket message travels.

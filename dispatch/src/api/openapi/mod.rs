@@ -99,6 +99,17 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::media::release_talk,
         super::talk_edge::talk_start,
         super::talk_edge::talk_stop,
+        // consult rooms and incident voice channels
+        super::rooms::create,
+        super::rooms::list,
+        super::rooms::join,
+        super::rooms::invite,
+        super::rooms::guest_join,
+        super::rooms::share,
+        super::rooms::close,
+        super::rooms::voice,
+        super::rooms::take_floor,
+        super::rooms::release_floor,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -766,22 +766,25 @@ mod tests {
             .filter(|r| r.access == Access::Public)
             .filter(|r| !r.path.starts_with("/api") && r.path != "/healthz")
             .count();
-        // besides them, only the web files (api/web.rs), none under /api
-        assert_eq!(web_files, 6);
+        // besides them, only the web files (api/web.rs: six, and the consult room's two pages),
+        // none under /api
+        assert_eq!(web_files, 8);
         let public: Vec<_> = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)
             .filter(|r| r.path.starts_with("/api") || r.path == "/healthz")
             .map(|r| (r.method, r.path))
             .collect();
-        // Enrolment is authenticated by the one-time code in its body.
+        // Enrolment is authenticated by the one-time code in its body, a guest's room join by the
+        // signed invite in its body.
         assert_eq!(
             public,
             vec![
                 ("GET", "/healthz"),
                 ("POST", "/api/session"),
                 ("POST", "/api/enrol"),
-                ("GET", "/api/openapi.json")
+                ("GET", "/api/openapi.json"),
+                ("POST", "/api/room-invites/join"),
             ]
         );
     }

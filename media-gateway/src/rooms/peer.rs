@@ -108,11 +108,11 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        // `Disconnected` is not the end: a busy browser misses consent checks for a moment and
+        // recovers; a participant is dropped only when the connection failed or closed.
         let event = match state {
             RTCPeerConnectionState::Connected => PeerEvent::Connected,
-            RTCPeerConnectionState::Failed
-            | RTCPeerConnectionState::Closed
-            | RTCPeerConnectionState::Disconnected => PeerEvent::Closed,
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => PeerEvent::Closed,
             _ => return,
         };
         let _ = self.events.try_send(event);

@@ -92,11 +92,15 @@ pub fn offered_kinds(sdp: &str) -> (bool, bool) {
     (sdp.contains("m=audio"), sdp.contains("m=video"))
 }
 
+/// A publisher's side of the handler: where received packets go, and the keyframe requests to
+/// pass on to its video (taken by the first video track).
+type Publish = (Arc<Feed>, std::sync::Mutex<Option<mpsc::Receiver<()>>>);
+
 struct Handler {
     events: mpsc::Sender<PeerEvent>,
     gathered: mpsc::Sender<()>,
-    /// Set for a publisher: where received packets go, and the keyframe requests to pass on.
-    publish: Option<(Arc<Feed>, std::sync::Mutex<Option<mpsc::Receiver<()>>>)>,
+    /// Set for a publisher.
+    publish: Option<Publish>,
 }
 
 #[async_trait::async_trait]

@@ -22,6 +22,7 @@ pub mod mqtt;
 pub mod notify;
 pub mod paging;
 pub mod registry;
+pub mod rooms;
 pub mod routing;
 pub mod stats;
 pub mod wall;

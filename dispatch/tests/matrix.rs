@@ -135,6 +135,69 @@ fn fixture(
                 StatusCode::FORBIDDEN
             },
         ),
+        // consult rooms: rows of the own and the other incident made in setup (a second pair for
+        // closing, so that later roles still join the first); the floor is taken on each role's
+        // own dispatched incident, so no role finds it held by another
+        ("POST", "/api/incidents/{id}/rooms") => (
+            None,
+            format!("/api/incidents/{}/rooms", incident(target, ids)),
+            StatusCode::CREATED,
+        ),
+        ("GET", "/api/incidents/{id}/rooms") => (
+            None,
+            format!("/api/incidents/{}/rooms", incident(target, ids)),
+            StatusCode::OK,
+        ),
+        ("POST", "/api/rooms/{id}/join") => (
+            None,
+            format!("/api/rooms/{}/join", room(target, "")),
+            StatusCode::OK,
+        ),
+        ("POST", "/api/rooms/{id}/invites") => (
+            json_body(json!({"name": "区疾控王专家", "validMins": 60})),
+            format!("/api/rooms/{}/invites", room(target, "")),
+            StatusCode::CREATED,
+        ),
+        ("PUT", "/api/rooms/{id}/share") => (
+            json_body(json!({"cameraId": null})),
+            format!("/api/rooms/{}/share", room(target, "")),
+            StatusCode::OK,
+        ),
+        ("DELETE", "/api/rooms/{id}") => (
+            None,
+            format!("/api/rooms/{}", room(target, "-close")),
+            StatusCode::NO_CONTENT,
+        ),
+        // public: a forged invite is refused by the handler, for everyone alike
+        ("POST", "/api/room-invites/join") => (
+            json_body(json!({"invite": "eyJyb29tIjoieCJ9.AAAA"})),
+            rule.path.into(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("GET", "/rooms/{id}") => (
+            None,
+            format!("/rooms/{}", room(target, "")),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        ("GET", "/join/{invite}") => (
+            None,
+            "/join/eyJyb29tIjoieCJ9.AAAA".into(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        ("POST", "/api/incidents/{id}/voice" | "/api/incidents/{id}/voice/floor") => {
+            let id = match target {
+                Target::Own => {
+                    ids.dispatched[Role::ALL.iter().position(|r| *r == role).unwrap()].clone()
+                }
+                _ => incident(target, ids),
+            };
+            (None, rule.path.replace("{id}", &id), StatusCode::OK)
+        }
+        ("DELETE", "/api/incidents/{id}/voice/floor") => (
+            None,
+            format!("/api/incidents/{}/voice/floor", incident(target, ids)),
+            StatusCode::NO_CONTENT,
+        ),
         ("GET", "/api/incidents") => (None, rule.path.into(), StatusCode::OK),
         ("POST", "/api/incidents") => {
             let body = json!({"source": "manual", "townId": town(target), "address": format!("北京市门头沟区矩阵路{n}号"),
@@ -575,6 +638,35 @@ async fn broadcast_to(pool: &sqlx::PgPool, camera: &str, town: &str) -> uuid::Uu
     id
 }
 
+/// A consult room of the target town's incident (`suffix` "-close": the pair made for closing).
+fn room(target: Target, suffix: &str) -> String {
+    match target {
+        Target::Own => format!("room-m-own{suffix}"),
+        Target::Other => format!("room-m-other{suffix}"),
+        Target::Missing => "room-m-missing".into(),
+    }
+}
+
+/// Makes the consult rooms [`room`] names.
+async fn insert_rooms(pool: &sqlx::PgPool, own_incident: &str, other_incident: &str) {
+    for (id, incident) in [
+        ("room-m-own", own_incident),
+        ("room-m-own-close", own_incident),
+        ("room-m-other", other_incident),
+        ("room-m-other-close", other_incident),
+    ] {
+        sqlx::query(
+            "INSERT INTO rooms (id, incident_id, kind, title, created_at) \
+             VALUES ($1, $2::uuid, 'consult', '矩阵会商', now())",
+        )
+        .bind(id)
+        .bind(incident)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
 fn incident(target: Target, ids: &Ids) -> String {
     match target {
         Target::Own => ids.own_incident.clone(),
@@ -742,6 +834,7 @@ async fn every_role_gets_exactly_what_the_policy_table_says_on_every_route() {
     let other_user = create_user(&mut admin, "m-target-other", "operator", Some(&[OTHER])).await;
     let (own_incident, other_incident, dispatched) =
         incidents(&mut admin, &server, own["id"].as_str().unwrap()).await;
+    insert_rooms(&pool, &own_incident, &other_incident).await;
     let png = |tag: &str| [&b"\x89PNG\r\n\x1a\n"[..], tag.as_bytes()].concat();
     let own_photo = photo(&pool, &own_incident, &png("own")).await;
     let other_photo = photo(&pool, &other_incident, &png("other")).await;

@@ -37,6 +37,7 @@ pub mod keys;
 pub mod live;
 pub mod metrics;
 pub mod recording;
+pub mod rooms;
 
 use auth::{Clock, TokenVerifier};
 use config::Config;
@@ -68,6 +69,8 @@ pub struct Gateway {
     pub live: Arc<Live>,
     /// Recorders, the recording index and retention.
     pub recording: Arc<Recordings>,
+    /// Consult rooms and incident voice channels (`/rooms/*`).
+    pub rooms: Arc<rooms::Rooms>,
 }
 
 impl Gateway {
@@ -87,6 +90,7 @@ impl Gateway {
             metrics: Metrics::default(),
             max_evidence_bytes: config.max_evidence_bytes,
             uploads: Semaphore::new(config.max_concurrent_uploads),
+            rooms: Arc::new(rooms::Rooms::new(live.settings.peer.clone())),
             live,
             recording,
         }
@@ -229,6 +233,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(live::http::routes(&origins))
         .merge(live::talk_http::routes(&origins))
         .merge(live::broadcast_http::routes(&origins))
+        .merge(rooms::http::routes(&origins))
         .merge(recording::http::routes())
         .fallback(|| async {
             error::Error::new(
@@ -250,6 +255,7 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
             let mut text = gw.metrics.render();
             gw.live.render_metrics(&mut text);
             gw.recording.render_metrics(&mut text);
+            gw.rooms.render_metrics(&mut text);
             text
         },
     )

@@ -38,6 +38,9 @@ pub enum MediaAction {
     /// Push live video into the gateway (RTSP RECORD by an edge answering `startLive`). Its own
     /// action so that a viewer's token can never feed video to other viewers.
     Push,
+    /// Join a consult room or an incident's voice channel (`/rooms/{room}` on the gateway): send
+    /// one's microphone and camera, receive the others'. The token's `camera` field names the room.
+    Room,
 }
 
 /// The signed content of a media token.

@@ -376,6 +376,21 @@ pub(super) fn sign(
     action: MediaAction,
     stream: Option<Stream>,
 ) -> Result<Signed> {
+    let ttl = i64::try_from(media.token_ttl_secs).unwrap_or(60);
+    let sub = caller.user_id.to_string();
+    sign_as(app, media, sub, camera, action, stream, ttl)
+}
+
+/// [`sign`] for any subject and lifetime (consult rooms: `user:{name}`, an invited `guest:{name}`).
+pub(super) fn sign_as(
+    app: &AppState,
+    media: &MediaConfig,
+    sub: String,
+    camera: CameraId,
+    action: MediaAction,
+    stream: Option<Stream>,
+    ttl: i64,
+) -> Result<Signed> {
     let key = media.signing_key.as_ref().ok_or_else(|| {
         Error::internal("media token signing", "media.signing_key was not loaded")
     })?;
@@ -386,9 +401,8 @@ pub(super) fn sign(
         .ok_or_else(|| Error::internal("gateway lookup", "chosen node has no url"))?
         .to_owned();
     let iat = app.now().timestamp();
-    let ttl = i64::try_from(media.token_ttl_secs).unwrap_or(60);
     let claims = MediaClaims {
-        sub: caller.user_id.to_string(),
+        sub,
         camera,
         action,
         node,

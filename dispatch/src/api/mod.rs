@@ -18,6 +18,7 @@ mod media;
 mod notify;
 pub mod openapi;
 mod registry;
+mod rooms;
 mod session;
 mod stats;
 mod talk_edge;
@@ -157,6 +158,23 @@ pub fn routes() -> Routes {
     .add("POST", "/api/broadcasts", broadcasts::create)
     .add("GET", "/api/broadcasts/{id}", broadcasts::get)
     .add("DELETE", "/api/broadcasts/{id}", broadcasts::end)
+    // consult rooms and incident voice channels (api/rooms.rs)
+    .add("POST", "/api/incidents/{id}/rooms", rooms::create)
+    .add("GET", "/api/incidents/{id}/rooms", rooms::list)
+    .add("POST", "/api/rooms/{id}/join", rooms::join)
+    .add("POST", "/api/rooms/{id}/invites", rooms::invite)
+    .add("PUT", "/api/rooms/{id}/share", rooms::share)
+    .add("DELETE", "/api/rooms/{id}", rooms::close)
+    .add("POST", "/api/room-invites/join", rooms::guest_join)
+    .add("GET", "/rooms/{id}", web::console_room)
+    .add("GET", "/join/{invite}", web::console_room)
+    .add("POST", "/api/incidents/{id}/voice", rooms::voice)
+    .add("POST", "/api/incidents/{id}/voice/floor", rooms::take_floor)
+    .add(
+        "DELETE",
+        "/api/incidents/{id}/voice/floor",
+        rooms::release_floor,
+    )
     .add("PUT", "/api/teams/{id}/roster", teams::roster)
     .add("GET", "/api/escalation/policies", escalation::policies)
     .add("PUT", "/api/escalation/policies/{tier}", escalation::set)

@@ -33,6 +33,16 @@ pub async fn console_admin(
     page(&app, CONSOLE).await
 }
 
+/// `GET /rooms/{id}` and `GET /join/{invite}`: the console opened at a consult room, for a member
+/// or an invited guest (no login; the page checks the invite and shows why it is expired or
+/// forged).
+pub async fn console_room(
+    State(app): State<Arc<AppState>>,
+    Path(_room_or_invite): Path<String>,
+) -> Response {
+    page(&app, CONSOLE).await
+}
+
 /// `GET /incidents/{id}`: the console opened at one incident (the link in notifications).
 pub async fn console_incident(
     State(app): State<Arc<AppState>>,

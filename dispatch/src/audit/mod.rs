@@ -112,10 +112,18 @@ pub enum Action {
     // group broadcast
     BroadcastStart,
     BroadcastEnd,
+    // consult rooms and incident voice channels (push-to-talk)
+    RoomOpen,
+    RoomClose,
+    RoomJoin,
+    RoomInvite,
+    RoomShare,
+    VoiceTalk,
+    VoiceRelease,
 }
 
 impl Action {
-    pub const ALL: [Action; 44] = [
+    pub const ALL: [Action; 51] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -160,6 +168,13 @@ impl Action {
         Action::TalkTakeover,
         Action::BroadcastStart,
         Action::BroadcastEnd,
+        Action::RoomOpen,
+        Action::RoomClose,
+        Action::RoomJoin,
+        Action::RoomInvite,
+        Action::RoomShare,
+        Action::VoiceTalk,
+        Action::VoiceRelease,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -208,6 +223,13 @@ impl Action {
             Action::TalkTakeover => "talk.takeover",
             Action::BroadcastStart => "broadcast.start",
             Action::BroadcastEnd => "broadcast.end",
+            Action::RoomOpen => "room.open",
+            Action::RoomClose => "room.close",
+            Action::RoomJoin => "room.join",
+            Action::RoomInvite => "room.invite",
+            Action::RoomShare => "room.share",
+            Action::VoiceTalk => "voice.talk",
+            Action::VoiceRelease => "voice.release",
         }
     }
 }

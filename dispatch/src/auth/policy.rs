@@ -504,6 +504,72 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(TALKERS),
         ScopeRule::Object,
     ),
+    // Consult rooms: the command center and town officers open them, invite, share and close;
+    // everyone who works the incident (its town, a field user's own team) joins and lists them;
+    // an outside expert joins with an invite (the handler checks it). The incident's voice channel
+    // and its floor are for everyone who works the incident.
+    rule(
+        "POST",
+        "/api/incidents/{id}/rooms",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "GET",
+        "/api/incidents/{id}/rooms",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/rooms/{id}/join",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/rooms/{id}/invites",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "PUT",
+        "/api/rooms/{id}/share",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "DELETE",
+        "/api/rooms/{id}",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/room-invites/join",
+        Access::Public,
+        ScopeRule::None,
+    ),
+    rule("GET", "/rooms/{id}", Access::Public, ScopeRule::None),
+    rule("GET", "/join/{invite}", Access::Public, ScopeRule::None),
+    rule(
+        "POST",
+        "/api/incidents/{id}/voice",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/incidents/{id}/voice/floor",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "DELETE",
+        "/api/incidents/{id}/voice/floor",
+        Access::Roles(RESPONDERS),
+        ScopeRule::Team,
+    ),
 ];
 
 /// Which way a WebSocket message travels.
@@ -723,22 +789,25 @@ mod tests {
             .filter(|r| r.access == Access::Public)
             .filter(|r| !r.path.starts_with("/api") && r.path != "/healthz")
             .count();
-        // besides them, only the web files (api/web.rs), none under /api
-        assert_eq!(web_files, 6);
+        // besides them, only the web files (api/web.rs: six, and the consult room's two pages),
+        // none under /api
+        assert_eq!(web_files, 8);
         let public: Vec<_> = POLICY
             .iter()
             .filter(|r| r.access == Access::Public)
             .filter(|r| r.path.starts_with("/api") || r.path == "/healthz")
             .map(|r| (r.method, r.path))
             .collect();
-        // Enrolment is authenticated by the one-time code in its body.
+        // Enrolment is authenticated by the one-time code in its body, a guest's room join by the
+        // signed invite in its body.
         assert_eq!(
             public,
             vec![
                 ("GET", "/healthz"),
                 ("POST", "/api/session"),
                 ("POST", "/api/enrol"),
-                ("GET", "/api/openapi.json")
+                ("GET", "/api/openapi.json"),
+                ("POST", "/api/room-invites/join"),
             ]
         );
     }

@@ -40,7 +40,7 @@ pub fn routes(allowed_origins: &[String]) -> Router<Arc<Gateway>> {
 
 /// CORS for the browser-facing live routes (WHEP, WHIP, status): the console origins may send
 /// `Authorization` and `Content-Type` and read `Location`.
-pub(super) fn cors(allowed_origins: &[String]) -> CorsLayer {
+pub(crate) fn cors(allowed_origins: &[String]) -> CorsLayer {
     let origins: Vec<HeaderValue> = allowed_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -52,7 +52,7 @@ pub(super) fn cors(allowed_origins: &[String]) -> CorsLayer {
         .expose_headers([header::LOCATION])
 }
 
-pub(super) fn camera_id(raw: &str) -> Result<CameraId> {
+pub(crate) fn camera_id(raw: &str) -> Result<CameraId> {
     raw.parse()
         .map_err(|e| Error::bad_request("bad_camera", format!("{raw:?} is not a camera id: {e}")))
 }
@@ -152,7 +152,7 @@ async fn whep_post(
 }
 
 /// The SDP offer of a WHEP or WHIP request.
-pub(super) fn sdp_offer(headers: &HeaderMap, body: &Bytes) -> Result<String> {
+pub(crate) fn sdp_offer(headers: &HeaderMap, body: &Bytes) -> Result<String> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -192,7 +192,7 @@ fn start_error(e: StartError) -> Error {
     }
 }
 
-pub(super) fn peer_error(e: PeerError) -> Error {
+pub(crate) fn peer_error(e: PeerError) -> Error {
     match e {
         PeerError::BadOffer(m) => Error::bad_request("bad_offer", m),
         PeerError::NoPort => Error::new(

@@ -375,8 +375,8 @@ impl Peer {
 }
 
 /// A peer connection with `engine`'s codecs on a UDP port of `settings` (shared with the talk
-/// peer, [`super::talk_peer`]).
-pub(super) async fn build_pc(
+/// peer, [`super::talk_peer`], and the consult rooms, [`crate::rooms::peer`]).
+pub(crate) async fn build_pc(
     settings: &PeerSettings,
     handler: Arc<dyn PeerConnectionEventHandler>,
     engine: fn() -> Result<(MediaEngine, Registry), PeerError>,
@@ -493,7 +493,7 @@ async fn negotiate(
 
 /// Whether an RTCP packet asks for a keyframe.
 #[allow(clippy::borrowed_box)]
-fn is_keyframe_request(packet: &Box<dyn rtc::rtcp::Packet>) -> bool {
+pub(crate) fn is_keyframe_request(packet: &Box<dyn rtc::rtcp::Packet>) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
@@ -501,7 +501,7 @@ fn is_keyframe_request(packet: &Box<dyn rtc::rtcp::Packet>) -> bool {
 /// Marks inbound PLI/FIR for delivery to the application (inbound RTCP otherwise ends in the
 /// interceptor chain) and drops other inbound RTCP at this, the last, stage.
 #[derive(Default)]
-struct KeyframeRequests {
+pub(crate) struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }

@@ -201,8 +201,8 @@ pub async fn talk(
     talk_at(client, base, &format!("/whip/{camera}"), token, freq).await
 }
 
-/// Opens a WHIP session at `base` `path` (a camera's, or a broadcast's `/whip-broadcast/{id}`)
-/// and talks a `freq` Hz tone; panics unless the gateway answers 201.
+/// Opens a WHIP session at `base` `path` (a camera's talk, a broadcast's `/whip-broadcast/{id}` or
+/// a consult room's) and sends a `freq` Hz tone; panics unless the gateway answers 201.
 pub async fn talk_at(
     client: &reqwest::Client,
     base: &str,

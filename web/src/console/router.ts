@@ -17,6 +17,9 @@ export const router = createRouter({
     // the drill console (drill coordinators run drills; supervisors observe, auditors read)
     { path: '/drills', name: 'drills', component: () => import('./views/DrillView.vue') },
     { path: '/drills/history', name: 'drillHistory', component: () => import('./views/DrillHistoryView.vue') },
+    // consult rooms: members from an incident, invited experts by link without a login
+    { path: '/rooms/:id', name: 'room', component: () => import('./views/RoomView.vue'), props: true },
+    { path: '/join/:invite', name: 'join', component: () => import('./views/RoomView.vue'), props: true, meta: { public: true } },
     { path: '/login', name: 'login', component: () => import('./views/LoginView.vue') },
     // the admin section (admins only: the guard below; dispatch refuses everyone else anyway)
     {
@@ -41,6 +44,7 @@ export const router = createRouter({
 router.beforeEach(async (to) => {
   const session = useSession()
   if (!session.checked) await session.restore().catch(() => false)
+  if (to.meta.public) return true
   if (to.name !== 'login' && !session.user) return { name: 'login', query: { next: to.fullPath } }
   if (to.name === 'login' && session.user) return { name: 'board' }
   if (to.matched.some((r) => r.meta.admin) && session.user?.role !== 'admin') return { name: 'board' }

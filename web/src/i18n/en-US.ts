@@ -292,5 +292,19 @@ const en: typeof zh = {
   },
   // timeline notes dispatch writes as codes (src/i18n/timeline.ts, src/lib/timeline.ts)
   timeline: timelineTexts['en-US'],
+  // consult rooms (console/views/RoomView.vue, console/components/RoomsPanel.vue) and the
+  // incident's push-to-talk channel (components/VoicePtt.vue)
+  room: {
+    title: 'Consult room', rooms: 'Consult rooms', open: 'Open a consult room', enter: 'Enter', closed: 'Closed', none: 'No consult rooms yet',
+    joining: 'Joining…', participants: '{n} in the room (at most 16)', me: 'Me', mute: 'Mute', unmute: 'Unmute',
+    leave: 'Leave', left: 'You left the room.', share: 'Share a camera', stopShare: 'Stop sharing', shared: 'Shared: {camera}',
+    invite: 'Invite an outside expert', guestName: 'Expert’s name', validMins: 'Valid (minutes)', makeLink: 'Make link', copy: 'Copy link',
+    copied: 'Link copied', close: 'Close the room', noSignal: 'Waiting for picture', noMedia: 'Camera or microphone unavailable: {message}',
+    inviteExpired: 'This invitation has expired', inviteInvalid: 'This invitation link is not valid', inviteHelp: 'Ask the command center staff who invited you for a new link.',
+  },
+  ptt: {
+    channel: 'Incident voice channel', join: 'Join voice', leave: 'Leave voice', hold: 'Hold to talk', talking: 'Talking',
+    taken: '{name} is talking', takeover: 'Take over', listening: 'Listening ({n} on the channel)', error: 'Push-to-talk failed: {message}',
+  },
 }
 export default en

@@ -292,4 +292,18 @@ export default {
   },
   // timeline notes dispatch writes as codes (src/i18n/timeline.ts, src/lib/timeline.ts)
   timeline: timelineTexts['zh-CN'],
+  // consult rooms (console/views/RoomView.vue, console/components/RoomsPanel.vue) and the
+  // incident's push-to-talk channel (components/VoicePtt.vue)
+  room: {
+    title: '网上会商', rooms: '会商室', open: '发起会商', enter: '进入', closed: '已结束', none: '暂无会商',
+    joining: '正在加入…', participants: '参会 {n} 人（最多 16 人）', me: '我', mute: '静音', unmute: '取消静音',
+    leave: '离开', left: '您已离开会商。', share: '共享摄像头', stopShare: '停止共享', shared: '共享画面：{camera}',
+    invite: '邀请外部专家', guestName: '专家姓名', validMins: '有效（分钟）', makeLink: '生成链接', copy: '复制链接',
+    copied: '链接已复制', close: '结束会商', noSignal: '等待画面', noMedia: '无法使用摄像头或麦克风：{message}',
+    inviteExpired: '邀请链接已过期', inviteInvalid: '邀请链接无效', inviteHelp: '请联系邀请您的指挥中心工作人员重新发送链接。',
+  },
+  ptt: {
+    channel: '事件对讲频道', join: '加入对讲', leave: '退出对讲', hold: '按住说话', talking: '正在讲话',
+    taken: '{name} 正在讲话', takeover: '接管', listening: '收听中（{n} 人在频道）', error: '对讲失败：{message}',
+  },
 }

@@ -12,11 +12,18 @@ export interface WhepSession {
 }
 
 export async function playWhep(video: HTMLVideoElement, whepUrl: string, token: string): Promise<WhepSession> {
+  return openWhep(whepUrl, token, (stream) => {
+    video.srcObject = stream
+  })
+}
+
+/** A WHEP session whose media stream goes to `onStream` (a consult room shows several at once). */
+export async function openWhep(whepUrl: string, token: string, onStream: (s: MediaStream) => void): Promise<WhepSession> {
   const pc = new RTCPeerConnection()
   pc.addTransceiver('video', { direction: 'recvonly' })
   pc.addTransceiver('audio', { direction: 'recvonly' })
   pc.ontrack = (ev) => {
-    if (ev.streams[0]) video.srcObject = ev.streams[0]
+    if (ev.streams[0]) onStream(ev.streams[0])
   }
   const offer = await pc.createOffer()
   await pc.setLocalDescription(offer)

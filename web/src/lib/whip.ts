@@ -13,7 +13,8 @@ export interface WhipSession {
 
 export async function startWhip(mic: MediaStream, whipUrl: string, token: string): Promise<WhipSession> {
   const pc = new RTCPeerConnection()
-  for (const track of mic.getAudioTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [mic] })
+  // Talk sends a microphone only; a consult room also sends the camera (every track given).
+  for (const track of mic.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [mic] })
   const offer = await pc.createOffer()
   await pc.setLocalDescription(offer)
   try {

@@ -103,6 +103,17 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::broadcasts::create,
         super::broadcasts::get,
         super::broadcasts::end,
+        // consult rooms and incident voice channels
+        super::rooms::create,
+        super::rooms::list,
+        super::rooms::join,
+        super::rooms::invite,
+        super::rooms::guest_join,
+        super::rooms::share,
+        super::rooms::close,
+        super::rooms::voice,
+        super::rooms::take_floor,
+        super::rooms::release_floor,
     ),
     components(schemas(crate::error::Body))
 )]

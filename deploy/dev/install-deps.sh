@@ -21,6 +21,8 @@ packages=(
   poppler-utils
   # Chinese glyphs for the web console's browser tests and screenshots
   fonts-noto-cjk
+  # the peer of the live fan-out benchmark (`make bench`): Janus's streaming plugin fed the same RTP
+  janus
 )
 
 missing=()
@@ -45,7 +47,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged services on install; ours run privately under .data/, so stop the system ones.
-for svc in mosquitto postgresql; do
+for svc in mosquitto postgresql janus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

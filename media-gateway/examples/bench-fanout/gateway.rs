@@ -82,7 +82,10 @@ impl Gateway {
         let child = Command::new(binary()?)
             .args(["run", "--config"])
             .arg(&config)
-            .env("BL_LOG", "error")
+            .env(
+                "BL_LOG",
+                std::env::var("BENCH_GATEWAY_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

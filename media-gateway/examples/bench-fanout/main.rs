@@ -25,7 +25,8 @@
 //! `BENCH_FANOUT_VIEWERS` (default `1,100,200,300,400`) lists the steps; `BENCH_FANOUT_PEERS`
 //! (default `gateway,janus`); `BENCH_FANOUT_WINDOW_SECS` (default 10); `BENCH_FANOUT_SOAK_SECS`
 //! (default 0): afterwards hold the gateway's last held step that long and print its RSS each
-//! minute (memory flat or not).
+//! minute (memory flat or not); `BENCH_FANOUT_CLIENT_THREADS` (default 16): the load client's
+//! tokio workers.
 
 mod feed;
 mod gateway;
@@ -121,6 +122,8 @@ struct Row {
     rss: u64,
     rss_per_viewer: f64,
     p99_ms: Option<f64>,
+    /// Datagrams the kernel dropped for full receive buffers (viewers' or servers').
+    udp_drops: u64,
     held: bool,
 }
 
@@ -147,6 +150,7 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
     if let Some(v) = viewers.first() {
         v.stats.take_latencies();
     }
+    let drops0 = process::udp_receive_drops();
     let (cpu0, me0, t0) = (
         process::cpu_seconds(pid),
         process::cpu_seconds(me),
@@ -188,6 +192,7 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
         rss,
         rss_per_viewer: rss.saturating_sub(base_rss) as f64 / n as f64,
         p99_ms,
+        udp_drops: process::udp_receive_drops().saturating_sub(drops0),
         held: connected == viewers.len() && mean_loss < 0.01,
     }
 }
@@ -296,7 +301,7 @@ async fn run_server(
 
 fn print_header() {
     println!(
-        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>5}",
         "server",
         "viewers",
         "receiving",
@@ -308,13 +313,14 @@ fn print_header() {
         "MB/viewer",
         "p99 ms",
         "client %",
+        "UDP drops",
         "held"
     );
 }
 
 fn print_row(name: &str, r: &Row) {
     println!(
-        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9.1} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9.1} {:>9} {:>5}",
         name,
         r.viewers,
         r.connected,
@@ -326,15 +332,27 @@ fn print_row(name: &str, r: &Row) {
         r.rss_per_viewer / 1e6,
         r.p99_ms.map_or("-".into(), |p| format!("{p:.1}")),
         r.client_cpu * 100.0,
+        r.udp_drops,
         if r.held { "yes" } else { "NO" }
     );
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     if std::env::var_os(NETNS_ENV).is_none() {
         reexec_in_netns();
     }
+    // The viewers' webrtc-rs peers block their worker threads at times: with one worker per core
+    // the client, not the server, lost packets first (kernel receive-buffer drops at 100 viewers
+    // with both servers and the client mostly idle). More workers than cores fixed that.
+    let workers = env_or("BENCH_FANOUT_CLIENT_THREADS", "16").parse()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?
+        .block_on(bench())
+}
+
+async fn bench() -> anyhow::Result<()> {
     process::raise_open_files();
     let steps: Vec<usize> = env_or("BENCH_FANOUT_VIEWERS", "1,100,200,300,400")
         .split(',')

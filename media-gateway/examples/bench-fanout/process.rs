@@ -37,3 +37,19 @@ pub fn raise_open_files() {
         let _ = setrlimit(Resource::Nofile, limit);
     }
 }
+
+/// UDP datagrams the kernel dropped for a full receive buffer, in this network namespace
+/// (`RcvbufErrors` of /proc/net/snmp): loss that no process saw.
+pub fn udp_receive_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -36,6 +36,9 @@ bench: deps stack
 	@echo
 	cargo run --quiet --release -p media-gateway --example bench-record
 	@echo
+	cargo build --quiet --release -p media-gateway --bin media-gateway --example bench-fanout
+	$(TARGET_DIR)/release/examples/bench-fanout
+	@echo
 	cargo run --quiet --release -p edge-agent -- detect --empty-clips 100 \
 	  --scenario tests/camsim/scenarios/kitchen-night.toml --scenario edge-agent/tests/scenarios/night-small-rodents.toml
 	@echo

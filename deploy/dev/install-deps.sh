@@ -23,6 +23,8 @@ packages=(
   fonts-noto-cjk
   # the detection model's PyPI package and the S3 test server (moto, in a virtualenv) come through pip
   python3-pip python3-venv
+  # the peer of the live fan-out benchmark (`make bench`): Janus's streaming plugin fed the same RTP
+  janus
 )
 
 missing=()
@@ -47,7 +49,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged services on install; ours run privately under .data/, so stop the system ones.
-for svc in mosquitto postgresql; do
+for svc in mosquitto postgresql janus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use rtc::interceptor::{
     Attribute, Interceptor, Packet as IPacket, Registry, Slot, StreamInfo, TaggedPacket,
 };
@@ -329,9 +329,11 @@ impl Peer {
     }
 
     /// Sends one RTP packet (as received from the camera): SSRC and payload type are rewritten to
-    /// the negotiated ones, sequence numbers and timestamps pass unchanged.
-    pub async fn send(&self, rtp: &[u8]) -> Result<(), PeerError> {
-        let mut buf = BytesMut::from(rtp);
+    /// the negotiated ones, sequence numbers and timestamps pass unchanged. The payload is not
+    /// copied: every viewer's packet (and its NACK send buffer, 1024 packets) shares the relay's
+    /// bytes, which keeps a viewer's memory to headers.
+    pub async fn send(&self, rtp: &Bytes) -> Result<(), PeerError> {
+        let mut buf = rtp.clone();
         let mut packet =
             rtc::rtp::Packet::unmarshal(&mut buf).map_err(|e| PeerError::Engine(e.to_string()))?;
         packet.header.ssrc = self.ssrc;

@@ -333,17 +333,7 @@ impl Peer {
     /// copied: every viewer's packet (and its NACK send buffer, 1024 packets) shares the relay's
     /// bytes, which keeps a viewer's memory to headers.
     pub async fn send(&self, rtp: &Bytes) -> Result<(), PeerError> {
-        let mut buf = rtp.clone();
-        let mut packet =
-            rtc::rtp::Packet::unmarshal(&mut buf).map_err(|e| PeerError::Engine(e.to_string()))?;
-        packet.header.ssrc = self.ssrc;
-        packet.header.payload_type = self.payload_type;
-        packet.header.extensions.clear();
-        packet.header.extension = false;
-        self.track
-            .write_rtp(packet)
-            .await
-            .map_err(|e| PeerError::Engine(e.to_string()))
+        write_rewritten(&self.track, self.ssrc, self.payload_type, rtp).await
     }
 
     /// Whether this viewer receives the camera's audio.
@@ -352,28 +342,38 @@ impl Peer {
     }
 
     /// Sends one Opus RTP packet of the camera's audio (nothing when the viewer has no audio).
-    pub async fn send_audio(&self, rtp: &[u8]) -> Result<(), PeerError> {
-        let Some(audio) = &self.audio else {
-            return Ok(());
-        };
-        let mut buf = BytesMut::from(rtp);
-        let mut packet =
-            rtc::rtp::Packet::unmarshal(&mut buf).map_err(|e| PeerError::Engine(e.to_string()))?;
-        packet.header.ssrc = audio.ssrc;
-        packet.header.payload_type = audio.payload_type;
-        packet.header.extensions.clear();
-        packet.header.extension = false;
-        audio
-            .track
-            .write_rtp(packet)
-            .await
-            .map_err(|e| PeerError::Engine(e.to_string()))
+    pub async fn send_audio(&self, rtp: &Bytes) -> Result<(), PeerError> {
+        match &self.audio {
+            Some(audio) => write_rewritten(&audio.track, audio.ssrc, audio.payload_type, rtp).await,
+            None => Ok(()),
+        }
     }
 
     /// Closes the connection.
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }
+}
+
+/// Writes one RTP packet to `track` under the negotiated `ssrc` and `payload_type`; sequence
+/// numbers and timestamps pass unchanged. The payload is shared, not copied, per viewer.
+async fn write_rewritten(
+    track: &TrackLocalStaticRTP,
+    ssrc: u32,
+    payload_type: u8,
+    rtp: &Bytes,
+) -> Result<(), PeerError> {
+    let mut buf = rtp.clone();
+    let mut packet =
+        rtc::rtp::Packet::unmarshal(&mut buf).map_err(|e| PeerError::Engine(e.to_string()))?;
+    packet.header.ssrc = ssrc;
+    packet.header.payload_type = payload_type;
+    packet.header.extensions.clear();
+    packet.header.extension = false;
+    track
+        .write_rtp(packet)
+        .await
+        .map_err(|e| PeerError::Engine(e.to_string()))
 }
 
 /// A peer connection with `engine`'s codecs on a UDP port of `settings` (shared with the talk

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod routing;
 pub mod stats;
 pub mod wall;
+pub mod warning;
 pub mod ws;
 
 use auth::bootstrap::{self, Outcome};

@@ -109,10 +109,14 @@ pub enum Action {
     TalkStart,
     TalkEnd,
     TalkTakeover,
+    // the automatic voice warning's admin
+    VoiceMessageSet,
+    VoiceMessageDelete,
+    WarningRulesSet,
 }
 
 impl Action {
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 45] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -155,6 +159,9 @@ impl Action {
         Action::TalkStart,
         Action::TalkEnd,
         Action::TalkTakeover,
+        Action::VoiceMessageSet,
+        Action::VoiceMessageDelete,
+        Action::WarningRulesSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -201,6 +208,9 @@ impl Action {
             Action::TalkStart => "talk.start",
             Action::TalkEnd => "talk.end",
             Action::TalkTakeover => "talk.takeover",
+            Action::VoiceMessageSet => "voiceMessage.set",
+            Action::VoiceMessageDelete => "voiceMessage.delete",
+            Action::WarningRulesSet => "warningRules.set",
         }
     }
 }

@@ -99,6 +99,13 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::media::release_talk,
         super::talk_edge::talk_start,
         super::talk_edge::talk_stop,
+        // the automatic voice warning's messages and rules
+        super::voice::list,
+        super::voice::put,
+        super::voice::delete,
+        super::voice::audio_file,
+        super::voice::rules,
+        super::voice::set_rules,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -11,6 +11,8 @@ use serde::Serialize;
 /// test reads them from `docs/reference/openapi.json`). A test scans this crate's source for a code
 /// missing here: a new code goes into this list, the document (`make schemas`) and both languages.
 pub const CODES: &[&str] = &[
+    "audio_duration",
+    "audio_too_large",
     "bad_origin",
     "broadcast_no_targets",
     "broadcast_too_many",
@@ -43,12 +45,14 @@ pub const CODES: &[&str] = &[
     "login_failed",
     "login_throttled",
     "media_not_configured",
+    "message_in_use",
     "mqtt_not_configured",
     "no_camera",
     "no_edge",
     "no_policy",
     "no_route",
     "not_a_photo",
+    "not_audio",
     "not_enrolled",
     "not_found",
     "not_owner",

@@ -26,6 +26,7 @@ pub mod rooms;
 pub mod routing;
 pub mod stats;
 pub mod wall;
+pub mod warning;
 pub mod ws;
 
 use auth::bootstrap::{self, Outcome};

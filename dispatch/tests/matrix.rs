@@ -465,6 +465,30 @@ fn fixture(
                 StatusCode::FORBIDDEN,
             )
         }
+        // the voice warning's messages and rules are district-wide too: read by any admin, changed
+        // by a district admin only (tests/voice.rs)
+        ("GET", "/api/voice-messages" | "/api/warning-rules") => {
+            (None, rule.path.into(), StatusCode::OK)
+        }
+        ("GET", "/api/voice-messages/{id}/audio") => (
+            None,
+            "/api/voice-messages/wear-hat-zh/audio".into(),
+            StatusCode::NOT_FOUND,
+        ),
+        ("PUT" | "DELETE", "/api/voice-messages/{id}") => {
+            let body = json!({"name": "请戴厨师帽", "text": "请戴好厨师帽"});
+            let body = (rule.method == "PUT").then(|| ("application/json", body.to_string()));
+            (
+                body,
+                "/api/voice-messages/wear-hat-zh".into(),
+                StatusCode::FORBIDDEN,
+            )
+        }
+        ("PUT", "/api/warning-rules") => (
+            json_body(json!({"rules": []})),
+            rule.path.into(),
+            StatusCode::FORBIDDEN,
+        ),
         ("GET", "/admin/{page}") => (
             None,
             "/admin/cameras".into(),

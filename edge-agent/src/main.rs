@@ -348,6 +348,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             outbox: outbox.clone(),
             evidence,
             sightings: Some(sightings),
+            talk: Some(talk),
         },
         watches,
         config.utc_offset_minutes,

@@ -24,6 +24,7 @@ use crate::exercise::Exercises;
 use crate::ingest::{ColourWanted, Frame};
 use crate::outbox::Outbox;
 use crate::remote::Update;
+use crate::talk::Talk;
 use bl_proto::event::{DetectionEvent, EdgeEvent, ModelInfo, ViolationKind};
 use bl_proto::topic::Topic;
 use bl_proto::{CameraId, EdgeId, V1};
@@ -111,6 +112,8 @@ pub struct EventSink {
     /// Every looked-at frame's detections, for whoever listens (camera re-checks); a listener that
     /// falls behind loses the oldest, detection never waits.
     pub sightings: Option<broadcast::Sender<Sighting>>,
+    /// The box's talk-down, for the automatic voice warning at an episode's start.
+    pub talk: Option<Talk>,
 }
 
 /// What detection saw in one frame of a camera.
@@ -233,6 +236,7 @@ pub async fn run(
         outbox,
         evidence,
         sightings,
+        talk,
     } = sink;
     let topic = Topic::EdgeEvents(edge.clone());
     let mut exercises = Exercises::default();
@@ -281,20 +285,52 @@ pub async fn run(
             });
         }
         for event in events {
-            if let (Some(link), EdgeEvent::Detection(detection)) = (&evidence, &event)
-                && link.recorders.contains_key(&frame.camera)
-            {
-                if link.events.send(detection.clone()).await.is_err() {
-                    tracing::error!(camera = %frame.camera, "the evidence worker is gone; the event goes without evidence");
-                } else {
-                    continue;
+            let warning = match (&talk, &event) {
+                (Some(talk), EdgeEvent::Detection(d)) => {
+                    talk.warn(d, local_minute(frame.at_ms, utc_offset_minutes))
                 }
-            }
-            if let Err(e) = outbox.push(&topic, &bl_proto::encode(&event)).await {
-                tracing::error!(camera = %frame.camera, err = %e, "cannot queue a detection event");
+                _ => None,
+            };
+            queue(&outbox, &topic, evidence.as_ref(), &frame.camera, event).await;
+            // After the episode's start is queued, so its outcome never overtakes it.
+            if let Some(warning) = warning {
+                let (outbox, topic) = (outbox.clone(), topic.clone());
+                tokio::spawn(async move {
+                    let event = EdgeEvent::Warning(warning.await);
+                    if let Err(e) = outbox.push(&topic, &bl_proto::encode(&event)).await {
+                        tracing::error!(err = %e, "cannot queue a voice warning event");
+                    }
+                });
             }
         }
     }
+}
+
+/// Hands a detection event to the evidence worker (which attaches snapshot and clip) when the
+/// camera records, else to the outbox.
+async fn queue(
+    outbox: &Outbox,
+    topic: &Topic,
+    evidence: Option<&EvidenceLink>,
+    camera: &CameraId,
+    event: EdgeEvent,
+) {
+    if let (Some(link), EdgeEvent::Detection(detection)) = (evidence, &event)
+        && link.recorders.contains_key(camera)
+    {
+        if link.events.send(detection.clone()).await.is_ok() {
+            return;
+        }
+        tracing::error!(camera = %camera, "the evidence worker is gone; the event goes without evidence");
+    }
+    if let Err(e) = outbox.push(topic, &bl_proto::encode(&event)).await {
+        tracing::error!(camera = %camera, err = %e, "cannot queue a detection event");
+    }
+}
+
+/// The local minute of the day of `at_ms` (UTC milliseconds) at `utc_offset_minutes`.
+fn local_minute(at_ms: i64, utc_offset_minutes: i32) -> u16 {
+    (at_ms.div_euclid(60_000) + utc_offset_minutes as i64).rem_euclid(24 * 60) as u16
 }
 
 /// Runs one frame through a camera's detectors and episodes; returns the events to send and the
@@ -305,8 +341,7 @@ fn look(
     watch: &mut CameraWatch,
     utc_offset_minutes: i32,
 ) -> (Vec<EdgeEvent>, Vec<Detection>) {
-    let local_minute =
-        (frame.at_ms / 60_000 + utc_offset_minutes as i64).rem_euclid(24 * 60) as u16;
+    let local_minute = local_minute(frame.at_ms, utc_offset_minutes);
     let input = DetectFrame {
         width: frame.width,
         height: frame.height,
@@ -391,6 +426,7 @@ mod tests {
                 outbox,
                 evidence: None,
                 sightings: None,
+                talk: None,
             },
             HashMap::new(),
             480,

@@ -61,7 +61,7 @@ async fn camera_events(outbox: &Outbox) -> Vec<(CameraEventKind, Option<String>)
         .filter_map(
             |e| match bl_proto::decode::<EdgeEvent>(&e.payload).unwrap() {
                 EdgeEvent::Camera(c) => Some((c.kind, c.detail)),
-                EdgeEvent::Detection(_) => None,
+                EdgeEvent::Detection(_) | EdgeEvent::Warning(_) => None,
             },
         )
         .collect()

@@ -340,8 +340,17 @@ impl Message for CommandResult {
     const SCHEMA_NAME: &'static str = "command-result";
 
     fn validate(&self) -> Result<(), Violation> {
-        match &self.outcome {
-            Outcome::Ok { detail } => check::opt_text("outcome.detail", detail.as_deref(), 1024),
+        self.outcome.validate("outcome")
+    }
+}
+
+impl Outcome {
+    /// Checks the detail, or the code and message, naming fields under `path`.
+    pub fn validate(&self, path: &str) -> Result<(), Violation> {
+        match self {
+            Outcome::Ok { detail } => {
+                check::opt_text(&format!("{path}.detail"), detail.as_deref(), 1024)
+            }
             Outcome::Error { code, message } => {
                 let ok = !code.is_empty()
                     && code.len() <= 64
@@ -350,11 +359,11 @@ impl Message for CommandResult {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
                 if !ok {
                     return Err(Violation::new(
-                        "outcome.code",
+                        format!("{path}.code"),
                         "must be 1-64 characters of letters, digits, '_' or '.'",
                     ));
                 }
-                check::text("outcome.message", message, 1024)
+                check::text(&format!("{path}.message"), message, 1024)
             }
         }
     }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::check;
+use crate::command::{Outcome, TalkOutput};
 use crate::decode::{Message, Violation, tracked};
 use crate::evidence::BlobRef;
 use crate::id::{CameraId, EdgeId};
@@ -23,6 +24,9 @@ pub enum EdgeEvent {
     Detection(DetectionEvent),
     /// A camera went offline, came back, froze, was covered or moved (`"type": "camera"`).
     Camera(CameraEvent),
+    /// The box's automatic voice warning at an episode's start was played, or could not be
+    /// (`"type": "warning"`).
+    Warning(WarningEvent),
 }
 
 /// One step of a violation episode: `start`, any number of `update`s, then `end`.
@@ -217,6 +221,50 @@ pub enum CameraEventKind {
     SceneChanged,
 }
 
+/// What became of the automatic voice warning the box chose for an episode's start (a
+/// `[[talk.warning]]` rule, or one the center configured, matched). Sent once it is known: after the
+/// message played to its end, or at once when it could not be played. dispatch writes it on the
+/// episode's incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarningEvent {
+    /// Payload version, always 1.
+    pub v: V1,
+    /// UUIDv7 made at the edge: the idempotency key.
+    pub event_id: Uuid,
+    /// The episode whose start triggered the warning.
+    pub episode_id: Uuid,
+    /// The edge that played it.
+    pub edge_id: EdgeId,
+    /// The camera of the episode.
+    pub camera_id: CameraId,
+    /// The episode's violation.
+    pub kind: ViolationKind,
+    /// When the outcome was known (UTC, milliseconds).
+    #[serde(with = "crate::time::millis")]
+    #[schemars(with = "DateTime<Utc>")]
+    pub at: DateTime<Utc>,
+    /// The voice message's id.
+    pub message: String,
+    /// Where it was (or would have been) played; `null` when the camera has no output at all.
+    pub output: Option<TalkOutput>,
+    /// Played to its end (`ok`), or failed with a [`crate::command::codes`] code (`unsupported`: no
+    /// speaker; `busy`: an operator was talking; `cameraOffline`: the backchannel failed; …).
+    pub outcome: Outcome,
+    /// Drill run id when part of an exercise; `null` for a real event.
+    pub exercise: Option<String>,
+}
+
+impl WarningEvent {
+    /// Checks the message id, the outcome and the exercise.
+    pub fn validate(&self) -> Result<(), Violation> {
+        crate::id::validate_id("message id", &self.message)
+            .map_err(|e| Violation::new("message", e.to_string()))?;
+        self.outcome.validate("outcome")?;
+        check::exercise(self.exercise.as_deref())
+    }
+}
+
 impl EdgeEvent {
     /// The reporting edge; the receiver checks it equals the topic's `{edge}` (the broker ACL makes an
     /// edge publish only under its own topics, but the payload is still data).
@@ -224,6 +272,7 @@ impl EdgeEvent {
         match self {
             EdgeEvent::Detection(d) => &d.edge_id,
             EdgeEvent::Camera(c) => &c.edge_id,
+            EdgeEvent::Warning(w) => &w.edge_id,
         }
     }
 
@@ -232,6 +281,7 @@ impl EdgeEvent {
         match self {
             EdgeEvent::Detection(d) => &d.camera_id,
             EdgeEvent::Camera(c) => &c.camera_id,
+            EdgeEvent::Warning(w) => &w.camera_id,
         }
     }
 
@@ -240,6 +290,7 @@ impl EdgeEvent {
         match self {
             EdgeEvent::Detection(d) => d.event_id,
             EdgeEvent::Camera(c) => c.event_id,
+            EdgeEvent::Warning(w) => w.event_id,
         }
     }
 
@@ -248,18 +299,20 @@ impl EdgeEvent {
         match self {
             EdgeEvent::Detection(d) => d.exercise.as_deref(),
             EdgeEvent::Camera(c) => c.exercise.as_deref(),
+            EdgeEvent::Warning(w) => w.exercise.as_deref(),
         }
     }
 }
 
 impl Message for EdgeEvent {
-    const TYPES: &'static [&'static str] = &["detection", "camera"];
+    const TYPES: &'static [&'static str] = &["detection", "camera", "warning"];
     const SCHEMA_NAME: &'static str = "edge-event";
 
     fn from_checked(ty: &str, value: &Value) -> Result<Self, Violation> {
         match ty {
             "detection" => tracked(value).map(EdgeEvent::Detection),
             "camera" => tracked(value).map(EdgeEvent::Camera),
+            "warning" => tracked(value).map(EdgeEvent::Warning),
             other => Err(Violation::new(
                 "type",
                 format!("{other:?} is not an edge event"),
@@ -274,6 +327,7 @@ impl Message for EdgeEvent {
                 check::opt_text("detail", c.detail.as_deref(), 1024)?;
                 check::exercise(c.exercise.as_deref())
             }
+            EdgeEvent::Warning(w) => w.validate(),
         }
     }
 }

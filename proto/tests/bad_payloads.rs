@@ -95,11 +95,11 @@ fn an_unknown_or_missing_type_is_rejected_listing_the_known_types() {
         err,
         DecodeError::UnknownType {
             got: Some("explosion".into()),
-            expected: &["detection", "camera"]
+            expected: &["detection", "camera", "warning"]
         }
     );
     assert!(text.contains("\"explosion\""), "{text}");
-    assert!(text.contains("detection, camera"), "{text}");
+    assert!(text.contains("detection, camera, warning"), "{text}");
 
     v.as_object_mut().unwrap().remove("type");
     let (_, text) = refuse::<EdgeEvent>(&v);
@@ -108,6 +108,19 @@ fn an_unknown_or_missing_type_is_rejected_listing_the_known_types() {
     v["type"] = json!(7);
     let (_, text) = refuse::<EdgeEvent>(&v);
     assert!(text.contains("\"7\""), "{text}");
+}
+
+#[test]
+fn a_warning_with_a_message_id_that_is_no_id_or_an_outcome_code_with_spaces_is_rejected() {
+    let good = serde_json::to_value(EdgeEvent::Warning(warning_failed())).unwrap();
+    let mut v = good.clone();
+    v["message"] = json!("../../etc/passwd");
+    let (_, text) = refuse::<EdgeEvent>(&v);
+    assert!(text.contains("`message`"), "{text}");
+    let mut v = good;
+    v["outcome"]["code"] = json!("no speaker");
+    let (_, text) = refuse::<EdgeEvent>(&v);
+    assert!(text.contains("`outcome.code`"), "{text}");
 }
 
 #[test]

@@ -114,6 +114,31 @@ fn a_camera_event_has_exactly_this_wire_shape() {
 }
 
 #[test]
+fn a_voice_warning_event_has_exactly_this_wire_shape() {
+    assert_eq!(
+        wire(&EdgeEvent::Warning(warning_played())),
+        json!({
+            "type": "warning",
+            "v": 1,
+            "eventId": "01955a3d-0000-7c00-8a00-0000000000d1",
+            "episodeId": "01955a3c-5a00-7000-8000-00000000beef",
+            "edgeId": "mtg-dyl-school-03",
+            "cameraId": "mtg-dyl-school-03-cam1",
+            "kind": "noChefHat",
+            "at": "2025-03-01T08:15:36.500Z",
+            "message": "wear-hat-zh",
+            "output": "backchannel",
+            "outcome": {"status": "ok", "detail": null},
+            "exercise": null
+        })
+    );
+    let failed = wire(&EdgeEvent::Warning(warning_failed()));
+    assert_eq!(failed["outcome"]["status"], "error");
+    assert_eq!(failed["outcome"]["code"], "unsupported");
+    assert_eq!(failed["output"], Value::Null);
+}
+
+#[test]
 fn a_command_has_its_action_fields_beside_the_envelope_on_the_wire() {
     let cmd = &all_commands()[2]; // startTalk
     assert_eq!(

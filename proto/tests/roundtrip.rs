@@ -93,7 +93,7 @@ fn a_message_decoded_by_the_wrong_receiver_names_the_types_it_expected() {
     let err = decode::<EdgeEvent>(&encode(&edge_config()))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("detection, camera"), "{err}");
+    assert!(err.contains("detection, camera, warning"), "{err}");
 }
 
 #[test]

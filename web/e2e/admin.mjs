@@ -1,7 +1,8 @@
 // The admin screens (issue 6, item 7): the admin logs in, imports premises from a CSV file with a
 // bad line and sees the per-row report, creates a camera (a server validation error shows next to
 // its field first) and a user, registers an edge box and sees and copies its one-time code; an
-// operator has no admin section.
+// operator has no admin section; a voice message (a WAV recording, after a refused non-WAV) and an
+// automatic warning rule are set in the voice warnings screen.
 import assert from 'node:assert/strict'
 import path from 'node:path'
 
@@ -18,6 +19,26 @@ async function pickRemote(page, root, text) {
   const option = page.locator('.el-select-dropdown__item:visible', { hasText: text }).first()
   await option.waitFor()
   await option.click()
+}
+
+/** A mono 16-bit PCM WAV of `secs` seconds of a 440 Hz tone at `rate`. */
+function toneWav(secs, rate) {
+  const n = secs * rate
+  const b = Buffer.alloc(44 + n * 2)
+  b.write('RIFF', 0)
+  b.writeUInt32LE(36 + n * 2, 4)
+  b.write('WAVEfmt ', 8)
+  b.writeUInt32LE(16, 16)
+  b.writeUInt16LE(1, 20)
+  b.writeUInt16LE(1, 22)
+  b.writeUInt32LE(rate, 24)
+  b.writeUInt32LE(rate * 2, 28)
+  b.writeUInt16LE(2, 32)
+  b.writeUInt16LE(16, 34)
+  b.write('data', 36)
+  b.writeUInt32LE(n * 2, 40)
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2)
+  return b
 }
 
 /** The error Element Plus shows under the form item of `field`. */
@@ -161,6 +182,28 @@ export async function runAdminScenario({ browser, server, api, shots }) {
   const set = policies.find((p) => p.tier === 'routine')
   assert.equal(set.source, 'admin')
   assert.deepEqual(set.schedule, [{ afterSecs: 300, target: 'team' }])
+
+  step('voice warnings: a file that is no WAV is refused in words; a WAV recording and a rule are stored')
+  await page.click('[data-test=admin-menu-warnings]')
+  await page.waitForSelector('[data-test=voice-form]')
+  await page.fill('[data-test=voice-id] input', 'wear-hat-zh')
+  await page.fill('[data-test=voice-name] input', '请戴厨师帽')
+  await page.click('[data-test=voice-mode-audio]')
+  await page.setInputFiles('[data-test=voice-file]', { name: 'hat.wav', mimeType: 'audio/wav', buffer: Buffer.from('ID3 this is an mp3') })
+  await page.click('[data-test=voice-save]')
+  const refused = await page.locator('[data-test=voice-error]').textContent()
+  assert.match(refused, /WAV/, refused)
+  await page.setInputFiles('[data-test=voice-file]', { name: 'hat.wav', mimeType: 'audio/wav', buffer: toneWav(2, 16000) })
+  await page.click('[data-test=voice-save]')
+  await page.locator('[data-test=voice-messages] .el-table__row', { hasText: 'wear-hat-zh' }).waitFor()
+  await page.click('[data-test=rule-add]')
+  await page.click('[data-test=rules-save]')
+  await page.waitForFunction(async () => (await (await fetch('/api/warning-rules')).json()).length === 1)
+  const rules = (await admin.get('/api/warning-rules')).body
+  assert.deepEqual(rules, [{ premisesKind: 'schoolCanteen', kind: 'noChefHat', messageId: 'wear-hat-zh', from: '06:00', to: '20:00' }])
+  const messages = (await admin.get('/api/voice-messages')).body
+  assert.equal(messages[0].durationMs, 2000)
+  await shot(page, 'admin-warnings')
 
   step('an operator has no admin section')
   const opCtx = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN' })

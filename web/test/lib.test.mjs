@@ -5,7 +5,7 @@ import { countdown, urgency } from '../.unit/lib/clock.js'
 import { backoffMs } from '../.unit/lib/backoff.js'
 import { loginProblem } from '../.unit/lib/loginError.js'
 import { isOpen } from '../.unit/lib/vocab.js'
-import { describe } from '../.unit/lib/describe.js'
+import { describe, timelineNote } from '../.unit/lib/describe.js'
 
 const at = (s) => Date.parse(`2026-11-24T08:00:${s}Z`)
 
@@ -138,4 +138,21 @@ test('a detection’s description, written by dispatch in English, is said in th
   assert.equal(describe({ source: 'hotline', description: text }, t), text)
   assert.equal(describe({ source: 'detection', description: '后厨有老鼠' }, t), '后厨有老鼠')
   assert.equal(describe({ source: 'manual', description: null }, t), '')
+})
+
+test('the edge’s automatic voice warning on the timeline is worded from its codes; other notes stay as written', () => {
+  const words = {
+    'describe.voiceWarning': '已自动播放语音提醒：{message}（{camera}，{output}）',
+    'describe.voiceWarningFailed': '未能自动播放语音提醒：{message}（{camera}：{reason}）',
+    'describe.output.backchannel': '摄像头喇叭',
+    'describe.warningCode.unsupported': '摄像头和盒子都没有扬声器',
+    'describe.warningCode.internal': '设备内部错误',
+  }
+  const t = (key, p = {}) => words[key].replace(/\{(\w+)\}/g, (_, k) => p[k])
+  const played = { action: 'voiceWarning', note: '', refs: { message: 'wear-hat-zh', cameraId: 'k1', output: 'backchannel' } }
+  assert.equal(timelineNote(played, t), '已自动播放语音提醒：wear-hat-zh（k1，摄像头喇叭）')
+  const failed = { action: 'voiceWarningFailed', note: '', refs: { message: 'wear-hat-zh', cameraId: 'k2', output: null, code: 'unsupported', reason: 'camera has no speaker' } }
+  assert.equal(timelineNote(failed, t), '未能自动播放语音提醒：wear-hat-zh（k2：摄像头和盒子都没有扬声器）')
+  assert.equal(timelineNote({ ...failed, refs: { ...failed.refs, code: 'somethingNew' } }, t), '未能自动播放语音提醒：wear-hat-zh（k2：设备内部错误）')
+  assert.equal(timelineNote({ action: 'note', note: '后厨已整改', refs: {} }, t), '后厨已整改')
 })

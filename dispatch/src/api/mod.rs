@@ -24,6 +24,7 @@ mod stats;
 mod talk_edge;
 mod teams;
 mod users;
+mod voice;
 mod walls;
 mod web;
 mod ws;
@@ -213,6 +214,13 @@ pub fn routes() -> Routes {
         "/api/drills/improvements/{id}/state",
         drill_improvements::set_state,
     )
+    // the automatic voice warning's messages and rules (api/voice.rs)
+    .add("GET", "/api/voice-messages", voice::list)
+    .add("PUT", "/api/voice-messages/{id}", voice::put)
+    .add("DELETE", "/api/voice-messages/{id}", voice::delete)
+    .add("GET", "/api/voice-messages/{id}/audio", voice::audio_file)
+    .add("GET", "/api/warning-rules", voice::rules)
+    .add("PUT", "/api/warning-rules", voice::set_rules)
     // the dashboard's statistics (api/stats.rs)
     .add("GET", "/api/stats/incidents", stats::incidents)
     .add("GET", "/api/stats/incidents.csv", stats::incidents_csv)

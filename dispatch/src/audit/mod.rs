@@ -120,10 +120,14 @@ pub enum Action {
     RoomShare,
     VoiceTalk,
     VoiceRelease,
+    // the automatic voice warning's admin
+    VoiceMessageSet,
+    VoiceMessageDelete,
+    WarningRulesSet,
 }
 
 impl Action {
-    pub const ALL: [Action; 51] = [
+    pub const ALL: [Action; 54] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -175,6 +179,9 @@ impl Action {
         Action::RoomShare,
         Action::VoiceTalk,
         Action::VoiceRelease,
+        Action::VoiceMessageSet,
+        Action::VoiceMessageDelete,
+        Action::WarningRulesSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -230,6 +237,9 @@ impl Action {
             Action::RoomShare => "room.share",
             Action::VoiceTalk => "voice.talk",
             Action::VoiceRelease => "voice.release",
+            Action::VoiceMessageSet => "voiceMessage.set",
+            Action::VoiceMessageDelete => "voiceMessage.delete",
+            Action::WarningRulesSet => "warningRules.set",
         }
     }
 }

@@ -373,6 +373,44 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(ADMINS),
         ScopeRule::None,
     ),
+    // The automatic voice warning's messages and rules: district-wide, like the escalation policies
+    // (any admin reads them; the handlers answer a town's admin 403 on a change).
+    rule(
+        "GET",
+        "/api/voice-messages",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    rule(
+        "PUT",
+        "/api/voice-messages/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    rule(
+        "DELETE",
+        "/api/voice-messages/{id}",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    rule(
+        "GET",
+        "/api/voice-messages/{id}/audio",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    rule(
+        "GET",
+        "/api/warning-rules",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
+    rule(
+        "PUT",
+        "/api/warning-rules",
+        Access::Roles(ADMINS),
+        ScopeRule::None,
+    ),
     // The console's admin screens (a page like the others; what they show comes from /api).
     rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
     // Drills: a scenario or run is about its participating towns, which must all lie in scope.

@@ -199,6 +199,13 @@ fn event_row(event: &EdgeEvent) -> EventRow {
             phase: None,
             at: c.at,
         },
+        EdgeEvent::Warning(w) => EventRow {
+            ty: "warning",
+            kind: json_str(&w.kind),
+            episode: Some(w.episode_id),
+            phase: None,
+            at: w.at,
+        },
     }
 }
 
@@ -342,7 +349,7 @@ async fn lock_keys(
             EdgeEvent::Detection(d) => places
                 .get(d.camera_id.as_str())
                 .map(|(p, _)| lock_key(*p, violation_kind(d.kind), d.exercise.as_deref())),
-            EdgeEvent::Camera(_) => None,
+            EdgeEvent::Camera(_) | EdgeEvent::Warning(_) => None,
         })
         .collect();
     // The subquery sorts the hashes; the locks are taken in that order.

@@ -194,6 +194,7 @@ async fn insert_event(conn: &mut PgConnection, event: &EdgeEvent) -> Result<Stor
             d.at,
         ),
         EdgeEvent::Camera(c) => ("camera", json_str(&c.kind), None, None, c.at),
+        EdgeEvent::Warning(w) => ("warning", json_str(&w.kind), Some(w.episode_id), None, w.at),
     };
     // The camera must belong to the edge that reports it; the join makes a foreign camera look
     // unregistered instead of silently attaching it to the wrong premises.
@@ -251,7 +252,8 @@ async fn upsert_state(pool: &PgPool, state: &EdgeState) -> Result<Stored, Failed
 /// the episode; an `update` or `end` of an unknown episode is taken as its start). Camera faults
 /// open routine incidents (`offline`/`frozen` → `cameraOffline`, `covered`/`sceneChanged` →
 /// `cameraTampered`) unless `incidents.camera_incidents` is off; `online` is noted on the open
-/// `cameraOffline` incident of the premises, if any, and otherwise only stored.
+/// `cameraOffline` incident of the premises, if any, and otherwise only stored. A voice warning's
+/// outcome goes on its episode's incident ([`super::warning`]).
 pub async fn to_incident(
     conn: &mut PgConnection,
     config: &IncidentsConfig,
@@ -275,8 +277,14 @@ pub async fn to_incident(
                 return Ok(Some(Outcome::Attached(id)));
             }
             let report = detection_report(d, premises, now);
-            return report_to_incident(conn, config, escalation, clocks, event, &report).await;
+            let outcome =
+                report_to_incident(conn, config, escalation, clocks, event, &report).await?;
+            if let Some(Outcome::Opened(id) | Outcome::Attached(id)) = outcome {
+                super::warning::catch_up(conn, d.episode_id, id).await?;
+            }
+            return Ok(outcome);
         }
+        EdgeEvent::Warning(w) => return super::warning::to_incident(conn, w).await,
         EdgeEvent::Camera(_) if !config.camera_incidents => return Ok(None),
         EdgeEvent::Camera(c) => {
             let kind = match c.kind {

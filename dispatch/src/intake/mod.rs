@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod edge;
 pub mod incident;
+pub mod warning;
 
 pub use edge::{EdgeReport, Rejected, Stored, record};
 pub use incident::{IntakeError, Outcome, Report, Source, incident};

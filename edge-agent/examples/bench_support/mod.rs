@@ -335,6 +335,7 @@ impl BenchAgent {
                 outbox,
                 evidence: None,
                 sightings: None,
+                talk: None,
             },
             watches,
             480,

@@ -13,7 +13,8 @@
 //! - [`Talk::play`] (`playMessage`) plays a stored message to its end through the camera's speaker
 //!   (else the box's) and says how long it took; an operator's talk wins over a message.
 //! - [`Talk::warn`] is the automatic voice warning: at an episode's start the rules of
-//!   `[[talk.warning]]` pick a message, which starts at once in the background.
+//!   `[[talk.warning]]` pick a message, which starts at once; its outcome becomes a
+//!   [`bl_proto::event::WarningEvent`] for the center (module [`warning`]).
 
 pub mod backchannel;
 pub mod config;
@@ -26,7 +27,6 @@ pub use config::TalkConfig;
 
 use bl_proto::CameraId;
 use bl_proto::command::{StartTalk, TalkOutput, codes};
-use bl_proto::event::DetectionEvent;
 use bl_service::secret::Secret;
 use messages::Messages;
 use player::Audio;
@@ -34,7 +34,6 @@ use session::{Control, Finished, Shared, Target};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tracing::Instrument;
 
 /// How a talk is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,40 +282,6 @@ impl Talk {
         };
         tracing::info!(camera = %camera, message = %id, output = ?output, took = ?played.took, "voice message played");
         Ok(played)
-    }
-
-    /// The automatic voice warning for a detection event: when a `[[talk.warning]]` rule matches
-    /// an episode's start (kind, premises, camera, local `minute_of_day`), the message starts at
-    /// once in the background. Returns the message id, or `None` when no rule applies or the
-    /// camera cannot play it now.
-    pub fn warn(&self, event: &DetectionEvent, minute_of_day: u16) -> Option<String> {
-        if event.phase != bl_proto::event::EpisodePhase::Start {
-            return None;
-        }
-        let id = self
-            .inner
-            .warnings
-            .pick(event.kind, &event.camera_id, minute_of_day)?
-            .to_string();
-        if let Err(e) = self.message_output(&event.camera_id) {
-            tracing::warn!(camera = %event.camera_id, message = %id, err = %e, "no voice warning");
-            return None;
-        }
-        if self.status(&event.camera_id).is_some() {
-            tracing::info!(camera = %event.camera_id, message = %id, "no voice warning: the speaker is in use");
-            return None;
-        }
-        let (talk, camera, message) = (self.clone(), event.camera_id.clone(), id.clone());
-        let span = tracing::info_span!("warning", camera = %camera, message = %message);
-        tokio::spawn(
-            async move {
-                if let Err(e) = talk.play(&camera, &message).await {
-                    tracing::error!(err = %e, "the voice warning could not be played");
-                }
-            }
-            .instrument(span),
-        );
-        Some(id)
     }
 
     /// Where a message is played at `camera`: its backchannel, else the box's speaker.

@@ -1,9 +1,15 @@
-//! Which automatic voice warning fits an episode's start: plain rules over kind, premises kind,
-//! camera and the local time of day (`[[talk.warning]]`, first match wins).
+//! The automatic voice warning: which message fits an episode's start (plain rules over kind,
+//! premises kind, camera and the local time of day, `[[talk.warning]]`, first match wins), and
+//! [`Talk::warn`], which plays it and reports what became of it to the center as a
+//! [`WarningEvent`] (played, or why not: no speaker, an operator talking, a failed backchannel),
+//! so the incident's timeline says whether the kitchen was warned.
 
 use super::config::{TalkConfig, WarningRule};
-use bl_proto::CameraId;
-use bl_proto::event::ViolationKind;
+use super::{Talk, TalkError};
+use bl_proto::command::Outcome;
+use bl_proto::event::{DetectionEvent, EpisodePhase, ViolationKind, WarningEvent};
+use bl_proto::{CameraId, V1};
+use std::future::Future;
 
 /// The rules that apply to this box (its premises kind already chosen).
 #[derive(Debug, Clone, Default)]
@@ -36,6 +42,79 @@ impl Warnings {
                     && r.hours.is_none_or(|h| h.contains(minute_of_day))
             })
             .map(|r| r.message.as_str())
+    }
+}
+
+impl Talk {
+    /// The automatic voice warning for a detection event: when a rule matches an episode's start
+    /// (kind, premises, camera, local `minute_of_day`), returns the future that plays the message
+    /// to its end (or finds it cannot) and yields the [`WarningEvent`] to send; `None` when no rule
+    /// applies. The caller runs it in the background, so detection never waits for a speaker.
+    pub fn warn(
+        &self,
+        event: &DetectionEvent,
+        minute_of_day: u16,
+    ) -> Option<impl Future<Output = WarningEvent> + Send + 'static> {
+        if event.phase != EpisodePhase::Start {
+            return None;
+        }
+        let Some(message) = self
+            .inner
+            .warnings
+            .pick(event.kind, &event.camera_id, minute_of_day)
+            .map(str::to_string)
+        else {
+            tracing::debug!(camera = %event.camera_id, kind = ?event.kind, minute_of_day, "no voice warning rule applies");
+            return None;
+        };
+        tracing::info!(camera = %event.camera_id, message = %message, "voice warning starting");
+        let talk = self.clone();
+        let event = event.clone();
+        Some(async move {
+            let output = talk.message_output(&event.camera_id).ok();
+            let outcome = match talk.play_warning(&event.camera_id, &message).await {
+                Ok(played) => {
+                    tracing::info!(camera = %event.camera_id, message = %message, took = ?played.took, "voice warning played");
+                    Outcome::Ok { detail: None }
+                }
+                Err(e) => {
+                    tracing::warn!(camera = %event.camera_id, message = %message, err = %e, "the voice warning could not be played");
+                    Outcome::Error {
+                        code: e.code().to_string(),
+                        message: e.to_string(),
+                    }
+                }
+            };
+            WarningEvent {
+                v: V1,
+                event_id: uuid::Uuid::now_v7(),
+                episode_id: event.episode_id,
+                edge_id: event.edge_id.clone(),
+                camera_id: event.camera_id.clone(),
+                kind: event.kind,
+                at: chrono::Utc::now(),
+                message,
+                output,
+                outcome,
+                exercise: event.exercise.clone(),
+            }
+        })
+    }
+
+    /// Plays a warning unless the camera's speaker is in use (an operator's talk or another
+    /// message is never interrupted by a warning).
+    async fn play_warning(
+        &self,
+        camera: &CameraId,
+        message: &str,
+    ) -> Result<super::Played, TalkError> {
+        self.message_output(camera)?;
+        if self.status(camera).is_some() {
+            return Err(TalkError::Busy(
+                "the speaker is in use (an operator or another message)".into(),
+            ));
+        }
+        self.play(camera, message).await
     }
 }
 

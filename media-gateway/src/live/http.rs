@@ -122,20 +122,14 @@ async fn whep_post(
         .join(&camera, stream, &source, accepts_h265)
         .await
         .map_err(start_error)?;
-    let (peer, answer, events) = match Peer::answer(
-        &live.settings.peer,
-        offer,
-        relay.codec(),
-        relay.has_audio(),
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(e) => {
-            live.leave(&relay);
-            return Err(peer_error(e));
-        }
-    };
+    let (peer, answer, events) =
+        match Peer::answer(&live.settings.peer, offer, relay.codec(), relay.has_audio()).await {
+            Ok(v) => v,
+            Err(e) => {
+                live.leave(&relay);
+                return Err(peer_error(e));
+            }
+        };
     let session = live.start_session(relay, joined, peer, events);
     let location = format!("/whep/{camera}/{session}");
     let mut response = (StatusCode::CREATED, answer).into_response();

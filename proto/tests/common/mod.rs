@@ -11,7 +11,7 @@ use bl_proto::config::{
 };
 use bl_proto::event::{
     CameraEvent, CameraEventKind, DetectionEvent, EdgeEvent, EpisodePhase, ModelInfo, NormBox,
-    ViolationKind,
+    ViolationKind, WarningEvent,
 };
 use bl_proto::evidence::{BlobRef, EvidenceKind, EvidenceMeta, Sha256Hex};
 use bl_proto::state::{CameraHealth, CameraProblem, DiskUsage, EdgeState};
@@ -160,7 +160,40 @@ pub fn all_events() -> Vec<EdgeEvent> {
     ] {
         v.push(EdgeEvent::Camera(camera_event(kind)));
     }
+    v.push(EdgeEvent::Warning(warning_played()));
+    v.push(EdgeEvent::Warning(warning_failed()));
     v
+}
+
+/// The canteen's hat warning, played through the camera's speaker.
+pub fn warning_played() -> WarningEvent {
+    WarningEvent {
+        v: V1,
+        event_id: uuid("01955a3d-0000-7c00-8a00-0000000000d1"),
+        episode_id: uuid("01955a3c-5a00-7000-8000-00000000beef"),
+        edge_id: edge(),
+        camera_id: cam(1),
+        kind: ViolationKind::NoChefHat,
+        at: t("2025-03-01T08:15:36.500Z"),
+        message: "wear-hat-zh".into(),
+        output: Some(TalkOutput::Backchannel),
+        outcome: Outcome::Ok { detail: None },
+        exercise: None,
+    }
+}
+
+/// The same warning at a camera without a speaker on a box without one.
+pub fn warning_failed() -> WarningEvent {
+    WarningEvent {
+        event_id: uuid("01955a3d-0000-7c00-8a00-0000000000d2"),
+        camera_id: cam(2),
+        output: None,
+        outcome: Outcome::Error {
+            code: codes::UNSUPPORTED.into(),
+            message: "camera has no speaker (no backchannel_url) and the box has none".into(),
+        },
+        ..warning_played()
+    }
 }
 
 pub const TOKEN: &str = "eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU";

@@ -253,3 +253,23 @@ export interface IncidentStats {
   byTown: (StatsFigures & { townId: string; nameZh: string; nameEn: string })[]
   byKind: (StatsFigures & { kind: string })[]
 }
+
+/** A voice message for automatic warnings (GET /api/voice-messages). */
+export interface VoiceMessage {
+  id: string
+  name: string
+  /** spoken by espeak-ng; null for a recording */
+  text: string | null
+  sha256: string | null
+  durationMs: number | null
+  updatedAt: string
+}
+
+/** One automatic voice warning rule (GET/PUT /api/warning-rules). */
+export interface WarningRule {
+  premisesKind: string
+  kind: string
+  messageId: string
+  from: string | null
+  to: string | null
+}

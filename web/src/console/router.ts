@@ -35,6 +35,7 @@ export const router = createRouter({
         { path: 'rosters', name: 'admin-rosters', component: () => import('./views/admin/RostersAdmin.vue') },
         { path: 'users', name: 'admin-users', component: () => import('./views/admin/UsersAdmin.vue') },
         { path: 'escalation', name: 'admin-escalation', component: () => import('./views/admin/EscalationAdmin.vue') },
+        { path: 'warnings', name: 'admin-warnings', component: () => import('./views/admin/WarningsAdmin.vue') },
       ],
     },
     { path: '/:rest(.*)*', redirect: '/' },

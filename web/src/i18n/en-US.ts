@@ -139,6 +139,7 @@ const en: typeof zh = {
     notified: 'notified', escalated: 'escalated', note: 'note', photo: 'photo', severitySuggested: 'severity suggested',
     clockAtRisk: 'clock at risk', clockOverdue: 'clock overdue', healthReported: 'reported to health authority',
     recheck: 're-check requested', recheckPassed: 're-check passed', recheckFailed: 're-check failed', recheckTimedOut: 're-check timed out',
+    voiceWarning: 'automatic voice warning', voiceWarningFailed: 'automatic voice warning not played',
   },
   target: { team: 'team', townOfficers: 'town officers', districtSupervisors: 'district supervisors' },
   state: {
@@ -202,7 +203,7 @@ const en: typeof zh = {
   },
   admin: {
     nav: 'Admin',
-    menu: { premises: 'Premises', cameras: 'Cameras', edges: 'Edge boxes', teams: 'Teams', rosters: 'Rosters', users: 'Users & roles', escalation: 'Escalation' },
+    menu: { premises: 'Premises', cameras: 'Cameras', edges: 'Edge boxes', teams: 'Teams', rosters: 'Rosters', users: 'Users & roles', escalation: 'Escalation', warnings: 'Voice warnings' },
     common: {
       add: 'Add', edit: 'Edit', delete: 'Delete', save: 'Save', cancel: 'Cancel', close: 'Close', search: 'Search',
       actions: 'Actions', saved: 'Saved', deleted: 'Deleted', confirmDelete: 'Delete {name}?', town: 'Town', required: 'Required',
@@ -243,6 +244,14 @@ const en: typeof zh = {
         drillCoordinator: 'Drill coordinator', auditor: 'Auditor',
       },
     },
+    // the automatic voice warning (views/admin/WarningsAdmin.vue)
+    warnings: {
+      title: 'Automatic voice warnings', messages: 'Voice messages', rules: 'Warning rules', id: 'Id', name: 'Name', content: 'Content',
+      tts: 'Text to speech', recording: 'Recording (WAV)', text: 'Text to speak (Mandarin)', file: 'WAV file (0.5–60 s, at most 4 MB)',
+      seconds: '{s} s', chooseFile: 'Choose a WAV file', premisesKind: 'Premises kind', violation: 'Violation',
+      message: 'Message', hours: 'Opening hours (local; empty: all day)', addRule: 'Add rule',
+      hint: 'When a violation starts, the edge box plays the chosen message at once through the camera’s (or the box’s) speaker and the incident’s timeline says so. Only a district admin may change these.',
+    },
     escalation: {
       title: 'Escalation policies', tier: 'Tier', steps: 'Steps', schedule: 'Notifications', hint: 'A change applies to incidents opened (or reopened) from then on; running escalations keep their steps. Only a district-wide admin may change them.', fromConfig: 'from the config file', fromAdmin: 'set by an admin', reset: 'Back to the configured policy', kinds: { notify: 'Notify', wait: 'Wait', repeat: 'Repeat' },
       notify: 'Notify {target}', wait: 'Wait {time}', repeat: 'Repeat from step {from}, {times} more times', at: '{time} after start', noSteps: 'No escalation',
@@ -272,7 +281,17 @@ const en: typeof zh = {
     ratings: { P: 'P performed', S: 'S some challenges', M: 'M major challenges', U: 'U unable' },
   },
   // a detection's description, which dispatch writes itself (src/lib/describe.ts)
-  describe: { detection: 'Camera {camera} detected: {kind} ({confidence}% confidence, model {model})' },
+  describe: {
+    detection: 'Camera {camera} detected: {kind} ({confidence}% confidence, model {model})',
+    voiceWarning: 'Automatic voice warning played: {message} ({camera}, {output})',
+    voiceWarningFailed: 'Automatic voice warning not played: {message} ({camera}: {reason})',
+    output: { backchannel: 'camera speaker', speaker: 'box speaker' },
+    warningCode: {
+      unsupported: 'neither the camera nor the box has a speaker', busy: 'the speaker was in use (someone talking)',
+      cameraOffline: 'cannot reach the camera’s audio backchannel', unknownMessage: 'the message is not on the box',
+      unknownCamera: 'the camera is not on the box', internal: 'an internal error on the box',
+    },
+  },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
   error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'], fieldRule: fieldRules['en-US'] },
   // talk-down (console/components/TalkButton.vue)

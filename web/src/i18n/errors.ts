@@ -66,6 +66,11 @@ const zhCN = {
   broadcast_too_many: '一次广播的摄像头太多，请缩小范围。',
   not_your_broadcast: '这是他人发起的广播，只有发起人或主管可以结束。',
   ws_full: '实时连接已满，请稍后重试。',
+  // the automatic voice warning's admin (api/voice.rs)
+  audio_duration: '语音时长不合适：提醒语音须为 0.5 至 60 秒。',
+  audio_too_large: '语音文件太大，请剪短后重新上传（不超过 4 MB）。',
+  message_in_use: '有语音提醒规则正在使用这条语音，请先修改规则。',
+  not_audio: '不是可播放的 WAV 文件，请转换为 WAV（PCM 或 G.711，单声道）后上传。',
 }
 
 /** The codes this build knows. */
@@ -135,6 +140,11 @@ const enUS: Record<ErrorCode, string> = {
   broadcast_too_many: 'Too many cameras for one broadcast; narrow the choice.',
   not_your_broadcast: 'Someone else started this broadcast; only they or a supervisor may end it.',
   ws_full: 'Too many live connections; try again shortly.',
+  // the automatic voice warning's admin (api/voice.rs)
+  audio_duration: 'Wrong length: a warning message must be 0.5 to 60 seconds long.',
+  audio_too_large: 'The recording is too large; shorten it and upload again (at most 4 MB).',
+  message_in_use: 'A warning rule plays this message; change the rule first.',
+  not_audio: 'Not a WAV file the boxes can play; convert it to WAV (PCM or G.711, mono) and upload again.',
 }
 
 export const errorCodes = { 'zh-CN': zhCN, 'en-US': enUS }

@@ -139,6 +139,7 @@ export default {
     notified: '已通知', escalated: '已升级', note: '备注', photo: '照片', severitySuggested: '建议级别',
     clockAtRisk: '时限预警', clockOverdue: '时限超时', healthReported: '已报卫健',
     recheck: '申请复检', recheckPassed: '复检通过', recheckFailed: '复检未通过', recheckTimedOut: '复检超时',
+    voiceWarning: '自动语音提醒', voiceWarningFailed: '自动语音提醒未播放',
   },
   target: { team: '责任组', townOfficers: '镇街负责人', districtSupervisors: '区局值班领导' },
   state: {
@@ -202,7 +203,7 @@ export default {
   },
   admin: {
     nav: '系统管理',
-    menu: { premises: '经营单位', cameras: '摄像头', edges: '边缘盒', teams: '队伍', rosters: '值班表', users: '用户与角色', escalation: '升级策略' },
+    menu: { premises: '经营单位', cameras: '摄像头', edges: '边缘盒', teams: '队伍', rosters: '值班表', users: '用户与角色', escalation: '升级策略', warnings: '自动语音提醒' },
     common: {
       add: '新增', edit: '编辑', delete: '删除', save: '保存', cancel: '取消', close: '关闭', search: '搜索',
       actions: '操作', saved: '已保存', deleted: '已删除', confirmDelete: '确定删除 {name}？', town: '镇街', required: '必填',
@@ -243,6 +244,14 @@ export default {
         drillCoordinator: '演练组织员', auditor: '审计员',
       },
     },
+    // the automatic voice warning (views/admin/WarningsAdmin.vue)
+    warnings: {
+      title: '自动语音提醒', messages: '语音', rules: '提醒规则', id: '编号', name: '名称', content: '内容',
+      tts: '文字转语音', recording: '上传录音（WAV）', text: '播报文字（普通话）', file: 'WAV 文件（0.5–60 秒，不超过 4 MB）',
+      seconds: '{s} 秒', chooseFile: '请选择一个 WAV 文件', premisesKind: '单位类别', violation: '违规行为',
+      message: '播放语音', hours: '营业时段（当地时间，空为全天）', addRule: '新增规则',
+      hint: '发现违规时，现场盒子立即通过摄像头（或盒子）扬声器播放所选语音，并记入事件时间线。仅全区管理员可修改。',
+    },
     escalation: {
       title: '升级策略', tier: '等级', steps: '步骤', schedule: '通知时间表', hint: '修改只对此后新开（或重新打开）的事件生效，进行中的升级按原步骤继续。仅全区管理员可修改。', fromConfig: '配置文件', fromAdmin: '管理员设置', reset: '恢复为配置文件的策略', kinds: { notify: '通知', wait: '等待', repeat: '重复' },
       notify: '通知 {target}', wait: '等待 {time}', repeat: '从第 {from} 步起再重复 {times} 次', at: '开始后 {time}', noSteps: '不升级',
@@ -272,7 +281,17 @@ export default {
     trend: '各任务用时趋势（秒，越低越快）', targetLine: '{task} 时限', back: '返回演练控制台', runOf: '所属演练',
   },
   // a detection's description, which dispatch writes itself (src/lib/describe.ts)
-  describe: { detection: '摄像头 {camera} 智能识别：{kind}（置信度 {confidence}%，模型 {model}）' },
+  describe: {
+    detection: '摄像头 {camera} 智能识别：{kind}（置信度 {confidence}%，模型 {model}）',
+    voiceWarning: '已自动播放语音提醒：{message}（{camera}，{output}）',
+    voiceWarningFailed: '未能自动播放语音提醒：{message}（{camera}：{reason}）',
+    output: { backchannel: '摄像头扬声器', speaker: '现场盒子扬声器' },
+    warningCode: {
+      unsupported: '摄像头没有扬声器，现场盒子也没有', busy: '扬声器正被占用（有人在对讲）',
+      cameraOffline: '无法连接摄像头的对讲通道', unknownMessage: '现场盒子上没有这条语音',
+      unknownCamera: '现场盒子上没有这个摄像头', internal: '现场盒子内部错误',
+    },
+  },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
   error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'], fieldRule: fieldRules['zh-CN'] },
   // group broadcast (console/views/BroadcastView.vue)

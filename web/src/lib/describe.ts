@@ -14,3 +14,19 @@ export function describe(incident: { source: string; description: string | null 
   const [, kind, camera, confidence, model] = m
   return t('describe.detection', { kind: t(`kind.${kind}`), camera, confidence: Math.round(Number(confidence) * 100), model })
 }
+
+/** A timeline entry's note in the UI's language: the edge's automatic voice warning is written by
+ *  dispatch as codes and ids (`refs`), worded here; any other entry's note is shown as written. */
+export function timelineNote(entry: { action: string; note: string; refs: Record<string, unknown> }, t: T): string {
+  const r = entry.refs ?? {}
+  const message = String(r.messageName ?? r.message ?? '')
+  const output = r.output ? t(`describe.output.${String(r.output)}`) : ''
+  if (entry.action === 'voiceWarning') return t('describe.voiceWarning', { message, camera: r.cameraId, output })
+  if (entry.action === 'voiceWarningFailed') {
+    const code = String(r.code ?? 'internal')
+    const known = ['unsupported', 'busy', 'cameraOffline', 'unknownMessage', 'unknownCamera']
+    const reason = t(`describe.warningCode.${known.includes(code) ? code : 'internal'}`)
+    return t('describe.voiceWarningFailed', { message, camera: r.cameraId, reason })
+  }
+  return entry.note
+}

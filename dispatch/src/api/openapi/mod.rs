@@ -114,6 +114,13 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::rooms::voice,
         super::rooms::take_floor,
         super::rooms::release_floor,
+        // the automatic voice warning's messages and rules
+        super::voice::list,
+        super::voice::put,
+        super::voice::delete,
+        super::voice::audio_file,
+        super::voice::rules,
+        super::voice::set_rules,
     ),
     components(schemas(crate::error::Body))
 )]

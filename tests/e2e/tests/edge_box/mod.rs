@@ -146,7 +146,11 @@ impl Agent {
         let child = Command::new(bin)
             .args(["run", "--config"])
             .arg(&file)
-            .env("BL_LOG", "warn")
+            // BL_AGENT_LOG=info (or debug) when a test needs to see what the box did.
+            .env(
+                "BL_LOG",
+                std::env::var("BL_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .spawn()
             .expect("start edge-agent");
         Agent(child)

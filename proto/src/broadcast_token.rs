@@ -6,14 +6,12 @@
 //! but other claims: a media token never parses as a broadcast token nor the other way round (each
 //! lacks the other's required fields), so neither can stand in for the other.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::id::{CameraId, GatewayNodeId};
-use crate::token::{CLOCK_SKEW_SECS, TokenError};
+use crate::token::{TokenError, check_times, sign_claims, signed_body};
 
 /// Most cameras one broadcast token may name (per gateway node), which also bounds its length.
 pub const MAX_BROADCAST_CAMERAS: usize = 200;
@@ -42,10 +40,7 @@ pub struct BroadcastClaims {
 
 /// Signs `claims` with dispatch's token key.
 pub fn sign(claims: &BroadcastClaims, key: &SigningKey) -> String {
-    let json = serde_json::to_vec(claims).expect("broadcast claims always serialise");
-    let body = URL_SAFE_NO_PAD.encode(json);
-    let sig = key.sign(body.as_bytes());
-    format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    sign_claims(claims, key)
 }
 
 /// Verifies a broadcast token at `now_unix` (seconds): shape, signature, claims, times, and that it
@@ -59,40 +54,12 @@ pub fn verify(
     if token.len() > MAX_BROADCAST_TOKEN_LEN {
         return Err(TokenError::Malformed("longer than 16384 characters"));
     }
-    let (body, sig) = token
-        .split_once('.')
-        .ok_or(TokenError::Malformed("expected two parts separated by '.'"))?;
-    let sig = URL_SAFE_NO_PAD
-        .decode(sig)
-        .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
-    let sig: [u8; 64] = sig
-        .try_into()
-        .map_err(|_| TokenError::Malformed("signature is not 64 bytes"))?;
-    key.verify_strict(body.as_bytes(), &Signature::from_bytes(&sig))
-        .map_err(|_| TokenError::BadSignature)?;
-    let json = URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|_| TokenError::Malformed("claims are not base64url"))?;
-    let claims: BroadcastClaims = serde_json::from_slice(&json)
+    let claims: BroadcastClaims = serde_json::from_slice(&signed_body(token, key)?)
         .map_err(|_| TokenError::Malformed("claims are not valid broadcast claims"))?;
     if claims.cameras.is_empty() || claims.cameras.len() > MAX_BROADCAST_CAMERAS {
         return Err(TokenError::Malformed("a broadcast names 1 to 200 cameras"));
     }
-    if claims.exp <= claims.iat {
-        return Err(TokenError::Malformed("exp is not after iat"));
-    }
-    if now_unix >= claims.exp {
-        return Err(TokenError::Expired {
-            exp: claims.exp,
-            now: now_unix,
-        });
-    }
-    if claims.iat > now_unix.saturating_add(CLOCK_SKEW_SECS) {
-        return Err(TokenError::NotYetValid {
-            iat: claims.iat,
-            now: now_unix,
-        });
-    }
+    check_times(claims.iat, claims.exp, now_unix)?;
     if &claims.node != node {
         return Err(TokenError::WrongNode {
             token: claims.node,

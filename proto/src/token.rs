@@ -149,10 +149,7 @@ impl MediaClaims {
 
 /// Signs `claims` with dispatch's token key.
 pub fn sign(claims: &MediaClaims, key: &SigningKey) -> String {
-    let json = serde_json::to_vec(claims).expect("media claims always serialise");
-    let body = URL_SAFE_NO_PAD.encode(json);
-    let sig = key.sign(body.as_bytes());
-    format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    sign_claims(claims, key)
 }
 
 /// Verifies a token at `now_unix` (seconds): shape, then signature, then claims, then times.
@@ -160,6 +157,23 @@ pub fn verify(token: &str, key: &VerifyingKey, now_unix: i64) -> Result<MediaCla
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed("longer than 4096 characters"));
     }
+    let claims: MediaClaims = serde_json::from_slice(&signed_body(token, key)?)
+        .map_err(|_| TokenError::Malformed("claims are not valid JSON claims"))?;
+    check_times(claims.iat, claims.exp, now_unix)?;
+    Ok(claims)
+}
+
+/// `base64url(JSON claims).base64url(Ed25519 signature of the first part)`: the one token form
+/// dispatch signs (media and broadcast tokens; their claims never parse as each other).
+pub(crate) fn sign_claims(claims: &impl Serialize, key: &SigningKey) -> String {
+    let json = serde_json::to_vec(claims).expect("token claims always serialise");
+    let body = URL_SAFE_NO_PAD.encode(json);
+    let sig = key.sign(body.as_bytes());
+    format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+/// The claims' JSON of a token of [`sign_claims`]'s form, once its shape and signature check out.
+pub(crate) fn signed_body(token: &str, key: &VerifyingKey) -> Result<Vec<u8>, TokenError> {
     let (body, sig) = token
         .split_once('.')
         .ok_or(TokenError::Malformed("expected two parts separated by '.'"))?;
@@ -171,27 +185,23 @@ pub fn verify(token: &str, key: &VerifyingKey, now_unix: i64) -> Result<MediaCla
         .map_err(|_| TokenError::Malformed("signature is not 64 bytes"))?;
     key.verify_strict(body.as_bytes(), &Signature::from_bytes(&sig))
         .map_err(|_| TokenError::BadSignature)?;
-    let json = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(body)
-        .map_err(|_| TokenError::Malformed("claims are not base64url"))?;
-    let claims: MediaClaims = serde_json::from_slice(&json)
-        .map_err(|_| TokenError::Malformed("claims are not valid JSON claims"))?;
-    if claims.exp <= claims.iat {
+        .map_err(|_| TokenError::Malformed("claims are not base64url"))
+}
+
+/// A token's validity window at `now_unix`, with [`CLOCK_SKEW_SECS`] of grace for `iat`.
+pub(crate) fn check_times(iat: i64, exp: i64, now_unix: i64) -> Result<(), TokenError> {
+    if exp <= iat {
         return Err(TokenError::Malformed("exp is not after iat"));
     }
-    if now_unix >= claims.exp {
-        return Err(TokenError::Expired {
-            exp: claims.exp,
-            now: now_unix,
-        });
+    if now_unix >= exp {
+        return Err(TokenError::Expired { exp, now: now_unix });
     }
-    if claims.iat > now_unix.saturating_add(CLOCK_SKEW_SECS) {
-        return Err(TokenError::NotYetValid {
-            iat: claims.iat,
-            now: now_unix,
-        });
+    if iat > now_unix.saturating_add(CLOCK_SKEW_SECS) {
+        return Err(TokenError::NotYetValid { iat, now: now_unix });
     }
-    Ok(claims)
+    Ok(())
 }
 
 /// A media token as carried inside commands (`startLive`, `startTalk`): a string whose `Debug` is

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use bl_proto::broadcast_token::BroadcastClaims;
 
-use super::http::{cors, peer_error, sdp_offer};
+use super::http::{cors, peer_error, sdp_created, sdp_offer};
 use super::talk::TalkError;
+use super::talk_http::no_rtsp_server;
 use super::talk_peer::TalkPeer;
 use crate::Gateway;
 use crate::error::{Error, Kind, Result};
@@ -77,25 +78,7 @@ async fn whip_post(
         .start_broadcast(&claims, peer, events, packets)
         .map_err(|TalkError::NoRtspServer| no_rtsp_server())?;
     let location = format!("/whip-broadcast/{broadcast}/{session}");
-    let mut response = (StatusCode::CREATED, answer).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        h.insert(header::LOCATION, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-fn no_rtsp_server() -> Error {
-    Error::new(
-        Kind::Conflict,
-        "talk_not_supported",
-        "this gateway has no RTSP server for edge boxes to pull talk audio from (set live.push_listen)",
-    )
+    Ok(sdp_created(answer, &location))
 }
 
 async fn whip_delete(

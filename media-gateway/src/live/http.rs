@@ -132,17 +132,22 @@ async fn whep_post(
         };
     let session = live.start_session(relay, joined, peer, events);
     let location = format!("/whep/{camera}/{session}");
+    Ok(sdp_created(answer, &location))
+}
+
+/// `201 Created` with an SDP answer and the session resource's `Location` (WHIP and WHEP alike).
+pub(crate) fn sdp_created(answer: String, location: &str) -> Response {
     let mut response = (StatusCode::CREATED, answer).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/sdp"),
     );
-    if let Ok(v) = HeaderValue::from_str(&location) {
+    if let Ok(v) = HeaderValue::from_str(location) {
         h.insert(header::LOCATION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
 }
 
 /// The SDP offer of a WHEP or WHIP request.

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use bl_proto::token::MediaAction;
 
-use super::http::{camera_id, cors, peer_error, sdp_offer};
+use super::http::{camera_id, cors, peer_error, sdp_created, sdp_offer};
 use super::talk::TalkError;
 use super::talk_peer::TalkPeer;
 use crate::Gateway;
@@ -52,20 +52,11 @@ async fn whip_post(
         .start_talk(&camera, claims.sub.clone(), peer, events, packets)
         .map_err(|TalkError::NoRtspServer| no_rtsp_server())?;
     let location = format!("/whip/{camera}/{session}");
-    let mut response = (StatusCode::CREATED, answer).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        h.insert(header::LOCATION, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(sdp_created(answer, &location))
 }
 
-fn no_rtsp_server() -> Error {
+/// 409 `talk_not_supported`: edges could not pull talk audio from this gateway.
+pub(super) fn no_rtsp_server() -> Error {
     Error::new(
         Kind::Conflict,
         "talk_not_supported",

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use bl_proto::CameraId;
@@ -25,7 +25,7 @@ use super::peer::{PublishPeer, SubscribePeer, offered_kinds};
 use super::{JoinError, MAX_PARTICIPANTS};
 use crate::Gateway;
 use crate::error::{Error, Kind, Result};
-use crate::live::http::{camera_id, cors, peer_error, sdp_offer};
+use crate::live::http::{camera_id, cors, peer_error, sdp_created, sdp_offer};
 use crate::live::peer::PeerEvent;
 
 /// The rooms' routes, with CORS for `allowed_origins`.
@@ -53,20 +53,6 @@ fn authorized(
     let room = camera_id(room)?;
     gw.tokens.authorize(&claims, &room, MediaAction::Room)?;
     Ok((room, claims.sub))
-}
-
-fn created(answer: String, location: String) -> Response {
-    let mut response = (StatusCode::CREATED, answer).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        h.insert(header::LOCATION, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 async fn join(
@@ -106,7 +92,7 @@ async fn join(
     }
     watch(gw.clone(), room.to_string(), id.clone(), events, true);
     tracing::info!(room = %room, participant = %id, sub = %sub, "room participant joined");
-    Ok(created(answer, format!("/rooms/{room}/whip/{id}")))
+    Ok(sdp_created(answer, &format!("/rooms/{room}/whip/{id}")))
 }
 
 /// Ends a participant or subscription when its connection closes.
@@ -173,9 +159,9 @@ async fn subscribe(
             .map_err(peer_error)?;
     let session = gw.rooms.add_subscription(room.as_str(), Arc::new(peer));
     watch(gw.clone(), room.to_string(), session.clone(), events, false);
-    Ok(created(
+    Ok(sdp_created(
         answer,
-        format!("/rooms/{room}/whep/{participant}/{session}"),
+        &format!("/rooms/{room}/whep/{participant}/{session}"),
     ))
 }
 

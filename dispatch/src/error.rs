@@ -108,6 +108,11 @@ pub enum Kind {
 pub struct Detail {
     pub line: u64,
     pub column: String,
+    /// What is wrong, stable for the apps to word: `invalid_field` (the column breaks its field's
+    /// rule), `unknown_column`, `duplicate_column`, `missing_column`, `unreadable`, `field_count`,
+    /// `not_a_number`, `duplicate_licence` (earlier in the file), `no_rows`, `out_of_scope`.
+    pub code: &'static str,
+    /// The same in English, with the particulars.
     pub message: String,
 }
 

@@ -70,9 +70,9 @@ async fn broadcast_socket(addr: SocketAddr, client: &Client) -> Socket {
 
 async fn next(ws: &mut Socket) -> Value {
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+        let m = tokio::time::timeout(Duration::from_secs(60), ws.next())
             .await
-            .expect("a message within 20 s")
+            .expect("a message within 60 s")
             .expect("the socket is open")
             .expect("a valid frame");
         if let Message::Text(t) = m {

@@ -79,6 +79,7 @@ export async function runAdminScenario({ browser, server, api, shots }) {
   const problem = await page.textContent('[data-test=import-problems] .el-table__row')
   assert.match(problem, /3/, 'the bad line is line 3')
   assert.match(problem, /risk_grade/)
+  assert.match(problem, /风险等级须为/, 'the problem in Chinese, not the server’s English')
   assert.equal((await admin.get('/api/premises?q=川味馆')).body.total, 0, 'nothing imported')
   await shot(page, 'admin-premises')
 

@@ -4,8 +4,8 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { errorCodes, fieldRules } from '../.unit/i18n/errors.js'
-import { errorText, fieldErrorText } from '../.unit/lib/errorText.js'
+import { errorCodes, fieldRules, fileProblems } from '../.unit/i18n/errors.js'
+import { errorText, fieldErrorText, fileProblemText } from '../.unit/lib/errorText.js'
 
 const openapi = JSON.parse(fs.readFileSync(new URL('../../docs/reference/openapi.json', import.meta.url), 'utf8'))
 const serverCodes = openapi.components.schemas.ErrorInner.properties.code.enum
@@ -48,4 +48,18 @@ test('a refused form field shows its rule in the UI’s language, not the server
   assert.doesNotMatch(fieldErrorText(e('mainStream'), t, te), /credentials/, 'not the server’s English')
   assert.equal(fieldErrorText(e('somethingNew'), t, te), '“somethingNew”填写不正确，请检查。')
   assert.deepEqual(Object.keys(fieldRules['en-US']).sort(), Object.keys(fieldRules['zh-CN']).sort())
+})
+
+test('a refused line of a CSV import is worded in the UI’s language', () => {
+  const words = {}
+  for (const [k, v] of Object.entries(fieldRules['zh-CN'])) words[`error.fieldRule.${k}`] = v
+  for (const [k, v] of Object.entries(fileProblems['zh-CN'])) words[`error.fileProblem.${k}`] = v
+  const te = (key) => key in words
+  const t = (key) => words[key]
+  const d = (column, code, message = 'English') => ({ line: 3, column, code, message })
+  assert.equal(fileProblemText(d('risk_grade', 'invalid_field'), t, te), fieldRules['zh-CN'].riskGrade)
+  assert.equal(fileProblemText(d('licence_no', 'duplicate_licence'), t, te), fileProblems['zh-CN'].duplicate_licence)
+  assert.equal(fileProblemText(d('weird', 'invalid_field'), t, te), fileProblems['zh-CN'].invalid_field)
+  assert.equal(fileProblemText(d('x', 'brand_new', 'server words'), t, te), 'server words')
+  assert.deepEqual(Object.keys(fileProblems['en-US']).sort(), Object.keys(fileProblems['zh-CN']).sort())
 })

@@ -219,6 +219,7 @@ pub async fn import_premises(
         .map(|r| Detail {
             line: r.line,
             column: "town".into(),
+            code: "out_of_scope",
             message: format!("town {:?} is outside your scope", r.premises.town_id),
         })
         .collect();
@@ -234,6 +235,7 @@ pub async fn import_premises(
             p.map(|p| Detail {
                 line: r.line,
                 column: p.field.into(),
+                code: "invalid_field",
                 message: p.message,
             })
         })

@@ -26,10 +26,11 @@ pub struct Row {
     pub premises: NewPremises,
 }
 
-fn detail(line: u64, column: &str, message: impl Into<String>) -> Detail {
+fn detail(line: u64, column: &str, code: &'static str, message: impl Into<String>) -> Detail {
     Detail {
         line,
         column: column.to_owned(),
+        code,
         message: message.into(),
     }
 }
@@ -44,19 +45,36 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Detail>> {
         .from_reader(text.as_bytes());
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect(),
-        Err(e) => return Err(vec![detail(1, "", format!("cannot read the header: {e}"))]),
+        Err(e) => {
+            return Err(vec![detail(
+                1,
+                "",
+                "unreadable",
+                format!("cannot read the header: {e}"),
+            )]);
+        }
     };
     let mut problems = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         if !REQUIRED.contains(&h.as_str()) && !OPTIONAL.contains(&h.as_str()) {
-            problems.push(detail(1, h, format!("unknown column (column {})", i + 1)));
+            problems.push(detail(
+                1,
+                h,
+                "unknown_column",
+                format!("unknown column (column {})", i + 1),
+            ));
         } else if headers[..i].contains(h) {
-            problems.push(detail(1, h, "column appears twice"));
+            problems.push(detail(1, h, "duplicate_column", "column appears twice"));
         }
     }
     for r in REQUIRED {
         if !headers.iter().any(|h| h == r) {
-            problems.push(detail(1, r, "required column is missing from the header"));
+            problems.push(detail(
+                1,
+                r,
+                "missing_column",
+                "required column is missing from the header",
+            ));
         }
     }
     if !problems.is_empty() {
@@ -69,7 +87,12 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Detail>> {
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                problems.push(detail(line, "", format!("cannot read this record: {e}")));
+                problems.push(detail(
+                    line,
+                    "",
+                    "unreadable",
+                    format!("cannot read this record: {e}"),
+                ));
                 continue;
             }
         };
@@ -79,6 +102,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Detail>> {
             problems.push(detail(
                 line,
                 column,
+                "field_count",
                 format!("expected {} fields, found {}", headers.len(), record.len()),
             ));
             continue;
@@ -93,7 +117,9 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Detail>> {
                     .ok()
                     .filter(|f| f.is_finite())
                     .map(Some)
-                    .ok_or_else(|| detail(line, name, format!("{v:?} is not a number"))),
+                    .ok_or_else(|| {
+                        detail(line, name, "not_a_number", format!("{v:?} is not a number"))
+                    }),
             }
         };
         let (lat, lon) = match (number("lat"), number("lon")) {
@@ -117,7 +143,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Detail>> {
             phone: get("phone"),
         };
         if let Err(p) = premises.validate() {
-            problems.push(detail(line, p.field, p.message));
+            problems.push(detail(line, p.field, "invalid_field", p.message));
             continue;
         }
         if let Some(first) = rows
@@ -127,6 +153,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Detail>> {
             problems.push(detail(
                 line,
                 "licence_no",
+                "duplicate_licence",
                 format!("the same licence number is on line {} already", first.line),
             ));
             continue;
@@ -134,7 +161,12 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Detail>> {
         rows.push(Row { line, premises });
     }
     if rows.is_empty() && problems.is_empty() {
-        problems.push(detail(2, "", "the file has a header but no premises"));
+        problems.push(detail(
+            2,
+            "",
+            "no_rows",
+            "the file has a header but no premises",
+        ));
     }
     if problems.is_empty() {
         Ok(rows)

@@ -6,6 +6,8 @@
 export interface ErrorDetail {
   line: number
   column: string
+  /** what is wrong (dispatch error::Detail) */
+  code?: string
   message: string
 }
 

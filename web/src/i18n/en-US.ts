@@ -1,6 +1,6 @@
 // English: the same keys as zh-CN.
 import type zh from './zh-CN'
-import { errorCodes, fieldRules } from './errors'
+import { errorCodes, fieldRules, fileProblems } from './errors'
 import { timelineTexts } from './timeline'
 
 const en: typeof zh = {
@@ -36,6 +36,7 @@ const en: typeof zh = {
     seconds: '{n} s',
   },
   triage: {
+    event: { detection: 'Detection', camera: 'Camera state', warning: 'Voice warning', start: 'start', update: 'update', end: 'end' },
     past: { title: 'Past incidents', count: '{n} in all', none: 'No other incidents at these premises', open: 'Open' },
     back: 'Back to board',
     facts: 'Incident',
@@ -293,7 +294,7 @@ const en: typeof zh = {
     },
   },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
-  error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'], fieldRule: fieldRules['en-US'] },
+  error: { generic: 'Failed: {message}', atField: '{detail}', code: errorCodes['en-US'], fieldRule: fieldRules['en-US'], fileProblem: fileProblems['en-US'] },
   // talk-down (console/components/TalkButton.vue)
   // group broadcast (console/views/BroadcastView.vue)
   broadcast: {

@@ -216,3 +216,31 @@ const fieldRulesEn: typeof fieldRulesZh = {
 }
 
 export const fieldRules = { 'zh-CN': fieldRulesZh, 'en-US': fieldRulesEn }
+
+/** A line of an uploaded file that was refused, by dispatch's `details[].code`. */
+const fileProblemsZh = {
+  invalid_field: '该列的值不符合要求',
+  unknown_column: '无法识别的列名',
+  duplicate_column: '列名重复',
+  missing_column: '缺少必填列',
+  unreadable: '无法读取此行（请检查引号和编码，应为 UTF-8）',
+  field_count: '此行的字段数与表头不一致',
+  not_a_number: '应填写数字',
+  duplicate_licence: '许可证号与文件中前面的行重复',
+  no_rows: '文件只有表头，没有场所数据',
+  out_of_scope: '该镇街不在您的管辖范围内',
+}
+const fileProblemsEn: typeof fileProblemsZh = {
+  invalid_field: 'This value breaks the column\'s rule',
+  unknown_column: 'Unknown column name',
+  duplicate_column: 'The column appears twice',
+  missing_column: 'A required column is missing',
+  unreadable: 'This line cannot be read (check quotes; the file must be UTF-8)',
+  field_count: 'This line has another number of fields than the header',
+  not_a_number: 'Enter a number',
+  duplicate_licence: 'The same licence number is on an earlier line',
+  no_rows: 'The file has a header but no premises',
+  out_of_scope: 'This town is outside your scope',
+}
+
+export const fileProblems = { 'zh-CN': fileProblemsZh, 'en-US': fileProblemsEn }

@@ -1,5 +1,5 @@
 // 简体中文 (the default): every string the apps show.
-import { errorCodes, fieldRules } from './errors'
+import { errorCodes, fieldRules, fileProblems } from './errors'
 import { timelineTexts } from './timeline'
 
 export default {
@@ -35,6 +35,7 @@ export default {
     seconds: '{n} 秒',
   },
   triage: {
+    event: { detection: '检测', camera: '摄像头状态', warning: '语音提醒', start: '开始', update: '持续', end: '结束' },
     past: { title: '既往事件', count: '共 {n} 起', none: '该场所没有其他事件', open: '查看' },
     back: '返回看板',
     facts: '事件信息',
@@ -293,7 +294,7 @@ export default {
     },
   },
   // dispatch's error codes and how a form shows an invalid field next to it (src/i18n/errors.ts)
-  error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'], fieldRule: fieldRules['zh-CN'] },
+  error: { generic: '操作失败：{message}', atField: '此项填写不正确：{detail}', code: errorCodes['zh-CN'], fieldRule: fieldRules['zh-CN'], fileProblem: fileProblems['zh-CN'] },
   // group broadcast (console/views/BroadcastView.vue)
   broadcast: {
     title: '广播喊话', byFilter: '按镇街和类别', byPick: '逐个选择', hold: '按住广播', starting: '正在连接…', live: '正在广播，松开结束',

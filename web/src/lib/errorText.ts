@@ -36,3 +36,16 @@ export function fieldErrorText(e: unknown, t: T, te: Te): string {
   }
   return errorText(e, t, te)
 }
+
+/** A refused line of an uploaded file (dispatch's `details[]`), in the UI's language: a column that
+ * breaks its field's rule by that rule (`lat`, `licence_no` → `error.fieldRule.licenceNo`), other
+ * problems by their code (`error.fileProblem.*`); the server's English only for a code this build
+ * does not know. */
+export function fileProblemText(d: { column: string; code?: string; message: string }, t: T, te: Te): string {
+  if (d.code === 'invalid_field') {
+    const rule = `error.fieldRule.${d.column.replace(/_(\w)/g, (_, c: string) => c.toUpperCase())}`
+    if (te(rule)) return t(rule)
+  }
+  const key = `error.fileProblem.${d.code ?? ''}`
+  return d.code && te(key) ? t(key) : d.message
+}

@@ -329,3 +329,85 @@ async fn a_talk_is_one_gateway_signed_stereo_recording_with_the_operator_left_an
         "{named:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broadcast_is_one_recording_of_the_operators_voice_listing_its_cameras() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.live.push_listen = Some(format!("127.0.0.1:{}", free_port()).parse().unwrap());
+    let gw = TestGateway::start_with(config).await;
+    let broadcast = uuid::Uuid::now_v7();
+    let cameras: Vec<bl_proto::CameraId> = ["cam-b1", "cam-b2", "cam-b3"]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let now = chrono::Utc::now().timestamp();
+    let claims = bl_proto::broadcast_token::BroadcastClaims {
+        sub: "operator-7".into(),
+        broadcast,
+        cameras: cameras.clone(),
+        node: NODE.parse().unwrap(),
+        iat: now,
+        exp: now + 120,
+        jti: "b-1".into(),
+    };
+    let token = bl_proto::broadcast_token::sign(&claims, &common::dispatch_key());
+    let talker = whip::talk_at(
+        &gw.client,
+        &gw.base,
+        &format!("/whip-broadcast/{broadcast}"),
+        &token,
+        OPERATOR_HZ,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while talk_packets(&gw, "cam-b3").await < 150 {
+        assert!(
+            Instant::now() < deadline,
+            "the broadcast's audio did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = gw.client.delete(&talker.location).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let found = reports(dir.path(), 1).await;
+    // One recording for the broadcast, none per camera.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let found_later = reports(dir.path(), 1).await;
+    assert_eq!(found_later.len(), 1, "{found_later:?}");
+    let rec = &found[0];
+    assert_eq!(rec.kind, media_gateway::voicerec::VoiceKind::Broadcast);
+    assert_eq!(rec.broadcast, Some(broadcast));
+    assert_eq!(rec.cameras, cameras);
+    assert_eq!(rec.talker, "operator-7");
+    assert_eq!(rec.directions, ["center"]);
+    assert_eq!(rec.premises_note, None);
+
+    let view = token_for("cam-b1", MediaAction::View, NODE, 300);
+    let bytes = gw
+        .client
+        .get(gw.url(&format!("/evidence/{}", rec.sha256)))
+        .bearer_auth(&view)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let (left, right) = tokio::task::spawn_blocking(move || decode_stereo(bytes))
+        .await
+        .unwrap();
+    let tail = |s: &[i16]| s[s.len() - 16_000..].to_vec();
+    let (l, r) = (tail(&left), tail(&right));
+    assert!(
+        camsim::tone::has_tone(&l, 16_000, f64::from(OPERATOR_HZ), 20.0),
+        "the operator's voice, left"
+    );
+    assert!(
+        r.iter().all(|s| s.unsigned_abs() < 64),
+        "the right channel of a broadcast is silence"
+    );
+    gw.stop().await;
+}

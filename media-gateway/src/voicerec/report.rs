@@ -36,6 +36,7 @@ pub struct Reporter {
     dispatch: Option<DispatchTarget>,
     wake: Notify,
     http: reqwest::Client,
+    retry: Duration,
 }
 
 impl Reporter {
@@ -51,7 +52,14 @@ impl Reporter {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            retry: RETRY,
         }
+    }
+
+    /// The same reporter retrying every `retry` instead of [`RETRY`] (tests).
+    pub fn retrying_every(mut self, retry: Duration) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The folder of reports not yet accepted by dispatch.
@@ -93,7 +101,7 @@ impl Reporter {
             self.send_pending(&dispatch).await;
             tokio::select! {
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(RETRY) => {}
+                () = tokio::time::sleep(self.retry) => {}
             }
         }
     }
@@ -164,4 +172,138 @@ impl Reporter {
 enum Refusal {
     Later(String),
     Permanent(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::voicerec::{VoiceKind, VoiceReport};
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::Mutex;
+
+    fn report(sha: char) -> VoiceReport {
+        VoiceReport {
+            v: 1,
+            sha256: bl_proto::evidence::Sha256Hex::new(sha.to_string().repeat(64)).unwrap(),
+            size: 10,
+            content_type: "audio/webm".into(),
+            kind: VoiceKind::Talk,
+            talker: "op-1".into(),
+            cameras: vec!["cam-1".parse().unwrap()],
+            broadcast: None,
+            started_at: bl_proto::time::now(),
+            ended_at: bl_proto::time::now(),
+            directions: vec!["center".into()],
+            premises_note: Some("the camera has no audio".into()),
+        }
+    }
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn a_report_stays_pending_while_dispatch_is_down_and_a_wrong_one_is_set_aside() {
+        // dispatch: down (503) for the first two calls, then accepting — except a report it
+        // finds wrong (422).
+        let calls = Arc::new(Mutex::new(Vec::<(String, String, String)>::new()));
+        let c = calls.clone();
+        let app = axum::Router::new().route(
+            "/internal/voice-recordings",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let c = c.clone();
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let mut calls = c.lock().unwrap();
+                    calls.push((h("authorization"), h("x-bl-node"), body.clone()));
+                    if calls.len() <= 2 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else if body.contains(&"b".repeat(64)) {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    } else {
+                        StatusCode::CREATED
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let dir = tempfile::tempdir().unwrap();
+        let target = DispatchTarget {
+            base,
+            token: "svc-token".into(),
+            node: "gw-1".parse().unwrap(),
+        };
+        let reporter = Arc::new(
+            Reporter::new(dir.path(), Some(target)).retrying_every(Duration::from_millis(100)),
+        );
+        reporter.queue(report('a')).await;
+        reporter.queue(report('b')).await;
+        let pending = dir.path().join("voicerec/pending");
+        assert_eq!(
+            names(&pending),
+            [
+                format!("{}.json", "a".repeat(64)),
+                format!("{}.json", "b".repeat(64))
+            ]
+        );
+
+        let sender = tokio::spawn(reporter.clone().run());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !names(&pending).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still pending: {:?}",
+                names(&pending)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sender.abort();
+        assert_eq!(
+            names(&dir.path().join("voicerec/refused")),
+            [format!("{}.json", "b".repeat(64))]
+        );
+        let calls = calls.lock().unwrap();
+        assert!(calls.len() >= 4, "{calls:?}");
+        assert!(
+            calls
+                .iter()
+                .all(|(auth, node, _)| auth == "Bearer svc-token" && node == "gw-1")
+        );
+        let accepted: VoiceReport = serde_json::from_str(
+            &calls
+                .iter()
+                .rev()
+                .find(|c| c.2.contains(&"a".repeat(64)))
+                .unwrap()
+                .2,
+        )
+        .unwrap();
+        assert_eq!(accepted, report_with_times(&accepted));
+    }
+
+    /// `report('a')` with the times of `r` (they are taken at creation).
+    fn report_with_times(r: &VoiceReport) -> VoiceReport {
+        VoiceReport {
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            ..report('a')
+        }
+    }
 }

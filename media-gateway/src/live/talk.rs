@@ -332,6 +332,12 @@ impl Live {
             }
             Err(e) => return voice.premises_absent(format!("the camera's source is unknown: {e}")),
         };
+        if matches!(source, super::source::Source::Edge { .. }) {
+            // An edge's push carries video only: asking it to push would bring no sound.
+            return voice.premises_absent(
+                "the camera's edge box sends video only: its sound does not reach the gateway",
+            );
+        }
         let joined = tokio::select! {
             () = stop.cancelled() => return voice.premises_absent("the talk ended before the camera's stream opened"),
             j = self.join(&camera, Stream::Main, &source, true) => j,

@@ -354,6 +354,25 @@ fn fixture(
             format!("/api/incidents/{}/recheck", incident(target, ids)),
             StatusCode::CONFLICT,
         ),
+        // talk and broadcast recordings: each call reports a new blob (gw-1 owns every camera);
+        // the own incident has none, so no token is needed to list them
+        ("POST", "/internal/voice-recordings") => {
+            let ok = match target {
+                Target::Missing => StatusCode::NOT_FOUND,
+                _ => StatusCode::CREATED,
+            };
+            let body = json!({"v": 1, "sha256": format!("{n:064x}"), "size": 10,
+                "contentType": "audio/webm", "kind": "talk", "talker": "matrix",
+                "cameras": [camera(target)], "broadcast": null,
+                "startedAt": "2026-11-24T08:00:00Z", "endedAt": "2026-11-24T08:00:05Z",
+                "directions": ["center"], "premisesNote": "the camera has no audio"});
+            (json_body(body), rule.path.into(), ok)
+        }
+        ("POST", "/api/incidents/{id}/voice-recordings") => (
+            None,
+            format!("/api/incidents/{}/voice-recordings", incident(target, ids)),
+            StatusCode::OK,
+        ),
         // the own incident has no edge events: no evidence, so no token is needed
         ("POST", "/api/incidents/{id}/evidence") => (
             None,

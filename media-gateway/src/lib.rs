@@ -13,7 +13,8 @@
 //! - [`durable`]: the crash-safe file helpers evidence and recording share;
 //! - [`metrics`]: Prometheus counters.
 //!
-//! Talk (WHIP) is not built yet.
+//! - [`live`] also carries talk-down (WHIP) and group broadcast;
+//! - [`voicerec`]: talk and broadcast recordings, both directions, kept as gateway-signed evidence.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -38,6 +39,7 @@ pub mod live;
 pub mod metrics;
 pub mod recording;
 pub mod rooms;
+pub mod voicerec;
 
 use auth::{Clock, TokenVerifier};
 use config::Config;
@@ -160,6 +162,35 @@ pub fn edge_live(config: &Config) -> Option<Arc<dyn EdgeLive>> {
     }
 }
 
+/// Talk and broadcast recordings: signed with the gateway's own key, so none without one
+/// (`signing_key_file`); reported to dispatch when `[dispatch]` is set.
+fn start_voice_recordings(config: &Config, gateway: &Gateway) {
+    let Some(signer) = config.signing_key.clone() else {
+        tracing::warn!("no signing_key_file: talk and broadcast are not recorded as evidence");
+        return;
+    };
+    let dispatch = match &config.sources {
+        SourcesConfig::File(_) => None,
+        SourcesConfig::Dispatch { url, token, .. } => Some(voicerec::report::DispatchTarget {
+            base: url.clone(),
+            token: token.clone(),
+            node: config.node_id.clone(),
+        }),
+    };
+    let reporter = Arc::new(voicerec::report::Reporter::new(&config.data_dir, dispatch));
+    tokio::spawn(reporter.clone().run());
+    let _ = gateway
+        .live
+        .voice
+        .set(Arc::new(voicerec::VoiceRecordings::new(
+            &config.data_dir,
+            gateway.store.clone(),
+            signer,
+            config.node_id.clone(),
+            reporter,
+        )));
+}
+
 /// Serves the gateway on `listener` until `shutdown` completes, then drains open requests.
 pub async fn run(
     config: Config,
@@ -196,6 +227,7 @@ pub async fn run(
         live,
         recordings.clone(),
     );
+    start_voice_recordings(&config, &gateway);
     recordings.start_continuous().await;
     tracing::info!(
         addr = %listener.local_addr()?,

@@ -152,6 +152,9 @@ async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
   const gatewayBin = copyBinary(path.join(binDir, 'media-gateway'))
   const key = path.join(work, 'dispatch-token')
   execFileSync(gatewayBin, ['keygen', key], { stdio: 'ignore' })
+  // the gateway's own key: it signs the talk recordings it stores (talk.mjs) and exports
+  const gatewayKey = path.join(work, 'gateway-signing.key')
+  execFileSync(gatewayBin, ['keygen', gatewayKey], { stdio: 'ignore' })
   const port = await freePort()
   // the RTSP server edges pull talk audio from (talk.mjs)
   const rtspPort = await freePort()
@@ -166,6 +169,7 @@ async function startMedia(binDir, consoleOrigin, box, dispatchUrl) {
       'node_id = "gw-1"',
       `data_dir = ${JSON.stringify(path.join(work, 'gateway'))}`,
       `token_public_key_file = ${JSON.stringify(`${key}.pub`)}`,
+      `signing_key_file = ${JSON.stringify(gatewayKey)}`,
       '[live]',
       'bind_ip = "127.0.0.1"',
       `allowed_origins = [${JSON.stringify(consoleOrigin)}]`,

@@ -5,8 +5,12 @@
 // backchannel as G.711; camsim's recording of its speaker must carry the 1 kHz tone (Goertzel). A
 // second operator is refused with the holder's name; letting go ends the gateway session and the
 // floor. Before that, the triage tile of the camera plays the kitchen's own sound (camsim's G.711
-// with its 700 Hz marker, Opus from the gateway): the browser's Web Audio hears the marker.
+// with its 700 Hz marker, Opus from the gateway): the browser's Web Audio hears the marker. After
+// it, the talk's recording is on the incident's timeline: the page plays it from the gateway, and
+// the bytes it fetched decode (GStreamer) to stereo with the operator's 1 kHz tone on the left and
+// the kitchen's 700 Hz marker on the right.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { chromium } from 'playwright-core'
@@ -119,6 +123,7 @@ export async function runTalk({ server, api, shots, edge, gateway, talkRecording
       '--use-fake-ui-for-media-stream',
       '--use-fake-device-for-media-stream',
       `--use-file-for-fake-audio-capture=${wav}`,
+      '--autoplay-policy=no-user-gesture-required',
     ],
   })
   try {
@@ -217,6 +222,7 @@ export async function runTalk({ server, api, shots, edge, gateway, talkRecording
     await page.mouse.up()
     await until('the talk session to end at the gateway', async () => (await metric(gateway, 'bl_gateway_talk_sessions')) === 0)
     await page.waitForSelector(`${talk}[data-state="idle"]`)
+    await checkRecording({ page, op, incident: incident.body.id, work, shots })
     const li = await api('op.li', pw)
     const grant = await li.post(`/api/cameras/${CAMERA}/talk`, {})
     assert.equal(grant.status, 200, JSON.stringify(grant.body))
@@ -226,4 +232,64 @@ export async function runTalk({ server, api, shots, edge, gateway, talkRecording
     await browser.close()
     await edge.stop()
   }
+}
+
+/** Left and right channels of a stereo recording (WebM/Opus), decoded by GStreamer to 16 kHz. */
+function decodeStereo(file, work) {
+  const raw = path.join(work, 'talk-recording.raw')
+  execFileSync('gst-launch-1.0', ['-q', 'filesrc', `location=${file}`, '!', 'matroskademux', '!', 'opusdec', '!', 'audioconvert', '!',
+    'audioresample', '!', 'audio/x-raw,format=S16LE,rate=16000,channels=2', '!', 'filesink', `location=${raw}`], { stdio: 'ignore' })
+  const b = fs.readFileSync(raw)
+  const n = Math.floor(b.length / 4)
+  const left = new Int16Array(n)
+  const right = new Int16Array(n)
+  for (let i = 0; i < n; i++) {
+    left[i] = b.readInt16LE(i * 4)
+    right[i] = b.readInt16LE(i * 4 + 2)
+  }
+  return { rate: 16_000, left, right }
+}
+
+/** The talk that just ended is on the incident's timeline; the page plays it; both directions are in it. */
+async function checkRecording({ page, op, incident, work, shots }) {
+  step("the talk's recording is on the incident's timeline, recorded both ways")
+  const entry = await until(
+    'the recording on the timeline',
+    async () => (await op.get(`/api/incidents/${incident}`)).body.timeline?.find((e) => e.noteCode === 'voiceRecorded'),
+    60_000,
+  )
+  assert.deepEqual(entry.refs.voiceRecording.directions, ['center', 'premises'], JSON.stringify(entry))
+  await page.reload()
+  const play = `.voice-recording[data-sha256="${entry.refs.voiceRecording.sha256}"] [data-test=voice-recording-play]`
+  await page.waitForSelector(play, { timeout: 30_000 })
+  assert.match(await page.textContent('[data-test=timeline]'), /喊话已录音/)
+  await page.click(play)
+  const audio = '[data-test=voice-recording-audio]'
+  await page.waitForSelector(audio)
+  const played = await page.waitForFunction(
+    (sel) => {
+      const a = document.querySelector(sel)
+      return a && a.currentTime > 0.5 ? { duration: a.duration, src: a.src } : null
+    },
+    audio,
+    { timeout: 30_000 },
+  )
+  const { duration, src } = await played.jsonValue()
+  console.log(`    the page plays the ${duration.toFixed(1)} s recording from the gateway`)
+  await page.screenshot({ path: path.join(shots, 'talk-recording.png') })
+  // the bytes the page plays: the gateway's evidence URL with the page's token (the gateway sends
+  // no CORS headers, so they are fetched here rather than by the page's script)
+  const resp = await fetch(src)
+  assert.equal(resp.status, 200, `the recording's URL answers ${resp.status}`)
+  const file = path.join(work, 'talk-recording.webm')
+  fs.writeFileSync(file, Buffer.from(await resp.arrayBuffer()))
+  const { rate, left, right } = decodeStereo(file, work)
+  assert.ok(left.length > 3 * rate, `${left.length} samples recorded`)
+  // the middle of the talk: both directions flowing, past the start and before the release
+  const from = Math.floor(left.length * 0.4)
+  const to = Math.floor(left.length * 0.85)
+  const [l, r] = [left.subarray(from, to), right.subarray(from, to)]
+  assert.ok(hasTone(l, rate, 1000), `left is the operator's 1 kHz (${tonePower(l, rate, 1000).toFixed(0)} at 1 kHz, ${tonePower(l, rate, 700).toFixed(0)} at 700 Hz)`)
+  assert.ok(hasTone(r, rate, 700), `right is the kitchen's 700 Hz marker (${tonePower(r, rate, 700).toFixed(0)} at 700 Hz, ${tonePower(r, rate, 1000).toFixed(0)} at 1 kHz)`)
+  console.log(`    left: the operator's 1 kHz; right: the kitchen's 700 Hz (${(left.length / rate).toFixed(1)} s)`)
 }

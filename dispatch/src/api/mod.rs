@@ -25,6 +25,7 @@ mod talk_edge;
 mod teams;
 mod users;
 mod voice;
+mod voice_recordings;
 mod walls;
 mod web;
 mod ws;
@@ -221,6 +222,17 @@ pub fn routes() -> Routes {
     .add("GET", "/api/voice-messages/{id}/audio", voice::audio_file)
     .add("GET", "/api/warning-rules", voice::rules)
     .add("PUT", "/api/warning-rules", voice::set_rules)
+    // talk and broadcast recordings (api/voice_recordings.rs)
+    .add(
+        "POST",
+        "/internal/voice-recordings",
+        voice_recordings::report,
+    )
+    .add(
+        "POST",
+        "/api/incidents/{id}/voice-recordings",
+        voice_recordings::list,
+    )
     // the dashboard's statistics (api/stats.rs)
     .add("GET", "/api/stats/incidents", stats::incidents)
     .add("GET", "/api/stats/incidents.csv", stats::incidents_csv)

@@ -124,10 +124,12 @@ pub enum Action {
     VoiceMessageSet,
     VoiceMessageDelete,
     WarningRulesSet,
+    // a talk or broadcast recording reported by a gateway
+    VoiceRecorded,
 }
 
 impl Action {
-    pub const ALL: [Action; 54] = [
+    pub const ALL: [Action; 55] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -182,6 +184,7 @@ impl Action {
         Action::VoiceMessageSet,
         Action::VoiceMessageDelete,
         Action::WarningRulesSet,
+        Action::VoiceRecorded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -240,6 +243,7 @@ impl Action {
             Action::VoiceMessageSet => "voiceMessage.set",
             Action::VoiceMessageDelete => "voiceMessage.delete",
             Action::WarningRulesSet => "warningRules.set",
+            Action::VoiceRecorded => "voice.recorded",
         }
     }
 }

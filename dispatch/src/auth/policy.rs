@@ -411,6 +411,20 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(ADMINS),
         ScopeRule::None,
     ),
+    // Talk and broadcast recordings: the gateway that stored one reports it (the handler checks
+    // it owns the camera); whoever may see an incident's evidence may play its recordings.
+    rule(
+        "POST",
+        "/internal/voice-recordings",
+        Access::Service,
+        ScopeRule::None,
+    ),
+    rule(
+        "POST",
+        "/api/incidents/{id}/voice-recordings",
+        Access::Roles(WATCHERS),
+        ScopeRule::Team,
+    ),
     // The console's admin screens (a page like the others; what they show comes from /api).
     rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
     // Drills: a scenario or run is about its participating towns, which must all lie in scope.

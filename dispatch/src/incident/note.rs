@@ -34,6 +34,7 @@ pub const CODES: &[&str] = &[
     "recheckTimedOut",
     "falseAlarm",
     "endex",
+    "voiceRecorded",
 ];
 
 impl Note {

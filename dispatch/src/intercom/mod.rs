@@ -8,6 +8,7 @@
 
 pub mod broadcast;
 pub mod floor;
+pub mod recording;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

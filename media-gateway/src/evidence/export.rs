@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
-use super::{EvidenceStore, StoreError};
+use super::{EvidenceStore, Signer, StoreError};
 use crate::keyfile::{self, PrivateKey};
 use crate::keys::EdgeKeys;
 
@@ -126,7 +126,12 @@ pub struct ManifestBlob {
     /// The edge's device signature (base64url) over the evidence signing payload.
     pub edge_signature: String,
     /// The edge's registered public key at export time (base64url); `null` if no longer registered.
+    /// For a gateway-made blob: the gateway's key (`gateway.pub`).
     pub edge_public_key: Option<String>,
+    /// Whose key made `edgeSignature`: absent for the edge, `"gateway"` for evidence the gateway
+    /// made itself (talk recordings), whose signature verifies with `gateway.pub`.
+    #[serde(default, skip_serializing_if = "Signer::is_edge")]
+    pub signer: Signer,
 }
 
 impl ManifestBlob {
@@ -229,11 +234,15 @@ pub async fn export(
         let m = &stored.meta;
         let file = format!("blobs/{}.{}", m.sha256, extension(&m.content_type));
         copy_blob(store, &m.sha256, m.size, &request.out.join(&file)).await?;
-        let edge_public_key = keys
-            .key(&m.edge_id)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
-            .map(|k| keyfile::encode_public(&k));
+        // Evidence the gateway made carries the gateway's own signature: its key is this one.
+        let edge_public_key = match stored.signer {
+            Signer::Gateway => Some(keyfile::encode_public(&signer.public())),
+            Signer::Edge => keys
+                .key(&m.edge_id)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .map(|k| keyfile::encode_public(&k)),
+        };
         blobs.push(ManifestBlob {
             file,
             sha256: m.sha256.clone(),
@@ -246,6 +255,7 @@ pub async fn export(
             stored_at: stored.stored_at,
             edge_signature: stored.signature.clone(),
             edge_public_key,
+            signer: stored.signer,
         });
     }
     let cameras: BTreeSet<_> = blobs.iter().map(|b| b.camera_id.clone()).collect();
@@ -304,6 +314,7 @@ pub fn extension(content_type: &str) -> &'static str {
         "image/jpeg" => "jpg",
         "image/png" => "png",
         "audio/ogg" | "audio/opus" => "ogg",
+        "audio/webm" => "webm",
         "audio/wav" | "audio/x-wav" => "wav",
         "audio/mp4" | "audio/aac" => "m4a",
         _ => "bin",

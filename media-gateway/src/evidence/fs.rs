@@ -26,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _, BufWriter};
 
 use super::{
-    BodyStream, EvidenceStore, Put, RECORD_VERSION, ReadStream, StoreError, StoredEvidence,
+    BodyStream, EvidenceStore, Put, RECORD_VERSION, ReadStream, Seal, StoreError, StoredEvidence,
 };
 
 /// Write buffer for uploads: few, large writes.
@@ -98,7 +98,7 @@ impl FsStore {
     async fn put_inner(
         &self,
         meta: EvidenceMeta,
-        signature: String,
+        seal: Seal,
         stored_at: DateTime<Utc>,
         mut body: BodyStream<'_>,
     ) -> Result<Put, StoreError> {
@@ -167,7 +167,8 @@ impl FsStore {
         let stored = StoredEvidence {
             v: RECORD_VERSION,
             meta,
-            signature,
+            signature: seal.signature,
+            signer: seal.signer,
             stored_at,
         };
         let json = serde_json::to_vec_pretty(&stored)
@@ -224,11 +225,11 @@ impl EvidenceStore for FsStore {
     fn put<'a>(
         &'a self,
         meta: EvidenceMeta,
-        signature: String,
+        seal: Seal,
         stored_at: DateTime<Utc>,
         body: BodyStream<'a>,
     ) -> BoxFuture<'a, Result<Put, StoreError>> {
-        Box::pin(self.put_inner(meta, signature, stored_at, body))
+        Box::pin(self.put_inner(meta, seal, stored_at, body))
     }
 
     fn get<'a>(

@@ -114,7 +114,7 @@ async fn store_upload(
         .boxed();
     let put = gw
         .store
-        .put(meta, signature.to_owned(), bl_proto::time::now(), body)
+        .put(meta, signature.into(), bl_proto::time::now(), body)
         .await
         .map_err(store_error)?;
     Ok(match put {

@@ -34,11 +34,61 @@ pub struct StoredEvidence {
     pub v: u32,
     /// The signed metadata, as uploaded.
     pub meta: EvidenceMeta,
-    /// The edge's device signature over [`bl_proto::evidence::signing_payload`] of `meta`.
+    /// The signature over [`bl_proto::evidence::signing_payload`] of `meta`: the edge's device
+    /// key, or this gateway's own key for evidence the gateway made ([`Signer::Gateway`]).
     pub signature: String,
+    /// Whose key signed: absent (the edge) for uploads.
+    #[serde(default, skip_serializing_if = "Signer::is_edge")]
+    pub signer: Signer,
     /// When the gateway stored it.
     #[serde(with = "bl_proto::time::millis")]
     pub stored_at: DateTime<Utc>,
+}
+
+/// Whose key signed a blob's record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Signer {
+    /// The uploading edge's registered device key (`meta.edgeId` names the edge).
+    #[default]
+    Edge,
+    /// The gateway's own Ed25519 key (the one exports are signed with), for evidence the gateway
+    /// itself made, such as talk recordings ([`crate::voicerec`]); `meta.edgeId` then names the
+    /// gateway node.
+    Gateway,
+}
+
+impl Signer {
+    /// True for [`Signer::Edge`] (the default, left out of records).
+    pub fn is_edge(&self) -> bool {
+        *self == Signer::Edge
+    }
+}
+
+/// A signature and whose key made it, as [`EvidenceStore::put`] keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seal {
+    /// base64url Ed25519 signature over the signing payload.
+    pub signature: String,
+    /// Whose key.
+    pub signer: Signer,
+}
+
+impl From<String> for Seal {
+    /// An edge's signature.
+    fn from(signature: String) -> Self {
+        Self {
+            signature,
+            signer: Signer::Edge,
+        }
+    }
+}
+
+impl From<&str> for Seal {
+    /// An edge's signature.
+    fn from(signature: &str) -> Self {
+        signature.to_owned().into()
+    }
 }
 
 /// The bytes of an upload, streamed.
@@ -121,12 +171,12 @@ impl StoreError {
 /// concurrent uploads of the same hash and must never expose a blob whose record is not complete.
 pub trait EvidenceStore: Send + Sync + 'static {
     /// Stores `body` under `meta.sha256` if it hashes to it and has `meta.size` bytes. The caller has
-    /// verified `signature` already. If the hash is stored, returns [`Put::Existing`] without
+    /// verified (or made) the signature in `seal` already. If the hash is stored, returns [`Put::Existing`] without
     /// reading the body.
     fn put<'a>(
         &'a self,
         meta: EvidenceMeta,
-        signature: String,
+        seal: Seal,
         stored_at: DateTime<Utc>,
         body: BodyStream<'a>,
     ) -> BoxFuture<'a, Result<Put, StoreError>>;

@@ -28,7 +28,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPa
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    BodyStream, EvidenceStore, Put, RECORD_VERSION, ReadStream, StoreError, StoredEvidence,
+    BodyStream, EvidenceStore, Put, RECORD_VERSION, ReadStream, Seal, StoreError, StoredEvidence,
 };
 
 /// Part size of multipart uploads (S3's minimum is 5 MiB).
@@ -120,7 +120,7 @@ impl S3Store {
     async fn put_inner(
         &self,
         meta: EvidenceMeta,
-        signature: String,
+        seal: Seal,
         stored_at: DateTime<Utc>,
         body: BodyStream<'_>,
     ) -> Result<Put, StoreError> {
@@ -149,7 +149,8 @@ impl S3Store {
         let stored = StoredEvidence {
             v: RECORD_VERSION,
             meta,
-            signature,
+            signature: seal.signature,
+            signer: seal.signer,
             stored_at,
         };
         let json = serde_json::to_vec_pretty(&stored)
@@ -231,11 +232,11 @@ impl EvidenceStore for S3Store {
     fn put<'a>(
         &'a self,
         meta: EvidenceMeta,
-        signature: String,
+        seal: Seal,
         stored_at: DateTime<Utc>,
         body: BodyStream<'a>,
     ) -> BoxFuture<'a, Result<Put, StoreError>> {
-        Box::pin(self.put_inner(meta, signature, stored_at, body))
+        Box::pin(self.put_inner(meta, seal, stored_at, body))
     }
 
     fn get<'a>(

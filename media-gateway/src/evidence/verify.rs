@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bl_proto::VerifyingKey;
 use ed25519_dalek::Signature;
 
+use super::Signer;
 use super::export::{self, GATEWAY_PUB, MANIFEST, Manifest, SIGNATURE};
 use crate::durable::{hash_file, list_files};
 use crate::keyfile;
@@ -46,6 +47,14 @@ pub enum Problem {
         /// Why.
         detail: String,
     },
+    /// The signature of a blob the gateway made (a talk recording) does not verify with
+    /// `gateway.pub`.
+    BadGatewaySignature {
+        /// The blob's file.
+        file: String,
+        /// Why.
+        detail: String,
+    },
     /// A listed file name that could escape the export folder.
     UnsafePath(String),
 }
@@ -61,6 +70,9 @@ impl fmt::Display for Problem {
             Problem::GatewayKey(d) => write!(f, "gateway key: {GATEWAY_PUB}: {d}"),
             Problem::BadEdgeSignature { file, detail } => {
                 write!(f, "bad edge signature: {file}: {detail}")
+            }
+            Problem::BadGatewaySignature { file, detail } => {
+                write!(f, "bad gateway signature: {file}: {detail}")
             }
             Problem::UnsafePath(file) => write!(f, "unsafe file name in manifest: {file:?}"),
         }
@@ -166,6 +178,21 @@ pub fn verify(dir: &Path, trusted: Option<&VerifyingKey>) -> Report {
                     });
                 }
             }
+        }
+        if blob.signer == Signer::Gateway {
+            // Gateway-made evidence is signed by the gateway key that signed the manifest.
+            let checked = match &public {
+                None => Err("gateway.pub is missing or unreadable".to_owned()),
+                Some(key) => bl_proto::evidence::verify(&blob.meta(), &blob.edge_signature, key)
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(detail) = checked {
+                problems.push(Problem::BadGatewaySignature {
+                    file: blob.file.clone(),
+                    detail,
+                });
+            }
+            continue;
         }
         match &blob.edge_public_key {
             None => report.notes.push(format!(

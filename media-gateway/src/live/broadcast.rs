@@ -7,6 +7,9 @@
 //!
 //! dispatch has taken the floor of every camera named in the broadcast token; a leg taken over
 //! later (a supervisor talking to that one camera) just ends, the others carry on.
+//!
+//! The operator's voice is recorded once per broadcast ([`crate::voicerec`]), listing its
+//! cameras; the legs are not recorded on their own.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -22,6 +25,7 @@ use super::Live;
 use super::peer::PeerEvent;
 use super::talk::TalkError;
 use super::talk_peer::{TalkPacket, TalkPeer};
+use crate::voicerec::{Voice, VoiceKind, VoiceMeta};
 
 /// The broadcasts of this gateway (part of [`Live`]).
 #[derive(Default)]
@@ -65,13 +69,7 @@ impl Live {
             let (events_tx, events_rx) = mpsc::channel(16);
             // About 5 s of 20 ms frames, like a talker's own.
             let (packets_tx, packets_rx) = mpsc::channel(256);
-            let session = self.start_talk(
-                camera,
-                talker.clone(),
-                TalkPeer::detached(),
-                events_rx,
-                packets_rx,
-            )?;
+            let session = self.start_talk_leg(camera, talker.clone(), events_rx, packets_rx)?;
             legs.push(Leg {
                 camera: camera.clone(),
                 session,
@@ -79,6 +77,16 @@ impl Live {
                 packets: packets_tx,
             });
         }
+        // One recording of the operator's voice for the whole broadcast, listing its cameras.
+        let voice = self.voice.get().and_then(|v| {
+            v.start(VoiceMeta {
+                kind: VoiceKind::Broadcast,
+                talker: claims.sub.clone(),
+                cameras: claims.cameras.clone(),
+                broadcast: Some(claims.broadcast),
+                premises: false,
+            })
+        });
         let id = hex::encode(rand::random::<[u8; 16]>());
         let session = Arc::new(Session {
             broadcast: claims.broadcast,
@@ -98,8 +106,11 @@ impl Live {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 tracing::info!("broadcast started");
-                let reason = fan_out(events, packets, &legs, &session.stop).await;
+                let reason = fan_out(events, packets, &legs, &session.stop, voice.as_deref()).await;
                 tracing::info!(reason, "broadcast ended");
+                if let Some(voice) = voice {
+                    tokio::spawn(voice.finish());
+                }
                 peer.close().await;
                 for leg in &legs {
                     live.end_talk_session(&leg.camera, &leg.session);
@@ -167,6 +178,7 @@ async fn fan_out(
     mut packets: mpsc::Receiver<TalkPacket>,
     legs: &[Leg],
     stop: &CancellationToken,
+    voice: Option<&Voice>,
 ) -> &'static str {
     loop {
         tokio::select! {
@@ -183,6 +195,9 @@ async fn fan_out(
             }
             p = packets.recv() => {
                 let Some(p) = p else { return "the operator's audio ended" };
+                if let Some(v) = voice {
+                    v.push_center(&super::talk::rtp_packet(0, p.seq, p.timestamp, p.marker, &p.payload));
+                }
                 for leg in legs {
                     // A full leg is behind: drop (live audio), as a talker's own channel does.
                     let _ = leg.packets.try_send(p.clone());

@@ -86,6 +86,8 @@ pub struct Live {
     pub transcodes: transcode::Transcodes,
     /// Broadcasts: one WHIP ingest fanned out to many cameras' talk channels.
     pub broadcasts: broadcast::Broadcasts,
+    /// Where talk and broadcast recordings go; unset: not recorded (no gateway signing key).
+    pub voice: std::sync::OnceLock<Arc<crate::voicerec::VoiceRecordings>>,
     /// WHEP sessions opened since start.
     pub sessions_opened: AtomicU64,
     /// Packets sent to viewers.
@@ -128,6 +130,7 @@ impl Live {
             talks: talk::Talks::default(),
             transcodes: transcode::Transcodes::default(),
             broadcasts: broadcast::Broadcasts::default(),
+            voice: std::sync::OnceLock::new(),
             sessions_opened: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
             packets_skipped: AtomicU64::new(0),

@@ -31,6 +31,8 @@ use super::peer::PeerEvent;
 use super::push::PushServer;
 use super::talk_peer::{OPUS_PAYLOAD_TYPE, TalkPacket, TalkPeer};
 use super::talk_rtsp::TalkFeed;
+use crate::voicerec::{Voice, VoiceKind, VoiceMeta};
+use bl_proto::stream::Stream;
 
 /// 20 ms at 48 kHz: the timestamp step put between two talkers' audio.
 const FRAME_TICKS: u32 = 960;
@@ -155,7 +157,7 @@ impl Rewriter {
 }
 
 /// An RTP packet (RFC 3550, no CSRC, no extension) with the talk payload type.
-fn rtp_packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+pub(super) fn rtp_packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + payload.len());
     out.push(0x80);
     out.push(OPUS_PAYLOAD_TYPE | if marker { 0x80 } else { 0 });
@@ -181,6 +183,7 @@ impl Live {
     /// Starts a talk session of `talker` on `camera`, taking the channel over from any earlier
     /// talker, and runs it in the background until DELETE, disconnection, takeover or shutdown.
     /// Returns its id.
+    /// The session is recorded with the camera's own sound ([`crate::voicerec`]).
     pub fn start_talk(
         self: &Arc<Self>,
         camera: &CameraId,
@@ -188,6 +191,30 @@ impl Live {
         peer: TalkPeer,
         events: mpsc::Receiver<PeerEvent>,
         packets: mpsc::Receiver<TalkPacket>,
+    ) -> Result<String, TalkError> {
+        self.open_talk(camera, talker, peer, events, packets, true)
+    }
+
+    /// A broadcast's leg of `camera`: a talk session that is not recorded on its own (the
+    /// broadcast records the operator's voice once).
+    pub(super) fn start_talk_leg(
+        self: &Arc<Self>,
+        camera: &CameraId,
+        talker: String,
+        events: mpsc::Receiver<PeerEvent>,
+        packets: mpsc::Receiver<TalkPacket>,
+    ) -> Result<String, TalkError> {
+        self.open_talk(camera, talker, TalkPeer::detached(), events, packets, false)
+    }
+
+    fn open_talk(
+        self: &Arc<Self>,
+        camera: &CameraId,
+        talker: String,
+        peer: TalkPeer,
+        events: mpsc::Receiver<PeerEvent>,
+        packets: mpsc::Receiver<TalkPacket>,
+        record: bool,
     ) -> Result<String, TalkError> {
         let push = self.push.clone().ok_or(TalkError::NoRtspServer)?;
         let id = hex::encode(rand::random::<[u8; 16]>());
@@ -240,15 +267,25 @@ impl Live {
             channel
         };
         self.talks.sessions_opened.fetch_add(1, Relaxed);
+        let recording = if record {
+            self.record_talk(camera, &talker)
+        } else {
+            None
+        };
         let live = self.clone();
         let span = tracing::info_span!("whip", camera = %camera, session = %id);
         let id2 = id.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 tracing::info!(talker = %talker, "talker joined");
+                let voice = recording.as_ref().map(|(v, _)| v.as_ref());
                 let reason = live
-                    .forward_talk(&channel, &id2, generation, events, packets, &stop)
+                    .forward_talk(&channel, &id2, generation, events, packets, &stop, voice)
                     .await;
+                if let Some((voice, premises)) = recording {
+                    premises.cancel();
+                    tokio::spawn(voice.finish());
+                }
                 peer.close().await;
                 live.end_talk(&push, &channel, &id2, reason).await;
             },
@@ -257,7 +294,90 @@ impl Live {
         Ok(id)
     }
 
+    /// Starts recording a talk session of `talker` on `camera` with the camera's own sound,
+    /// if this gateway records; the token stops the premises feed.
+    fn record_talk(
+        self: &Arc<Self>,
+        camera: &CameraId,
+        talker: &str,
+    ) -> Option<(Arc<Voice>, CancellationToken)> {
+        let voice = self.voice.get()?.start(VoiceMeta {
+            kind: VoiceKind::Talk,
+            talker: talker.to_owned(),
+            cameras: vec![camera.clone()],
+            broadcast: None,
+            premises: true,
+        })?;
+        let stop = CancellationToken::new();
+        tokio::spawn(
+            self.clone()
+                .feed_premises(camera.clone(), voice.clone(), stop.clone()),
+        );
+        Some((voice, stop))
+    }
+
+    /// Feeds the camera's own audio (the Opus the gateway makes for viewers, [`super::audio`])
+    /// into `voice` until `stop`, opening the camera's stream if nobody watches. A camera without
+    /// audio, or whose stream cannot be opened, leaves the premises side silent and says why.
+    async fn feed_premises(
+        self: Arc<Self>,
+        camera: CameraId,
+        voice: Arc<Voice>,
+        stop: CancellationToken,
+    ) {
+        let source = match self.sources.source(&camera).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return voice.premises_absent("the camera has no video source on this gateway");
+            }
+            Err(e) => return voice.premises_absent(format!("the camera's source is unknown: {e}")),
+        };
+        if matches!(source, super::source::Source::Edge { .. }) {
+            // An edge's push carries video only: asking it to push would bring no sound.
+            return voice.premises_absent(
+                "the camera's edge box sends video only: its sound does not reach the gateway",
+            );
+        }
+        let joined = tokio::select! {
+            () = stop.cancelled() => return voice.premises_absent("the talk ended before the camera's stream opened"),
+            j = self.join(&camera, Stream::Main, &source, true) => j,
+        };
+        let (relay, mut joined) = match joined {
+            Ok(j) => j,
+            Err(e) => {
+                let why = match e {
+                    super::StartError::PushNotSupported => {
+                        "this gateway cannot receive the camera's push".to_owned()
+                    }
+                    super::StartError::UnsupportedCodec(c) => {
+                        format!("the camera's video codec {c} is not supported")
+                    }
+                    super::StartError::Offline(r) => {
+                        format!("the camera's stream could not be opened: {r}")
+                    }
+                };
+                return voice.premises_absent(why);
+            }
+        };
+        if relay.has_audio() {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    p = joined.audio.recv() => match p {
+                        Ok(p) => voice.push_premises(&p),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                }
+            }
+        } else {
+            voice.premises_absent("the camera has no audio");
+        }
+        self.leave(&relay);
+    }
+
     /// Forwards a talker's packets until the session stops; returns why it ended.
+    #[allow(clippy::too_many_arguments)]
     async fn forward_talk(
         &self,
         channel: &Channel,
@@ -266,6 +386,7 @@ impl Live {
         mut events: mpsc::Receiver<PeerEvent>,
         mut packets: mpsc::Receiver<TalkPacket>,
         stop: &CancellationToken,
+        voice: Option<&Voice>,
     ) -> String {
         let connect_deadline = tokio::time::sleep(CONNECT_TIMEOUT);
         tokio::pin!(connect_deadline);
@@ -288,6 +409,9 @@ impl Live {
                     }
                     self.talks.packets_in.fetch_add(1, Relaxed);
                     channel.packets_in.fetch_add(1, Relaxed);
+                    if let Some(v) = voice {
+                        v.push_center(&rtp_packet(0, p.seq, p.timestamp, p.marker, &p.payload));
+                    }
                     let rtp = channel.rewriter.lock().unwrap_or_else(|e| e.into_inner()).rewrite(generation, &p);
                     channel.feed.send(&rtp);
                 }

@@ -68,6 +68,30 @@ export interface Incident {
   clock?: Clock | null
 }
 
+/** A talk or broadcast recording of an incident (POST /api/incidents/{id}/voice-recordings). */
+export interface VoiceRecording {
+  sha256: string
+  size: number
+  contentType: string
+  kind: 'talk' | 'broadcast' | 'ptt'
+  talkerName: string
+  node: string
+  cameras: string[]
+  incidentId: string | null
+  broadcastId: string | null
+  startedAt: string
+  endedAt: string
+  /** which sides carry sound: center (left channel), premises (right channel) */
+  directions: string[]
+  premisesNote: string | null
+  /** the gateway URL, token included, until `expiresAt` */
+  url: string
+}
+export interface VoiceRecordings {
+  items: VoiceRecording[]
+  expiresAt: string | null
+}
+
 export interface TimelineEntry {
   seq: number
   at: string

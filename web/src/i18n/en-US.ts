@@ -141,6 +141,7 @@ const en: typeof zh = {
     clockAtRisk: 'clock at risk', clockOverdue: 'clock overdue', healthReported: 'reported to health authority',
     recheck: 're-check requested', recheckPassed: 're-check passed', recheckFailed: 're-check failed', recheckTimedOut: 're-check timed out',
     voiceWarning: 'automatic voice warning', voiceWarningFailed: 'automatic voice warning not played',
+    voiceRecorded: 'talk recorded',
   },
   target: { team: 'team', townOfficers: 'town officers', districtSupervisors: 'district supervisors' },
   state: {
@@ -309,6 +310,9 @@ const en: typeof zh = {
     taken: 'In use: {name} is talking', takeover: 'Take over', takenOver: 'A supervisor took over; your talk ended',
     edgeUnreachable: 'The site box does not answer: {reason}', noMic: 'Microphone unavailable: {message}', error: 'Talk failed: {message}',
     spaceHint: 'Holding the space bar talks too',
+    // the recording of a talk on the incident's timeline (components/TimelineList.vue)
+    play: 'Play the recording', recordingUnavailable: 'The recording cannot be played: {message}',
+    recordingArriving: 'The recording is still being stored; try again shortly',
   },
   // timeline notes dispatch writes as codes (src/i18n/timeline.ts, src/lib/timeline.ts)
   timeline: timelineTexts['en-US'],

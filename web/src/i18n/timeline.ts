@@ -24,10 +24,15 @@ const zhCN = {
     recheckTimedOut: '边缘设备 {edge} 未在时限内回复摄像头复检',
     falseAlarm: '误报：{reason}',
     endex: '演练结束 ENDEX（{exercise}）：升级和时限已停止',
+    voiceRecorded: '{kind}已录音：{talker} → {cameras}，时长 {secs}，{directions}',
   },
+  // what a voice recording was (voiceRecorded)
+  voiceKind: { talk: '喊话', broadcast: '广播', ptt: '对讲' },
   // pieces some notes add
   part: {
     drill: '（演练 {exercise}）',
+    bothDirections: '双向（左声道指挥中心，右声道现场）',
+    operatorOnly: '仅指挥中心一方（现场无声音）',
     said: '：{text}',
     remark: '；{text}',
     grid: '，网格 {grid}',
@@ -63,9 +68,14 @@ const enUS: typeof zhCN = {
     recheckTimedOut: 'edge {edge} did not answer the camera re-check in time',
     falseAlarm: 'false alarm: {reason}',
     endex: 'ENDEX ({exercise}): escalation and clocks stopped',
+    voiceRecorded: '{kind} recorded: {talker} to {cameras}, {secs}, {directions}',
   },
+  // what a voice recording was (voiceRecorded)
+  voiceKind: { talk: 'Talk-down', broadcast: 'Broadcast', ptt: 'Push-to-talk' },
   part: {
     drill: ' (drill {exercise})',
+    bothDirections: 'both directions (left: command center, right: premises)',
+    operatorOnly: 'command center only (no sound from the premises)',
     said: ': {text}',
     remark: '; {text}',
     grid: ', grid {grid}',

@@ -141,6 +141,7 @@ export default {
     clockAtRisk: '时限预警', clockOverdue: '时限超时', healthReported: '已报卫健',
     recheck: '申请复检', recheckPassed: '复检通过', recheckFailed: '复检未通过', recheckTimedOut: '复检超时',
     voiceWarning: '自动语音提醒', voiceWarningFailed: '自动语音提醒未播放',
+    voiceRecorded: '通话录音',
   },
   target: { team: '责任组', townOfficers: '镇街负责人', districtSupervisors: '区局值班领导' },
   state: {
@@ -309,6 +310,9 @@ export default {
     taken: '他人占用：{name} 正在通话', takeover: '接管', takenOver: '已被主管接管，通话结束',
     edgeUnreachable: '现场设备未响应：{reason}', noMic: '无法使用麦克风：{message}', error: '对讲失败：{message}',
     spaceHint: '按住空格键也可说话',
+    // the recording of a talk on the incident's timeline (components/TimelineList.vue)
+    play: '播放录音', recordingUnavailable: '录音无法播放：{message}',
+    recordingArriving: '录音仍在保存中，请稍后再试',
   },
   // timeline notes dispatch writes as codes (src/i18n/timeline.ts, src/lib/timeline.ts)
   timeline: timelineTexts['zh-CN'],

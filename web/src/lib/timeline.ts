@@ -90,6 +90,11 @@ export function noteText(e: NoteEntry, w: NoteWords): string {
     case 'falseAlarm':
       if (p.note) tail = w.t('timeline.part.remark', { text: str(p.note) })
       break
+    case 'voiceRecorded':
+      values.kind = word(w, 'timeline.voiceKind', p.kind)
+      values.secs = duration(w, p.secs)
+      values.directions = w.t(p.premises ? 'timeline.part.bothDirections' : 'timeline.part.operatorOnly')
+      break
   }
   const drill = p.exercise && code !== 'endex' ? w.t('timeline.part.drill', { exercise: str(p.exercise) }) : ''
   return w.t(`timeline.note.${code}`, values) + drill + tail

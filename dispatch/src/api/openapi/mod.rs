@@ -121,6 +121,9 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::voice::audio_file,
         super::voice::rules,
         super::voice::set_rules,
+        // talk and broadcast recordings
+        super::voice_recordings::report,
+        super::voice_recordings::list,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -1,0 +1,270 @@
+//! Voice recordings (issue 7 item 6): `POST /internal/voice-recordings`, where the gateway that
+//! recorded a talk-down or broadcast reports the stored, gateway-signed `audio` blob (retried
+//! until accepted, so taken twice without harm: the blob's SHA-256 is the key), and
+//! `POST /api/incidents/{id}/voice-recordings`, the incident's recordings with short-lived URLs
+//! the browser plays straight from the gateway's evidence store (`<audio>`, HTTP Range), like
+//! `POST /api/incidents/{id}/evidence` ([`super::evidence`]).
+//!
+//! A talk is linked to the incident its floor holding was taken for (`talk_sessions.incident_id`,
+//! set when the talk button was pressed on an incident) and written on that incident's timeline
+//! with note code `voiceRecorded`.
+
+use super::Path;
+use super::field::parse;
+use super::live_push::owned_camera;
+use super::media::{Signed, media_config, sign};
+use crate::AppState;
+use crate::audit::{Action, Audit, Event};
+use crate::auth::service::ServiceCaller;
+use crate::auth::{Caller, Role};
+use crate::error::{Error, Result};
+use crate::field::access;
+use crate::incident::note::Note;
+use crate::incident::store::{self, Entry};
+use crate::incident::{Actor, IncidentId};
+use crate::intercom::recording::{self, Recording, Report};
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bl_proto::CameraId;
+use bl_proto::token::MediaAction;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The answer to a report.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Reported {
+    pub sha256: String,
+    /// False when the blob was reported before (nothing changed).
+    pub stored: bool,
+    /// The incident it was linked to, if any.
+    pub incident_id: Option<Uuid>,
+}
+
+/// `POST /internal/voice-recordings`
+#[utoipa::path(
+    post,
+    path = "/internal/voice-recordings",
+    summary = "Report a talk or broadcast recording the gateway stored as evidence",
+    request_body = Report,
+    responses(
+        (status = 201, description = "Stored, and on the incident's timeline if the talk was started from one", body = Reported),
+        (status = 200, description = "Reported before: nothing changed", body = Reported),
+        (status = 400, description = "`invalid_body` or `invalid_field`: the report is malformed"),
+        (status = 403, description = "`not_owner`: the first camera belongs to another gateway node"),
+        (status = 404, description = "`not_found`: no such camera"),
+    )
+)]
+pub async fn report(
+    State(app): State<Arc<AppState>>,
+    Extension(service): Extension<ServiceCaller>,
+    audit: Audit,
+    super::Json(body): super::Json<Value>,
+) -> Result<(StatusCode, axum::Json<Reported>)> {
+    let r: Report = parse(body)?;
+    r.check().map_err(|(f, m)| Error::invalid_field(f, m))?;
+    // The blob is stored under the first camera at the node that owns it: only that node reports.
+    let (_, _, town) = owned_camera(&app, &service, &r.cameras[0]).await?;
+    let mut tx = app.pool.begin().await?;
+    let talker_id = Uuid::parse_str(&r.talker).ok();
+    let user: Option<(Uuid, String, String, String)> = match talker_id {
+        Some(id) => {
+            sqlx::query_as("SELECT id, username, display_name, role FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => None,
+    };
+    let talker_name = user
+        .as_ref()
+        .map_or_else(|| r.talker.clone(), |u| u.2.clone());
+    let incident = match (&user, r.kind.as_str()) {
+        (Some(u), "talk") => recording::incident_of_talk(&mut tx, &r.cameras[0], u.0, &r).await?,
+        _ => None,
+    };
+    let broadcast = match r.broadcast {
+        Some(b) => {
+            sqlx::query_scalar::<_, Uuid>("SELECT id FROM broadcasts WHERE id = $1")
+                .bind(b)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => None,
+    };
+    let now = app.now();
+    let stored = recording::insert(
+        &mut tx,
+        &r,
+        service.node.as_str(),
+        user.as_ref().map(|u| u.0),
+        &talker_name,
+        incident,
+        broadcast,
+        now,
+    )
+    .await?;
+    let answer = Reported {
+        sha256: r.sha256.clone(),
+        stored,
+        incident_id: incident,
+    };
+    if !stored {
+        return Ok((StatusCode::OK, axum::Json(answer)));
+    }
+    if let Some(incident) = incident {
+        let actor = match &user {
+            Some((id, username, _, role)) => match Role::parse(role) {
+                Some(role) => Actor::User {
+                    id: *id,
+                    username: username.clone(),
+                    role,
+                },
+                None => Actor::System,
+            },
+            None => Actor::System,
+        };
+        let premises = r.directions.iter().any(|d| d == "premises");
+        let mut entry = Entry::note(
+            now,
+            &actor,
+            "voiceRecorded",
+            format!(
+                "{} by {talker_name} to {} recorded ({} s, {})",
+                r.kind,
+                r.cameras.join(", "),
+                r.seconds(),
+                if premises {
+                    "both directions".to_owned()
+                } else {
+                    format!(
+                        "operator only: {}",
+                        r.premises_note.as_deref().unwrap_or("no premises sound")
+                    )
+                }
+            ),
+        )
+        .with(Note::new(
+            "voiceRecorded",
+            json!({"kind": r.kind, "talker": talker_name, "cameras": r.cameras.join(", "),
+                   "secs": r.seconds(), "premises": premises}),
+        ));
+        entry.refs = json!({"voiceRecording": {
+            "sha256": r.sha256, "kind": r.kind, "cameras": r.cameras, "directions": r.directions,
+            "premisesNote": r.premises_note, "startedAt": r.started_at, "endedAt": r.ended_at}});
+        store::append(&mut tx, incident, &entry).await?;
+    }
+    let event = Event::new(Action::VoiceRecorded)
+        .object("voiceRecording", &r.sha256)
+        .town(town)
+        .details(json!({"kind": r.kind, "talker": r.talker, "cameras": r.cameras,
+                        "incident": incident, "broadcast": broadcast, "size": r.size,
+                        "directions": r.directions, "startedAt": r.started_at, "endedAt": r.ended_at}));
+    audit.append(&mut tx, &app, event).await?;
+    tx.commit().await?;
+    tracing::info!(sha256 = %r.sha256, kind = %r.kind, incident = ?incident, "voice recording reported");
+    Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+/// One recording of the incident, with its URL.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingItem {
+    #[serde(flatten)]
+    pub recording: Recording,
+    /// `GET` it from the gateway (token included) until `expiresAt`.
+    pub url: String,
+}
+
+/// The answer of `POST /api/incidents/{id}/voice-recordings`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recordings {
+    /// Oldest first.
+    pub items: Vec<RecordingItem>,
+    /// When the URLs' tokens expire (ask again after).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/incidents/{id}/voice-recordings`
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/voice-recordings",
+    summary = "Get the incident's talk recordings with short-lived URLs",
+    params(("id" = Uuid, Path, description = "The incident's id")),
+    responses(
+        (status = 200, description = "The recordings (stereo Opus/WebM: left the command center, right the premises), each with a gateway URL carrying a media token", body = Recordings),
+        (status = 404, description = "`not_found`: no such incident"),
+        (status = 503, description = "`media_not_configured`: no `[media]` section"),
+    )
+)]
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    audit: Audit,
+    Path(id): Path<IncidentId>,
+) -> Result<axum::Json<Recordings>> {
+    let mut conn = app.pool.acquire().await?;
+    let incident = store::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| Error::not_found("incident"))?;
+    access::check_incident(&mut conn, &caller, &incident).await?;
+    let found = recording::of_incident(&mut conn, id).await?;
+    drop(conn);
+    if found.is_empty() {
+        return Ok(axum::Json(Recordings {
+            items: Vec::new(),
+            expires_at: None,
+        }));
+    }
+    let media = media_config(&app)?;
+    // One token per camera serves all of its recordings.
+    let mut tokens: BTreeMap<String, Signed> = BTreeMap::new();
+    for r in &found {
+        if tokens.contains_key(&r.cameras[0]) {
+            continue;
+        }
+        let camera = CameraId::new(r.cameras[0].clone())
+            .map_err(|e| Error::internal("camera id of a recording", e))?;
+        let signed = sign(&app, media, &caller, camera, MediaAction::View, None)?;
+        tokens.insert(r.cameras[0].clone(), signed);
+    }
+    let issued: Vec<_> = tokens
+        .iter()
+        .map(|(camera, s)| json!({"camera": camera, "node": s.claims.node.as_str(), "jti": s.claims.jti, "exp": s.claims.exp}))
+        .collect();
+    // The grant is recorded before it is handed out: no token leaves without its audit row.
+    audit
+        .record(
+            &app,
+            Event::new(Action::EvidenceView)
+                .object("incident", id)
+                .town(&incident.town_id)
+                .details(json!({"voiceRecordings": found.len(), "tokens": issued})),
+        )
+        .await?;
+    let expires_at = tokens
+        .values()
+        .map(|s| s.claims.exp)
+        .min()
+        .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0));
+    let items = found
+        .into_iter()
+        .map(|recording| {
+            let signed = &tokens[&recording.cameras[0]];
+            RecordingItem {
+                url: format!(
+                    "{}/evidence/{}?access_token={}",
+                    signed.base, recording.sha256, signed.token
+                ),
+                recording,
+            }
+        })
+        .collect();
+    Ok(axum::Json(Recordings { items, expires_at }))
+}

@@ -1,0 +1,147 @@
+//! Talk recordings reported by the gateway (issue 7 item 6), against the real server and
+//! PostgreSQL: an operator takes a camera's floor from an incident; the owning gateway reports the
+//! stored recording; it lands once on that incident's timeline with note code `voiceRecorded`
+//! (a second report of the same SHA-256 changes nothing), is audited, and the incident's
+//! recordings come with a gateway URL carrying a view token for the camera. Another node, a bad
+//! report and a stranger are refused.
+
+mod common;
+
+use bl_proto::token::{self, MediaAction};
+use common::gateway::{GATEWAYS, internal_post, media_with_services, owner};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const CAM: &str = "zt-kitchen-rec";
+
+fn report(talker: &str, sha: &str) -> Value {
+    json!({
+        "v": 1, "sha256": sha, "size": 48_213, "contentType": "audio/webm", "kind": "talk",
+        "talker": talker, "cameras": [CAM], "broadcast": null,
+        "startedAt": "2026-11-24T08:00:00.000Z", "endedAt": "2026-11-24T08:00:12.000Z",
+        "directions": ["center", "premises"], "premisesNote": null
+    })
+}
+
+#[tokio::test]
+async fn a_reported_talk_recording_is_on_its_incidents_timeline_once_with_a_playable_url() {
+    let (db, _dir, server, mut admin) = setup_with(|c| c.media = Some(media_with_services())).await;
+    let (status, p) = create_premises(&mut admin, "zhaitang", "斋堂镇中心小学食堂").await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    insert_camera(&db, p["id"].as_str().unwrap(), CAM, true).await;
+    create_user(&mut admin, "op-rec", "operator", Some(&["zhaitang"])).await;
+    let mut op = server.client();
+    assert_eq!(op.login("op-rec", USER_PASSWORD).await.0, StatusCode::OK);
+    let (status, incident) = op
+        .post(
+            "/api/incidents",
+            json!({"source": "manual", "townId": "zhaitang", "address": "斋堂镇录音街1号", "kind": "rodent"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let incident_id = incident["id"].as_str().unwrap().to_owned();
+
+    // The talk is started from the incident: its floor holding names it.
+    let (status, grant) = op
+        .post(
+            &format!("/api/cameras/{CAM}/talk"),
+            json!({"incidentId": incident_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    let now = chrono::Utc::now();
+    let talker = token::verify(
+        grant["token"].as_str().unwrap(),
+        &media_public_key(),
+        now.timestamp(),
+    )
+    .unwrap()
+    .sub;
+    // The recording's times are the gateway's: near the holding.
+    let sha = "c".repeat(64);
+    let mut body = report(&talker, &sha);
+    body["startedAt"] = json!(now.to_rfc3339());
+    body["endedAt"] = json!((now + chrono::Duration::seconds(12)).to_rfc3339());
+
+    // Only the camera's owner reports it; a malformed report names its field.
+    let node = owner(CAM);
+    let other = GATEWAYS.iter().map(|g| g.0).find(|n| *n != node).unwrap();
+    let (status, refused) =
+        internal_post(&server, "/internal/voice-recordings", other, body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_owner");
+    let mut bad = body.clone();
+    bad["directions"] = json!(["left"]);
+    let (status, refused) = internal_post(&server, "/internal/voice-recordings", &node, bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("directions"),
+        "{refused}"
+    );
+
+    let (status, first) =
+        internal_post(&server, "/internal/voice-recordings", &node, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["stored"], true);
+    assert_eq!(first["incidentId"].as_str(), Some(incident_id.as_str()));
+    // The gateway retries until it hears back: a second report changes nothing.
+    let (status, again) = internal_post(&server, "/internal/voice-recordings", &node, body).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["stored"], false);
+
+    let (status, detail) = op.get(&format!("/api/incidents/{incident_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let recorded: Vec<&Value> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["noteCode"] == "voiceRecorded")
+        .collect();
+    assert_eq!(recorded.len(), 1, "{}", detail["timeline"]);
+    let entry = recorded[0];
+    assert_eq!(entry["actor"], "op-rec");
+    assert_eq!(entry["noteParams"]["secs"], 12);
+    assert_eq!(entry["noteParams"]["premises"], true);
+    assert_eq!(entry["refs"]["voiceRecording"]["sha256"], sha);
+    assert_eq!(
+        entry["refs"]["voiceRecording"]["directions"],
+        json!(["center", "premises"])
+    );
+
+    // Playback: a gateway URL with a view token for the camera, audited.
+    let (status, list) = op
+        .post(
+            &format!("/api/incidents/{incident_id}/voice-recordings"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["sha256"], sha);
+    assert_eq!(items[0]["cameras"], json!([CAM]));
+    let url = items[0]["url"].as_str().unwrap();
+    let base = GATEWAYS.iter().find(|g| g.0 == node).unwrap().1;
+    assert!(
+        url.starts_with(&format!("{base}/evidence/{sha}?access_token=")),
+        "{url}"
+    );
+    let token = url.split("access_token=").nth(1).unwrap();
+    let claims = token::verify(token, &media_public_key(), chrono::Utc::now().timestamp()).unwrap();
+    assert_eq!(claims.action, MediaAction::View);
+    assert_eq!(claims.camera.as_str(), CAM);
+    assert_eq!(claims.node.as_str(), node);
+
+    let pool = db.pool().await;
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action IN ('voice.recorded', 'evidence.view') ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, ["voice.recorded", "evidence.view"]);
+}

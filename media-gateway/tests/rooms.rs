@@ -1,6 +1,8 @@
 //! Consult rooms through the gateway with webrtc-rs clients standing in for browsers: sixteen
 //! participants send a tone each, a seventeenth is refused, and a listener subscribed to one of
-//! them receives that participant's Opus packets as sent (forwarded, not transcoded).
+//! them receives that participant's Opus packets as sent (forwarded, not transcoded). In an
+//! incident's voice channel only the holder of a floor grant is heard, and a newer grant (a
+//! supervisor's take-over) silences the older one at once.
 
 mod common;
 
@@ -8,9 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use bl_proto::token::MediaAction;
+use bl_proto::floor_token::{self, FloorClaims};
+use bl_proto::token::{self, MediaAction, MediaClaims};
 use common::whip::{self, CLIENT_OPUS_PT};
-use common::{NODE, TestGateway, error_code, token_for};
+use common::{NODE, TestGateway, dispatch_key, error_code, token_for};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -212,5 +215,186 @@ async fn sixteen_participants_fit_a_seventeenth_is_refused_and_a_listener_hears_
     talkers.push(whip::talk_at(&client, base, &format!("/rooms/{ROOM}/whip"), &token, 300).await);
     assert_eq!(participants(&client, &gw, &token).await.len(), 16);
     let _ = pc.close().await;
+    gw.stop().await;
+}
+
+const VOICE: &str = "voice-0190aa00bb";
+
+/// A room token for `sub` (dispatch writes `user:{username}`).
+fn room_token(room: &str, sub: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = MediaClaims {
+        sub: sub.into(),
+        camera: room.parse().unwrap(),
+        action: MediaAction::Room,
+        node: NODE.parse().unwrap(),
+        stream: None,
+        iat: now - 5,
+        exp: now + 300,
+        jti: uuid::Uuid::now_v7().to_string(),
+    };
+    token::sign(&claims, &dispatch_key())
+}
+
+/// A floor grant as dispatch signs it for holding `session`.
+fn floor_grant(room: &str, sub: &str, session: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = FloorClaims {
+        sub: sub.into(),
+        room: room.parse().unwrap(),
+        floor_session: session,
+        node: NODE.parse().unwrap(),
+        iat: now - 5,
+        exp: now + 120,
+        jti: uuid::Uuid::now_v7().to_string(),
+    };
+    floor_token::sign(&claims, &dispatch_key())
+}
+
+/// A listener subscribed to participant `id` of `room`.
+async fn listen(
+    client: &reqwest::Client,
+    base: &str,
+    room: &str,
+    id: &str,
+    token: &str,
+) -> (Arc<dyn PeerConnection>, Arc<Heard>) {
+    let heard = Arc::new(Heard::default());
+    let (pc, sdp) = listener_offer(heard.clone()).await;
+    let r = whip::post(
+        client,
+        &format!("{base}/rooms/{room}/whep/{id}"),
+        Some(token),
+        sdp,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    pc.set_remote_description(RTCSessionDescription::answer(r.text().await.unwrap()).unwrap())
+        .await
+        .unwrap();
+    (pc, heard)
+}
+
+/// Waits (generously: a loaded machine) until `heard` passes `count` packets.
+async fn until_heard(heard: &Heard, count: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while heard.packets.load(Relaxed) < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        heard.packets.load(Relaxed) >= count,
+        "{what}: {} packets",
+        heard.packets.load(Relaxed)
+    );
+}
+
+async fn put_floor(
+    client: &reqwest::Client,
+    talker: &whip::Talker,
+    grant: &str,
+) -> reqwest::Response {
+    client
+        .put(format!("{}/floor", talker.location))
+        .bearer_auth(grant)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_voice_channel_only_the_floor_holder_is_forwarded_and_a_takeover_silences_the_other() {
+    let gw = TestGateway::start().await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let (field, supervisor) = ("user:field1", "user:super1");
+    let path = format!("/rooms/{VOICE}/whip");
+    let a = whip::talk_at(&client, base, &path, &room_token(VOICE, field), 440).await;
+    let b = whip::talk_at(&client, base, &path, &room_token(VOICE, supervisor), 880).await;
+    let op = room_token(VOICE, "user:op1");
+    let id_of = |t: &whip::Talker| t.location.rsplit('/').next().unwrap().to_owned();
+    let (_pa, heard_a) = listen(&client, base, VOICE, &id_of(&a), &op).await;
+    let (_pb, heard_b) = listen(&client, base, VOICE, &id_of(&b), &op).await;
+
+    // Nobody holds the floor: both send, neither is forwarded. The field user takes the floor.
+    let r = put_floor(&client, &a, &floor_grant(VOICE, field, 7)).await;
+    assert_eq!(r.status(), 201);
+    until_heard(&heard_a, 50, "the holder's listener").await;
+    assert_eq!(
+        heard_b.packets.load(Relaxed),
+        0,
+        "a non-holder was forwarded"
+    );
+
+    // A grant is bound to its talker, and a consult room has no floor.
+    let r = put_floor(&client, &b, &floor_grant(VOICE, field, 8)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(r).await, "floor_not_yours");
+    let v: serde_json::Value = client
+        .get(gw.url(&format!("/rooms/{VOICE}")))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["floor"]["participant"], id_of(&a));
+    assert_eq!(v["floor"]["floorSession"], 7);
+
+    // The supervisor takes over (a newer holding): the field user is silenced at once.
+    let r = put_floor(&client, &b, &floor_grant(VOICE, supervisor, 8)).await;
+    assert_eq!(r.status(), 201);
+    until_heard(&heard_b, 50, "the supervisor's listener").await;
+    let a_then = heard_a.packets.load(Relaxed);
+    until_heard(
+        &heard_b,
+        heard_b.packets.load(Relaxed) + 50,
+        "the supervisor's listener",
+    )
+    .await;
+    // A packet or two may have been in flight at the take-over; a second of audio is 50.
+    assert!(
+        heard_a.packets.load(Relaxed) <= a_then + 2,
+        "the superseded talker was still forwarded: {} after {a_then}",
+        heard_a.packets.load(Relaxed)
+    );
+    // Their old grant does not bring them back.
+    let r = put_floor(&client, &a, &floor_grant(VOICE, field, 7)).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "floor_superseded");
+
+    // The supervisor lets go: nobody is forwarded any more.
+    let r = client
+        .delete(format!("{}/floor", b.location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let b_then = heard_b.packets.load(Relaxed);
+    // The field user asks again (a new holding) and is heard; the supervisor no longer.
+    let r = put_floor(&client, &a, &floor_grant(VOICE, field, 9)).await;
+    assert_eq!(r.status(), 201);
+    until_heard(
+        &heard_a,
+        heard_a.packets.load(Relaxed) + 50,
+        "the field user again",
+    )
+    .await;
+    assert!(heard_b.packets.load(Relaxed) <= b_then + 2);
+
+    // In a consult room everyone is heard and a floor grant means nothing.
+    let c = whip::talk_at(
+        &client,
+        base,
+        &format!("/rooms/{ROOM}/whip"),
+        &room_token(ROOM, field),
+        500,
+    )
+    .await;
+    let r = put_floor(&client, &c, &floor_grant(ROOM, field, 10)).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "not_push_to_talk");
+    drop((a, b, c));
     gw.stop().await;
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod decode;
 pub mod event;
 pub mod evidence;
+pub mod floor_token;
 pub mod id;
 pub mod keys;
 pub mod schema;

@@ -149,9 +149,13 @@ impl PeerConnectionEventHandler for Handler {
                 }
             });
         }
+        let feed = feed.clone();
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 match event {
+                    // Push-to-talk: audio passes only under the talker's floor grant.
+                    TrackRemoteEvent::OnRtpPacket(_)
+                        if !video && !feed.audio_gate.is_open_now() => {}
                     // No subscriber yet is fine: the send fails and the packet is dropped.
                     TrackRemoteEvent::OnRtpPacket(p) => {
                         let _ = out.send(p);

@@ -34,6 +34,17 @@ pub const CODES: &[&str] = &[
     "recheckTimedOut",
     "falseAlarm",
     "endex",
+    // Consult rooms and the voice channel (crate::rooms::timeline).
+    "roomOpened",
+    "roomClosed",
+    "roomJoined",
+    "roomGuestJoined",
+    "roomCameraShared",
+    "roomCameraStopped",
+    "roomClipShared",
+    "roomClipStopped",
+    "voiceOpened",
+    "voiceJoined",
 ];
 
 impl Note {

@@ -140,6 +140,7 @@ const en: typeof zh = {
     clockAtRisk: 'clock at risk', clockOverdue: 'clock overdue', healthReported: 'reported to health authority',
     recheck: 're-check requested', recheckPassed: 're-check passed', recheckFailed: 're-check failed', recheckTimedOut: 're-check timed out',
     voiceWarning: 'automatic voice warning', voiceWarningFailed: 'automatic voice warning not played',
+    room: 'consult room', voice: 'voice channel',
   },
   target: { team: 'team', townOfficers: 'town officers', districtSupervisors: 'district supervisors' },
   state: {

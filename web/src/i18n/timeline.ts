@@ -24,6 +24,17 @@ const zhCN = {
     recheckTimedOut: '边缘设备 {edge} 未在时限内回复摄像头复检',
     falseAlarm: '误报：{reason}',
     endex: '演练结束 ENDEX（{exercise}）：升级和时限已停止',
+    // consult rooms and the voice channel (dispatch rooms::timeline)
+    roomOpened: '已开启会商室“{title}”',
+    roomClosed: '会商室“{title}”已关闭',
+    roomJoined: '{who} 加入会商室“{title}”',
+    roomGuestJoined: '受邀专家 {who} 加入会商室“{title}”',
+    roomCameraShared: '会商室“{title}”共享了摄像头 {camera} 的实时画面',
+    roomCameraStopped: '会商室“{title}”停止共享摄像头',
+    roomClipShared: '会商室“{title}”播放了证据片段 {clip}',
+    roomClipStopped: '会商室“{title}”停止播放证据片段',
+    voiceOpened: '已开启事件对讲频道',
+    voiceJoined: '{who} 加入对讲频道',
   },
   // pieces some notes add
   part: {
@@ -63,6 +74,17 @@ const enUS: typeof zhCN = {
     recheckTimedOut: 'edge {edge} did not answer the camera re-check in time',
     falseAlarm: 'false alarm: {reason}',
     endex: 'ENDEX ({exercise}): escalation and clocks stopped',
+    // consult rooms and the voice channel (dispatch rooms::timeline)
+    roomOpened: 'consult room “{title}” opened',
+    roomClosed: 'consult room “{title}” closed',
+    roomJoined: '{who} joined consult room “{title}”',
+    roomGuestJoined: 'invited expert {who} joined consult room “{title}”',
+    roomCameraShared: 'camera {camera} shared live into consult room “{title}”',
+    roomCameraStopped: 'camera sharing stopped in consult room “{title}”',
+    roomClipShared: 'evidence clip {clip} played in consult room “{title}”',
+    roomClipStopped: 'evidence clip stopped in consult room “{title}”',
+    voiceOpened: 'the incident voice channel was opened',
+    voiceJoined: '{who} joined the voice channel',
   },
   part: {
     drill: ' (drill {exercise})',

@@ -140,6 +140,7 @@ export default {
     clockAtRisk: '时限预警', clockOverdue: '时限超时', healthReported: '已报卫健',
     recheck: '申请复检', recheckPassed: '复检通过', recheckFailed: '复检未通过', recheckTimedOut: '复检超时',
     voiceWarning: '自动语音提醒', voiceWarningFailed: '自动语音提醒未播放',
+    room: '会商', voice: '对讲',
   },
   target: { team: '责任组', townOfficers: '镇街负责人', districtSupervisors: '区局值班领导' },
   state: {

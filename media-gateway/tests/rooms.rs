@@ -294,7 +294,7 @@ async fn put_floor(
     grant: &str,
 ) -> reqwest::Response {
     client
-        .put(format!("{}/floor", talker.location))
+        .post(format!("{}/floor", talker.location))
         .bearer_auth(grant)
         .send()
         .await

@@ -679,7 +679,7 @@ pub struct FloorRequest {
 #[serde(rename_all = "camelCase")]
 pub struct FloorGrant {
     pub session_id: i64,
-    /// The floor grant for the gateway: `PUT {roomUrl}/whip/{participant}/floor` with
+    /// The floor grant for the gateway: `POST {roomUrl}/whip/{participant}/floor` with
     /// `Authorization: Bearer {grant}` opens the caller's audio to the channel until
     /// `expiresAt`; take the floor again before then to renew it.
     pub grant: String,

@@ -8,7 +8,7 @@
 //!   participant's audio and video, `Location: /rooms/{room}/whep/{participant}/{session}`;
 //! - `DELETE /rooms/{room}/whep/{participant}/{session}` ends the subscription;
 //! - `GET /rooms/{room}` (token also as `?access_token=`) → who is in the room and who talks;
-//! - `PUT /rooms/{room}/whip/{participant}/floor` with `Authorization: Bearer <floor grant>`
+//! - `POST /rooms/{room}/whip/{participant}/floor` with `Authorization: Bearer <floor grant>`
 //!   (push-to-talk rooms): that participant's audio is forwarded until the grant's expiry, a
 //!   newer grant supersedes it at once ([`super::floor`]); `DELETE` the same path lets go.
 //!
@@ -43,7 +43,7 @@ pub fn routes(allowed_origins: &[String]) -> Router<Arc<Gateway>> {
         .route("/rooms/{room}/whip/{participant}", delete(leave))
         .route(
             "/rooms/{room}/whip/{participant}/floor",
-            axum::routing::put(take_floor).delete(release_floor),
+            post(take_floor).delete(release_floor),
         )
         .route("/rooms/{room}/whep/{participant}", post(subscribe))
         .route(

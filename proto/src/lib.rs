@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod broadcast_token;
+pub mod clip_token;
 pub mod command;
 pub mod config;
 pub mod decode;

@@ -13,6 +13,7 @@
 //! This file is the room bookkeeping, plain data behind a mutex; [`peer`] owns the WebRTC side,
 //! [`http`] the requests and [`floor`] the push-to-talk rule of voice channels.
 
+pub mod clip;
 pub mod floor;
 pub mod http;
 pub mod peer;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::live::peer::PeerSettings;
+use clip::ClipPlayer;
 use floor::{AudioGate, Change, Decision, EndReason, FloorChange, FloorError, Grant, Holding};
 use peer::{PublishPeer, SubscribePeer};
 
@@ -39,10 +41,12 @@ pub struct Feed {
     pub keyframe: mpsc::Sender<()>,
     /// What the sender's audio passes before it reaches [`Feed::audio`] (push-to-talk).
     pub audio_gate: AudioGate,
+    /// The video is H.264 (an evidence clip), not the participants' VP8.
+    pub video_h264: bool,
 }
 
 impl Feed {
-    fn new(push_to_talk: bool) -> (Arc<Feed>, mpsc::Receiver<()>) {
+    fn new(push_to_talk: bool, video_h264: bool) -> (Arc<Feed>, mpsc::Receiver<()>) {
         let (keyframe, requests) = mpsc::channel(4);
         // About 5 s of 20 ms audio frames; about 1 s of video at 1.5 Mbit/s.
         let feed = Feed {
@@ -50,6 +54,7 @@ impl Feed {
             video: broadcast::channel(512).0,
             keyframe,
             audio_gate: AudioGate::new(push_to_talk),
+            video_h264,
         };
         (Arc::new(feed), requests)
     }
@@ -82,6 +87,8 @@ struct Room {
     /// Push-to-talk rooms: who talks now, and the newest holding ever granted here.
     floor: Option<Holding>,
     newest_floor: i64,
+    /// The evidence clip playing into the room (also one of `participants`).
+    clip: Option<ClipPlayer>,
 }
 
 impl Room {
@@ -95,6 +102,15 @@ impl Room {
 pub enum JoinError {
     #[error("room {room} has its maximum of {MAX_PARTICIPANTS} participants")]
     Full { room: String },
+}
+
+/// Why a clip does not play.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("{0}")]
+    Full(JoinError),
+    #[error("the clip cannot be played: {0}")]
+    Player(String),
 }
 
 /// Every room on this gateway node. A room exists while someone is in it.
@@ -140,8 +156,19 @@ impl Rooms {
         &self,
         room: &str,
         sub: &str,
+        kinds: (bool, bool),
+        now: DateTime<Utc>,
+    ) -> Result<(String, Arc<Feed>, mpsc::Receiver<()>), JoinError> {
+        self.reserve_feed(room, sub, kinds, now, false)
+    }
+
+    fn reserve_feed(
+        &self,
+        room: &str,
+        sub: &str,
         (audio, video): (bool, bool),
         now: DateTime<Utc>,
+        video_h264: bool,
     ) -> Result<(String, Arc<Feed>, mpsc::Receiver<()>), JoinError> {
         let mut rooms = self.lock();
         let r = rooms.entry(room.to_owned()).or_default();
@@ -151,7 +178,7 @@ impl Rooms {
             });
         }
         let id = format!("{:016x}", rand::random::<u64>());
-        let (feed, requests) = Feed::new(floor::is_push_to_talk(room));
+        let (feed, requests) = Feed::new(floor::is_push_to_talk(room), video_h264);
         let view = ParticipantView {
             id: id.clone(),
             sub: sub.to_owned(),
@@ -190,14 +217,18 @@ impl Rooms {
                 return false;
             };
             let removed = r.participants.remove(id);
+            let clip = r.clip.take_if(|c| c.participant == id);
             if let Some(h) = r.floor.take_if(|h| h.participant == id) {
                 self.announce(room, &h, Change::Ended(EndReason::Left));
             }
             if r.is_empty() {
                 rooms.remove(room);
             }
-            removed
+            (removed, clip)
         };
+        // Stopping a pipeline waits for its threads: not under the lock.
+        let (removed, clip) = removed;
+        drop(clip);
         let Some(p) = removed else {
             return false;
         };
@@ -348,6 +379,75 @@ impl Rooms {
             p.feed.audio_gate.close();
         }
         self.announce(room, &h, Change::Ended(why));
+        true
+    }
+
+    /// Plays the evidence clip `bytes` (an MP4 with H.264 video) into `room` as participant
+    /// `clip:{sha256}`, replacing the clip playing there; returns the participant's id. The
+    /// participant leaves when the clip ends.
+    pub fn play_clip(
+        self: &Arc<Self>,
+        room: &str,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<String, ClipError> {
+        if let Some(old) = self.clip_participant(room) {
+            self.leave(room, &old);
+        }
+        let (id, feed, _keyframes) = self
+            .reserve_feed(
+                room,
+                &format!("clip:{sha256}"),
+                (false, true),
+                Utc::now(),
+                true,
+            )
+            .map_err(ClipError::Full)?;
+        let rooms = Arc::downgrade(self);
+        let (r, i) = (room.to_owned(), id.clone());
+        let on_end = move || {
+            if let Some(rooms) = rooms.upgrade() {
+                rooms.leave(&r, &i);
+            }
+        };
+        let player = match ClipPlayer::start(bytes, id.clone(), sha256.to_owned(), feed, on_end) {
+            Ok(p) => p,
+            Err(e) => {
+                self.leave(room, &id);
+                return Err(ClipError::Player(e));
+            }
+        };
+        let mut rooms = self.lock();
+        match rooms.get_mut(room) {
+            Some(r) if r.participants.contains_key(&id) => {
+                r.clip = Some(player);
+                Ok(id)
+            }
+            // It ended (or failed) already.
+            _ => Err(ClipError::Player(
+                "the clip ended as soon as it started".into(),
+            )),
+        }
+    }
+
+    /// The participant id of the clip playing in `room`.
+    pub fn clip_participant(&self, room: &str) -> Option<String> {
+        self.lock()
+            .get(room)
+            .and_then(|r| r.clip.as_ref().map(|c| c.participant.clone()))
+    }
+
+    /// Pauses (or resumes) the clip playing in `room`; false if none plays.
+    pub fn pause_clip(&self, room: &str, pause: bool) -> bool {
+        let rooms = self.lock();
+        let Some(clip) = rooms.get(room).and_then(|r| r.clip.as_ref()) else {
+            return false;
+        };
+        if pause {
+            clip.pause()
+        } else {
+            clip.resume()
+        }
         true
     }
 

@@ -177,6 +177,72 @@ async fn a_room_opened_from_an_incident_admits_its_team_and_invited_guests_until
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "invite_invalid", "{body}");
 
+    // One of the incident's evidence clips plays into the room for all; paused, stopped.
+    let premises_id = premises["id"].as_str().unwrap();
+    let sha = "ab".repeat(32);
+    sqlx::query("INSERT INTO edges (id, premises_id) VALUES ('zt-edge', $1::uuid)")
+        .bind(premises_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let event = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO edge_events (event_id, edge_id, camera_id, type, kind, episode_id, phase, at, payload) \
+         VALUES ($1, 'zt-edge', 'zt-kitchen-1', 'detection', 'noChefHat', $1, 'end', now(), \
+                 jsonb_build_object('clip', jsonb_build_object('sha256', $2::text, 'size', 1000, \
+                   'contentType', 'video/mp4', 'from', '2025-06-15T08:00:00.000Z', 'to', '2025-06-15T08:00:10.000Z')))",
+    )
+    .bind(event)
+    .bind(&sha)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO incident_events (event_id, incident_id) VALUES ($1, $2::uuid)")
+        .bind(event)
+        .bind(&incident)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let clip = format!("/api/rooms/{room_id}/clip");
+    let (status, body) = op.post(&clip, json!({"step": "pause"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "no_clip");
+    let (status, body) = op
+        .post(&clip, json!({"step": "play", "sha256": "cd".repeat(32)}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_clip");
+    let (status, body) = op
+        .post(&clip, json!({"step": "play", "sha256": &sha}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["clipUrl"],
+        format!("http://127.0.0.1:8090/rooms/{room_id}/clip")
+    );
+    assert_eq!(body["room"]["sharedClip"], sha.as_str());
+    let grant = bl_proto::clip_token::verify(
+        body["grant"].as_str().unwrap(),
+        &media_public_key(),
+        &"gw-1".parse().unwrap(),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    assert_eq!(
+        (grant.step, grant.sha256.as_str(), grant.room.as_str()),
+        (
+            bl_proto::clip_token::ClipStep::Play,
+            sha.as_str(),
+            room_id.as_str()
+        )
+    );
+    let (status, body) = op.post(&clip, json!({"step": "pause"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sha256"], sha.as_str());
+    let (status, body) = op.post(&clip, json!({"step": "stop"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["room"]["sharedClip"].is_null(), "{body}");
+
     // A closed room admits nobody, guests included.
     let r = op
         .send(
@@ -257,6 +323,7 @@ async fn a_room_opened_from_an_incident_admits_its_team_and_invited_guests_until
     assert_eq!(count("room.open"), 1, "{actions:?}");
     assert_eq!(count("room.invite"), 1);
     assert_eq!(count("room.share"), 1);
+    assert_eq!(count("room.clip"), 3, "{actions:?}");
     assert_eq!(count("room.close"), 1);
     assert_eq!(count("voice.talk"), 3, "{actions:?}");
     assert_eq!(count("voice.release"), 1);
@@ -282,6 +349,8 @@ async fn a_room_opened_from_an_incident_admits_its_team_and_invited_guests_until
             ("room", "roomJoined"),
             ("room", "roomCameraShared"),
             ("room", "roomGuestJoined"),
+            ("room", "roomClipShared"),
+            ("room", "roomClipStopped"),
             ("room", "roomClosed"),
             ("voice", "voiceOpened"),
             ("voice", "voiceJoined"),

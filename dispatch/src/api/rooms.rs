@@ -52,6 +52,8 @@ pub struct Room {
     pub closed_at: Option<DateTime<Utc>>,
     /// The live camera shared into the room, if any.
     pub shared_camera: Option<String>,
+    /// The evidence clip (SHA-256) playing or paused in the room, if any.
+    pub shared_clip: Option<String>,
 }
 
 /// A shared camera's live view, for every member.
@@ -100,7 +102,7 @@ async fn on_timeline(
 }
 
 const COLUMNS: &str =
-    "id, incident_id, kind, title, created_by, created_at, closed_at, shared_camera";
+    "id, incident_id, kind, title, created_by, created_at, closed_at, shared_camera, shared_clip";
 
 async fn room_by_id(app: &AppState, id: &str) -> Result<Room> {
     sqlx::query_as::<_, Room>(sqlx::AssertSqlSafe(format!(
@@ -560,6 +562,164 @@ pub async fn share(
     audit.append(&mut tx, &app, event).await?;
     tx.commit().await?;
     Ok(axum::Json(room))
+}
+
+/// What to do with a room's evidence clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ClipStep {
+    Play,
+    Pause,
+    Resume,
+    Stop,
+}
+
+/// The body of `POST /api/rooms/{id}/clip`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClipRequest {
+    pub step: ClipStep,
+    /// `play`: the clip, one of the incident's evidence clips (`/api/incidents/{id}/evidence`).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// A clip grant for the gateway.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClipGrant {
+    /// `POST {clipUrl}` with `Authorization: Bearer {grant}` does the step at the gateway.
+    pub clip_url: String,
+    pub grant: String,
+    pub sha256: String,
+    pub room: Room,
+}
+
+/// `POST /api/rooms/{id}/clip`
+#[utoipa::path(
+    post,
+    path = "/api/rooms/{id}/clip",
+    summary = "Play one of the incident's evidence clips into the room for all, or pause, resume or stop it",
+    params(("id" = String, Path, description = "The room's id")),
+    request_body = ClipRequest,
+    responses(
+        (status = 200, description = "The grant for the gateway (valid for a minute)", body = ClipGrant),
+        (status = 404, description = "`unknown_clip`: not an evidence clip of this incident"),
+        (status = 409, description = "`room_closed`; `no_clip`: nothing plays to pause, resume or stop"),
+    )
+)]
+pub async fn clip(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    audit: Audit,
+    Path(id): Path<String>,
+    Json(request): Json<ClipRequest>,
+) -> Result<axum::Json<ClipGrant>> {
+    let media = media_config(&app)?;
+    let (room, incident) = member_room(&app, &caller, &id).await?;
+    open(&room)?;
+    let sha256 = match (request.step, &room.shared_clip) {
+        (ClipStep::Play, _) => {
+            let wanted = request.sha256.as_deref().unwrap_or("");
+            let mut conn = app.pool.acquire().await?;
+            let events = incidents::events(&mut conn, room.incident_id).await?;
+            let found = super::evidence::blobs(&events)
+                .into_iter()
+                .any(|(kind, blob, _)| kind == "clip" && blob.sha256.as_str() == wanted);
+            if !found {
+                return Err(Error::new(
+                    Kind::NotFound,
+                    "unknown_clip",
+                    format!(
+                        "sha256 {wanted:?} is not an evidence clip of this room's incident; pick one from the incident's evidence"
+                    ),
+                ));
+            }
+            wanted.to_owned()
+        }
+        (_, Some(shared)) => shared.clone(),
+        (_, None) => {
+            return Err(Error::new(
+                Kind::Conflict,
+                "no_clip",
+                "no evidence clip is shared in this room; play one first",
+            ));
+        }
+    };
+    let key = media
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| Error::internal("clip grant", "media.signing_key was not loaded"))?;
+    let room_id = CameraId::new(room.id.clone())
+        .map_err(|e| Error::internal("room id from the database", e))?;
+    let nodes = media.nodes();
+    let node = crate::media::choose_gateway(&room_id, &nodes).clone();
+    let base = media
+        .url_of(&node)
+        .ok_or_else(|| Error::internal("gateway lookup", "chosen node has no url"))?
+        .to_owned();
+    let step = match request.step {
+        ClipStep::Play => bl_proto::clip_token::ClipStep::Play,
+        ClipStep::Pause => bl_proto::clip_token::ClipStep::Pause,
+        ClipStep::Resume => bl_proto::clip_token::ClipStep::Resume,
+        ClipStep::Stop => bl_proto::clip_token::ClipStep::Stop,
+    };
+    let iat = app.now().timestamp();
+    let claims = bl_proto::clip_token::ClipClaims {
+        sub: user_sub(&caller),
+        room: room_id,
+        sha256: sha256
+            .parse()
+            .map_err(|e| Error::internal("clip hash from the database", e))?,
+        step,
+        node,
+        iat,
+        exp: iat + 60,
+        jti: crate::auth::random_token(16),
+    };
+    let shared = match request.step {
+        ClipStep::Play => Some(sha256.as_str()),
+        ClipStep::Stop => None,
+        ClipStep::Pause | ClipStep::Resume => room.shared_clip.as_deref(),
+    };
+    let mut tx = app.pool.begin().await?;
+    let updated = sqlx::query_as::<_, Room>(sqlx::AssertSqlSafe(format!(
+        "UPDATE rooms SET shared_clip = $2 WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(&id)
+    .bind(shared)
+    .fetch_one(&mut *tx)
+    .await?;
+    let actor = Actor::of(&caller);
+    match request.step {
+        ClipStep::Play => {
+            let e = RoomEvent::ClipShared(Some(&sha256));
+            on_timeline(&mut tx, &updated, &actor, e, app.now()).await?;
+        }
+        ClipStep::Stop => {
+            on_timeline(
+                &mut tx,
+                &updated,
+                &actor,
+                RoomEvent::ClipShared(None),
+                app.now(),
+            )
+            .await?;
+        }
+        ClipStep::Pause | ClipStep::Resume => {}
+    }
+    let event = Event::new(Action::RoomClip)
+        .object("room", &id)
+        .town(&incident.town_id)
+        .details(serde_json::json!({"step": format!("{:?}", request.step).to_lowercase(), "sha256": sha256, "jti": claims.jti}));
+    audit.append(&mut tx, &app, event).await?;
+    tx.commit().await?;
+    Ok(axum::Json(ClipGrant {
+        clip_url: format!("{base}/rooms/{}/clip", room.id),
+        grant: bl_proto::clip_token::sign(&claims, key.signing_key()),
+        sha256,
+        room: updated,
+    }))
 }
 
 /// `DELETE /api/rooms/{id}`

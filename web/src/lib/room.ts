@@ -15,6 +15,8 @@ export interface RoomInfo {
   createdAt: string
   closedAt: string | null
   sharedCamera: string | null
+  /** the evidence clip (SHA-256) playing or paused in the room */
+  sharedClip?: string | null
 }
 
 export interface RoomGrant {

@@ -592,3 +592,23 @@ async fn an_evidence_clip_plays_into_a_room_as_h264_pauses_resumes_and_stops() {
     let _ = pc.close().await;
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_connections_count_toward_the_gateways_session_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.live.max_sessions = 2;
+    let gw = TestGateway::start_with(config).await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let path = format!("/rooms/{ROOM}/whip");
+    let token = room_token(ROOM, "user:op1");
+    let _a = whip::talk_at(&client, base, &path, &token, 300).await;
+    let _b = whip::talk_at(&client, base, &path, &token, 350).await;
+    let (_pc, _track, _ssrc, sdp) = whip::offer().await;
+    let r = whip::post(&client, &format!("{base}{path}"), Some(&token), sdp).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(error_code(r).await, "too_many_sessions");
+    gw.stop().await;
+}

@@ -314,7 +314,9 @@ async function main() {
     }
     if (all || only === 'drills') await runDrills({ browser, server, shots, api: (base, u, p) => Api.login(base, u, p), sql: (q) => psql(server.dbUrl, q) })
     if (all || only === 'talk') await runTalk({ server, api, shots, edge, gateway: media.gateway, talkRecordings: media.talkRecordings, work })
-    if (all || only === 'rooms') await runRooms({ server, api, shots, rtsp: media.rtsp, sql: (q) => psql(server.dbUrl, q) })
+    if (all || only === 'rooms') {
+      await runRooms({ server, api, shots, rtsp: media.rtsp, sql: (q) => psql(server.dbUrl, q), gateway: media.gateway, box, camera: edge.camera, work })
+    }
     if (all || only === 'ptt') await runPtt({ server, api, shots, sql: (q) => psql(server.dbUrl, q) })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })

@@ -48,6 +48,7 @@ pub const CODES: &[&str] = &[
     "message_in_use",
     "mqtt_not_configured",
     "no_camera",
+    "no_clip",
     "no_edge",
     "no_policy",
     "no_route",
@@ -75,6 +76,7 @@ pub const CODES: &[&str] = &[
     "totp_wrong_code",
     "unauthenticated",
     "unknown_camera",
+    "unknown_clip",
     "unknown_reference",
     "ws_full",
 ];

@@ -163,6 +163,12 @@ fn fixture(
             format!("/api/rooms/{}/share", room(target, "")),
             StatusCode::OK,
         ),
+        // nothing plays in the room: the handler says so, past the policy
+        ("POST", "/api/rooms/{id}/clip") => (
+            json_body(json!({"step": "stop"})),
+            format!("/api/rooms/{}/clip", room(target, "")),
+            StatusCode::CONFLICT,
+        ),
         ("DELETE", "/api/rooms/{id}") => (
             None,
             format!("/api/rooms/{}", room(target, "-close")),

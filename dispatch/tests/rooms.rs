@@ -3,7 +3,8 @@
 //! the same id, invites an outside expert whose link works until it expires (an expired or forged
 //! link is refused by name), shares a camera; on the voice channel two field users of the
 //! assigned team press to talk and the second is refused while the first holds the floor, until
-//! the first lets go; a supervisor takes over. Every step is audited.
+//! the first lets go; a supervisor takes over, each holding with a floor grant for the gateway.
+//! Every step is audited, and the rooms are listed on the incident's timeline with note codes.
 
 mod common;
 
@@ -19,6 +20,16 @@ fn claims(grant: &Value) -> bl_proto::token::MediaClaims {
     token::verify(
         grant["token"].as_str().unwrap(),
         &media_public_key(),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap()
+}
+
+fn floor_claims(body: &Value) -> bl_proto::floor_token::FloorClaims {
+    bl_proto::floor_token::verify(
+        body["grant"].as_str().unwrap(),
+        &media_public_key(),
+        &"gw-1".parse().unwrap(),
         chrono::Utc::now().timestamp(),
     )
     .unwrap()
@@ -166,6 +177,72 @@ async fn a_room_opened_from_an_incident_admits_its_team_and_invited_guests_until
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "invite_invalid", "{body}");
 
+    // One of the incident's evidence clips plays into the room for all; paused, stopped.
+    let premises_id = premises["id"].as_str().unwrap();
+    let sha = "ab".repeat(32);
+    sqlx::query("INSERT INTO edges (id, premises_id) VALUES ('zt-edge', $1::uuid)")
+        .bind(premises_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let event = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO edge_events (event_id, edge_id, camera_id, type, kind, episode_id, phase, at, payload) \
+         VALUES ($1, 'zt-edge', 'zt-kitchen-1', 'detection', 'noChefHat', $1, 'end', now(), \
+                 jsonb_build_object('clip', jsonb_build_object('sha256', $2::text, 'size', 1000, \
+                   'contentType', 'video/mp4', 'from', '2025-06-15T08:00:00.000Z', 'to', '2025-06-15T08:00:10.000Z')))",
+    )
+    .bind(event)
+    .bind(&sha)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO incident_events (event_id, incident_id) VALUES ($1, $2::uuid)")
+        .bind(event)
+        .bind(&incident)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let clip = format!("/api/rooms/{room_id}/clip");
+    let (status, body) = op.post(&clip, json!({"step": "pause"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "no_clip");
+    let (status, body) = op
+        .post(&clip, json!({"step": "play", "sha256": "cd".repeat(32)}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_clip");
+    let (status, body) = op
+        .post(&clip, json!({"step": "play", "sha256": &sha}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["clipUrl"],
+        format!("http://127.0.0.1:8090/rooms/{room_id}/clip")
+    );
+    assert_eq!(body["room"]["sharedClip"], sha.as_str());
+    let grant = bl_proto::clip_token::verify(
+        body["grant"].as_str().unwrap(),
+        &media_public_key(),
+        &"gw-1".parse().unwrap(),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    assert_eq!(
+        (grant.step, grant.sha256.as_str(), grant.room.as_str()),
+        (
+            bl_proto::clip_token::ClipStep::Play,
+            sha.as_str(),
+            room_id.as_str()
+        )
+    );
+    let (status, body) = op.post(&clip, json!({"step": "pause"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sha256"], sha.as_str());
+    let (status, body) = op.post(&clip, json!({"step": "stop"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["room"]["sharedClip"].is_null(), "{body}");
+
     // A closed room admits nobody, guests included.
     let r = op
         .send(
@@ -200,6 +277,16 @@ async fn a_room_opened_from_an_incident_admits_its_team_and_invited_guests_until
     let floor = format!("/api/incidents/{incident}/voice/floor");
     let (status, body) = f1.post(&floor, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let f1_grant = floor_claims(&body);
+    assert_eq!(
+        (f1_grant.sub.as_str(), f1_grant.room.as_str()),
+        ("user:f1", grant["room"]["id"].as_str().unwrap())
+    );
+    assert_eq!(f1_grant.floor_session, body["sessionId"].as_i64().unwrap());
+    // Asking again renews the same holding, with a fresh grant.
+    let (status, body) = f1.post(&floor, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(floor_claims(&body).floor_session, f1_grant.floor_session);
     let (status, body) = f2.post(&floor, json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "floor_taken");
@@ -220,6 +307,8 @@ async fn a_room_opened_from_an_incident_admits_its_team_and_invited_guests_until
     sup.login("sup", USER_PASSWORD).await;
     let (status, body) = sup.post(&floor, json!({"takeover": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The take-over's holding is newer, so the gateway lets it supersede the field user's.
+    assert!(floor_claims(&body).floor_session > f1_grant.floor_session);
     let (status, _) = f2.post(&floor, json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
@@ -234,10 +323,43 @@ async fn a_room_opened_from_an_incident_admits_its_team_and_invited_guests_until
     assert_eq!(count("room.open"), 1, "{actions:?}");
     assert_eq!(count("room.invite"), 1);
     assert_eq!(count("room.share"), 1);
+    assert_eq!(count("room.clip"), 3, "{actions:?}");
     assert_eq!(count("room.close"), 1);
     assert_eq!(count("voice.talk"), 3, "{actions:?}");
     assert_eq!(count("voice.release"), 1);
     assert!(count("room.join") >= 4, "{actions:?}");
+
+    // The incident lists its rooms: each person's first join only, in both rooms.
+    let codes: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT action, note_code, note_params FROM incident_timeline \
+          WHERE incident_id = $1::uuid AND action IN ('room', 'voice') ORDER BY seq",
+    )
+    .bind(&incident)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let seen: Vec<(&str, &str)> = codes
+        .iter()
+        .map(|(a, c, _)| (a.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("room", "roomOpened"),
+            ("room", "roomJoined"),
+            ("room", "roomCameraShared"),
+            ("room", "roomGuestJoined"),
+            ("room", "roomClipShared"),
+            ("room", "roomClipStopped"),
+            ("room", "roomClosed"),
+            ("voice", "voiceOpened"),
+            ("voice", "voiceJoined"),
+            ("voice", "voiceJoined"),
+        ],
+        "{codes:?}"
+    );
+    assert_eq!(codes[3].2["who"], "区疾控王专家");
+    assert_eq!(codes[2].2["camera"], "zt-kitchen-1");
     pool.close().await;
     server.stop().await;
     db.drop_now().await;

@@ -56,6 +56,26 @@ impl TokenVerifier {
             .map_err(token_error)
     }
 
+    /// Finds and verifies a clip grant (an evidence clip in a room): signature, times, this node.
+    pub fn authenticate_clip(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<bl_proto::clip_token::ClipClaims> {
+        let raw = bearer(headers, None)?;
+        bl_proto::clip_token::verify(raw, &self.key, &self.node, (self.clock)())
+            .map_err(token_error)
+    }
+
+    /// Finds and verifies a floor grant (push-to-talk): signature, times, and this node.
+    pub fn authenticate_floor(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<bl_proto::floor_token::FloorClaims> {
+        let raw = bearer(headers, None)?;
+        bl_proto::floor_token::verify(raw, &self.key, &self.node, (self.clock)())
+            .map_err(token_error)
+    }
+
     /// Checks that verified claims cover `action` on `camera` at this node.
     pub fn authorize(
         &self,

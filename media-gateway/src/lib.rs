@@ -99,6 +99,23 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Refuses a new WebRTC connection past `live.max_sessions`, counting live views and room
+    /// connections together (both cost the same ports and CPU).
+    pub fn check_session_capacity(&self) -> error::Result<()> {
+        if self.live.session_count() + self.rooms.connection_count()
+            >= self.live.settings.max_sessions
+        {
+            return Err(error::Error::new(
+                error::Kind::Busy,
+                "too_many_sessions",
+                "this gateway serves its maximum of live sessions; try again shortly",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -1,6 +1,9 @@
 //! Consult rooms through the gateway with webrtc-rs clients standing in for browsers: sixteen
 //! participants send a tone each, a seventeenth is refused, and a listener subscribed to one of
-//! them receives that participant's Opus packets as sent (forwarded, not transcoded).
+//! them receives that participant's Opus packets as sent (forwarded, not transcoded). In an
+//! incident's voice channel only the holder of a floor grant is heard, and a newer grant (a
+//! supervisor's take-over) silences the older one at once. An evidence clip from the store plays
+//! into a room as a participant whose H.264 a listener receives as the clip has it.
 
 mod common;
 
@@ -8,13 +11,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use bl_proto::token::MediaAction;
+use bl_proto::floor_token::{self, FloorClaims};
+use bl_proto::token::{self, MediaAction, MediaClaims};
 use common::whip::{self, CLIENT_OPUS_PT};
-use common::{NODE, TestGateway, error_code, token_for};
+use common::{NODE, TestGateway, dispatch_key, error_code, token_for};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -65,20 +71,45 @@ impl PeerConnectionEventHandler for Listener {
 
 /// A receive-only Opus offer (Opus under the client's own payload type).
 async fn listener_offer(heard: Arc<Heard>) -> (Arc<dyn PeerConnection>, String) {
+    offer_to_receive(heard, RtpCodecKind::Audio).await
+}
+
+/// The payload type this client offers H.264 under (the gateway registers 102).
+const CLIENT_H264_PT: u8 = 98;
+
+/// A receive-only offer of `kind`: Opus, or H.264, under the client's own payload types.
+async fn offer_to_receive(
+    heard: Arc<Heard>,
+    kind: RtpCodecKind,
+) -> (Arc<dyn PeerConnection>, String) {
     let mut media = MediaEngine::default();
+    let (rtp_codec, payload_type) = if kind == RtpCodecKind::Audio {
+        let opus = RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        };
+        (opus, CLIENT_OPUS_PT)
+    } else {
+        let h264 = RTCRtpCodec {
+            mime_type: MIME_TYPE_H264.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                .into(),
+            rtcp_feedback: vec![],
+        };
+        (h264, CLIENT_H264_PT)
+    };
     media
         .register_codec(
             RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_OPUS.to_owned(),
-                    clock_rate: 48_000,
-                    channels: 2,
-                    sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-                    rtcp_feedback: vec![],
-                },
-                payload_type: CLIENT_OPUS_PT,
+                rtp_codec,
+                payload_type,
             },
-            RtpCodecKind::Audio,
+            kind,
         )
         .unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
@@ -102,7 +133,7 @@ async fn listener_offer(heard: Arc<Heard>) -> (Arc<dyn PeerConnection>, String) 
         .unwrap();
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
     pc.add_transceiver_from_kind(
-        RtpCodecKind::Audio,
+        kind,
         Some(RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Recvonly,
             ..Default::default()
@@ -212,5 +243,372 @@ async fn sixteen_participants_fit_a_seventeenth_is_refused_and_a_listener_hears_
     talkers.push(whip::talk_at(&client, base, &format!("/rooms/{ROOM}/whip"), &token, 300).await);
     assert_eq!(participants(&client, &gw, &token).await.len(), 16);
     let _ = pc.close().await;
+    gw.stop().await;
+}
+
+const VOICE: &str = "voice-0190aa00bb";
+
+/// A room token for `sub` (dispatch writes `user:{username}`).
+fn room_token(room: &str, sub: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = MediaClaims {
+        sub: sub.into(),
+        camera: room.parse().unwrap(),
+        action: MediaAction::Room,
+        node: NODE.parse().unwrap(),
+        stream: None,
+        iat: now - 5,
+        exp: now + 300,
+        jti: uuid::Uuid::now_v7().to_string(),
+    };
+    token::sign(&claims, &dispatch_key())
+}
+
+/// A floor grant as dispatch signs it for holding `session`.
+fn floor_grant(room: &str, sub: &str, session: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = FloorClaims {
+        sub: sub.into(),
+        room: room.parse().unwrap(),
+        floor_session: session,
+        node: NODE.parse().unwrap(),
+        iat: now - 5,
+        exp: now + 120,
+        jti: uuid::Uuid::now_v7().to_string(),
+    };
+    floor_token::sign(&claims, &dispatch_key())
+}
+
+/// A listener subscribed to participant `id` of `room`.
+async fn listen(
+    client: &reqwest::Client,
+    base: &str,
+    room: &str,
+    id: &str,
+    token: &str,
+) -> (Arc<dyn PeerConnection>, Arc<Heard>) {
+    let heard = Arc::new(Heard::default());
+    let (pc, sdp) = listener_offer(heard.clone()).await;
+    let r = whip::post(
+        client,
+        &format!("{base}/rooms/{room}/whep/{id}"),
+        Some(token),
+        sdp,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    pc.set_remote_description(RTCSessionDescription::answer(r.text().await.unwrap()).unwrap())
+        .await
+        .unwrap();
+    (pc, heard)
+}
+
+/// Waits (generously: a loaded machine) until `heard` passes `count` packets.
+async fn until_heard(heard: &Heard, count: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while heard.packets.load(Relaxed) < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        heard.packets.load(Relaxed) >= count,
+        "{what}: {} packets",
+        heard.packets.load(Relaxed)
+    );
+}
+
+async fn put_floor(
+    client: &reqwest::Client,
+    talker: &whip::Talker,
+    grant: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{}/floor", talker.location))
+        .bearer_auth(grant)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_voice_channel_only_the_floor_holder_is_forwarded_and_a_takeover_silences_the_other() {
+    let gw = TestGateway::start().await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let (field, supervisor) = ("user:field1", "user:super1");
+    let path = format!("/rooms/{VOICE}/whip");
+    let a = whip::talk_at(&client, base, &path, &room_token(VOICE, field), 440).await;
+    let b = whip::talk_at(&client, base, &path, &room_token(VOICE, supervisor), 880).await;
+    let op = room_token(VOICE, "user:op1");
+    let id_of = |t: &whip::Talker| t.location.rsplit('/').next().unwrap().to_owned();
+    let (_pa, heard_a) = listen(&client, base, VOICE, &id_of(&a), &op).await;
+    let (_pb, heard_b) = listen(&client, base, VOICE, &id_of(&b), &op).await;
+
+    // Nobody holds the floor: both send, neither is forwarded. The field user takes the floor.
+    let r = put_floor(&client, &a, &floor_grant(VOICE, field, 7)).await;
+    assert_eq!(r.status(), 201);
+    until_heard(&heard_a, 50, "the holder's listener").await;
+    assert_eq!(
+        heard_b.packets.load(Relaxed),
+        0,
+        "a non-holder was forwarded"
+    );
+
+    // A grant is bound to its talker, and a consult room has no floor.
+    let r = put_floor(&client, &b, &floor_grant(VOICE, field, 8)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(r).await, "floor_not_yours");
+    let v: serde_json::Value = client
+        .get(gw.url(&format!("/rooms/{VOICE}")))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["floor"]["participant"], id_of(&a));
+    assert_eq!(v["floor"]["floorSession"], 7);
+
+    // The supervisor takes over (a newer holding): the field user is silenced at once.
+    let r = put_floor(&client, &b, &floor_grant(VOICE, supervisor, 8)).await;
+    assert_eq!(r.status(), 201);
+    until_heard(&heard_b, 50, "the supervisor's listener").await;
+    let a_then = heard_a.packets.load(Relaxed);
+    until_heard(
+        &heard_b,
+        heard_b.packets.load(Relaxed) + 50,
+        "the supervisor's listener",
+    )
+    .await;
+    // A packet or two may have been in flight at the take-over; a second of audio is 50.
+    assert!(
+        heard_a.packets.load(Relaxed) <= a_then + 2,
+        "the superseded talker was still forwarded: {} after {a_then}",
+        heard_a.packets.load(Relaxed)
+    );
+    // Their old grant does not bring them back.
+    let r = put_floor(&client, &a, &floor_grant(VOICE, field, 7)).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "floor_superseded");
+
+    // The supervisor lets go: nobody is forwarded any more.
+    let r = client
+        .delete(format!("{}/floor", b.location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let b_then = heard_b.packets.load(Relaxed);
+    // The field user asks again (a new holding) and is heard; the supervisor no longer.
+    let r = put_floor(&client, &a, &floor_grant(VOICE, field, 9)).await;
+    assert_eq!(r.status(), 201);
+    until_heard(
+        &heard_a,
+        heard_a.packets.load(Relaxed) + 50,
+        "the field user again",
+    )
+    .await;
+    assert!(heard_b.packets.load(Relaxed) <= b_then + 2);
+
+    // In a consult room everyone is heard and a floor grant means nothing.
+    let c = whip::talk_at(
+        &client,
+        base,
+        &format!("/rooms/{ROOM}/whip"),
+        &room_token(ROOM, field),
+        500,
+    )
+    .await;
+    let r = put_floor(&client, &c, &floor_grant(ROOM, field, 10)).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "not_push_to_talk");
+    drop((a, b, c));
+    gw.stop().await;
+}
+
+/// An MP4 of `secs` seconds of H.264 test video, as an edge's clip would be.
+fn mp4_clip(secs: u32) -> Vec<u8> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    let p = gst::parse::launch(&format!(
+        "videotestsrc num-buffers={} ! video/x-raw,width=320,height=240,framerate=15/1 ! \
+         x264enc key-int-max=15 tune=zerolatency speed-preset=ultrafast ! \
+         video/x-h264,profile=constrained-baseline ! h264parse ! mp4mux ! filesink location={}",
+        secs * 15,
+        path.display()
+    ))
+    .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let bus = p.bus().unwrap();
+    for m in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match m.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            _ => {}
+        }
+    }
+    p.set_state(gst::State::Null).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+fn clip_grant(room: &str, sha256: &str, step: bl_proto::clip_token::ClipStep) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = bl_proto::clip_token::ClipClaims {
+        sub: "user:op1".into(),
+        room: room.parse().unwrap(),
+        sha256: sha256.parse().unwrap(),
+        step,
+        node: NODE.parse().unwrap(),
+        iat: now - 5,
+        exp: now + 60,
+        jti: uuid::Uuid::now_v7().to_string(),
+    };
+    bl_proto::clip_token::sign(&claims, &dispatch_key())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evidence_clip_plays_into_a_room_as_h264_pauses_resumes_and_stops() {
+    use bl_proto::clip_token::ClipStep::{Pause, Play, Resume, Stop};
+    let gw = TestGateway::start().await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let room = "room-clip-1";
+    let clip = mp4_clip(20);
+    let r = gw.upload(&clip).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let sha = bl_proto::evidence::sha256_hex(&clip);
+    let _member = whip::talk_at(
+        &client,
+        base,
+        &format!("/rooms/{room}/whip"),
+        &room_token(room, "user:op1"),
+        600,
+    )
+    .await;
+    let post_clip = |grant: String| {
+        client
+            .post(format!("{base}/rooms/{room}/clip"))
+            .bearer_auth(grant)
+            .send()
+    };
+
+    // A grant for another room does not play here.
+    let r = client
+        .post(format!("{base}/rooms/{room}/clip"))
+        .bearer_auth(clip_grant("room-other", sha.as_str(), Play))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(r).await, "wrong_room");
+
+    let r = post_clip(clip_grant(room, sha.as_str(), Play))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let id = v["participant"].as_str().unwrap().to_owned();
+    let token = room_token(room, "user:op2");
+    let listed: serde_json::Value = client
+        .get(gw.url(&format!("/rooms/{room}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let clip_sub = format!("clip:{}", sha.as_str());
+    assert!(
+        listed["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id && p["sub"] == clip_sub),
+        "{listed}"
+    );
+
+    // A listener receives the clip's H.264 as it is stored, under its own payload type.
+    let heard = Arc::new(Heard::default());
+    let (pc, sdp) = offer_to_receive(heard.clone(), RtpCodecKind::Video).await;
+    let r = whip::post(
+        &client,
+        &format!("{base}/rooms/{room}/whep/{id}"),
+        Some(&token),
+        sdp,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let answer = r.text().await.unwrap();
+    assert!(answer.contains("H264/90000"), "{answer}");
+    pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+        .await
+        .unwrap();
+    until_heard(&heard, 40, "the clip's listener").await;
+    assert_eq!(*heard.payload_types.lock().unwrap(), vec![CLIENT_H264_PT]);
+
+    // Paused, nothing more arrives (a packet or two in flight); resumed, it goes on.
+    assert_eq!(
+        post_clip(clip_grant(room, sha.as_str(), Pause))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let paused = heard.packets.load(Relaxed);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        heard.packets.load(Relaxed) <= paused + 5,
+        "{} after {paused}",
+        heard.packets.load(Relaxed)
+    );
+    assert_eq!(
+        post_clip(clip_grant(room, sha.as_str(), Resume))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    until_heard(&heard, heard.packets.load(Relaxed) + 20, "the resumed clip").await;
+
+    // Stopped, the clip leaves the room; another stop finds none.
+    assert_eq!(
+        post_clip(clip_grant(room, sha.as_str(), Stop))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let r = post_clip(clip_grant(room, sha.as_str(), Stop))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "no_clip");
+    let _ = pc.close().await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_connections_count_toward_the_gateways_session_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.live.max_sessions = 2;
+    let gw = TestGateway::start_with(config).await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let path = format!("/rooms/{ROOM}/whip");
+    let token = room_token(ROOM, "user:op1");
+    let _a = whip::talk_at(&client, base, &path, &token, 300).await;
+    let _b = whip::talk_at(&client, base, &path, &token, 350).await;
+    let (_pc, _track, _ssrc, sdp) = whip::offer().await;
+    let r = whip::post(&client, &format!("{base}{path}"), Some(&token), sdp).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(error_code(r).await, "too_many_sessions");
     gw.stop().await;
 }

@@ -16,11 +16,13 @@
 #![warn(missing_docs)]
 
 pub mod broadcast_token;
+pub mod clip_token;
 pub mod command;
 pub mod config;
 pub mod decode;
 pub mod event;
 pub mod evidence;
+pub mod floor_token;
 pub mod id;
 pub mod keys;
 pub mod schema;

@@ -2,9 +2,14 @@
 // room through the media gateway — two operators from the incident and an outside expert by an
 // invite link, without a login — and each decodes the other two's video and receives their
 // audio (the pages' own WebRTC statistics, shown on each tile); an operator shares a camsim
-// camera and all three decode it. A forged link shows the error page. Then the guest leaves and
-// the others see them go.
+// camera and all three decode it. Then the guest leaves and the others see them go; the operator
+// plays one of the incident's evidence clips (an MP4 the box signed into the gateway's store) into
+// the room and both decode it as it was stored (H.264), then stops it. A forged link shows the
+// error page.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
 import path from 'node:path'
 import { chromium } from 'playwright-core'
 
@@ -34,7 +39,38 @@ async function decodesOthers(page, n, frames) {
   )
 }
 
-export async function runRooms({ server, api, shots, rtsp, sql }) {
+/** An MP4 clip (H.264, 20 s) uploaded to the gateway's evidence store as `box`'s camera would, and
+ * linked to `incident` as an edge event's clip; returns its SHA-256. */
+async function evidenceClip({ gateway, box, camera, incident, sql, work }) {
+  const file = path.join(work, 'room-clip.mp4')
+  execFileSync('gst-launch-1.0', ['-q', 'videotestsrc', 'num-buffers=300', 'pattern=ball', '!', 'video/x-raw,width=640,height=360,framerate=15/1', '!',
+    'x264enc', 'key-int-max=15', 'tune=zerolatency', 'speed-preset=ultrafast', '!', 'video/x-h264,profile=constrained-baseline', '!',
+    'h264parse', '!', 'mp4mux', '!', 'filesink', `location=${file}`])
+  const body = fs.readFileSync(file)
+  const sha = crypto.createHash('sha256').update(body).digest('hex')
+  const capturedAt = new Date().toISOString()
+  // the box's device key: its 32-byte Ed25519 seed, base64url (edge-agent keygen)
+  const seed = Buffer.from(fs.readFileSync(path.join(box.dir, 'device.key'), 'utf8').trim(), 'base64url')
+  const key = crypto.createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' })
+  const payload = 'brightline-evidence-v1\n' + JSON.stringify([sha, body.length, box.id, camera, 'clip', 'video/mp4', capturedAt])
+  const signature = crypto.sign(null, Buffer.from(payload), key).toString('base64url')
+  const put = await fetch(`${gateway}/evidence/${sha}`, {
+    method: 'PUT',
+    headers: { 'X-Bl-Edge': box.id, 'X-Bl-Camera': camera, 'X-Bl-Kind': 'clip', 'X-Bl-Captured-At': capturedAt, 'Content-Type': 'video/mp4', 'X-Bl-Signature': signature },
+    body,
+  })
+  assert.ok(put.ok, `clip upload: ${put.status} ${await put.text()}`)
+  const event = crypto.randomUUID()
+  sql(
+    `INSERT INTO edge_events (event_id, edge_id, camera_id, type, kind, episode_id, phase, at, payload) VALUES ` +
+      `('${event}', '${box.id}', '${camera}', 'detection', 'noChefHat', '${event}', 'end', now(), ` +
+      `jsonb_build_object('clip', jsonb_build_object('sha256', '${sha}', 'size', ${body.length}, 'contentType', 'video/mp4', 'from', '${capturedAt}', 'to', '${capturedAt}'))); ` +
+      `INSERT INTO incident_events (event_id, incident_id) VALUES ('${event}', '${incident}')`,
+  )
+  return sha
+}
+
+export async function runRooms({ server, api, shots, rtsp, sql, gateway, box, camera, work }) {
   const pw = server.demoPassword
   const op = await api('op.chen', pw)
   const premises = (await op.get('/api/premises?town=yongding&perPage=50')).body.items.find((p) => p.kind !== 'pharmacy')
@@ -48,6 +84,7 @@ export async function runRooms({ server, api, shots, rtsp, sql }) {
   })
   assert.equal(created.status, 201, JSON.stringify(created.body))
   const incident = created.body.id
+  const clip = await evidenceClip({ gateway, box, camera, incident, sql, work })
   // the camera to share: the wall's camsim camera, registered if the wall scenario did not run
   sql(
     `INSERT INTO cameras (id, premises_id, name, source, main_stream, sub_stream) VALUES ` +
@@ -110,6 +147,22 @@ export async function runRooms({ server, api, shots, rtsp, sql }) {
 
     step('the guest leaves: the others see two in the room')
     await c.click('[data-test=room-leave]')
+    for (const page of [a, b]) {
+      await page.waitForFunction(() => document.querySelectorAll('[data-test=room-remote]').length === 1, null, { timeout: 30_000 })
+    }
+
+    step('the operator plays one of the incident\u2019s evidence clips into the room: both decode it as stored, then it stops')
+    await a.selectOption('[data-test=room-clip]', clip)
+    await a.click('[data-test=room-clip-play]')
+    for (const page of [a, b]) {
+      await page.waitForFunction(
+        (sub) => Number(document.querySelector(`[data-test=room-remote][data-sub="${sub}"]`)?.dataset.frames) > 15,
+        `clip:${clip}`,
+        { timeout: 90_000, polling: 500 },
+      )
+    }
+    await a.screenshot({ path: path.join(shots, 'room-clip.png') })
+    await a.click('[data-test=room-clip-stop]')
     for (const page of [a, b]) {
       await page.waitForFunction(() => document.querySelectorAll('[data-test=room-remote]').length === 1, null, { timeout: 30_000 })
     }

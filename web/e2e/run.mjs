@@ -22,6 +22,7 @@ import { runAdminScenario } from './admin.mjs'
 import { runDrills } from './drills.mjs'
 import { runTalk } from './talk.mjs'
 import { runRooms } from './rooms.mjs'
+import { runPtt } from './ptt.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const webDir = path.resolve(here, '..')
@@ -317,7 +318,10 @@ async function main() {
     }
     if (all || only === 'drills') await runDrills({ browser, server, shots, api: (base, u, p) => Api.login(base, u, p), sql: (q) => psql(server.dbUrl, q) })
     if (all || only === 'talk') await runTalk({ server, api, shots, edge, gateway: media.gateway, talkRecordings: media.talkRecordings, work })
-    if (all || only === 'rooms') await runRooms({ server, api, shots, rtsp: media.rtsp, sql: (q) => psql(server.dbUrl, q) })
+    if (all || only === 'rooms') {
+      await runRooms({ server, api, shots, rtsp: media.rtsp, sql: (q) => psql(server.dbUrl, q), gateway: media.gateway, box, camera: edge.camera, work })
+    }
+    if (all || only === 'ptt') await runPtt({ server, api, shots, sql: (q) => psql(server.dbUrl, q) })
     // last: the cameras and users it adds would change what the screens above show
     if (all || only === 'admin') await runAdminScenario({ browser, server, api, shots })
     if (blocked.length) throw new Error(`the content security policy blocked:\n${blocked.join('\n')}`)

@@ -11,10 +11,12 @@ use crate::audit::{Action, Audit, Event, Who};
 use crate::auth::{Caller, Role};
 use crate::error::{Error, Kind, Result};
 use crate::field::access;
+use crate::incident::Actor;
 use crate::incident::store::{self as incidents, Incident};
 use crate::intercom::floor::Taken;
 use crate::intercom::{Asker, Holder};
 use crate::registry::cameras;
+use crate::rooms::timeline::{self, RoomEvent, RoomRef};
 use crate::rooms::{self, Invite, InviteError, floor};
 use axum::Extension;
 use axum::extract::State;
@@ -50,6 +52,8 @@ pub struct Room {
     pub closed_at: Option<DateTime<Utc>>,
     /// The live camera shared into the room, if any.
     pub shared_camera: Option<String>,
+    /// The evidence clip (SHA-256) playing or paused in the room, if any.
+    pub shared_clip: Option<String>,
 }
 
 /// A shared camera's live view, for every member.
@@ -80,8 +84,25 @@ pub struct RoomGrant {
     pub floor: Option<Holder>,
 }
 
+/// Writes `event` of `room` on its incident's timeline.
+async fn on_timeline(
+    conn: &mut sqlx::PgConnection,
+    room: &Room,
+    actor: &Actor,
+    event: RoomEvent<'_>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let r = RoomRef {
+        id: &room.id,
+        kind: &room.kind,
+        title: &room.title,
+    };
+    timeline::write(conn, room.incident_id, r, actor, event, at).await?;
+    Ok(())
+}
+
 const COLUMNS: &str =
-    "id, incident_id, kind, title, created_by, created_at, closed_at, shared_camera";
+    "id, incident_id, kind, title, created_by, created_at, closed_at, shared_camera, shared_clip";
 
 async fn room_by_id(app: &AppState, id: &str) -> Result<Room> {
     sqlx::query_as::<_, Room>(sqlx::AssertSqlSafe(format!(
@@ -239,6 +260,14 @@ pub async fn create(
     .bind(app.now())
     .fetch_one(&mut *tx)
     .await?;
+    on_timeline(
+        &mut tx,
+        &room,
+        &Actor::of(&caller),
+        RoomEvent::Opened,
+        app.now(),
+    )
+    .await?;
     let event = Event::new(Action::RoomOpen)
         .object("room", &room.id)
         .town(&incident.town_id)
@@ -275,6 +304,16 @@ fn user_sub(caller: &Caller) -> String {
     format!("user:{}", caller.username)
 }
 
+/// A member's first join of `room`, on the timeline.
+async fn joined(app: &AppState, caller: &Caller, room: &Room) -> Result<()> {
+    let mut conn = app.pool.acquire().await?;
+    let who = RoomEvent::Joined {
+        who: &caller.display_name,
+        guest: false,
+    };
+    on_timeline(&mut conn, room, &Actor::of(caller), who, app.now()).await
+}
+
 /// `POST /api/rooms/{id}/join`
 #[utoipa::path(
     post,
@@ -301,6 +340,7 @@ pub async fn join(
     } else {
         None
     };
+    joined(&app, &caller, &room).await?;
     let grant = grant(&app, room, user_sub(&caller), holder)?;
     audit
         .record(
@@ -451,6 +491,13 @@ pub async fn guest_join(
         .fetch_one(&app.pool)
         .await?;
     let sub = format!("guest:{}", invite.name);
+    let who = RoomEvent::Joined {
+        who: &invite.name,
+        guest: true,
+    };
+    let mut conn = app.pool.acquire().await?;
+    on_timeline(&mut conn, &room, &Actor::System, who, app.now()).await?;
+    drop(conn);
     let grant = grant(&app, room, sub.clone(), None)?;
     audit
         .by(Who::Anonymous(sub))
@@ -506,6 +553,8 @@ pub async fn share(
     .bind(&request.camera_id)
     .fetch_one(&mut *tx)
     .await?;
+    let shared = RoomEvent::CameraShared(request.camera_id.as_deref());
+    on_timeline(&mut tx, &room, &Actor::of(&caller), shared, app.now()).await?;
     let event = Event::new(Action::RoomShare)
         .object("room", &id)
         .town(&incident.town_id)
@@ -513,6 +562,164 @@ pub async fn share(
     audit.append(&mut tx, &app, event).await?;
     tx.commit().await?;
     Ok(axum::Json(room))
+}
+
+/// What to do with a room's evidence clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ClipStep {
+    Play,
+    Pause,
+    Resume,
+    Stop,
+}
+
+/// The body of `POST /api/rooms/{id}/clip`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClipRequest {
+    pub step: ClipStep,
+    /// `play`: the clip, one of the incident's evidence clips (`/api/incidents/{id}/evidence`).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// A clip grant for the gateway.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClipGrant {
+    /// `POST {clipUrl}` with `Authorization: Bearer {grant}` does the step at the gateway.
+    pub clip_url: String,
+    pub grant: String,
+    pub sha256: String,
+    pub room: Room,
+}
+
+/// `POST /api/rooms/{id}/clip`
+#[utoipa::path(
+    post,
+    path = "/api/rooms/{id}/clip",
+    summary = "Play one of the incident's evidence clips into the room for all, or pause, resume or stop it",
+    params(("id" = String, Path, description = "The room's id")),
+    request_body = ClipRequest,
+    responses(
+        (status = 200, description = "The grant for the gateway (valid for a minute)", body = ClipGrant),
+        (status = 404, description = "`unknown_clip`: not an evidence clip of this incident"),
+        (status = 409, description = "`room_closed`; `no_clip`: nothing plays to pause, resume or stop"),
+    )
+)]
+pub async fn clip(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    audit: Audit,
+    Path(id): Path<String>,
+    Json(request): Json<ClipRequest>,
+) -> Result<axum::Json<ClipGrant>> {
+    let media = media_config(&app)?;
+    let (room, incident) = member_room(&app, &caller, &id).await?;
+    open(&room)?;
+    let sha256 = match (request.step, &room.shared_clip) {
+        (ClipStep::Play, _) => {
+            let wanted = request.sha256.as_deref().unwrap_or("");
+            let mut conn = app.pool.acquire().await?;
+            let events = incidents::events(&mut conn, room.incident_id).await?;
+            let found = super::evidence::blobs(&events)
+                .into_iter()
+                .any(|(kind, blob, _)| kind == "clip" && blob.sha256.as_str() == wanted);
+            if !found {
+                return Err(Error::new(
+                    Kind::NotFound,
+                    "unknown_clip",
+                    format!(
+                        "sha256 {wanted:?} is not an evidence clip of this room's incident; pick one from the incident's evidence"
+                    ),
+                ));
+            }
+            wanted.to_owned()
+        }
+        (_, Some(shared)) => shared.clone(),
+        (_, None) => {
+            return Err(Error::new(
+                Kind::Conflict,
+                "no_clip",
+                "no evidence clip is shared in this room; play one first",
+            ));
+        }
+    };
+    let key = media
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| Error::internal("clip grant", "media.signing_key was not loaded"))?;
+    let room_id = CameraId::new(room.id.clone())
+        .map_err(|e| Error::internal("room id from the database", e))?;
+    let nodes = media.nodes();
+    let node = crate::media::choose_gateway(&room_id, &nodes).clone();
+    let base = media
+        .url_of(&node)
+        .ok_or_else(|| Error::internal("gateway lookup", "chosen node has no url"))?
+        .to_owned();
+    let step = match request.step {
+        ClipStep::Play => bl_proto::clip_token::ClipStep::Play,
+        ClipStep::Pause => bl_proto::clip_token::ClipStep::Pause,
+        ClipStep::Resume => bl_proto::clip_token::ClipStep::Resume,
+        ClipStep::Stop => bl_proto::clip_token::ClipStep::Stop,
+    };
+    let iat = app.now().timestamp();
+    let claims = bl_proto::clip_token::ClipClaims {
+        sub: user_sub(&caller),
+        room: room_id,
+        sha256: sha256
+            .parse()
+            .map_err(|e| Error::internal("clip hash from the database", e))?,
+        step,
+        node,
+        iat,
+        exp: iat + 60,
+        jti: crate::auth::random_token(16),
+    };
+    let shared = match request.step {
+        ClipStep::Play => Some(sha256.as_str()),
+        ClipStep::Stop => None,
+        ClipStep::Pause | ClipStep::Resume => room.shared_clip.as_deref(),
+    };
+    let mut tx = app.pool.begin().await?;
+    let updated = sqlx::query_as::<_, Room>(sqlx::AssertSqlSafe(format!(
+        "UPDATE rooms SET shared_clip = $2 WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(&id)
+    .bind(shared)
+    .fetch_one(&mut *tx)
+    .await?;
+    let actor = Actor::of(&caller);
+    match request.step {
+        ClipStep::Play => {
+            let e = RoomEvent::ClipShared(Some(&sha256));
+            on_timeline(&mut tx, &updated, &actor, e, app.now()).await?;
+        }
+        ClipStep::Stop => {
+            on_timeline(
+                &mut tx,
+                &updated,
+                &actor,
+                RoomEvent::ClipShared(None),
+                app.now(),
+            )
+            .await?;
+        }
+        ClipStep::Pause | ClipStep::Resume => {}
+    }
+    let event = Event::new(Action::RoomClip)
+        .object("room", &id)
+        .town(&incident.town_id)
+        .details(serde_json::json!({"step": format!("{:?}", request.step).to_lowercase(), "sha256": sha256, "jti": claims.jti}));
+    audit.append(&mut tx, &app, event).await?;
+    tx.commit().await?;
+    Ok(axum::Json(ClipGrant {
+        clip_url: format!("{base}/rooms/{}/clip", room.id),
+        grant: bl_proto::clip_token::sign(&claims, key.signing_key()),
+        sha256,
+        room: updated,
+    }))
 }
 
 /// `DELETE /api/rooms/{id}`
@@ -539,6 +746,14 @@ pub async fn close(
         .bind(app.now())
         .execute(&mut *tx)
         .await?;
+    on_timeline(
+        &mut tx,
+        &room,
+        &Actor::of(&caller),
+        RoomEvent::Closed,
+        app.now(),
+    )
+    .await?;
     let event = Event::new(Action::RoomClose)
         .object("room", &id)
         .town(&incident.town_id);
@@ -550,17 +765,32 @@ pub async fn close(
 /// The incident's voice channel, opened on first use.
 async fn voice_room(app: &AppState, caller: &Caller, incident: &Incident) -> Result<Room> {
     let id = rooms::voice_room_id(incident.id);
-    sqlx::query(
+    let mut tx = app.pool.begin().await?;
+    let opened = sqlx::query_as::<_, Room>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO rooms (id, incident_id, kind, title, created_by, created_at) \
-         VALUES ($1, $2, 'voice', '对讲', $3, $4) ON CONFLICT DO NOTHING",
-    )
+         VALUES ($1, $2, 'voice', '对讲', $3, $4) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+    )))
     .bind(&id)
     .bind(incident.id)
     .bind(caller.user_id)
     .bind(app.now())
-    .execute(&app.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    room_by_id(app, &id).await
+    if let Some(room) = &opened {
+        on_timeline(
+            &mut tx,
+            room,
+            &Actor::of(caller),
+            RoomEvent::Opened,
+            app.now(),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    match opened {
+        Some(room) => Ok(room),
+        None => room_by_id(app, &id).await,
+    }
 }
 
 /// `POST /api/incidents/{id}/voice`
@@ -582,6 +812,7 @@ pub async fn voice(
     let room = voice_room(&app, &caller, &incident).await?;
     let holder = floor::holder(&app.pool, &room.id, app.now()).await?;
     let room_id = room.id.clone();
+    joined(&app, &caller, &room).await?;
     let grant = grant(&app, room, user_sub(&caller), holder)?;
     audit
         .record(
@@ -608,6 +839,44 @@ pub struct FloorRequest {
 #[serde(rename_all = "camelCase")]
 pub struct FloorGrant {
     pub session_id: i64,
+    /// The floor grant for the gateway: `POST {roomUrl}/whip/{participant}/floor` with
+    /// `Authorization: Bearer {grant}` opens the caller's audio to the channel until
+    /// `expiresAt`; take the floor again before then to renew it.
+    pub grant: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Signs the floor grant of holding `session_id` for the caller (`bl_proto::floor_token`).
+fn floor_grant(
+    app: &AppState,
+    caller: &Caller,
+    room: &str,
+    session_id: i64,
+) -> Result<axum::Json<FloorGrant>> {
+    let media = media_config(app)?;
+    let key = media
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| Error::internal("floor grant", "media.signing_key was not loaded"))?;
+    let room = CameraId::new(room.to_owned())
+        .map_err(|e| Error::internal("room id from the database", e))?;
+    let nodes = media.nodes();
+    let node = crate::media::choose_gateway(&room, &nodes).clone();
+    let iat = app.now().timestamp();
+    let claims = bl_proto::floor_token::FloorClaims {
+        sub: user_sub(caller),
+        room,
+        floor_session: session_id,
+        node,
+        iat,
+        exp: iat + crate::intercom::HOLD_SECS,
+        jti: crate::auth::random_token(16),
+    };
+    Ok(axum::Json(FloorGrant {
+        session_id,
+        grant: bl_proto::floor_token::sign(&claims, key.signing_key()),
+        expires_at: DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(app.now()),
+    }))
 }
 
 /// `POST /api/incidents/{id}/voice/floor`
@@ -618,7 +887,7 @@ pub struct FloorGrant {
     params(("id" = Uuid, Path, description = "The incident's id")),
     request_body(content = Option<FloorRequest>, description = "Optional; `takeover` for supervisors"),
     responses(
-        (status = 200, description = "The caller holds the floor", body = FloorGrant),
+        (status = 200, description = "The caller holds the floor; present the grant to the gateway", body = FloorGrant),
         (status = 409, description = "`floor_taken`: someone else talks (`error.holder` names them)"),
     )
 )]
@@ -629,6 +898,7 @@ pub async fn take_floor(
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
 ) -> Result<axum::Json<FloorGrant>> {
+    media_config(&app)?;
     let request: FloorRequest = body_or_default(&body, "{\"takeover\": true|false}")?;
     let incident = incident_for(&app, &caller, id).await?;
     let room = voice_room(&app, &caller, &incident).await?;
@@ -667,7 +937,10 @@ pub async fn take_floor(
             e.holder = Some(Box::new(holder));
             return Err(e);
         }
-        Taken::Renewed { session_id } => return Ok(axum::Json(FloorGrant { session_id })),
+        Taken::Renewed { session_id } => {
+            tx.commit().await?;
+            return floor_grant(&app, &caller, &room.id, session_id);
+        }
         Taken::Started {
             session_id,
             taken_from,
@@ -682,7 +955,7 @@ pub async fn take_floor(
         }));
     audit.append(&mut tx, &app, event).await?;
     tx.commit().await?;
-    Ok(axum::Json(FloorGrant { session_id }))
+    floor_grant(&app, &caller, &room.id, session_id)
 }
 
 /// `DELETE /api/incidents/{id}/voice/floor`

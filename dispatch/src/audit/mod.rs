@@ -118,6 +118,7 @@ pub enum Action {
     RoomJoin,
     RoomInvite,
     RoomShare,
+    RoomClip,
     VoiceTalk,
     VoiceRelease,
     // the automatic voice warning's admin
@@ -129,7 +130,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 55] = [
+    pub const ALL: [Action; 56] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -179,6 +180,7 @@ impl Action {
         Action::RoomJoin,
         Action::RoomInvite,
         Action::RoomShare,
+        Action::RoomClip,
         Action::VoiceTalk,
         Action::VoiceRelease,
         Action::VoiceMessageSet,
@@ -238,6 +240,7 @@ impl Action {
             Action::RoomJoin => "room.join",
             Action::RoomInvite => "room.invite",
             Action::RoomShare => "room.share",
+            Action::RoomClip => "room.clip",
             Action::VoiceTalk => "voice.talk",
             Action::VoiceRelease => "voice.release",
             Action::VoiceMessageSet => "voiceMessage.set",

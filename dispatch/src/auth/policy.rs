@@ -591,6 +591,12 @@ pub static POLICY: &[Rule] = &[
         ScopeRule::Team,
     ),
     rule(
+        "POST",
+        "/api/rooms/{id}/clip",
+        Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
         "DELETE",
         "/api/rooms/{id}",
         Access::Roles(TALKERS),

@@ -35,6 +35,17 @@ pub const CODES: &[&str] = &[
     "falseAlarm",
     "endex",
     "voiceRecorded",
+    // Consult rooms and the voice channel (crate::rooms::timeline).
+    "roomOpened",
+    "roomClosed",
+    "roomJoined",
+    "roomGuestJoined",
+    "roomCameraShared",
+    "roomCameraStopped",
+    "roomClipShared",
+    "roomClipStopped",
+    "voiceOpened",
+    "voiceJoined",
 ];
 
 impl Note {

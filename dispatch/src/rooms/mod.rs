@@ -5,9 +5,13 @@
 //! expiry; an invite is no media token, so it never opens the gateway by itself.**
 //!
 //! This file is plain logic: room ids and invites. [`floor`] is the voice channels' floor in
-//! PostgreSQL (the rule is [`crate::intercom::decide`], the one of camera talk-down).
+//! PostgreSQL (the rule is [`crate::intercom::decide`], the one of camera talk-down);
+//! [`timeline`] lists rooms on their incident. **The gateway forwards a voice channel's audio
+//! only from the floor's holder**: [`voice_room_id`]'s `voice-` prefix makes a room push-to-talk
+//! there, and the holder's browser presents a floor grant (`bl_proto::floor_token`) signed here.
 
 pub mod floor;
+pub mod timeline;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -87,13 +87,7 @@ async fn whep_post(
     let offer = sdp_offer(&headers, &body)?;
     let accepts_h265 = super::peer::offers_h265(&offer);
     let live = &gw.live;
-    if live.session_count() >= live.settings.max_sessions {
-        return Err(Error::new(
-            Kind::Busy,
-            "too_many_sessions",
-            "this gateway serves its maximum of live sessions; try again shortly",
-        ));
-    }
+    gw.check_session_capacity()?;
     let source = match live.sources.source(&camera).await {
         Ok(Some(s)) => s,
         Ok(None) => {

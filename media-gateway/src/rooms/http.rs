@@ -7,7 +7,17 @@
 //! - `POST /rooms/{room}/whep/{participant}` (receive-only offer) → `201` answer with that
 //!   participant's audio and video, `Location: /rooms/{room}/whep/{participant}/{session}`;
 //! - `DELETE /rooms/{room}/whep/{participant}/{session}` ends the subscription;
-//! - `GET /rooms/{room}` (token also as `?access_token=`) → who is in the room.
+//! - `GET /rooms/{room}` (token also as `?access_token=`) → who is in the room and who talks;
+//! - `POST /rooms/{room}/whip/{participant}/floor` with `Authorization: Bearer <floor grant>`
+//!   (push-to-talk rooms): that participant's audio is forwarded until the grant's expiry, a
+//!   newer grant supersedes it at once ([`super::floor`]); `DELETE` the same path lets go.
+//!
+//! - `POST /rooms/{room}/clip` with `Authorization: Bearer <clip grant>` plays an evidence clip
+//!   from the store into the room (`201 {"participant"}`; subscribe to it like anyone), or
+//!   pauses, resumes or stops it: the grant's `step` ([`super::clip`]).
+//!
+//! Room connections count toward `live.max_sessions` with the live view's (503
+//! `too_many_sessions`).
 
 use std::sync::Arc;
 
@@ -21,6 +31,7 @@ use bl_proto::CameraId;
 use bl_proto::token::MediaAction;
 use serde_json::json;
 
+use super::floor::{FloorError, Grant};
 use super::peer::{PublishPeer, SubscribePeer, offered_kinds};
 use super::{JoinError, MAX_PARTICIPANTS};
 use crate::Gateway;
@@ -34,6 +45,11 @@ pub fn routes(allowed_origins: &[String]) -> Router<Arc<Gateway>> {
         .route("/rooms/{room}", get(list))
         .route("/rooms/{room}/whip", post(join))
         .route("/rooms/{room}/whip/{participant}", delete(leave))
+        .route("/rooms/{room}/clip", post(clip))
+        .route(
+            "/rooms/{room}/whip/{participant}/floor",
+            post(take_floor).delete(release_floor),
+        )
         .route("/rooms/{room}/whep/{participant}", post(subscribe))
         .route(
             "/rooms/{room}/whep/{participant}/{session}",
@@ -63,6 +79,7 @@ async fn join(
 ) -> Result<Response> {
     let (room, sub) = authorized(&gw, &headers, None, &room)?;
     let offer = sdp_offer(&headers, &body)?;
+    gw.check_session_capacity()?;
     let rooms = &gw.rooms;
     let (id, feed, keyframes) = rooms
         .reserve(room.as_str(), &sub, offered_kinds(&offer), chrono::Utc::now())
@@ -149,6 +166,7 @@ async fn subscribe(
 ) -> Result<Response> {
     let (room, _) = authorized(&gw, &headers, None, &room)?;
     let offer = sdp_offer(&headers, &body)?;
+    gw.check_session_capacity()?;
     let feed = gw
         .rooms
         .feed(room.as_str(), &participant)
@@ -193,5 +211,143 @@ async fn list(
         "room": room.as_str(),
         "max": MAX_PARTICIPANTS,
         "participants": gw.rooms.participants(room.as_str()),
+        "floor": gw.rooms.floor(room.as_str()),
     })))
+}
+
+async fn take_floor(
+    State(gw): State<Arc<Gateway>>,
+    Path((room, participant)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    let claims = gw.tokens.authenticate_floor(&headers)?;
+    let room = camera_id(&room)?;
+    if claims.room != room {
+        return Err(Error::new(
+            Kind::Forbidden,
+            "wrong_room",
+            format!("the floor grant is for room {}, not {room}", claims.room),
+        ));
+    }
+    let grant = Grant {
+        sub: claims.sub,
+        floor_session: claims.floor_session,
+        exp: claims.exp,
+    };
+    let started = gw
+        .rooms
+        .grant_floor(room.as_str(), &participant, &grant)
+        .map_err(|e| match e {
+            FloorError::UnknownParticipant => unknown_participant(),
+            FloorError::NotPushToTalk { .. } => {
+                Error::new(Kind::Conflict, "not_push_to_talk", e.to_string())
+            }
+            FloorError::NotYours { .. } => {
+                Error::new(Kind::Forbidden, "floor_not_yours", e.to_string())
+            }
+            FloorError::Superseded { .. } => {
+                Error::new(Kind::Conflict, "floor_superseded", e.to_string())
+            }
+        })?;
+    // Tell the floor's listeners when the grant runs out unrenewed (the gate closes by itself).
+    let wait = (grant.exp - chrono::Utc::now().timestamp()).max(0);
+    let room = room.to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(wait.unsigned_abs())).await;
+        gw.rooms.expire_floor(&room, grant.floor_session, grant.exp);
+    });
+    Ok(if started {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    })
+}
+
+async fn release_floor(
+    State(gw): State<Arc<Gateway>>,
+    Path((room, participant)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let room = camera_id(&room)?;
+    gw.rooms.release_floor(room.as_str(), &participant);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn clip(
+    State(gw): State<Arc<Gateway>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    use bl_proto::clip_token::ClipStep;
+    use futures::TryStreamExt;
+    let claims = gw.tokens.authenticate_clip(&headers)?;
+    let room = camera_id(&room)?;
+    if claims.room != room {
+        return Err(Error::new(
+            Kind::Forbidden,
+            "wrong_room",
+            format!("the clip grant is for room {}, not {room}", claims.room),
+        ));
+    }
+    let no_clip = || {
+        Error::new(
+            Kind::NotFound,
+            "no_clip",
+            "no evidence clip plays in this room (it may have ended)",
+        )
+    };
+    let rooms = &gw.rooms;
+    match claims.step {
+        ClipStep::Pause | ClipStep::Resume => {
+            if !rooms.pause_clip(room.as_str(), claims.step == ClipStep::Pause) {
+                return Err(no_clip());
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        ClipStep::Stop => {
+            let id = rooms.clip_participant(room.as_str()).ok_or_else(no_clip)?;
+            rooms.leave(room.as_str(), &id);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        ClipStep::Play => {
+            let stored = gw
+                .store
+                .get(&claims.sha256)
+                .await
+                .map_err(|e| Error::new(Kind::Unavailable, "store_error", e.to_string()))?
+                .ok_or_else(|| {
+                    Error::new(
+                        Kind::NotFound,
+                        "unknown_evidence",
+                        format!("evidence {} is not stored on this gateway", claims.sha256),
+                    )
+                })?;
+            let bytes: Vec<u8> = gw
+                .store
+                .read(&claims.sha256, 0..stored.meta.size)
+                .await
+                .map_err(|e| Error::new(Kind::Unavailable, "store_error", e.to_string()))?
+                .try_fold(Vec::new(), |mut all, chunk| async move {
+                    all.extend_from_slice(&chunk);
+                    Ok(all)
+                })
+                .await
+                .map_err(|e| Error::new(Kind::Unavailable, "store_error", e.to_string()))?;
+            gw.check_session_capacity()?;
+            let id = rooms
+                .play_clip(room.as_str(), claims.sha256.as_str(), &bytes)
+                .map_err(|e| match e {
+                    super::ClipError::Full(_) => Error::new(
+                        Kind::Conflict,
+                        "room_full",
+                        format!("room {room} has its maximum of {MAX_PARTICIPANTS} participants"),
+                    ),
+                    super::ClipError::Player(m) => Error::bad_request(
+                        "clip_unplayable",
+                        format!("{m}; clips must be MP4 with H.264 video"),
+                    ),
+                })?;
+            tracing::info!(room = %room, participant = %id, sha256 = %claims.sha256, by = %claims.sub, "room clip playing");
+            Ok((StatusCode::CREATED, axum::Json(json!({"participant": id}))).into_response())
+        }
+    }
 }

@@ -10,9 +10,11 @@
 //! change, each connection is as simple as the live view's, and a failure affects one stream only.
 //! The cost is more connections (n·(n−1) subscriptions, 240 at 16 participants), each cheap.
 //!
-//! This file is the room bookkeeping, plain data behind a mutex; [`peer`] owns the WebRTC side and
-//! [`http`] the requests.
+//! This file is the room bookkeeping, plain data behind a mutex; [`peer`] owns the WebRTC side,
+//! [`http`] the requests and [`floor`] the push-to-talk rule of voice channels.
 
+pub mod clip;
+pub mod floor;
 pub mod http;
 pub mod peer;
 
@@ -24,6 +26,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::live::peer::PeerSettings;
+use clip::ClipPlayer;
+use floor::{AudioGate, Change, Decision, EndReason, FloorChange, FloorError, Grant, Holding};
 use peer::{PublishPeer, SubscribePeer};
 
 /// The most participants sending into one room (a 17th is refused with `room_full`).
@@ -35,16 +39,22 @@ pub struct Feed {
     pub video: broadcast::Sender<rtc::rtp::Packet>,
     /// Keyframe requests for the sender's video (a new or recovering subscriber).
     pub keyframe: mpsc::Sender<()>,
+    /// What the sender's audio passes before it reaches [`Feed::audio`] (push-to-talk).
+    pub audio_gate: AudioGate,
+    /// The video is H.264 (an evidence clip), not the participants' VP8.
+    pub video_h264: bool,
 }
 
 impl Feed {
-    fn new() -> (Arc<Feed>, mpsc::Receiver<()>) {
+    fn new(push_to_talk: bool, video_h264: bool) -> (Arc<Feed>, mpsc::Receiver<()>) {
         let (keyframe, requests) = mpsc::channel(4);
         // About 5 s of 20 ms audio frames; about 1 s of video at 1.5 Mbit/s.
         let feed = Feed {
             audio: broadcast::channel(256).0,
             video: broadcast::channel(512).0,
             keyframe,
+            audio_gate: AudioGate::new(push_to_talk),
+            video_h264,
         };
         (Arc::new(feed), requests)
     }
@@ -74,6 +84,17 @@ struct Participant {
 struct Room {
     participants: BTreeMap<String, Participant>,
     subscriptions: HashMap<String, Arc<SubscribePeer>>,
+    /// Push-to-talk rooms: who talks now, and the newest holding ever granted here.
+    floor: Option<Holding>,
+    newest_floor: i64,
+    /// The evidence clip playing into the room (also one of `participants`).
+    clip: Option<ClipPlayer>,
+}
+
+impl Room {
+    fn is_empty(&self) -> bool {
+        self.participants.is_empty() && self.subscriptions.is_empty()
+    }
 }
 
 /// Why a participant cannot join.
@@ -83,10 +104,20 @@ pub enum JoinError {
     Full { room: String },
 }
 
+/// Why a clip does not play.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("{0}")]
+    Full(JoinError),
+    #[error("the clip cannot be played: {0}")]
+    Player(String),
+}
+
 /// Every room on this gateway node. A room exists while someone is in it.
 pub struct Rooms {
     pub settings: PeerSettings,
     rooms: Mutex<HashMap<String, Room>>,
+    floor_changes: broadcast::Sender<FloorChange>,
 }
 
 impl Rooms {
@@ -94,7 +125,25 @@ impl Rooms {
         Self {
             settings,
             rooms: Mutex::new(HashMap::new()),
+            floor_changes: broadcast::channel(256).0,
         }
+    }
+
+    /// Every start and end of a transmission in a push-to-talk room, in order (a recorder of
+    /// talk audio subscribes here, then to the talker's feed). Bounded: a slow reader skips.
+    pub fn floor_changes(&self) -> broadcast::Receiver<FloorChange> {
+        self.floor_changes.subscribe()
+    }
+
+    fn announce(&self, room: &str, h: &Holding, change: Change) {
+        let _ = self.floor_changes.send(FloorChange {
+            room: room.to_owned(),
+            participant: h.participant.clone(),
+            sub: h.sub.clone(),
+            floor_session: h.floor_session,
+            change,
+            at: Utc::now(),
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
@@ -107,8 +156,19 @@ impl Rooms {
         &self,
         room: &str,
         sub: &str,
+        kinds: (bool, bool),
+        now: DateTime<Utc>,
+    ) -> Result<(String, Arc<Feed>, mpsc::Receiver<()>), JoinError> {
+        self.reserve_feed(room, sub, kinds, now, false)
+    }
+
+    fn reserve_feed(
+        &self,
+        room: &str,
+        sub: &str,
         (audio, video): (bool, bool),
         now: DateTime<Utc>,
+        video_h264: bool,
     ) -> Result<(String, Arc<Feed>, mpsc::Receiver<()>), JoinError> {
         let mut rooms = self.lock();
         let r = rooms.entry(room.to_owned()).or_default();
@@ -118,7 +178,7 @@ impl Rooms {
             });
         }
         let id = format!("{:016x}", rand::random::<u64>());
-        let (feed, requests) = Feed::new();
+        let (feed, requests) = Feed::new(floor::is_push_to_talk(room), video_h264);
         let view = ParticipantView {
             id: id.clone(),
             sub: sub.to_owned(),
@@ -157,11 +217,18 @@ impl Rooms {
                 return false;
             };
             let removed = r.participants.remove(id);
-            if r.participants.is_empty() && r.subscriptions.is_empty() {
+            let clip = r.clip.take_if(|c| c.participant == id);
+            if let Some(h) = r.floor.take_if(|h| h.participant == id) {
+                self.announce(room, &h, Change::Ended(EndReason::Left));
+            }
+            if r.is_empty() {
                 rooms.remove(room);
             }
-            removed
+            (removed, clip)
         };
+        // Stopping a pipeline waits for its threads: not under the lock.
+        let (removed, clip) = removed;
+        drop(clip);
         let Some(p) = removed else {
             return false;
         };
@@ -198,7 +265,7 @@ impl Rooms {
                 return false;
             };
             let removed = r.subscriptions.remove(session);
-            if r.participants.is_empty() && r.subscriptions.is_empty() {
+            if r.is_empty() {
                 rooms.remove(room);
             }
             removed
@@ -221,6 +288,179 @@ impl Rooms {
             .unwrap_or_default();
         list.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then(a.id.cmp(&b.id)));
         list
+    }
+
+    /// Opens `participant`'s audio under a floor grant (already verified for this room and node);
+    /// ends the transmission it supersedes at once. Returns true for a new transmission, false
+    /// for a renewal.
+    pub fn grant_floor(
+        &self,
+        room: &str,
+        participant: &str,
+        grant: &Grant,
+    ) -> Result<bool, FloorError> {
+        if !floor::is_push_to_talk(room) {
+            return Err(FloorError::NotPushToTalk {
+                room: room.to_owned(),
+            });
+        }
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or(FloorError::UnknownParticipant)?;
+        let sub = r
+            .participants
+            .get(participant)
+            .map(|p| p.view.sub.clone())
+            .ok_or(FloorError::UnknownParticipant)?;
+        if sub != grant.sub {
+            return Err(FloorError::NotYours {
+                grant: grant.sub.clone(),
+                participant: sub,
+            });
+        }
+        let holding = Holding {
+            participant: participant.to_owned(),
+            sub,
+            floor_session: grant.floor_session,
+            exp: grant.exp,
+        };
+        let started = match floor::decide(r.floor.as_ref(), r.newest_floor, participant, grant) {
+            Decision::Refuse { current } => {
+                return Err(FloorError::Superseded {
+                    grant: grant.floor_session,
+                    current,
+                });
+            }
+            Decision::Renew => false,
+            Decision::Start { ends } => {
+                if let Some(old) = ends {
+                    if let Some(p) = r.participants.get(&old.participant) {
+                        p.feed.audio_gate.close();
+                    }
+                    self.announce(room, &old, Change::Ended(EndReason::Superseded));
+                }
+                true
+            }
+        };
+        if let Some(p) = r.participants.get(participant) {
+            p.feed.audio_gate.open_until(grant.exp.saturating_mul(1000));
+        }
+        r.newest_floor = grant.floor_session;
+        if started {
+            self.announce(room, &holding, Change::Started);
+        }
+        r.floor = Some(holding);
+        Ok(started)
+    }
+
+    /// Ends `participant`'s transmission (they let go); false if they did not hold the floor.
+    pub fn release_floor(&self, room: &str, participant: &str) -> bool {
+        self.end_floor(room, |h| h.participant == participant, EndReason::Released)
+    }
+
+    /// Ends the transmission of holding `floor_session` if it still runs to `exp` (its grant ran
+    /// out without renewal); the gate has closed on its own already.
+    pub fn expire_floor(&self, room: &str, floor_session: i64, exp: i64) -> bool {
+        self.end_floor(
+            room,
+            |h| h.floor_session == floor_session && h.exp == exp,
+            EndReason::Expired,
+        )
+    }
+
+    fn end_floor(&self, room: &str, which: impl Fn(&Holding) -> bool, why: EndReason) -> bool {
+        let mut rooms = self.lock();
+        let Some(r) = rooms.get_mut(room) else {
+            return false;
+        };
+        let Some(h) = r.floor.take_if(|h| which(h)) else {
+            return false;
+        };
+        if let Some(p) = r.participants.get(&h.participant) {
+            p.feed.audio_gate.close();
+        }
+        self.announce(room, &h, Change::Ended(why));
+        true
+    }
+
+    /// Plays the evidence clip `bytes` (an MP4 with H.264 video) into `room` as participant
+    /// `clip:{sha256}`, replacing the clip playing there; returns the participant's id. The
+    /// participant leaves when the clip ends.
+    pub fn play_clip(
+        self: &Arc<Self>,
+        room: &str,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<String, ClipError> {
+        if let Some(old) = self.clip_participant(room) {
+            self.leave(room, &old);
+        }
+        let (id, feed, _keyframes) = self
+            .reserve_feed(
+                room,
+                &format!("clip:{sha256}"),
+                (false, true),
+                Utc::now(),
+                true,
+            )
+            .map_err(ClipError::Full)?;
+        let rooms = Arc::downgrade(self);
+        let (r, i) = (room.to_owned(), id.clone());
+        let on_end = move || {
+            if let Some(rooms) = rooms.upgrade() {
+                rooms.leave(&r, &i);
+            }
+        };
+        let player = match ClipPlayer::start(bytes, id.clone(), sha256.to_owned(), feed, on_end) {
+            Ok(p) => p,
+            Err(e) => {
+                self.leave(room, &id);
+                return Err(ClipError::Player(e));
+            }
+        };
+        let mut rooms = self.lock();
+        match rooms.get_mut(room) {
+            Some(r) if r.participants.contains_key(&id) => {
+                r.clip = Some(player);
+                Ok(id)
+            }
+            // It ended (or failed) already.
+            _ => Err(ClipError::Player(
+                "the clip ended as soon as it started".into(),
+            )),
+        }
+    }
+
+    /// The participant id of the clip playing in `room`.
+    pub fn clip_participant(&self, room: &str) -> Option<String> {
+        self.lock()
+            .get(room)
+            .and_then(|r| r.clip.as_ref().map(|c| c.participant.clone()))
+    }
+
+    /// Pauses (or resumes) the clip playing in `room`; false if none plays.
+    pub fn pause_clip(&self, room: &str, pause: bool) -> bool {
+        let rooms = self.lock();
+        let Some(clip) = rooms.get(room).and_then(|r| r.clip.as_ref()) else {
+            return false;
+        };
+        if pause {
+            clip.pause()
+        } else {
+            clip.resume()
+        }
+        true
+    }
+
+    /// Who talks in `room` now (push-to-talk rooms).
+    pub fn floor(&self, room: &str) -> Option<Holding> {
+        self.lock().get(room).and_then(|r| r.floor.clone())
+    }
+
+    /// Room connections (senders and receivers) in all rooms: they count toward the gateway's
+    /// `live.max_sessions` with the live view's.
+    pub fn connection_count(&self) -> usize {
+        let (_, senders, receivers) = self.counts();
+        senders + receivers
     }
 
     /// Open connections in all rooms (senders, receivers), for the metrics.
@@ -286,5 +526,39 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(rooms.participants("room-a").len(), MAX_PARTICIPANTS);
+    }
+
+    #[tokio::test]
+    async fn every_transmission_start_and_end_is_announced_for_a_recorder() {
+        let rooms = rooms();
+        let mut changes = rooms.floor_changes();
+        let now = Utc::now();
+        let room = "voice-1";
+        let (a, feed_a, _) = rooms.reserve(room, "user:a", (true, false), now).unwrap();
+        let (b, feed_b, _) = rooms.reserve(room, "user:b", (true, false), now).unwrap();
+        let grant = |sub: &str, floor_session| Grant {
+            sub: sub.into(),
+            floor_session,
+            exp: now.timestamp() + 60,
+        };
+        assert!(!feed_a.audio_gate.is_open_now());
+        assert_eq!(rooms.grant_floor(room, &a, &grant("user:a", 1)), Ok(true));
+        assert_eq!(rooms.grant_floor(room, &a, &grant("user:a", 1)), Ok(false));
+        assert!(feed_a.audio_gate.is_open_now());
+        assert_eq!(rooms.grant_floor(room, &b, &grant("user:b", 2)), Ok(true));
+        assert!(!feed_a.audio_gate.is_open_now() && feed_b.audio_gate.is_open_now());
+        assert!(rooms.leave(room, &b));
+        let seen: Vec<_> = std::iter::from_fn(|| changes.try_recv().ok())
+            .map(|c| (c.participant, c.floor_session, c.change))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (a.clone(), 1, Change::Started),
+                (a, 1, Change::Ended(EndReason::Superseded)),
+                (b.clone(), 2, Change::Started),
+                (b, 2, Change::Ended(EndReason::Left)),
+            ]
+        );
     }
 }

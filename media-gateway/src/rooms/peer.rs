@@ -10,7 +10,7 @@ use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -28,7 +28,8 @@ use webrtc::peer_connection::{
 
 use super::Feed;
 use crate::live::peer::{
-    KeyframeRequests, PeerError, PeerEvent, PeerSettings, build_pc, is_keyframe_request,
+    H264_FMTP, H264_PAYLOAD_TYPE, KeyframeRequests, PeerError, PeerEvent, PeerSettings, build_pc,
+    is_keyframe_request,
 };
 
 /// Payload type of Opus in the rooms' engine (what browsers use).
@@ -56,11 +57,30 @@ fn vp8() -> RTCRtpCodec {
     }
 }
 
+fn h264() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
 /// The rooms' engine: Opus and VP8 only (what every browser encodes and decodes, so one
 /// participant's packets suit every other), the default interceptors (NACK, RTCP reports,
 /// transport-wide congestion control feedback for the senders' bandwidth estimate) and the one
 /// that hands keyframe requests to the application.
 fn engine() -> Result<(MediaEngine, Registry), PeerError> {
+    engine_with(vp8(), VP8_PT)
+}
+
+/// The engine of a subscription to an evidence clip: Opus and H.264 (the clip's own codec).
+fn engine_h264() -> Result<(MediaEngine, Registry), PeerError> {
+    engine_with(h264(), H264_PAYLOAD_TYPE)
+}
+
+fn engine_with(video: RTCRtpCodec, video_pt: u8) -> Result<(MediaEngine, Registry), PeerError> {
     let err = |e: rtc::shared::error::Error| PeerError::Engine(e.to_string());
     let mut media = MediaEngine::default();
     media
@@ -75,8 +95,8 @@ fn engine() -> Result<(MediaEngine, Registry), PeerError> {
     media
         .register_codec(
             RTCRtpCodecParameters {
-                rtp_codec: vp8(),
-                payload_type: VP8_PT,
+                rtp_codec: video,
+                payload_type: video_pt,
             },
             RtpCodecKind::Video,
         )
@@ -149,9 +169,13 @@ impl PeerConnectionEventHandler for Handler {
                 }
             });
         }
+        let feed = feed.clone();
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 match event {
+                    // Push-to-talk: audio passes only under the talker's floor grant.
+                    TrackRemoteEvent::OnRtpPacket(_)
+                        if !video && !feed.audio_gate.is_open_now() => {}
                     // No subscriber yet is fine: the send fails and the packet is dropped.
                     TrackRemoteEvent::OnRtpPacket(p) => {
                         let _ = out.send(p);
@@ -309,13 +333,23 @@ impl SubscribePeer {
             gathered: gathered_tx,
             publish: None,
         });
-        let pc = build_pc(settings, handler, engine).await?;
+        let h264_video = feed.video_h264;
+        let pc = if h264_video {
+            build_pc(settings, handler, engine_h264).await?
+        } else {
+            build_pc(settings, handler, engine).await?
+        };
         let mut outs = Vec::new();
         let setup = async {
             let engine_err = |e: webrtc::error::Error| PeerError::Engine(e.to_string());
+            let (video, video_mime) = if h264_video {
+                (h264(), MIME_TYPE_H264)
+            } else {
+                (vp8(), MIME_TYPE_VP8)
+            };
             let kinds = [
                 (want_audio, RtpCodecKind::Audio, opus(), MIME_TYPE_OPUS),
-                (want_video, RtpCodecKind::Video, vp8(), MIME_TYPE_VP8),
+                (want_video, RtpCodecKind::Video, video, video_mime),
             ];
             let mut senders = Vec::new();
             for (wanted, kind, codec, mime) in kinds {

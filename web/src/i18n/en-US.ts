@@ -142,6 +142,7 @@ const en: typeof zh = {
     recheck: 're-check requested', recheckPassed: 're-check passed', recheckFailed: 're-check failed', recheckTimedOut: 're-check timed out',
     voiceWarning: 'automatic voice warning', voiceWarningFailed: 'automatic voice warning not played',
     voiceRecorded: 'talk recorded',
+    room: 'consult room', voice: 'voice channel',
   },
   target: { team: 'team', townOfficers: 'town officers', districtSupervisors: 'district supervisors' },
   state: {
@@ -325,6 +326,7 @@ const en: typeof zh = {
     invite: 'Invite an outside expert', guestName: 'Expert’s name', validMins: 'Valid (minutes)', makeLink: 'Make link', copy: 'Copy link',
     copied: 'Link copied', close: 'Close the room', noSignal: 'Waiting for picture', noMedia: 'Camera or microphone unavailable: {message}',
     inviteExpired: 'This invitation has expired', inviteInvalid: 'This invitation link is not valid', inviteHelp: 'Ask the command center staff who invited you for a new link.',
+    clip: 'Evidence clip {sha}', clipShare: 'Play an evidence clip', clipPlay: 'Play', clipPause: 'Pause', clipResume: 'Resume', clipStop: 'Stop the clip',
   },
   ptt: {
     channel: 'Incident voice channel', join: 'Join voice', leave: 'Leave voice', hold: 'Hold to talk', talking: 'Talking',

@@ -53,6 +53,9 @@ const zhCN = {
   report_not_ready: '演练报告尚未生成，请稍后再试。',
   role_forbidden: '您的角色无权执行此操作。',
   room_closed: '该会商已结束，请从事件重新发起。',
+  // evidence clips in consult rooms
+  no_clip: '会商室中没有正在播放的证据片段。',
+  unknown_clip: '该片段不是本事件的证据片段，请从事件证据中选择。',
   service_unauthenticated: '服务凭据无效。',
   talk_unsupported: '该摄像头不支持对讲。',
   totp_not_started: '请先开始设置动态验证码。',
@@ -127,6 +130,9 @@ const enUS: Record<ErrorCode, string> = {
   report_not_ready: 'The drill report is not ready yet; try again shortly.',
   role_forbidden: 'Your role may not do this.',
   room_closed: 'This consult room was closed; open a new one from the incident.',
+  // evidence clips in consult rooms
+  no_clip: 'No evidence clip is playing in this consult room.',
+  unknown_clip: 'That is not an evidence clip of this incident; pick one from its evidence.',
   service_unauthenticated: 'The service credentials are not valid.',
   talk_unsupported: 'This camera has no talk-back.',
   totp_not_started: 'Start the authenticator set-up first.',

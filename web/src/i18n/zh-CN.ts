@@ -142,6 +142,7 @@ export default {
     recheck: '申请复检', recheckPassed: '复检通过', recheckFailed: '复检未通过', recheckTimedOut: '复检超时',
     voiceWarning: '自动语音提醒', voiceWarningFailed: '自动语音提醒未播放',
     voiceRecorded: '通话录音',
+    room: '会商', voice: '对讲',
   },
   target: { team: '责任组', townOfficers: '镇街负责人', districtSupervisors: '区局值班领导' },
   state: {
@@ -325,6 +326,7 @@ export default {
     invite: '邀请外部专家', guestName: '专家姓名', validMins: '有效（分钟）', makeLink: '生成链接', copy: '复制链接',
     copied: '链接已复制', close: '结束会商', noSignal: '等待画面', noMedia: '无法使用摄像头或麦克风：{message}',
     inviteExpired: '邀请链接已过期', inviteInvalid: '邀请链接无效', inviteHelp: '请联系邀请您的指挥中心工作人员重新发送链接。',
+    clip: '证据片段 {sha}', clipShare: '播放证据片段', clipPlay: '播放', clipPause: '暂停', clipResume: '继续', clipStop: '停止播放',
   },
   ptt: {
     channel: '事件对讲频道', join: '加入对讲', leave: '退出对讲', hold: '按住说话', talking: '正在讲话',

@@ -15,6 +15,8 @@ export interface RoomInfo {
   createdAt: string
   closedAt: string | null
   sharedCamera: string | null
+  /** the evidence clip (SHA-256) playing or paused in the room */
+  sharedClip?: string | null
 }
 
 export interface RoomGrant {
@@ -51,6 +53,8 @@ export class RoomClient {
   /** This browser's participant id at the gateway, once joined. */
   myId: string | null = null
   remotes = new Map<string, Remote & { session: WhepSession | null }>()
+  /** Voice channels: whose audio the gateway forwards now (as of the last poll). */
+  floor: { participant: string; sub: string; floorSession: number } | null = null
   private whip: WhipSession | null = null
   private timer: ReturnType<typeof setInterval> | null = null
   private polling = false
@@ -69,6 +73,22 @@ export class RoomClient {
     this.myId = this.whip.resource?.split('/').pop() ?? null
     await this.poll()
     this.timer = setInterval(() => void this.poll(), POLL_MS)
+  }
+
+  /** Push-to-talk: hands dispatch's floor grant to the gateway, which forwards this browser's
+   *  audio only while it holds one (a newer holder's grant silences it at once). */
+  async presentFloor(grant: string): Promise<void> {
+    if (!this.myId) throw new Error('not joined')
+    const resp = await fetch(`${this.grant.roomUrl}/whip/${this.myId}/floor`, { method: 'POST', headers: { Authorization: `Bearer ${grant}` } })
+    if (!resp.ok) {
+      const body = (await resp.json().catch(() => ({}))) as { error?: { code?: string; message?: string } }
+      throw new Error(body.error?.message ?? `the gateway refused the floor (${resp.status})`)
+    }
+  }
+
+  /** Push-to-talk: lets go at the gateway (the grant would also run out by itself). */
+  releaseFloor(): void {
+    if (this.myId) void fetch(`${this.grant.roomUrl}/whip/${this.myId}/floor`, { method: 'DELETE' }).catch(() => undefined)
   }
 
   /** Ends everything: the sending and every receiving connection. */
@@ -92,7 +112,8 @@ export class RoomClient {
       const grant = await this.fresh()
       const resp = await fetch(grant.roomUrl, { headers: { Authorization: `Bearer ${grant.token}` } })
       if (!resp.ok) return
-      const { participants } = (await resp.json()) as { participants: Participant[] }
+      const { participants, floor } = (await resp.json()) as { participants: Participant[]; floor?: { participant: string; sub: string; floorSession: number } | null }
+      this.floor = floor ?? null
       const present = new Set(participants.map((p) => p.id))
       for (const [id, r] of this.remotes) {
         if (!present.has(id)) {

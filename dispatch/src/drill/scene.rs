@@ -56,6 +56,7 @@ pub fn edge_config(edge: EdgeId, revision: u64, staged: Vec<StagedExercise>) -> 
         timezone: bl_proto::config::DEFAULT_TIMEZONE.to_owned(),
         cameras: Vec::new(),
         exercises: staged,
+        warnings: Default::default(),
     }
 }
 

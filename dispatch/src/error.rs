@@ -14,6 +14,7 @@ pub const CODES: &[&str] = &[
     "audio_duration",
     "audio_too_large",
     "bad_origin",
+    "bad_signature",
     "broadcast_no_targets",
     "broadcast_too_many",
     "broker_unavailable",
@@ -76,6 +77,7 @@ pub const CODES: &[&str] = &[
     "unauthenticated",
     "unknown_camera",
     "unknown_reference",
+    "unsigned",
     "ws_full",
 ];
 

@@ -7,6 +7,7 @@ mod cameras;
 mod clocks;
 mod drill_improvements;
 mod drills;
+mod edge_voice;
 mod edges;
 mod escalation;
 mod evidence;
@@ -221,6 +222,7 @@ pub fn routes() -> Routes {
     .add("GET", "/api/voice-messages/{id}/audio", voice::audio_file)
     .add("GET", "/api/warning-rules", voice::rules)
     .add("PUT", "/api/warning-rules", voice::set_rules)
+    .add("GET", "/api/edge-voice/{sha256}", edge_voice::fetch)
     // the dashboard's statistics (api/stats.rs)
     .add("GET", "/api/stats/incidents", stats::incidents)
     .add("GET", "/api/stats/incidents.csv", stats::incidents_csv)

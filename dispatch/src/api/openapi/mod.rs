@@ -121,6 +121,7 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::voice::audio_file,
         super::voice::rules,
         super::voice::set_rules,
+        super::edge_voice::fetch,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -235,7 +235,11 @@ pub async fn run(
             Ok(mut update) => {
                 let revision = update.revision;
                 if let Some(voice) = &voice {
-                    match center::prepare(&update.warnings, voice.fetcher.as_ref()).await {
+                    let prepared = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        prepared = center::prepare(&update.warnings, voice.fetcher.as_ref()) => prepared,
+                    };
+                    match prepared {
                         Ok(ready) => voice.talk.apply_center(ready).await,
                         Err(e) => {
                             let wait = retry.map_or(RETRY_FIRST, |w| (w * 2).min(RETRY_MAX));

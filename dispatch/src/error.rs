@@ -14,6 +14,7 @@ pub const CODES: &[&str] = &[
     "audio_duration",
     "audio_too_large",
     "bad_origin",
+    "bad_signature",
     "broadcast_no_targets",
     "broadcast_too_many",
     "broker_unavailable",
@@ -78,6 +79,7 @@ pub const CODES: &[&str] = &[
     "unknown_camera",
     "unknown_clip",
     "unknown_reference",
+    "unsigned",
     "ws_full",
 ];
 

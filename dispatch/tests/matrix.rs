@@ -180,6 +180,12 @@ fn fixture(
             rule.path.into(),
             StatusCode::UNAUTHORIZED,
         ),
+        // public: an unsigned fetch is refused by the handler, for everyone alike
+        ("GET", "/api/edge-voice/{sha256}") => (
+            None,
+            format!("/api/edge-voice/{}", "ab".repeat(32)),
+            StatusCode::UNAUTHORIZED,
+        ),
         ("GET", "/rooms/{id}") => (
             None,
             format!("/rooms/{}", room(target, "")),

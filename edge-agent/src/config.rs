@@ -36,9 +36,27 @@ pub struct Config {
     /// Live pushes to the media gateway on the center's `startLive`. Defaults below.
     #[serde(default)]
     pub live: LiveConfig,
-    /// Talk-down and voice warnings (`crate::talk`). Default: none (no speaker, no messages).
+    /// Talk-down and voice warnings (`crate::talk`). Default: the table's defaults (no speaker,
+    /// no messages of the box's own); always `Some` after [`Config::load`].
     #[serde(default)]
     pub talk: Option<TalkConfig>,
+    /// dispatch, for what the box fetches from it (the recordings of the center's voice
+    /// warnings). Default: none (a center warning with a recording is refused, saying so).
+    #[serde(default)]
+    pub center: Option<CenterConfig>,
+}
+
+/// `[center]`: how the box reaches dispatch over HTTPS (written by `edge-agent enrol`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CenterConfig {
+    /// dispatch's base URL, the one the box enrolled with, e.g. `https://dispatch.example`.
+    /// Required.
+    pub url: String,
+    /// The device key that signs fetches (the one registered at enrolment). Default `device.key`
+    /// beside the config file.
+    #[serde(default = "default_device_key_file")]
+    pub device_key_file: PathBuf,
 }
 
 /// `[live]`: pushing a camera's stream to the gateway on `startLive` (DESIGN §3.3).
@@ -250,8 +268,13 @@ impl Config {
             evidence.device_key_file = base.join(&evidence.device_key_file);
             evidence.spool_dir = base.join(&evidence.spool_dir);
         }
-        if let Some(talk) = &mut config.talk {
-            talk.resolve(base);
+        // Without `[talk]` the defaults hold, so the center's messages have a voice and a cache.
+        config
+            .talk
+            .get_or_insert_with(TalkConfig::default)
+            .resolve(base);
+        if let Some(center) = &mut config.center {
+            center.device_key_file = base.join(&center.device_key_file);
         }
         config.validate(path)?;
         Ok(config)
@@ -283,6 +306,15 @@ impl Config {
                 path,
                 "outbox.quota_bytes",
                 "must be at least 1 MiB",
+            ));
+        }
+        if let Some(c) = &self.center
+            && !(c.url.starts_with("http://") || c.url.starts_with("https://"))
+        {
+            return Err(field_error(
+                path,
+                "center.url",
+                format!("{:?} is not an http(s) URL", c.url),
             ));
         }
         if let Some(e) = &self.evidence {
@@ -440,22 +472,16 @@ impl Config {
         let Some(e) = &self.evidence else {
             return Ok(None);
         };
-        let file = &e.device_key_file;
-        let text = Secret::from_file(file).map_err(|source| ConfigError::Read {
-            path: file.clone(),
-            source: std::io::Error::new(
-                source.kind(),
-                format!(
-                    "{source}; make one with `edge-agent keygen {}` or `edge-agent enrol`",
-                    file.display()
-                ),
-            ),
-        })?;
-        let seed = bl_proto::keys::decode_bytes(text.expose()).map_err(|e| ConfigError::Read {
-            path: file.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-        })?;
-        Ok(Some(bl_proto::SigningKey::from_bytes(&seed)))
+        read_device_key(&e.device_key_file).map(Some)
+    }
+
+    /// Reads the device key that signs fetches from dispatch (`[center] device_key_file`), if
+    /// `[center]` is set.
+    pub fn center_key(&self) -> Result<Option<bl_proto::SigningKey>, ConfigError> {
+        let Some(c) = &self.center else {
+            return Ok(None);
+        };
+        read_device_key(&c.device_key_file).map(Some)
     }
 
     /// Reads the MQTT password file.
@@ -469,6 +495,25 @@ impl Config {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.mqtt.keep_alive_secs)
     }
+}
+
+/// Reads an Ed25519 device key file (the 32-byte seed as text, `bl_proto::keys`).
+fn read_device_key(file: &Path) -> Result<bl_proto::SigningKey, ConfigError> {
+    let text = Secret::from_file(file).map_err(|source| ConfigError::Read {
+        path: file.to_path_buf(),
+        source: std::io::Error::new(
+            source.kind(),
+            format!(
+                "{source}; make one with `edge-agent keygen {}` or `edge-agent enrol`",
+                file.display()
+            ),
+        ),
+    })?;
+    let seed = bl_proto::keys::decode_bytes(text.expose()).map_err(|e| ConfigError::Read {
+        path: file.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    Ok(bl_proto::SigningKey::from_bytes(&seed))
 }
 
 /// A camera's password, read from its file, if it has one.

@@ -101,15 +101,21 @@ pub struct Enrolment {
     pub password_file: PathBuf,
     pub host: String,
     pub port: u16,
+    /// dispatch's base URL, as the installer gave it.
+    pub center_url: String,
 }
 
 impl Enrolment {
-    /// The head of `edge.toml`: who the box is and how it reaches the broker. Valid TOML, so it can
-    /// be redirected into the file and the `[[camera]]` tables appended.
+    /// The head of `edge.toml`: who the box is, how it reaches dispatch and the broker. Valid
+    /// TOML, so it can be redirected into the file and the `[[camera]]` tables appended; `[mqtt]`
+    /// comes last, so broker settings appended to the head (`state_interval_secs`) land in it.
     pub fn config_lines(&self) -> String {
         format!(
             "# Written by `edge-agent enrol`; device key {key} (public {public}).\n\
              edge_id = \"{edge}\"\n\
+             [center]\n\
+             url = {center}\n\
+             device_key_file = {key_file}\n\
              [mqtt]\n\
              host = {host}\n\
              port = {port}\n\
@@ -120,6 +126,8 @@ impl Enrolment {
             host = toml_string(&self.host),
             port = self.port,
             password = toml_string(&self.password_file.display().to_string()),
+            center = toml_string(self.center_url.trim_end_matches('/')),
+            key_file = toml_string(&self.key_file.display().to_string()),
         )
     }
 }
@@ -158,6 +166,7 @@ pub async fn enrol(
         password_file,
         host: grant.host,
         port: grant.port,
+        center_url: dispatch.to_string(),
     })
 }
 
@@ -394,6 +403,7 @@ mod tests {
             password_file: dir.path().join(PASSWORD_FILE),
             host: "broker.example".into(),
             port: 18883,
+            center_url: "https://dispatch.example/".into(),
         };
         std::fs::write(dir.path().join(PASSWORD_FILE), "pw\n").unwrap();
         let path = dir.path().join("edge.toml");
@@ -402,5 +412,8 @@ mod tests {
         assert_eq!(config.edge_id.as_str(), "zt-box-1");
         assert_eq!(config.mqtt.port, 18883);
         assert_eq!(config.mqtt_password().unwrap().expose(), "pw");
+        let center = config.center.unwrap();
+        assert_eq!(center.url, "https://dispatch.example");
+        assert_eq!(center.device_key_file, dir.path().join(KEY_FILE));
     }
 }

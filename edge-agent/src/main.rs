@@ -16,6 +16,7 @@ use edge_agent::ingest::{self, Frame, HealthBoard, IngestContext};
 use edge_agent::outbox::Outbox;
 use edge_agent::remote::{self, AppliedRevision};
 use edge_agent::talk::Talk;
+use edge_agent::talk::center::Fetcher;
 use edge_agent::uplink::{self, UplinkConfig};
 use edge_agent::watch::{self, EventSink, EvidenceLink};
 use std::collections::HashMap;
@@ -308,16 +309,29 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(cameras = cameras.len(), "cameras started");
     let watches = watch::from_config(&config)?;
     let (updates, updates_rx) = tokio::sync::mpsc::channel(1);
+    let talk = Talk::new(config.backchannel_sources()?, config.talk.as_ref());
+    let fetcher = match (&config.center, config.center_key()?, &config.talk) {
+        (Some(center), Some(key), Some(t)) => Some(Fetcher::new(
+            &center.url,
+            config.edge_id.clone(),
+            key,
+            &t.cache_dir,
+        )),
+        _ => None,
+    };
     tokio::spawn(remote::run(
         config.edge_id.clone(),
         config.camera.iter().map(|c| c.id.clone()).collect(),
         applied_revision,
         config_rx,
         updates,
+        Some(remote::CenterVoice {
+            talk: talk.clone(),
+            fetcher,
+        }),
         shutdown.clone(),
     ));
     let (sightings, _) = tokio::sync::broadcast::channel(64);
-    let talk = Talk::new(config.backchannel_sources()?, config.talk.as_ref());
     // Text messages are spoken by espeak-ng now, not when an alarm needs them.
     let prepared = talk.clone();
     tokio::task::spawn_blocking(move || prepared.prepare_messages());

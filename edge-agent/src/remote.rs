@@ -1,15 +1,21 @@
 //! The center's desired configuration (the retained `bl/v1/edge/{edge}/config`): which rules run
-//! on which camera. A new revision is checked as a whole; if any part is wrong the agent keeps the
-//! rules it has and says why, so a typo at the center never switches a kitchen's detection off.
+//! on which camera, drill stagings and the center's voice warnings. A new revision is checked as
+//! a whole; if any part is wrong the agent keeps the rules it has and says why, so a typo at the
+//! center never switches a kitchen's detection off. A revision whose voice recordings cannot be
+//! fetched and checked yet is not put in force (retried with backoff until it can, or until a
+//! newer revision comes), so the previous set stays whole.
 
 use crate::detect::person::HatMaskDetector;
 use crate::detect::{DetectError, Detector, RodentConfig, RodentDetector};
 use crate::episode::{EpisodeRules, Episodes};
 use crate::evidence::Rolls;
 use crate::exercise::Staging;
+use crate::talk::Talk;
+use crate::talk::center::{self, Fetcher};
 use crate::watch::CameraWatch;
 use bl_proto::config::EdgeConfig;
 use bl_proto::event::ViolationKind;
+use bl_proto::voice::WarningSet;
 use bl_proto::{CameraId, DecodeError, EdgeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,6 +53,8 @@ pub struct Update {
     pub revision: u64,
     pub cameras: HashMap<CameraId, CameraWatch>,
     pub exercises: HashMap<CameraId, Staging>,
+    /// The center's voice warnings (put in force by [`run`] through [`Talk::apply_center`]).
+    pub warnings: WarningSet,
     /// Dropped by each worker once it applied its part (see [`InForce`]).
     pub in_force: InForce,
 }
@@ -173,34 +181,75 @@ pub fn build(
         revision: config.revision,
         cameras,
         exercises,
+        warnings: config.warnings,
         in_force: InForce::new().0, // nobody waits on it; [`run`] gives it one it waits on
     })
 }
 
-/// Applies each config the uplink receives: builds it, hands it to the detection workers, and
-/// records the revision once both applied it. Runs until `shutdown` or until the uplink closes the channel.
+/// What puts the center's voice warnings in force: the box's talk-down and, with `[center]`, the
+/// fetcher of their recordings.
+#[derive(Clone)]
+pub struct CenterVoice {
+    pub talk: Talk,
+    pub fetcher: Option<Fetcher>,
+}
+
+/// First and longest wait before a revision whose recordings could not be fetched is tried again.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Applies each config the uplink receives: builds it, fetches its voice recordings, hands it to
+/// the detection workers and the talk-down, and records the revision once all applied it. Runs
+/// until `shutdown` or until the uplink closes the channel.
 pub async fn run(
     edge: EdgeId,
     local: Vec<CameraId>,
     applied: AppliedRevision,
     mut payloads: watch::Receiver<Vec<u8>>,
     updates: mpsc::Sender<Update>,
+    voice: Option<CenterVoice>,
     shutdown: CancellationToken,
 ) {
+    // Set while a revision waits for its recordings: the wait before trying it again.
+    let mut retry: Option<std::time::Duration> = None;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            changed = payloads.changed() => if changed.is_err() { return },
+        match retry {
+            None => tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = payloads.changed() => if changed.is_err() { return },
+            },
+            Some(wait) => tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = payloads.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(wait) => {}
+            },
         }
         let payload = payloads.borrow_and_update().clone();
         if payload.is_empty() {
+            retry = None;
             continue; // the retained config was cleared: keep what is in force
         }
         let current = applied.get();
         match build(&edge, &local, current, &payload) {
-            Ok(update) if Some(update.revision) == current => {} // the retained copy again
+            Ok(update) if Some(update.revision) == current => retry = None, // the retained copy again
             Ok(mut update) => {
                 let revision = update.revision;
+                if let Some(voice) = &voice {
+                    let prepared = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        prepared = center::prepare(&update.warnings, voice.fetcher.as_ref()) => prepared,
+                    };
+                    match prepared {
+                        Ok(ready) => voice.talk.apply_center(ready).await,
+                        Err(e) => {
+                            let wait = retry.map_or(RETRY_FIRST, |w| (w * 2).min(RETRY_MAX));
+                            tracing::error!(revision, reason = %e, kept = ?current, retry_in = ?wait, "center config not ready: its voice warnings are incomplete; keeping the config in force");
+                            retry = Some(wait);
+                            continue;
+                        }
+                    }
+                }
+                retry = None;
                 let (in_force, mut all_applied) = InForce::new();
                 update.in_force = in_force;
                 if updates.send(update).await.is_err() {
@@ -214,6 +263,7 @@ pub async fn run(
                 tracing::info!(revision, "center config applied");
             }
             Err(reason) => {
+                retry = None;
                 tracing::error!(reason = %reason, kept = ?current, "center config refused; keeping the rules in force");
             }
         }

@@ -168,6 +168,7 @@ pub fn spawn(
                 revision: update.revision,
                 cameras,
                 exercises: update.exercises.clone(),
+                warnings: Default::default(), // put in force by remote::run, not by detection
                 in_force: update.in_force.clone(),
             };
             let sent = grey_updates.send(part(g)).await.is_ok()
@@ -449,6 +450,7 @@ mod tests {
                 revision: 2,
                 cameras: HashMap::new(),
                 exercises: HashMap::from([(camera, staging)]),
+                warnings: Default::default(),
                 in_force,
             })
             .await

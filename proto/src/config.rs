@@ -16,6 +16,7 @@ use crate::decode::{Message, TypeTag, Violation};
 use crate::event::ViolationKind;
 use crate::id::{CameraId, EdgeId};
 use crate::version::V1;
+use crate::voice::WarningSet;
 
 /// The district's time zone, used when a config does not name one.
 pub const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
@@ -51,6 +52,11 @@ pub struct EdgeConfig {
     /// empty.
     #[serde(default)]
     pub exercises: Vec<StagedExercise>,
+    /// The center's automatic voice warnings for this edge's cameras and the messages they play
+    /// (issue 7 item 4); they win over the box's own `[talk]` per message id and per (camera,
+    /// kind). Whole each time. Default empty (the box's own rules only).
+    #[serde(default)]
+    pub warnings: WarningSet,
 }
 
 /// A drill scene played on one camera: what it detects until `until` belongs to drill run `run`.
@@ -306,7 +312,7 @@ impl Message for EdgeConfig {
             // the same rule as an event's `exercise`, which this becomes
             check::text(&format!("exercises[{i}].run"), &x.run, 128)?;
         }
-        Ok(())
+        self.warnings.validate("warnings")
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`evidence`]: blob references, evidence upload headers and their device signature;
 //! - [`keys`]: Ed25519 keys as text (hex or base64), parsed and written in one place;
 //! - [`token`]: the short-lived media token dispatch signs and the gateway verifies;
+//! - [`voice`]: the center's voice warnings for an edge and the signed fetch of their audio;
 //! - [`schema`]: JSON Schemas of all of the above for outsiders.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ pub mod time;
 pub mod token;
 pub mod topic;
 pub mod version;
+pub mod voice;
 
 mod check;
 

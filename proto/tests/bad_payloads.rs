@@ -360,6 +360,45 @@ fn a_camera_staged_twice_in_one_edge_config_is_rejected() {
 }
 
 #[test]
+fn a_warning_set_with_a_bad_hash_an_unknown_message_or_a_doubled_rule_names_the_field() {
+    let cases = [
+        (
+            "/warnings/messages/0/content/sha256",
+            json!("ABC"),
+            "64 lowercase hex",
+        ),
+        (
+            "/warnings/messages/0/content/size",
+            json!(0),
+            "`warnings.messages[0].content.size`",
+        ),
+        (
+            "/warnings/messages/1/content/text",
+            json!(""),
+            "`warnings.messages[1].content.text`",
+        ),
+        (
+            "/warnings/messages/1/id",
+            json!("wear-hat-zh"),
+            "listed twice",
+        ),
+        (
+            "/warnings/rules/0/message",
+            json!("nope"),
+            "`warnings.rules[0].message`",
+        ),
+        ("/warnings/rules/1/cameras", json!([]), "names no camera"),
+        ("/warnings/rules/1/kind", json!("noChefHat"), "second rule"),
+    ];
+    for (pointer, bad, why) in cases {
+        let mut v = serde_json::to_value(edge_config()).unwrap();
+        *v.pointer_mut(pointer).unwrap() = bad.clone();
+        let (_, text) = refuse::<EdgeConfig>(&v);
+        assert!(text.contains(why), "{pointer} = {bad}: {text}");
+    }
+}
+
+#[test]
 fn edge_state_with_more_free_than_total_disk_is_rejected() {
     let mut v = serde_json::to_value(edge_state()).unwrap();
     v["disk"]["freeBytes"] = json!(300_000_000_000u64);

@@ -85,6 +85,14 @@ fn an_edge_config_without_exercises_stages_none() {
 }
 
 #[test]
+fn an_edge_config_from_an_older_center_has_no_warnings() {
+    let mut v = serde_json::to_value(edge_config()).unwrap();
+    v.as_object_mut().unwrap().remove("warnings");
+    let cfg: EdgeConfig = decode(v.to_string().as_bytes()).unwrap();
+    assert!(cfg.warnings.is_empty());
+}
+
+#[test]
 fn a_message_decoded_by_the_wrong_receiver_names_the_types_it_expected() {
     let bytes = encode(&edge_state());
     let err = decode::<CommandResult>(&bytes).unwrap_err().to_string();

@@ -1,6 +1,7 @@
 // The admin screens (issue 6, item 7): the admin logs in, imports premises from a CSV file with a
 // bad line and sees the per-row report, creates a camera (a server validation error shows next to
-// its field first) and a user, registers an edge box and sees and copies its one-time code; an
+// its field first) and a user, registers an edge box and sees and copies its one-time code, moves
+// the camera to that box with its talk played by the box's speaker (talk output); an
 // operator has no admin section; a voice message (a WAV recording, after a refused non-WAV) and an
 // automatic warning rule are set in the voice warnings screen.
 import assert from 'node:assert/strict'
@@ -151,6 +152,21 @@ export async function runAdminScenario({ browser, server, api, shots }) {
   // the code reaches the enrolment endpoint, which refuses the malformed device key by its code
   assert.equal(enrol.status, 400)
   assert.equal((await enrol.json()).error.code, 'invalid_public_key')
+
+  step("the camera becomes the new box's, its talk played by the box's speaker")
+  await page.click('[data-test=admin-menu-cameras]')
+  await page.click('[data-test=cameras-table] .el-table__row:has-text("e2e-cam-1") button:has-text("编辑")')
+  await page.waitForSelector('[data-test=camera-form]')
+  await page.click('[data-test=source-edge]')
+  await page.click('[data-test=camera-talk]')
+  await page.click('[data-test=talk-output-speaker]')
+  await page.click('[data-test=camera-save]')
+  await page.waitForSelector('[data-test=talk-output-e2e-cam-1]:has-text("边缘盒喇叭")')
+  const boxCam = (await admin.get(`/api/cameras?premises=${premises.id}`)).body.find((c) => c.id === 'e2e-cam-1')
+  assert.equal(boxCam.source, 'edge', JSON.stringify(boxCam))
+  assert.equal(boxCam.edgeId, 'e2e-box-1')
+  assert.equal(boxCam.talkOutput, 'speaker')
+  await shot(page, 'admin-camera-talk-output')
 
   step('teams, rosters and escalation pages open')
   await page.click('[data-test=admin-menu-rosters]')

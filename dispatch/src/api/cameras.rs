@@ -39,6 +39,7 @@ fn details(c: &CameraInput) -> serde_json::Value {
         "premisesId": c.premises_id,
         "source": c.source,
         "edgeId": c.edge_id,
+        "talkOutput": c.talk_output,
         "credentials": match &c.credentials {
             None => "kept",
             Some(k) if k.username.is_empty() => "cleared",
@@ -79,6 +80,7 @@ pub async fn create(
     camera_admin::create(&mut tx, &id, &input)
         .await
         .map_err(|e| duplicate_on_id(e, &id))?;
+    crate::warning::edges::refresh(&mut tx).await?;
     let event = Event::new(Action::CameraCreate)
         .object("camera", &id)
         .town(&town)
@@ -134,6 +136,7 @@ pub async fn update(
     if !camera_admin::update(&mut tx, &id, &input).await? {
         return Err(Error::not_found("camera"));
     }
+    crate::warning::edges::refresh(&mut tx).await?;
     let event = Event::new(Action::CameraUpdate)
         .object("camera", &id)
         .town(&town)
@@ -175,6 +178,7 @@ pub async fn delete(
             ),
         ));
     }
+    crate::warning::edges::refresh(&mut tx).await?;
     let event = Event::new(Action::CameraDelete)
         .object("camera", &id)
         .town(&old.town_id);

@@ -7,6 +7,7 @@ mod cameras;
 mod clocks;
 mod drill_improvements;
 mod drills;
+mod edge_voice;
 mod edges;
 mod escalation;
 mod evidence;
@@ -234,6 +235,7 @@ pub fn routes() -> Routes {
         "/api/incidents/{id}/voice-recordings",
         voice_recordings::list,
     )
+    .add("GET", "/api/edge-voice/{sha256}", edge_voice::fetch)
     // the dashboard's statistics (api/stats.rs)
     .add("GET", "/api/stats/incidents", stats::incidents)
     .add("GET", "/api/stats/incidents.csv", stats::incidents_csv)

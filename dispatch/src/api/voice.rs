@@ -164,6 +164,7 @@ pub async fn put(
                                          "durationMs": duration_ms});
         (stored, details)
     };
+    crate::warning::edges::refresh(&mut tx).await?;
     let event = Event::new(Action::VoiceMessageSet)
         .object("voiceMessage", &id)
         .details(details);
@@ -286,6 +287,7 @@ pub async fn set_rules(
     }
     let mut tx = app.pool.begin().await?;
     store::set_rules(&mut tx, &input.rules).await?;
+    crate::warning::edges::refresh(&mut tx).await?;
     let details = serde_json::to_value(&input.rules).map_err(|e| Error::internal("rules", e))?;
     let event = Event::new(Action::WarningRulesSet)
         .object("warningRules", "district")

@@ -425,6 +425,14 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(WATCHERS),
         ScopeRule::Team,
     ),
+    // An edge box fetches a recording its warnings play: it has no session; its device key's
+    // signature over (edge, hash, time) is its credential (api/edge_voice.rs).
+    rule(
+        "GET",
+        "/api/edge-voice/{sha256}",
+        Access::Public,
+        ScopeRule::None,
+    ),
     // The console's admin screens (a page like the others; what they show comes from /api).
     rule("GET", "/admin/{page}", Access::Public, ScopeRule::None),
     // Drills: a scenario or run is about its participating towns, which must all lie in scope.
@@ -857,7 +865,7 @@ mod tests {
             .map(|r| (r.method, r.path))
             .collect();
         // Enrolment is authenticated by the one-time code in its body, a guest's room join by the
-        // signed invite in its body.
+        // signed invite in its body, a box's voice fetch by its device key's signature.
         assert_eq!(
             public,
             vec![
@@ -865,6 +873,7 @@ mod tests {
                 ("POST", "/api/session"),
                 ("POST", "/api/enrol"),
                 ("GET", "/api/openapi.json"),
+                ("GET", "/api/edge-voice/{sha256}"),
                 ("POST", "/api/room-invites/join"),
             ]
         );

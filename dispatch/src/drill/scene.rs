@@ -46,9 +46,14 @@ pub fn until(now: DateTime<Utc>, config: &DrillsConfig, secs: u64) -> DateTime<U
     now + Duration::seconds((config.stage_timeout_secs + secs) as i64 + UNTIL_SLACK_SECS)
 }
 
-/// The whole desired config of `edge`: no rules of the center's own (the box keeps its own), and
-/// the live stagings.
-pub fn edge_config(edge: EdgeId, revision: u64, staged: Vec<StagedExercise>) -> EdgeConfig {
+/// The whole desired config of `edge`: no detection rules of the center's own (the box keeps its
+/// own), the live stagings and the center's voice warnings for its cameras.
+pub fn edge_config(
+    edge: EdgeId,
+    revision: u64,
+    staged: Vec<StagedExercise>,
+    warnings: bl_proto::voice::WarningSet,
+) -> EdgeConfig {
     EdgeConfig {
         v: V1,
         edge_id: edge,
@@ -56,6 +61,7 @@ pub fn edge_config(edge: EdgeId, revision: u64, staged: Vec<StagedExercise>) -> 
         timezone: bl_proto::config::DEFAULT_TIMEZONE.to_owned(),
         cameras: Vec::new(),
         exercises: staged,
+        warnings,
     }
 }
 
@@ -68,8 +74,9 @@ pub struct SceneInject<'a> {
     pub camera: Option<&'a str>,
 }
 
-/// Gives `edge` a new desired revision; returns it.
-async fn bump(conn: &mut PgConnection, edge: &str) -> Result<i64, sqlx::Error> {
+/// Gives `edge` a new desired revision; returns it. (Also for a change of its voice warnings,
+/// `crate::warning::edges::refresh`.)
+pub(crate) async fn bump(conn: &mut PgConnection, edge: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO edge_configs (edge_id, revision) VALUES ($1, 1) ON CONFLICT (edge_id) \
          DO UPDATE SET revision = edge_configs.revision + 1 RETURNING revision",
@@ -409,6 +416,7 @@ async fn publish(pool: &PgPool, links: &SceneLinks) -> Result<(), sqlx::Error> {
             tracing::error!(edge, "registry edge id is not a wire id");
             continue;
         };
+        let warnings = crate::warning::edges::for_edge(&mut *pool.acquire().await?, &edge).await?;
         let config = edge_config(
             edge_id.clone(),
             revision as u64,
@@ -420,6 +428,7 @@ async fn publish(pool: &PgPool, links: &SceneLinks) -> Result<(), sqlx::Error> {
                     until: bl_proto::time::to_millis(until),
                 })
                 .collect(),
+            warnings,
         );
         match links.edges.publish_config(&config) {
             Ok(()) => {
@@ -543,6 +552,7 @@ mod tests {
                 run: "run-1".into(),
                 until: "2026-11-24T14:02:00Z".parse().unwrap(),
             }],
+            Default::default(),
         );
         assert!(c.cameras.is_empty());
         let back: EdgeConfig = bl_proto::decode(&bl_proto::encode(&c)).unwrap();

@@ -52,6 +52,11 @@ pub struct CameraInput {
     /// `pull` only. Absent keeps the stored credentials (on update); both fields empty clears them.
     #[serde(default)]
     pub credentials: Option<Credentials>,
+    /// Where talk-down and voice messages play: `backchannel` (the camera's own speaker, ONVIF
+    /// audio backchannel) or `speaker` (the edge box's speaker; edge cameras only). Absent: the
+    /// stored value (`backchannel` for a new camera).
+    #[serde(default)]
+    pub talk_output: Option<String>,
 }
 
 fn problem(field: &'static str, message: impl Into<String>) -> FieldProblem {
@@ -149,6 +154,22 @@ impl CameraInput {
                 ));
             }
         }
+        match self.talk_output.as_deref() {
+            None | Some("backchannel") => {}
+            Some("speaker") if self.source == "edge" => {}
+            Some("speaker") => {
+                return Err(problem(
+                    "talkOutput",
+                    "`speaker` is the edge box's speaker; a pull camera has no box",
+                ));
+            }
+            Some(other) => {
+                return Err(problem(
+                    "talkOutput",
+                    format!("{other:?} is not `backchannel` or `speaker`"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -213,6 +234,22 @@ async fn set_credentials(
     Ok(())
 }
 
+/// Stores (or, for `None`, keeps) where camera `id` plays talk audio.
+async fn set_talk_output(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+    output: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    if let Some(output) = output {
+        sqlx::query("UPDATE cameras SET talk_output = $2 WHERE id = $1")
+            .bind(id)
+            .bind(output)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Creates the camera `id` (validated before).
 pub async fn create(
     tx: &mut Transaction<'_, Postgres>,
@@ -221,6 +258,7 @@ pub async fn create(
 ) -> Result<(), crate::error::Error> {
     cameras::insert(tx, &c.as_new(id)).await?;
     set_credentials(tx, id, c.credentials.as_ref()).await?;
+    set_talk_output(tx, id, c.talk_output.as_deref()).await?;
     Ok(())
 }
 
@@ -236,7 +274,8 @@ pub async fn update(
         "UPDATE cameras SET premises_id = $2, name = $3, source = $4, edge_id = $5, main_stream = $6, \
          sub_stream = $7, talk = $8, \
          pull_username = CASE WHEN $4 = 'edge' THEN NULL ELSE pull_username END, \
-         pull_password = CASE WHEN $4 = 'edge' THEN NULL ELSE pull_password END \
+         pull_password = CASE WHEN $4 = 'edge' THEN NULL ELSE pull_password END, \
+         talk_output = CASE WHEN $4 = 'pull' THEN 'backchannel' ELSE COALESCE($9, talk_output) END \
          WHERE id = $1",
     )
     .bind(id)
@@ -247,6 +286,7 @@ pub async fn update(
     .bind(n.main_stream)
     .bind(n.sub_stream)
     .bind(n.talk)
+    .bind(c.talk_output.as_deref())
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -286,7 +326,23 @@ mod tests {
             sub_stream: None,
             talk: false,
             credentials: None,
+            talk_output: None,
         }
+    }
+
+    #[test]
+    fn talk_output_is_the_cameras_backchannel_or_an_edge_boxs_speaker() {
+        let mut c = pull("rtsp://192.0.2.1/101");
+        c.talk_output = Some("backchannel".into());
+        assert_eq!(field_of(&c), None);
+        c.talk_output = Some("speaker".into());
+        assert_eq!(field_of(&c), Some("talkOutput"), "a pull camera has no box");
+        c.source = "edge".into();
+        c.edge_id = Some("zt-e01".into());
+        c.main_stream = "main".into();
+        assert_eq!(field_of(&c), None);
+        c.talk_output = Some("loudspeaker".into());
+        assert_eq!(field_of(&c), Some("talkOutput"));
     }
 
     fn field_of(c: &CameraInput) -> Option<&'static str> {

@@ -22,6 +22,8 @@ pub struct Camera {
     pub main_stream: String,
     pub sub_stream: Option<String>,
     pub talk: bool,
+    /// Where talk audio plays: `backchannel` (the camera's speaker) or `speaker` (the box's).
+    pub talk_output: String,
     /// From its edge's latest state: false when the edge or the camera is offline; `null` when
     /// nothing reports on it (a pull camera, an edge that never reported, a camera it omits).
     pub online: Option<bool>,
@@ -32,7 +34,7 @@ pub struct Camera {
 /// The columns of [`Camera`]; the online flag is the camera's entry in its edge's stored state
 /// (`bl_camera_health`, migration 0005), so the list agrees with the `edge` WebSocket messages.
 const CAMERA_SELECT: &str = "SELECT c.id, c.premises_id, p.name AS premises_name, p.town_id, c.name, c.source, \
-     c.edge_id, c.main_stream, c.sub_stream, c.talk, c.pull_username IS NOT NULL AS has_credentials, \
+     c.edge_id, c.main_stream, c.sub_stream, c.talk, c.talk_output, c.pull_username IS NOT NULL AS has_credentials, \
      CASE WHEN s.edge_id IS NULL THEN NULL WHEN NOT s.online THEN false \
           ELSE (SELECT (h->>'online')::boolean FROM jsonb_array_elements(bl_camera_health(s.state)) h \
                 WHERE h->>'cameraId' = c.id LIMIT 1) END AS online \

@@ -181,12 +181,12 @@ pub fn check_rules(rules: &[WarningRule]) -> Result<(), RuleProblem> {
     Ok(())
 }
 
-pub async fn rules(pool: &PgPool) -> Result<Vec<WarningRule>, sqlx::Error> {
+pub async fn rules(db: impl sqlx::PgExecutor<'_>) -> Result<Vec<WarningRule>, sqlx::Error> {
     sqlx::query_as(
         "SELECT premises_kind, kind, message_id, hours_from, hours_to FROM warning_rules \
          ORDER BY premises_kind, kind",
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 

@@ -5,6 +5,7 @@
 
 pub mod edge;
 pub mod gateway;
+pub mod voice;
 
 use bl_service::secret::Secret;
 use bl_test_support::stack::{Stack, random_token};

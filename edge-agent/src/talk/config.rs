@@ -85,6 +85,21 @@ fn default_cache_dir() -> PathBuf {
     PathBuf::from("voice-cache")
 }
 
+impl Default for TalkConfig {
+    /// No speaker, messages or rules; the defaults above (a box without `[talk]` still speaks the
+    /// center's messages through its cameras' backchannels).
+    fn default() -> TalkConfig {
+        TalkConfig {
+            speaker: None,
+            premises_kind: None,
+            voice: default_voice(),
+            cache_dir: default_cache_dir(),
+            message: Vec::new(),
+            warning: Vec::new(),
+        }
+    }
+}
+
 impl TalkConfig {
     /// Resolves relative paths against `base` (the config file's folder).
     pub fn resolve(&mut self, base: &Path) {

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[derive(Debug, Clone)]
-enum Entry {
+/// A message's audio: a file on the box, or a text to synthesise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
     File(PathBuf),
     Text(String),
 }
@@ -41,6 +42,15 @@ impl Messages {
             cache_dir: config.cache_dir.clone(),
             entries,
         }
+    }
+
+    /// These messages with `center`'s over them: the center's wins per id.
+    pub(crate) fn with_center(&self, center: &HashMap<String, Entry>) -> Messages {
+        let mut merged = self.clone();
+        merged
+            .entries
+            .extend(center.iter().map(|(id, e)| (id.clone(), e.clone())));
+        merged
     }
 
     /// Whether `id` is provisioned.

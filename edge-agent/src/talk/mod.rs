@@ -15,8 +15,12 @@
 //! - [`Talk::warn`] is the automatic voice warning: at an episode's start the rules of
 //!   `[[talk.warning]]` pick a message, which starts at once; its outcome becomes a
 //!   [`bl_proto::event::WarningEvent`] for the center (module [`warning`]).
+//! - [`Talk::apply_center`] puts the center's warnings (from its EdgeConfig, made ready by
+//!   [`center::prepare`]) over the box's own: the center's wins per message id and per (camera,
+//!   kind).
 
 pub mod backchannel;
+pub mod center;
 pub mod config;
 pub mod messages;
 pub mod player;
@@ -122,12 +126,20 @@ struct Session {
     ended: tokio::sync::watch::Receiver<Option<Result<Finished, String>>>,
 }
 
+/// The messages and rules in force: the box's own with the center's over them.
+struct Current {
+    messages: Messages,
+    warnings: warning::Warnings,
+}
+
 struct Inner {
     /// Each camera's backchannel URL (with credentials), `None` for a camera without one.
     cameras: HashMap<CameraId, Option<Secret>>,
     speaker: Option<String>,
-    messages: Messages,
-    warnings: warning::Warnings,
+    /// The box's own `[talk]` messages and rules.
+    local: Current,
+    /// Swapped whole by [`Talk::apply_center`].
+    current: Mutex<Arc<Current>>,
     sessions: Mutex<HashMap<CameraId, Session>>,
     serial: std::sync::atomic::AtomicU64,
 }
@@ -141,12 +153,16 @@ pub struct Talk {
 impl Talk {
     /// `cameras`: each camera's backchannel URL (`Config::backchannel_sources`); `config`: `[talk]`.
     pub fn new(cameras: Vec<(CameraId, Option<Secret>)>, config: Option<&TalkConfig>) -> Talk {
+        let local = || Current {
+            messages: config.map(Messages::new).unwrap_or_default(),
+            warnings: config.map(warning::Warnings::new).unwrap_or_default(),
+        };
         Talk {
             inner: Arc::new(Inner {
                 cameras: cameras.into_iter().collect(),
                 speaker: config.and_then(|c| c.speaker.clone()),
-                messages: config.map(Messages::new).unwrap_or_default(),
-                warnings: config.map(warning::Warnings::new).unwrap_or_default(),
+                local: local(),
+                current: Mutex::new(Arc::new(local())),
                 sessions: Mutex::default(),
                 serial: Default::default(),
             }),
@@ -155,7 +171,36 @@ impl Talk {
 
     /// Synthesises the text messages now (blocking; call it once at start-up, off the runtime).
     pub fn prepare_messages(&self) {
-        self.inner.messages.prepare();
+        self.current().messages.prepare();
+    }
+
+    /// The messages and rules in force.
+    fn current(&self) -> Arc<Current> {
+        self.inner.current.lock().expect("talk messages").clone()
+    }
+
+    /// Puts the center's warnings in force over the box's own (texts are synthesised first, so a
+    /// warning does not wait for espeak-ng). Rules naming a camera this box does not have are
+    /// left out, saying so.
+    pub async fn apply_center(&self, ready: center::Ready) {
+        let mut rules = ready.rules;
+        for rule in &mut rules {
+            rule.cameras.retain(|c| {
+                let known = self.inner.cameras.contains_key(c);
+                if !known {
+                    tracing::warn!(camera = %c, kind = ?rule.kind, "the center's warning rule names a camera this box does not have; left out for it");
+                }
+                known
+            });
+        }
+        let messages = self.inner.local.messages.with_center(&ready.messages);
+        let prepared = messages.clone();
+        let _ = tokio::task::spawn_blocking(move || prepared.prepare()).await;
+        let next = Current {
+            messages,
+            warnings: self.inner.local.warnings.with_center(rules),
+        };
+        *self.inner.current.lock().expect("talk messages") = Arc::new(next);
     }
 
     /// `startTalk`: plays the operator's voice from `{pullUrl}/{token}` at the camera.
@@ -231,7 +276,7 @@ impl Talk {
         let output = self.message_output(camera)?;
         let target = self.target(camera, output)?;
         let started = Instant::now();
-        let messages = self.inner.messages.clone();
+        let messages = self.current().messages.clone();
         let id_owned = id.to_string();
         let file = tokio::task::spawn_blocking(move || messages.file(&id_owned))
             .await

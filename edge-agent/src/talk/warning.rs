@@ -5,16 +5,19 @@
 //! so the incident's timeline says whether the kitchen was warned.
 
 use super::config::{TalkConfig, WarningRule};
+
 use super::{Talk, TalkError};
 use bl_proto::command::Outcome;
 use bl_proto::event::{DetectionEvent, EpisodePhase, ViolationKind, WarningEvent};
 use bl_proto::{CameraId, V1};
 use std::future::Future;
 
-/// The rules that apply to this box (its premises kind already chosen).
+/// The rules that apply to this box (its premises kind already chosen), and the center's.
 #[derive(Debug, Clone, Default)]
 pub struct Warnings {
     rules: Vec<WarningRule>,
+    /// From the center's EdgeConfig: for a (camera, kind) they name, they win over `rules`.
+    center: Vec<bl_proto::voice::WarningRule>,
 }
 
 impl Warnings {
@@ -29,11 +32,34 @@ impl Warnings {
             })
             .cloned()
             .collect();
-        Warnings { rules }
+        Warnings {
+            rules,
+            center: Vec::new(),
+        }
     }
 
-    /// The message of the first rule for `kind` at `camera` whose hours hold `minute_of_day`.
+    /// The box's own rules with the center's `center` rules over them.
+    pub fn with_center(&self, center: Vec<bl_proto::voice::WarningRule>) -> Warnings {
+        Warnings {
+            rules: self.rules.clone(),
+            center,
+        }
+    }
+
+    /// The message of the rule for `kind` at `camera` whose hours hold `minute_of_day`: the
+    /// center's rule for that camera and kind if there is one (outside its hours: none), else the
+    /// first of the box's own.
     pub fn pick(&self, kind: ViolationKind, camera: &CameraId, minute_of_day: u16) -> Option<&str> {
+        if let Some(r) = self
+            .center
+            .iter()
+            .find(|r| r.kind == kind && r.cameras.contains(camera))
+        {
+            return r
+                .active_hours
+                .is_none_or(|h| h.contains(minute_of_day))
+                .then_some(r.message.as_str());
+        }
         self.rules
             .iter()
             .find(|r| {
@@ -59,7 +85,7 @@ impl Talk {
             return None;
         }
         let Some(message) = self
-            .inner
+            .current()
             .warnings
             .pick(event.kind, &event.camera_id, minute_of_day)
             .map(str::to_string)
@@ -121,6 +147,7 @@ impl Talk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bl_proto::config::HoursRange;
 
     fn rules(text: &str) -> Warnings {
         #[derive(serde::Deserialize)]
@@ -164,6 +191,30 @@ mod tests {
         let w = rules(RULES);
         assert_eq!(w.pick(ViolationKind::NoChefHat, &cam, 21 * 60), None);
         assert_eq!(w.pick(ViolationKind::Rodent, &cam, 9 * 60), None);
+    }
+
+    #[test]
+    fn the_centers_rule_for_a_camera_and_kind_wins_over_the_boxs_own_even_outside_its_hours() {
+        let (k1, k2) = (CameraId::new("k1").unwrap(), CameraId::new("k2").unwrap());
+        let w = rules(RULES).with_center(vec![bl_proto::voice::WarningRule {
+            cameras: vec![k1.clone()],
+            kind: ViolationKind::NoChefHat,
+            message: "center-hat".into(),
+            active_hours: Some(HoursRange {
+                from: "10:00".parse().unwrap(),
+                to: "14:00".parse().unwrap(),
+            }),
+        }]);
+        assert_eq!(
+            w.pick(ViolationKind::NoChefHat, &k1, 11 * 60),
+            Some("center-hat")
+        );
+        assert_eq!(w.pick(ViolationKind::NoChefHat, &k1, 9 * 60), None);
+        assert_eq!(
+            w.pick(ViolationKind::NoChefHat, &k2, 9 * 60),
+            Some("hat"),
+            "another camera keeps the box's rule"
+        );
     }
 
     #[test]

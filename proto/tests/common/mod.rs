@@ -332,6 +332,47 @@ pub fn edge_config() -> EdgeConfig {
             run: "0195a1b2-0000-7000-8000-00000000d811".into(),
             until: "2025-03-01T22:40:00.000Z".parse().unwrap(),
         }],
+        warnings: warning_set(),
+    }
+}
+
+/// The center's warnings: a recorded message for school canteens' no-hat rule during opening
+/// hours and a text for rodents.
+pub fn warning_set() -> bl_proto::voice::WarningSet {
+    use bl_proto::voice::{VoiceContent, VoiceMessage, WarningRule, WarningSet};
+    WarningSet {
+        messages: vec![
+            VoiceMessage {
+                id: "wear-hat-zh".into(),
+                content: VoiceContent::Audio {
+                    sha256: Sha256Hex::new(SNAPSHOT_SHA).unwrap(),
+                    size: 64_044,
+                },
+            },
+            VoiceMessage {
+                id: "rodent-zh".into(),
+                content: VoiceContent::Text {
+                    text: "发现鼠迹，请立即处理。".into(),
+                },
+            },
+        ],
+        rules: vec![
+            WarningRule {
+                cameras: vec![cam(1), cam(2)],
+                kind: ViolationKind::NoChefHat,
+                message: "wear-hat-zh".into(),
+                active_hours: Some(HoursRange {
+                    from: "06:00".parse().unwrap(),
+                    to: "20:00".parse().unwrap(),
+                }),
+            },
+            WarningRule {
+                cameras: vec![cam(1)],
+                kind: ViolationKind::Rodent,
+                message: "rodent-zh".into(),
+                active_hours: None,
+            },
+        ],
     }
 }
 

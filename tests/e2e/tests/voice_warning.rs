@@ -4,14 +4,20 @@
 //! its `[[talk.warning]]` rule for school canteens during opening hours speaks an espeak-ng
 //! Mandarin message through the camera's backchannel at the no-hat episode's start; the outcome
 //! travels through mosquitto to dispatch, which writes it on the incident's timeline.
+//!
+//! The second test configures the warning in the CENTER only: a WAV recording and a rule set in
+//! admin reach the box in its retained EdgeConfig; the box fetches the recording by hash from
+//! dispatch (signed with its device key), refuses a later revision whose recording does not match
+//! its hash (keeping the set in force), and plays the center's recording at the no-hat episode.
 
 #[path = "../../../dispatch/tests/common/mod.rs"]
 mod common;
 mod edge_box;
 
 use bl_test_support::broker::PrivateBroker;
+use common::voice::{put_bytes, wav};
 use common::{ADMIN_PASSWORD, Server, TestDb};
-use edge_box::{Agent, enrol, http, register, text};
+use edge_box::{Agent, enrol, http, logged, register, text};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -212,6 +218,219 @@ async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_inci
         "not silent: rms {:.0}",
         rms(&samples)
     );
+
+    drop(kitchen);
+    server.stop().await;
+    pool.close().await;
+    db.drop_now().await;
+}
+
+/// The tone's frequency from its zero crossings between its first and last loud sample, Hz
+/// (the near-silence around it would add crossings of its own).
+fn frequency(samples: &[i16], rate: f64) -> f64 {
+    let loud = |s: &&i16| s.unsigned_abs() > 2000;
+    let first = samples.iter().position(|s| loud(&s)).unwrap_or(0);
+    let last = samples.iter().rposition(|s| loud(&s)).unwrap_or(0);
+    let samples = &samples[first..=last.max(first)];
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / rate)
+}
+
+/// The box's config revision as its retained state reports it.
+async fn reported_revision(pool: &PgPool, edge: &str) -> Option<i64> {
+    sqlx::query_scalar(
+        "SELECT (state ->> 'configRevision')::bigint FROM edge_status WHERE edge_id = $1",
+    )
+    .bind(edge)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+    .flatten()
+}
+
+async fn desired_revision(pool: &PgPool, edge: &str) -> i64 {
+    sqlx::query_scalar("SELECT revision FROM edge_configs WHERE edge_id = $1")
+        .bind(edge)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recording_set_in_the_center_is_fetched_by_hash_and_played_and_a_wrong_hash_keeps_the_set_in_force()
+ {
+    if !models_dir()
+        .join("yolov3-tiny/yolov3-tiny.weights")
+        .is_file()
+    {
+        eprintln!(
+            "SKIPPED: the person model is not installed under {} (`make deps`, or set BL_MODELS_DIR)",
+            models_dir().display()
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let bin = edge_box::agent_binary(work.path());
+    let broker = PrivateBroker::start();
+    let db = TestDb::new().await;
+    let pool = db.pool().await;
+    let mut c = edge_box::config(&db, &work);
+    c.enrolment = Some(edge_box::enrolment_config(&broker));
+    c.mqtt = Some(edge_box::mqtt_config(&broker, "dispatch-1", "dispatch"));
+    c.escalation.poll_interval_ms = 50;
+    let server = Server::start(c).await;
+
+    let mut admin = server.client();
+    admin.login("admin", ADMIN_PASSWORD).await;
+    let mut body = common::premises_body("dayu", "大峪中学食堂");
+    body["kind"] = "schoolCanteen".into();
+    let (status, premises) = admin.post("/api/premises", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{premises}");
+    let premises = premises["id"].as_str().unwrap().to_owned();
+    let (edge, camera) = ("dy-center-box", "dy-center-kitchen");
+    let code = register(&mut admin, edge, &premises).await;
+    register_camera(&pool, &premises, edge, camera).await;
+
+    // In the center: a 440 Hz recording and the canteens' no-hat rule for the hours around now.
+    let tone = wav(16_000, 2_000);
+    let (status, m) = put_bytes(
+        server.addr,
+        &admin,
+        "/api/voice-messages/wear-hat-tone?name=tone",
+        "audio/wav",
+        tone,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    let rule = |message: &str| {
+        serde_json::json!({"rules": [{"premisesKind": "schoolCanteen", "kind": "noChefHat",
+            "messageId": message, "from": local_clock(-60), "to": local_clock(60)}]})
+    };
+    let (status, body) = admin.put("/api/warning-rules", rule("wear-hat-tone")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first = desired_revision(&pool, edge).await;
+
+    // The box: enrolled (which writes [center]), with no [talk] rule or message of its own.
+    let box_dir = work.path().join("box");
+    let out = enrol(&bin, &http(server.addr), edge, &code, &box_dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("[center]"),
+        "{}",
+        text(&out.stdout)
+    );
+    let record = work.path().join("backchannel");
+    std::fs::create_dir_all(&record).unwrap();
+    let kitchen = day_kitchen(camera, &record);
+    let cameras = format!(
+        "[[camera]]\nid = \"{camera}\"\nurl = \"{}\"\nbackchannel_url = \"{}\"\nno_chef_hat = true\n",
+        kitchen.url(camera, camsim::Stream::Sub),
+        kitchen.url(camera, camsim::Stream::Main),
+    );
+    let log = work.path().join("agent.log");
+    let _agent = Agent::start_logged(&bin, &box_dir, &text(&out.stdout), &cameras, &log);
+
+    // It fetches the recording and reports the revision in force.
+    let start = Instant::now();
+    while reported_revision(&pool, edge).await < Some(first) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the box never reported revision {first}; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cached = box_dir.join("voice-cache/center");
+    assert_eq!(
+        std::fs::read_dir(&cached).unwrap().count(),
+        1,
+        "one recording cached by hash"
+    );
+
+    // A second recording whose stored bytes no longer match their hash (same size): the box
+    // refuses that revision, says why, and keeps the first in force.
+    let (status, m) = put_bytes(
+        server.addr,
+        &admin,
+        "/api/voice-messages/wear-hat-bad?name=bad",
+        "audio/wav",
+        wav(16_000, 1_000),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    sqlx::query(
+        "UPDATE voice_messages SET audio = overlay(audio placing '\\x00000000'::bytea from 100) \
+         WHERE id = 'wear-hat-bad'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, body) = admin.put("/api/warning-rules", rule("wear-hat-bad")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refused = desired_revision(&pool, edge).await;
+    assert!(refused > first);
+    let line = logged(
+        &log,
+        &["center config not ready", "wear-hat-bad", "SHA-256"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        line.contains(&format!("revision={refused}")) || line.contains(&refused.to_string()),
+        "{line}"
+    );
+    assert_eq!(
+        reported_revision(&pool, edge).await,
+        Some(first),
+        "the first stays in force"
+    );
+
+    // The no-hat episode plays the center's recording (the set in force) at the camera.
+    let start = Instant::now();
+    let (incident, _) = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "no voice warning on an incident within 150 s; camsim recorded {} samples; the box's log:\n{}",
+            recorded(&record, camera).len(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let found: Option<(Uuid, Value)> = sqlx::query_as(
+            "SELECT incident_id, refs FROM incident_timeline WHERE action LIKE 'voiceWarning%' LIMIT 1",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if let Some(found) = found {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (status, d) = admin.get(&format!("/api/incidents/{incident}")).await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    let warned = d["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["action"].as_str().unwrap().starts_with("voiceWarning"))
+        .cloned()
+        .unwrap();
+    assert_eq!(warned["action"], "voiceWarning", "played: {warned}");
+    assert_eq!(warned["refs"]["message"], "wear-hat-tone");
+    assert_eq!(warned["refs"]["output"], "backchannel");
+
+    // camsim's backchannel heard the recording: about 2 s of the 440 Hz tone.
+    let samples = recorded(&record, camera);
+    let secs = samples.len() as f64 / 8000.0;
+    assert!((1.5..6.0).contains(&secs), "{secs:.2} s recorded");
+    let hz = frequency(&samples, 8000.0);
+    assert!(
+        (400.0..480.0).contains(&hz),
+        "the tone is {hz:.0} Hz, not 440"
+    );
+    assert_eq!(reported_revision(&pool, edge).await, Some(first));
 
     drop(kitchen);
     server.stop().await;

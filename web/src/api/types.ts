@@ -192,6 +192,8 @@ export interface RegistryCamera {
   mainStream: string
   subStream: string | null
   talk: boolean
+  /** where talk audio plays: the camera's own speaker (ONVIF backchannel) or its edge box's speaker */
+  talkOutput: 'backchannel' | 'speaker'
   hasCredentials: boolean
 }
 

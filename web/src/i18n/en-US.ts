@@ -225,6 +225,7 @@ const en: typeof zh = {
       username: 'User name', password: 'Password', hasCredentials: 'Credentials stored', keepCredentials: 'Leave empty to keep',
       clearCredentials: 'Clear stored credentials', streamHintEdge: 'Stream name the box pushes, e.g. main', streamHintPull: 'rtsp:// URL without user or password',
       credentialsNote: 'Credentials are write-only: never shown again after saving.',
+      talkOutput: 'Talk output', outputBackchannel: "Camera's speaker", outputSpeaker: "Edge box's speaker",
     },
     edges: {
       title: 'Edge boxes', id: 'Id', premises: 'Premises', register: 'Register edge box', enrolled: 'Enrolled', notEnrolled: 'Not enrolled',

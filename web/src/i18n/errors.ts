@@ -74,6 +74,9 @@ const zhCN = {
   audio_too_large: '语音文件太大，请剪短后重新上传（不超过 4 MB）。',
   message_in_use: '有语音提醒规则正在使用这条语音，请先修改规则。',
   not_audio: '不是可播放的 WAV 文件，请转换为 WAV（PCM 或 G.711，单声道）后上传。',
+  // an edge box's signed fetch of a voice recording (api/edge_voice.rs)
+  bad_signature: '边缘盒子的签名无效或时间偏差过大，请检查其设备密钥和时钟。',
+  unsigned: '请求缺少边缘盒子的签名。',
 }
 
 /** The codes this build knows. */
@@ -151,6 +154,9 @@ const enUS: Record<ErrorCode, string> = {
   audio_too_large: 'The recording is too large; shorten it and upload again (at most 4 MB).',
   message_in_use: 'A warning rule plays this message; change the rule first.',
   not_audio: 'Not a WAV file the boxes can play; convert it to WAV (PCM or G.711, mono) and upload again.',
+  // an edge box's signed fetch of a voice recording (api/edge_voice.rs)
+  bad_signature: "The edge box's signature does not verify or its clock is off; check its device key and clock.",
+  unsigned: "The request lacks the edge box's signature.",
 }
 
 export const errorCodes = { 'zh-CN': zhCN, 'en-US': enUS }

@@ -225,6 +225,7 @@ export default {
       username: '用户名', password: '密码', hasCredentials: '已存凭据', keepCredentials: '留空则保持不变',
       clearCredentials: '清除已存凭据', streamHintEdge: '边缘盒推送的流名，如 main', streamHintPull: 'rtsp:// 地址，不含用户名和密码',
       credentialsNote: '凭据只写不读：保存后不再显示。',
+      talkOutput: '对讲播放', outputBackchannel: '摄像头喇叭', outputSpeaker: '边缘盒喇叭',
     },
     edges: {
       title: '边缘盒', id: '编号', premises: '经营单位', register: '登记边缘盒', enrolled: '已注册', notEnrolled: '未注册',

@@ -125,6 +125,7 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         // talk and broadcast recordings
         super::voice_recordings::report,
         super::voice_recordings::list,
+        super::edge_voice::fetch,
     ),
     components(schemas(crate::error::Body))
 )]

@@ -155,6 +155,45 @@ impl Agent {
             .expect("start edge-agent");
         Agent(child)
     }
+
+    /// As [`Agent::start`], logging at `info` into `log` (for tests that wait on what the box
+    /// says, with [`logged`]).
+    pub fn start_logged(
+        bin: &Path,
+        box_dir: &Path,
+        head: &str,
+        cameras: &str,
+        log: &Path,
+    ) -> Agent {
+        let file = box_dir.join("edge.toml");
+        std::fs::write(&file, format!("{head}{cameras}")).unwrap();
+        let out = std::fs::File::create(log).unwrap();
+        let child = Command::new(bin)
+            .args(["run", "--config"])
+            .arg(&file)
+            .env("BL_LOG", "info")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start edge-agent");
+        Agent(child)
+    }
+}
+
+/// Waits until the agent's log holds a line with every one of `words`; that line.
+pub async fn logged(log: &Path, words: &[&str], within: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| words.iter().all(|w| l.contains(w))) {
+            return line.to_owned();
+        }
+        assert!(
+            start.elapsed() < within,
+            "the agent never logged {words:?} within {within:?}; its log:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 impl Drop for Agent {

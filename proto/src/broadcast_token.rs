@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::id::{CameraId, GatewayNodeId};
-use crate::token::{TokenError, check_times, sign_claims, signed_body};
+use crate::token::{NodeGrant, TokenError, sign_claims, verify_grant};
 
 /// Most cameras one broadcast token may name (per gateway node), which also bounds its length.
 pub const MAX_BROADCAST_CAMERAS: usize = 200;
@@ -43,6 +43,24 @@ pub fn sign(claims: &BroadcastClaims, key: &SigningKey) -> String {
     sign_claims(claims, key)
 }
 
+impl NodeGrant for BroadcastClaims {
+    const NOT_THESE_CLAIMS: &'static str = "claims are not valid broadcast claims";
+    const MAX_LEN: (usize, &'static str) =
+        (MAX_BROADCAST_TOKEN_LEN, "longer than 16384 characters");
+    fn node(&self) -> &GatewayNodeId {
+        &self.node
+    }
+    fn times(&self) -> (i64, i64) {
+        (self.iat, self.exp)
+    }
+    fn check(&self) -> Result<(), TokenError> {
+        if self.cameras.is_empty() || self.cameras.len() > MAX_BROADCAST_CAMERAS {
+            return Err(TokenError::Malformed("a broadcast names 1 to 200 cameras"));
+        }
+        Ok(())
+    }
+}
+
 /// Verifies a broadcast token at `now_unix` (seconds): shape, signature, claims, times, and that it
 /// is for `node`.
 pub fn verify(
@@ -51,22 +69,7 @@ pub fn verify(
     node: &GatewayNodeId,
     now_unix: i64,
 ) -> Result<BroadcastClaims, TokenError> {
-    if token.len() > MAX_BROADCAST_TOKEN_LEN {
-        return Err(TokenError::Malformed("longer than 16384 characters"));
-    }
-    let claims: BroadcastClaims = serde_json::from_slice(&signed_body(token, key)?)
-        .map_err(|_| TokenError::Malformed("claims are not valid broadcast claims"))?;
-    if claims.cameras.is_empty() || claims.cameras.len() > MAX_BROADCAST_CAMERAS {
-        return Err(TokenError::Malformed("a broadcast names 1 to 200 cameras"));
-    }
-    check_times(claims.iat, claims.exp, now_unix)?;
-    if &claims.node != node {
-        return Err(TokenError::WrongNode {
-            token: claims.node,
-            requested: node.clone(),
-        });
-    }
-    Ok(claims)
+    verify_grant(token, key, node, now_unix)
 }
 
 #[cfg(test)]

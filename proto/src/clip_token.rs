@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::Sha256Hex;
 use crate::id::{CameraId, GatewayNodeId};
-use crate::token::{MAX_TOKEN_LEN, TokenError, check_times, sign_claims, signed_body};
+use crate::token::{NodeGrant, TokenError, sign_claims, verify_grant};
 
 /// What a clip grant lets its holder do to the room's clip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,16 @@ pub fn sign(claims: &ClipClaims, key: &SigningKey) -> String {
     sign_claims(claims, key)
 }
 
+impl NodeGrant for ClipClaims {
+    const NOT_THESE_CLAIMS: &'static str = "claims are not valid clip claims";
+    fn node(&self) -> &GatewayNodeId {
+        &self.node
+    }
+    fn times(&self) -> (i64, i64) {
+        (self.iat, self.exp)
+    }
+}
+
 /// Verifies a clip grant at `now_unix` (seconds): shape, signature, claims, times, and that it is
 /// for `node`.
 pub fn verify(
@@ -62,19 +72,7 @@ pub fn verify(
     node: &GatewayNodeId,
     now_unix: i64,
 ) -> Result<ClipClaims, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Malformed("longer than 4096 characters"));
-    }
-    let claims: ClipClaims = serde_json::from_slice(&signed_body(token, key)?)
-        .map_err(|_| TokenError::Malformed("claims are not valid clip claims"))?;
-    check_times(claims.iat, claims.exp, now_unix)?;
-    if &claims.node != node {
-        return Err(TokenError::WrongNode {
-            token: claims.node,
-            requested: node.clone(),
-        });
-    }
-    Ok(claims)
+    verify_grant(token, key, node, now_unix)
 }
 
 #[cfg(test)]

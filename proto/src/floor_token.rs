@@ -11,7 +11,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{CameraId, GatewayNodeId};
-use crate::token::{MAX_TOKEN_LEN, TokenError, check_times, sign_claims, signed_body};
+use crate::token::{NodeGrant, TokenError, sign_claims, verify_grant};
 
 /// The signed content of a floor grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +39,16 @@ pub fn sign(claims: &FloorClaims, key: &SigningKey) -> String {
     sign_claims(claims, key)
 }
 
+impl NodeGrant for FloorClaims {
+    const NOT_THESE_CLAIMS: &'static str = "claims are not valid floor claims";
+    fn node(&self) -> &GatewayNodeId {
+        &self.node
+    }
+    fn times(&self) -> (i64, i64) {
+        (self.iat, self.exp)
+    }
+}
+
 /// Verifies a floor grant at `now_unix` (seconds): shape, signature, claims, times, and that it is
 /// for `node`.
 pub fn verify(
@@ -47,19 +57,7 @@ pub fn verify(
     node: &GatewayNodeId,
     now_unix: i64,
 ) -> Result<FloorClaims, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Malformed("longer than 4096 characters"));
-    }
-    let claims: FloorClaims = serde_json::from_slice(&signed_body(token, key)?)
-        .map_err(|_| TokenError::Malformed("claims are not valid floor claims"))?;
-    check_times(claims.iat, claims.exp, now_unix)?;
-    if &claims.node != node {
-        return Err(TokenError::WrongNode {
-            token: claims.node,
-            requested: node.clone(),
-        });
-    }
-    Ok(claims)
+    verify_grant(token, key, node, now_unix)
 }
 
 #[cfg(test)]

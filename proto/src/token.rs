@@ -163,8 +163,49 @@ pub fn verify(token: &str, key: &VerifyingKey, now_unix: i64) -> Result<MediaCla
     Ok(claims)
 }
 
+/// A grant dispatch signs for one gateway node, in the media token's form but with claims of its
+/// own (`deny_unknown_fields`, so no grant parses as another): broadcast, floor and clip grants.
+pub(crate) trait NodeGrant: serde::de::DeserializeOwned {
+    /// Said when a token's claims are not this grant's.
+    const NOT_THESE_CLAIMS: &'static str;
+    /// Tokens longer than this are refused unread, and what is said then.
+    const MAX_LEN: (usize, &'static str) = (MAX_TOKEN_LEN, "longer than 4096 characters");
+    fn node(&self) -> &GatewayNodeId;
+    /// `(iat, exp)`, Unix seconds.
+    fn times(&self) -> (i64, i64);
+    /// The grant's own rules on its claims (e.g. how many cameras a broadcast names).
+    fn check(&self) -> Result<(), TokenError> {
+        Ok(())
+    }
+}
+
+/// Verifies a [`NodeGrant`] at `now_unix` (seconds): length, signature, claims, the grant's own
+/// rules, times, and that it is for `node`.
+pub(crate) fn verify_grant<G: NodeGrant>(
+    token: &str,
+    key: &VerifyingKey,
+    node: &GatewayNodeId,
+    now_unix: i64,
+) -> Result<G, TokenError> {
+    if token.len() > G::MAX_LEN.0 {
+        return Err(TokenError::Malformed(G::MAX_LEN.1));
+    }
+    let claims: G = serde_json::from_slice(&signed_body(token, key)?)
+        .map_err(|_| TokenError::Malformed(G::NOT_THESE_CLAIMS))?;
+    claims.check()?;
+    let (iat, exp) = claims.times();
+    check_times(iat, exp, now_unix)?;
+    if claims.node() != node {
+        return Err(TokenError::WrongNode {
+            token: claims.node().clone(),
+            requested: node.clone(),
+        });
+    }
+    Ok(claims)
+}
+
 /// `base64url(JSON claims).base64url(Ed25519 signature of the first part)`: the one token form
-/// dispatch signs (media and broadcast tokens; their claims never parse as each other).
+/// dispatch signs (media tokens and every [`NodeGrant`]; their claims never parse as each other).
 pub(crate) fn sign_claims(claims: &impl Serialize, key: &SigningKey) -> String {
     let json = serde_json::to_vec(claims).expect("token claims always serialise");
     let body = URL_SAFE_NO_PAD.encode(json);

@@ -227,6 +227,17 @@ pub(super) async fn owned_camera(
 
 /// Queues a live command for `edge` (QoS 1; it must be acted on within the grace); returns its id.
 pub(super) fn send(app: &AppState, edge: &EdgeId, action: CommandAction) -> Result<Uuid> {
+    send_as(app, edge, Uuid::now_v7(), action)
+}
+
+/// [`send`] under an id the caller chose, so that it can note the id before the edge's answer
+/// (which may come within milliseconds) is looked up by it.
+pub(super) fn send_as(
+    app: &AppState,
+    edge: &EdgeId,
+    cmd_id: Uuid,
+    action: CommandAction,
+) -> Result<Uuid> {
     if !app.edge_link.is_configured() {
         return Err(Error::new(
             Kind::Unavailable,
@@ -237,7 +248,7 @@ pub(super) fn send(app: &AppState, edge: &EdgeId, action: CommandAction) -> Resu
     let now = app.now().trunc_subsecs(3);
     let command = Command {
         v: bl_proto::V1,
-        cmd_id: Uuid::now_v7(),
+        cmd_id,
         issued_at: now,
         expires_at: Some(now + chrono::Duration::seconds(COMMAND_GRACE_SECS)),
         action,

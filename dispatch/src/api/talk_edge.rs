@@ -7,7 +7,7 @@
 
 use super::Path;
 use super::field::parse;
-use super::live_push::{edge_camera, edge_media_token, send};
+use super::live_push::{edge_camera, edge_media_token, send, send_as};
 use crate::AppState;
 use crate::audit::{Action, Audit, Event};
 use crate::auth::service::ServiceCaller;
@@ -22,6 +22,7 @@ use bl_proto::{CameraId, EdgeId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// The body of `talk-start` (`talk-stop` takes `{}`).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -94,14 +95,14 @@ pub async fn talk_start(
         token,
         output,
     });
-    // A camera in a group broadcast: the edge's answer moves its delivery state.
-    match send(&app, &edge, action) {
-        Ok(cmd_id) => broadcast::note_start(&app.pool, &id, cmd_id).await?,
-        Err(e) => {
-            let why = format!("startTalk could not be sent: {}", e.message);
-            broadcast::note_unreachable(&app.pool, &id, &why, app.now()).await?;
-            return Err(e);
-        }
+    // A camera in a group broadcast: the edge's answer moves its delivery state. The command's id
+    // is noted before it is sent: a box that refuses at once answers before a later note commits.
+    let cmd_id = Uuid::now_v7();
+    broadcast::note_start(&app.pool, &id, cmd_id).await?;
+    if let Err(e) = send_as(&app, &edge, cmd_id, action) {
+        let why = format!("startTalk could not be sent: {}", e.message);
+        broadcast::note_unreachable(&app.pool, &id, &why, app.now()).await?;
+        return Err(e);
     }
     Ok(StatusCode::ACCEPTED)
 }

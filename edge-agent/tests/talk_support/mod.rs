@@ -8,7 +8,7 @@ use gstreamer::prelude::*;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::glib;
 use rtsp::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,34 +116,10 @@ pub fn camsim(cameras: &[(&str, bool)], record_dir: &Path) -> camsim::Server {
     .unwrap()
 }
 
-/// The backchannel recordings of `camera` in `dir`, oldest first.
-pub fn recordings(dir: &Path, camera: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&format!("{camera}-backchannel-")))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-}
-
-/// The 16-bit samples of a WAV written by camsim (mono, 8 kHz, 44-byte header).
-pub fn wav_samples(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).unwrap();
-    bytes
-        .get(44..)
-        .unwrap_or_default()
-        .chunks_exact(2)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]))
-        .collect()
-}
+pub use camsim::backchannel::{recordings, samples as wav_samples};
+// Shared by tests/talk.rs and examples/bench-talk.rs, which use different parts.
+#[allow(unused_imports)]
+pub use camsim::tone::{peak_frequency, rms, tone_power};
 
 /// Waits up to `timeout` for `ready`, polling.
 pub fn wait_for(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool) {
@@ -152,34 +128,4 @@ pub fn wait_for(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "{what} within {timeout:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Power of `freq` in `samples` at `rate` Hz (Goertzel), normalised by length.
-pub fn tone_power(samples: &[i16], rate: f64, freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &x in samples {
-        let s = x as f64 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (samples.len() as f64).powi(2)
-}
-
-/// The strongest frequency in `from..=to` Hz, in 1 Hz steps.
-pub fn peak_frequency(samples: &[i16], rate: f64, from: u32, to: u32) -> f64 {
-    (from..=to)
-        .map(|f| (f as f64, tone_power(samples, rate, f as f64)))
-        .fold(
-            (0.0, f64::MIN),
-            |best, x| if x.1 > best.1 { x } else { best },
-        )
-        .0
-}
-
-/// Root mean square of `samples`.
-pub fn rms(samples: &[i16]) -> f64 {
-    let sum: f64 = samples.iter().map(|&s| (s as f64).powi(2)).sum();
-    (sum / samples.len().max(1) as f64).sqrt()
 }

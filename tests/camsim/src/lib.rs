@@ -4,6 +4,7 @@
 //! and `n`, carries `n` in a code strip ([`read_frame_number`]), and has ground truth ([`truth`]).
 #![forbid(unsafe_code)]
 
+pub mod backchannel;
 pub mod config;
 pub mod framecode;
 pub mod render;

@@ -25,6 +25,21 @@ pub fn has_tone(samples: &[i16], rate: u32, freq: f64, ratio: f64) -> bool {
             .all(|k| p > ratio * tone_power(samples, rate, freq * k))
 }
 
+/// The strongest frequency from `from` to `to` Hz (inclusive), in `step` Hz steps.
+pub fn peak_frequency(samples: &[i16], rate: u32, from: u32, to: u32, step: usize) -> u32 {
+    (from..=to)
+        .step_by(step)
+        .map(|f| (f, tone_power(samples, rate, f as f64)))
+        .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best })
+        .0
+}
+
+/// Root mean square of `samples`: 0 for silence.
+pub fn rms(samples: &[i16]) -> f64 {
+    let sum: f64 = samples.iter().map(|&s| (s as f64).powi(2)).sum();
+    (sum / samples.len().max(1) as f64).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +58,7 @@ mod tests {
         assert!(has_tone(&s, 8000, 700.0, 20.0));
         assert!(!has_tone(&s, 8000, 1000.0, 20.0));
         assert!(!has_tone(&[0; 8000], 8000, 700.0, 20.0));
+        assert_eq!(peak_frequency(&s, 8000, 300, 1000, 5), 700);
+        assert_eq!(rms(&[0; 100]), 0.0);
     }
 }

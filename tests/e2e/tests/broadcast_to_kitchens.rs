@@ -136,62 +136,6 @@ fn edge_config(dir: &Path, broker: &PrivateBroker, camsim: &camsim::Server) -> P
     file
 }
 
-/// camsim's recordings of `camera`'s backchannel (`{camera}-backchannel-*.wav`).
-fn recordings(dir: &Path, camera: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&format!("{camera}-backchannel-")))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-}
-
-/// The 16-bit samples of a camsim recording (mono, 8 kHz, 44-byte header), all files together.
-fn heard(dir: &Path, camera: &str) -> Vec<i16> {
-    recordings(dir, camera)
-        .iter()
-        .flat_map(|p| {
-            let bytes = std::fs::read(p).unwrap_or_default();
-            bytes
-                .get(44..)
-                .unwrap_or_default()
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Power of `freq` in `samples` at 8 kHz (Goertzel), normalised by length.
-fn tone_power(samples: &[i16], freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &x in samples {
-        let s = x as f64 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (samples.len() as f64).powi(2)
-}
-
-/// The strongest frequency between 200 and 2000 Hz, in 5 Hz steps.
-fn peak_frequency(samples: &[i16]) -> u32 {
-    (200..=2000)
-        .step_by(5)
-        .map(|f| (f, tone_power(samples, f as f64)))
-        .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best })
-        .0
-}
-
 async fn wait_for<T>(within: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
     loop {
@@ -347,20 +291,20 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
             Duration::from_secs(60),
             &format!("2 s of voice at {camera}"),
             async || {
-                let s = heard(&records, camera);
+                let s = camsim::backchannel::heard(&records, camera);
                 (s.len() >= 16_000).then_some(s)
             },
         )
         .await;
         let tail = &samples[samples.len() - 8_000..];
-        let peak = peak_frequency(tail);
+        let peak = camsim::tone::peak_frequency(tail, 8000, 200, 2000, 5);
         assert!(
             peak.abs_diff(TONE_HZ) <= 15,
             "{camera} heard a peak at {peak} Hz, not the {TONE_HZ} Hz tone"
         );
     }
     assert!(
-        recordings(&records, CAMERAS[5]).is_empty(),
+        camsim::backchannel::recordings(&records, CAMERAS[5]).is_empty(),
         "the camera without a backchannel recorded something"
     );
 

@@ -67,35 +67,6 @@ async fn register_camera(pool: &PgPool, premises: &str, edge: &str, camera: &str
     tx.commit().await.unwrap();
 }
 
-/// The samples of camsim's backchannel recordings of `camera` in `dir` (16-bit mono WAV, 8 kHz).
-fn recorded(dir: &Path, camera: &str) -> Vec<i16> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(&format!("{camera}-backchannel-")))
-    });
-    files
-        .iter()
-        .flat_map(|f| {
-            let bytes = std::fs::read(f).unwrap_or_default();
-            bytes
-                .get(44..)
-                .unwrap_or_default()
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn rms(samples: &[i16]) -> f64 {
-    let sum: f64 = samples.iter().map(|&s| (s as f64).powi(2)).sum();
-    (sum / samples.len().max(1) as f64).sqrt()
-}
-
 /// `HH:MM` of the local time `minutes` from now at the agent's default offset (UTC+8).
 fn local_clock(minutes: i64) -> String {
     let t = chrono::Utc::now() + chrono::Duration::minutes(480 + minutes);
@@ -169,7 +140,7 @@ async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_inci
             panic!(
                 "no voice warning on an incident within 150 s; the box reported {events:?}; \
                  camsim recorded {} samples",
-                recorded(&record, camera).len()
+                camsim::backchannel::heard(&record, camera).len()
             );
         }
         let found: Option<(Uuid, Value)> = sqlx::query_as(
@@ -207,16 +178,16 @@ async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_inci
     );
 
     // camsim heard it: a sentence of speech, not silence, on the camera's backchannel.
-    let samples = recorded(&record, camera);
+    let samples = camsim::backchannel::heard(&record, camera);
     let secs = samples.len() as f64 / 8000.0;
     assert!(
         (1.0..15.0).contains(&secs),
         "a short sentence: {secs:.2} s recorded"
     );
     assert!(
-        rms(&samples) > 300.0,
+        camsim::tone::rms(&samples) > 300.0,
         "not silent: rms {:.0}",
-        rms(&samples)
+        camsim::tone::rms(&samples)
     );
 
     drop(kitchen);
@@ -394,7 +365,7 @@ async fn a_recording_set_in_the_center_is_fetched_by_hash_and_played_and_a_wrong
         assert!(
             start.elapsed() < Duration::from_secs(150),
             "no voice warning on an incident within 150 s; camsim recorded {} samples; the box's log:\n{}",
-            recorded(&record, camera).len(),
+            camsim::backchannel::heard(&record, camera).len(),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         let found: Option<(Uuid, Value)> = sqlx::query_as(
@@ -422,7 +393,7 @@ async fn a_recording_set_in_the_center_is_fetched_by_hash_and_played_and_a_wrong
     assert_eq!(warned["refs"]["output"], "backchannel");
 
     // camsim's backchannel heard the recording: about 2 s of the 440 Hz tone.
-    let samples = recorded(&record, camera);
+    let samples = camsim::backchannel::heard(&record, camera);
     let secs = samples.len() as f64 / 8000.0;
     assert!((1.5..6.0).contains(&secs), "{secs:.2} s recorded");
     let hz = frequency(&samples, 8000.0);

@@ -156,7 +156,7 @@ fn record_backchannel(sink: &gst_app::AppSink, camera: &str, dir: PathBuf) {
                 let mut guard = writer.lock().unwrap();
                 if guard.is_none() {
                     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-                    let path = dir.join(format!("{camera}-backchannel-{stamp}.wav"));
+                    let path = dir.join(crate::backchannel::file_name(&camera, &stamp.to_string()));
                     let created = std::fs::create_dir_all(&dir).and_then(|_| WavWriter::create(&path, 8000));
                     match created {
                         Ok(w) => {

@@ -32,6 +32,7 @@ mod feed;
 mod gateway;
 mod janus;
 mod process;
+mod runtime;
 mod viewer;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -199,6 +199,7 @@ impl Pending {
                 gathered: gathered_tx,
             }) as Arc<dyn PeerConnectionEventHandler>)
             .with_udp_addrs(vec![format!("{ip}:0")])
+            .with_runtime(crate::runtime::BigReceiveBuffers::shared())
             .build()
             .await?;
         Ok(Pending {

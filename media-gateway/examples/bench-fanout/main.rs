@@ -122,6 +122,7 @@ struct Row {
     client_cpu: f64,
     rss: u64,
     rss_per_viewer: f64,
+    p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     /// Datagrams the kernel dropped for full receive buffers (viewers' or servers').
     udp_drops: u64,
@@ -180,9 +181,12 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
     let n = viewers.len().max(1);
     let mean_loss = losses.iter().sum::<f64>() / n as f64;
     let worst_loss = losses.iter().copied().fold(0.0, f64::max);
-    let p99_ms = viewers
+    let latencies = viewers
         .first()
-        .and_then(|v| percentile(v.stats.take_latencies(), 0.99));
+        .map(|v| v.stats.take_latencies())
+        .unwrap_or_default();
+    let p50_ms = percentile(latencies.clone(), 0.5);
+    let p99_ms = percentile(latencies, 0.99);
     Row {
         viewers: viewers.len(),
         connected,
@@ -192,6 +196,7 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
         client_cpu,
         rss,
         rss_per_viewer: rss.saturating_sub(base_rss) as f64 / n as f64,
+        p50_ms,
         p99_ms,
         udp_drops: process::udp_receive_drops().saturating_sub(drops0),
         held: connected == viewers.len() && mean_loss < 0.01,
@@ -302,7 +307,7 @@ async fn run_server(
 
 fn print_header() {
     println!(
-        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>5}",
         "server",
         "viewers",
         "receiving",
@@ -312,6 +317,7 @@ fn print_header() {
         "CPU/view %",
         "RSS MB",
         "MB/viewer",
+        "p50 ms",
         "p99 ms",
         "client %",
         "UDP drops",
@@ -321,7 +327,7 @@ fn print_header() {
 
 fn print_row(name: &str, r: &Row) {
     println!(
-        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9.1} {:>9} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9} {:>9.1} {:>9} {:>5}",
         name,
         r.viewers,
         r.connected,
@@ -331,6 +337,7 @@ fn print_row(name: &str, r: &Row) {
         r.cpu * 100.0 / r.viewers.max(1) as f64,
         r.rss as f64 / 1e6,
         r.rss_per_viewer / 1e6,
+        r.p50_ms.map_or("-".into(), |p| format!("{p:.1}")),
         r.p99_ms.map_or("-".into(), |p| format!("{p:.1}")),
         r.client_cpu * 100.0,
         r.udp_drops,

@@ -558,3 +558,29 @@ impl Interceptor for KeyframeRequests {
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_brief_ice_disconnection_does_not_end_the_session_but_a_failure_does() {
+        let (events, mut rx) = mpsc::channel(4);
+        let handler = Handler {
+            events,
+            gathered: mpsc::channel(1).0,
+        };
+        handler
+            .on_connection_state_change(RTCPeerConnectionState::Connected)
+            .await;
+        handler
+            .on_connection_state_change(RTCPeerConnectionState::Disconnected)
+            .await;
+        assert_eq!(rx.try_recv().ok(), Some(PeerEvent::Connected));
+        assert!(rx.try_recv().is_err(), "disconnected is not the end");
+        handler
+            .on_connection_state_change(RTCPeerConnectionState::Failed)
+            .await;
+        assert_eq!(rx.try_recv().ok(), Some(PeerEvent::Closed));
+    }
+}

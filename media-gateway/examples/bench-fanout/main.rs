@@ -10,7 +10,8 @@
 //!   browser sees it); "held" = every viewer connected and receiving, mean loss < 1 %;
 //! - CPU % of one core (total, and per viewer = total / viewers); RSS per viewer = growth over the
 //!   server's RSS before the first viewer, / viewers;
-//! - added latency p99: viewer 0's arrival minus the tap's for the same packet (the tap is a
+//! - added latency p50, p99 and p99 of the packets outside keyframes (a keyframe is a burst):
+//!   viewer 0's arrival minus the tap's for the same packet (the tap is a
 //!   second RTSP client of the same camsim media, so this includes the gateway's own RTSP pull
 //!   and the client's receive path: an upper bound).
 //!
@@ -32,6 +33,7 @@ mod feed;
 mod gateway;
 mod janus;
 mod process;
+mod runtime;
 mod viewer;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -121,7 +123,12 @@ struct Row {
     client_cpu: f64,
     rss: u64,
     rss_per_viewer: f64,
+    p50_ms: Option<f64>,
     p99_ms: Option<f64>,
+    /// p99 of the packets outside keyframes.
+    p99_delta_ms: Option<f64>,
+    /// Share of the probe's packets that came late (after a higher sequence number).
+    probe_late: f64,
     /// Datagrams the kernel dropped for full receive buffers (viewers' or servers').
     udp_drops: u64,
     held: bool,
@@ -147,6 +154,8 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
         )
     };
     let before: Vec<_> = viewers.iter().map(snapshot).collect();
+    let late0 = viewers.first().map_or(0, |v| v.stats.late.load(Relaxed));
+    let probe_packets0 = before.first().map_or(0, |b| b.0);
     if let Some(v) = viewers.first() {
         v.stats.take_latencies();
     }
@@ -179,9 +188,19 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
     let n = viewers.len().max(1);
     let mean_loss = losses.iter().sum::<f64>() / n as f64;
     let worst_loss = losses.iter().copied().fold(0.0, f64::max);
-    let p99_ms = viewers
+    let latencies = viewers
         .first()
-        .and_then(|v| percentile(v.stats.take_latencies(), 0.99));
+        .map(|v| v.stats.take_latencies())
+        .unwrap_or_default();
+    let probe_late = viewers.first().map_or(0.0, |v| {
+        let late = v.stats.late.load(Relaxed).saturating_sub(late0);
+        late as f64 / (v.stats.packets.load(Relaxed).saturating_sub(probe_packets0)).max(1) as f64
+    });
+    let all: Vec<u32> = latencies.iter().map(|l| l.0).collect();
+    let deltas: Vec<u32> = latencies.iter().filter(|l| !l.1).map(|l| l.0).collect();
+    let p50_ms = percentile(all.clone(), 0.5);
+    let p99_ms = percentile(all, 0.99);
+    let p99_delta_ms = percentile(deltas, 0.99);
     Row {
         viewers: viewers.len(),
         connected,
@@ -191,7 +210,10 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
         client_cpu,
         rss,
         rss_per_viewer: rss.saturating_sub(base_rss) as f64 / n as f64,
+        p50_ms,
         p99_ms,
+        p99_delta_ms,
+        probe_late,
         udp_drops: process::udp_receive_drops().saturating_sub(drops0),
         held: connected == viewers.len() && mean_loss < 0.01,
     }
@@ -301,7 +323,7 @@ async fn run_server(
 
 fn print_header() {
     println!(
-        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>12} {:>7} {:>9} {:>9} {:>5}",
         "server",
         "viewers",
         "receiving",
@@ -311,7 +333,10 @@ fn print_header() {
         "CPU/view %",
         "RSS MB",
         "MB/viewer",
+        "p50 ms",
         "p99 ms",
+        "p99 non-key",
+        "late %",
         "client %",
         "UDP drops",
         "held"
@@ -320,7 +345,7 @@ fn print_header() {
 
 fn print_row(name: &str, r: &Row) {
     println!(
-        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9.1} {:>9} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9} {:>12} {:>7.2} {:>9.1} {:>9} {:>5}",
         name,
         r.viewers,
         r.connected,
@@ -330,7 +355,10 @@ fn print_row(name: &str, r: &Row) {
         r.cpu * 100.0 / r.viewers.max(1) as f64,
         r.rss as f64 / 1e6,
         r.rss_per_viewer / 1e6,
+        r.p50_ms.map_or("-".into(), |p| format!("{p:.1}")),
         r.p99_ms.map_or("-".into(), |p| format!("{p:.1}")),
+        r.p99_delta_ms.map_or("-".into(), |p| format!("{p:.1}")),
+        r.probe_late * 100.0,
         r.client_cpu * 100.0,
         r.udp_drops,
         if r.held { "yes" } else { "NO" }

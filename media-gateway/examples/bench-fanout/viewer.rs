@@ -31,17 +31,21 @@ pub struct Stats {
     pub packets: AtomicU64,
     /// Highest extended sequence number seen (0 before the first packet).
     pub highest_seq: AtomicU64,
+    /// Packets that came after a higher sequence number (retransmissions after a NACK, or
+    /// reordering).
+    pub late: AtomicU64,
     /// ICE and DTLS are up.
     pub connected: AtomicBool,
     /// When the first packet of a keyframe arrived.
     first_key_at: Mutex<Option<Instant>>,
-    /// Microseconds from the tap to this viewer per packet (probe viewers only).
-    latencies_us: Mutex<Vec<u32>>,
+    /// Microseconds from the tap to this viewer per packet, and whether the packet belongs to a
+    /// keyframe (probe viewers only).
+    latencies_us: Mutex<Vec<(u32, bool)>>,
 }
 
 impl Stats {
     /// Takes the latency samples gathered so far.
-    pub fn take_latencies(&self) -> Vec<u32> {
+    pub fn take_latencies(&self) -> Vec<(u32, bool)> {
         std::mem::take(&mut *self.latencies_us.lock().unwrap())
     }
 }
@@ -85,11 +89,17 @@ impl PeerConnectionEventHandler for Handler {
         tokio::spawn(async move {
             // Extended sequence number: 16-bit wraps counted.
             let mut highest: Option<u64> = None;
+            // The RTP timestamp of the last keyframe: packets with it are the keyframe's.
+            let mut keyframe_ts = None;
             while let Some(event) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(p) = event else {
                     continue;
                 };
                 let now = Instant::now();
+                if keyframe_start(&p.payload) {
+                    keyframe_ts = Some(p.header.timestamp);
+                }
+                let in_keyframe = keyframe_ts == Some(p.header.timestamp);
                 if let Some(arrivals) = &probe
                     && let Some(at) = arrivals.get(packet_key(&p.payload))
                 {
@@ -98,7 +108,7 @@ impl PeerConnectionEventHandler for Handler {
                         .latencies_us
                         .lock()
                         .unwrap()
-                        .push(us.min(u32::MAX as u128) as u32);
+                        .push((us.min(u32::MAX as u128) as u32, in_keyframe));
                 }
                 stats.packets.fetch_add(1, Relaxed);
                 let seq = u64::from(p.header.sequence_number);
@@ -117,6 +127,8 @@ impl PeerConnectionEventHandler for Handler {
                 if highest.is_none_or(|h| ext > h) {
                     highest = Some(ext);
                     stats.highest_seq.store(ext, Relaxed);
+                } else {
+                    stats.late.fetch_add(1, Relaxed);
                 }
                 let mut first = stats.first_key_at.lock().unwrap();
                 if first.is_none() && keyframe_start(&p.payload) {
@@ -199,6 +211,7 @@ impl Pending {
                 gathered: gathered_tx,
             }) as Arc<dyn PeerConnectionEventHandler>)
             .with_udp_addrs(vec![format!("{ip}:0")])
+            .with_runtime(crate::runtime::BigReceiveBuffers::shared())
             .build()
             .await?;
         Ok(Pending {

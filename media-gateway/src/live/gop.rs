@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 
-/// Whether an RTP packet carrying H.264 (RFC 6184) begins a keyframe: it is an SPS (the ingest's
-/// `h264parse config-interval=-1` puts SPS and PPS before every IDR), directly or inside a STAP-A
-/// (possibly after an access unit delimiter), or it starts an IDR slice (see [`GopCache`] for how the
-/// packets before it in its access unit are kept).
+/// Whether an RTP packet carrying H.264 (RFC 6184), as the camera sent it, begins a keyframe: it is
+/// an SPS or an IDR slice, as a single NAL unit, inside a STAP-A (possibly after an access unit
+/// delimiter) or as the first fragment of an FU-A (see [`GopCache`] for how the packets before it
+/// in its access unit are kept).
 pub fn starts_keyframe(rtp: &[u8]) -> bool {
     let Some(payload) = rtp_payload(rtp) else {
         return false;
@@ -15,8 +15,9 @@ pub fn starts_keyframe(rtp: &[u8]) -> bool {
         return false;
     };
     match first & 0x1f {
-        7 => true,
-        24 => aggregated_units(&payload[1..]).any(|nal| nal.first().is_some_and(|h| h & 0x1f == 7)),
+        5 | 7 => true,
+        24 => aggregated_units(&payload[1..])
+            .any(|nal| nal.first().is_some_and(|h| matches!(h & 0x1f, 5 | 7))),
         28 => payload
             .get(1)
             .is_some_and(|fu| fu & 0x80 != 0 && matches!(fu & 0x1f, 5 | 7)),
@@ -157,8 +158,18 @@ mod tests {
     }
 
     #[test]
-    fn an_sps_a_stap_a_with_an_sps_or_the_start_of_a_fragmented_idr_begins_a_keyframe() {
+    fn an_sps_or_an_idr_alone_aggregated_or_as_a_first_fragment_begins_a_keyframe() {
         assert!(starts_keyframe(&rtp(&[0x67, 1, 2])));
+        assert!(starts_keyframe(&rtp(&[0x65, 1, 2])), "a single-NAL IDR");
+        assert!(
+            starts_keyframe(&rtp(&[0x78, 0, 2, 0x09, 0x10, 0, 2, 0x65, 1])),
+            "an IDR in a STAP-A"
+        );
+        assert!(
+            !starts_keyframe(&rtp(&[0x78, 0, 2, 0x41, 1])),
+            "a P slice in a STAP-A"
+        );
+        assert!(starts_keyframe(&rtp(&[0x7c, 0x87, 9])), "a fragmented SPS");
         assert!(starts_keyframe(&rtp(&[0x78, 0, 3, 0x67, 1, 2])));
         assert!(
             starts_keyframe(&rtp(&[0x78, 0, 2, 0x09, 0x10, 0, 3, 0x67, 1, 2])),

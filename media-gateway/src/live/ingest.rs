@@ -1,14 +1,14 @@
-//! The ingest of one camera stream: a GStreamer pipeline `rtspsrc` (TCP) → `rtph264depay` →
-//! `h264parse` (SPS/PPS before every IDR) → `rtph264pay` (MTU 1200) → `appsink`, whose RTP packets go
-//! to the [`Relay`] (for H.265 the same with `rtph265depay`, `h265parse`, `rtph265pay`). Nothing is
-//! decoded. Supervised: a failure is retried with backoff until the relay is stopped; a camera that
+//! The ingest of one camera stream: a GStreamer pipeline `rtspsrc` (TCP) → `appsink`, whose RTP
+//! packets go to the [`Relay`] as the camera sent them (H.264 pass-through: nothing waits for a whole
+//! frame; the SDP's parameter sets go to the relay for keyframes that lack them in band). H.265 goes
+//! through `rtph265depay` → `h265parse` (VPS/SPS/PPS before every keyframe) → `rtph265pay` (MTU 1200)
+//! first. Nothing is decoded. Supervised: a failure is retried with backoff until the relay is stopped; a camera that
 //! sends another codec is reported and not retried.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
@@ -190,7 +190,16 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
             return;
         }
         relay2.set_codec(codec);
-        if let Err(e) = link_relay_chain(&pipeline, pad, sink.upcast_ref(), codec) {
+        let linked = match codec {
+            VideoCodec::H264 => {
+                if let Ok(sprop) = s.get::<&str>("sprop-parameter-sets") {
+                    relay2.set_parameter_sets(sprop);
+                }
+                link_pass_through(pad, &sink)
+            }
+            VideoCodec::H265 => link_relay_chain(&pipeline, pad, sink.upcast_ref(), codec),
+        };
+        if let Err(e) = linked {
             tracing::error!(err = %e, "cannot link the camera's video");
         }
     });
@@ -204,6 +213,15 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
         .set_state(gst::State::Playing)
         .map_err(|e| format!("cannot start the pipeline: {e}"))?;
     Ok((pipeline, codec_seen))
+}
+
+/// Links `pad` (the camera's RTP) straight to `sink`.
+fn link_pass_through(pad: &gst::Pad, sink: &gst_app::AppSink) -> Result<(), String> {
+    let sinkpad = sink
+        .static_pad("sink")
+        .ok_or("the appsink has no sink pad")?;
+    pad.link(&sinkpad).map_err(|e| format!("{e:?}"))?;
+    Ok(())
 }
 
 /// Links `pad` (the camera's RTP) through `codec`'s depayloader, parser (parameter sets before every
@@ -316,7 +334,7 @@ pub(super) fn relay_sink(
             if let Some(buffer) = sample.buffer()
                 && let Ok(map) = buffer.map_readable()
             {
-                relay.push(Bytes::copy_from_slice(map.as_slice()));
+                relay.push(map.as_slice());
             }
             if relay.take_keyframe_request()
                 && let Some(p) = pipeline.upgrade()

@@ -10,6 +10,7 @@ pub mod broadcast;
 pub mod broadcast_http;
 pub mod codec;
 pub mod edge;
+pub mod feed;
 pub mod gop;
 pub mod http;
 pub mod ingest;
@@ -17,6 +18,7 @@ pub mod peer;
 pub mod push;
 pub mod push_auth;
 pub mod relay;
+pub mod rtp;
 pub mod source;
 pub mod talk;
 pub mod talk_http;
@@ -38,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use codec::VideoCodec;
 use edge::EdgeLive;
+use feed::ViewerFeed;
 use ingest::{Backoff, PullTarget};
 use peer::{Peer, PeerEvent, PeerSettings};
 use push::PushServer;
@@ -308,11 +311,7 @@ impl Live {
         mut events: tokio::sync::mpsc::Receiver<PeerEvent>,
         stop: &CancellationToken,
     ) {
-        let Joined {
-            backlog,
-            mut rx,
-            mut audio,
-        } = joined;
+        let (mut feed, mut audio) = ViewerFeed::new(joined, rand::random());
         let with_audio = peer.has_audio();
         // The backlog waits until the connection is up: packets written earlier would be lost.
         loop {
@@ -329,15 +328,8 @@ impl Live {
                 }
             }
         }
-        // Packets that arrived while connecting are after the backlog; keep them (bounded by the
-        // channel) so the picture stays continuous.
-        for p in &backlog {
-            if peer.send(p).await.is_err() {
-                return;
-            }
-            self.packets_out.fetch_add(1, Relaxed);
-        }
-        let mut skipping = backlog.is_empty();
+        // Packets that arrived while connecting follow the backlog (bounded by the relay's ring)
+        // so the picture stays continuous.
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -346,24 +338,16 @@ impl Live {
                     Some(PeerEvent::Connected) => {}
                     Some(PeerEvent::Closed) | None => return,
                 },
-                p = rx.recv() => match p {
-                    Ok((bytes, key)) => {
-                        if skipping && !key {
-                            self.packets_skipped.fetch_add(1, Relaxed);
-                            continue;
-                        }
-                        skipping = false;
-                        if let Err(e) = peer.send(&bytes).await {
-                            tracing::debug!(err = %e, "send failed");
-                        }
-                        self.packets_out.fetch_add(1, Relaxed);
+                p = feed.next() => {
+                    let Some(out) = p else { return };
+                    if let Err(e) = peer.send(&out.rtp, out.seq).await {
+                        tracing::debug!(err = %e, "send failed");
                     }
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "viewer fell behind; resuming at the next keyframe");
-                        self.packets_skipped.fetch_add(n, Relaxed);
-                        skipping = true;
+                    self.packets_out.fetch_add(1, Relaxed);
+                    let skipped = feed.take_skipped();
+                    if skipped > 0 {
+                        self.packets_skipped.fetch_add(skipped, Relaxed);
                     }
-                    Err(RecvError::Closed) => return,
                 },
                 a = audio.recv(), if with_audio => match a {
                     Ok(bytes) => {

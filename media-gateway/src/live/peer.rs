@@ -125,9 +125,9 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let event = match state {
             RTCPeerConnectionState::Connected => PeerEvent::Connected,
-            RTCPeerConnectionState::Failed
-            | RTCPeerConnectionState::Closed
-            | RTCPeerConnectionState::Disconnected => PeerEvent::Closed,
+            // A brief `disconnected` (a lost consent check, a network change) recovers on its
+            // own; the engine declares `failed` when it does not.
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => PeerEvent::Closed,
             _ => return,
         };
         let _ = self.events.try_send(event);
@@ -328,12 +328,12 @@ impl Peer {
         ))
     }
 
-    /// Sends one RTP packet (as received from the camera): SSRC and payload type are rewritten to
-    /// the negotiated ones, sequence numbers and timestamps pass unchanged. The payload is not
-    /// copied: every viewer's packet (and its NACK send buffer, 1024 packets) shares the relay's
-    /// bytes, which keeps a viewer's memory to headers.
-    pub async fn send(&self, rtp: &Bytes) -> Result<(), PeerError> {
-        write_rewritten(&self.track, self.ssrc, self.payload_type, rtp).await
+    /// Sends one RTP packet (as relayed from the camera) under the viewer's sequence number `seq`:
+    /// SSRC and payload type are rewritten to the negotiated ones, the timestamp passes unchanged.
+    /// The payload is not copied: every viewer's packet (and its NACK send buffer, 1024 packets)
+    /// shares the relay's bytes, which keeps a viewer's memory to headers.
+    pub async fn send(&self, rtp: &Bytes, seq: u16) -> Result<(), PeerError> {
+        write_rewritten(&self.track, self.ssrc, self.payload_type, rtp, Some(seq)).await
     }
 
     /// Whether this viewer receives the camera's audio.
@@ -344,7 +344,9 @@ impl Peer {
     /// Sends one Opus RTP packet of the camera's audio (nothing when the viewer has no audio).
     pub async fn send_audio(&self, rtp: &Bytes) -> Result<(), PeerError> {
         match &self.audio {
-            Some(audio) => write_rewritten(&audio.track, audio.ssrc, audio.payload_type, rtp).await,
+            Some(audio) => {
+                write_rewritten(&audio.track, audio.ssrc, audio.payload_type, rtp, None).await
+            }
             None => Ok(()),
         }
     }
@@ -355,19 +357,23 @@ impl Peer {
     }
 }
 
-/// Writes one RTP packet to `track` under the negotiated `ssrc` and `payload_type`; sequence
-/// numbers and timestamps pass unchanged. The payload is shared, not copied, per viewer.
+/// Writes one RTP packet to `track` under the negotiated `ssrc` and `payload_type`, and `seq` when
+/// given; the timestamp passes unchanged. The payload is shared, not copied, per viewer.
 async fn write_rewritten(
     track: &TrackLocalStaticRTP,
     ssrc: u32,
     payload_type: u8,
     rtp: &Bytes,
+    seq: Option<u16>,
 ) -> Result<(), PeerError> {
     let mut buf = rtp.clone();
     let mut packet =
         rtc::rtp::Packet::unmarshal(&mut buf).map_err(|e| PeerError::Engine(e.to_string()))?;
     packet.header.ssrc = ssrc;
     packet.header.payload_type = payload_type;
+    if let Some(seq) = seq {
+        packet.header.sequence_number = seq;
+    }
     packet.header.extensions.clear();
     packet.header.extension = false;
     track
@@ -551,4 +557,30 @@ impl Interceptor for KeyframeRequests {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_brief_ice_disconnection_does_not_end_the_session_but_a_failure_does() {
+        let (events, mut rx) = mpsc::channel(4);
+        let handler = Handler {
+            events,
+            gathered: mpsc::channel(1).0,
+        };
+        handler
+            .on_connection_state_change(RTCPeerConnectionState::Connected)
+            .await;
+        handler
+            .on_connection_state_change(RTCPeerConnectionState::Disconnected)
+            .await;
+        assert_eq!(rx.try_recv().ok(), Some(PeerEvent::Connected));
+        assert!(rx.try_recv().is_err(), "disconnected is not the end");
+        handler
+            .on_connection_state_change(RTCPeerConnectionState::Failed)
+            .await;
+        assert_eq!(rx.try_recv().ok(), Some(PeerEvent::Closed));
+    }
 }

@@ -1,9 +1,12 @@
 //! One relay per camera stream: the shared ingest's packets fanned out to every viewer, the GOP
-//! cache, the source state and the viewer count. The first viewer starts the ingest
+//! cache, the source state and the viewer count. Packets pass as the camera sent them, renumbered
+//! into one continuous stream across source reconnections ([`super::rtp::Renumber`]); an H.264
+//! packet too big for WebRTC is split. The first viewer starts the ingest
 //! ([`super::ingest`]); the last one leaving stops it after the linger time.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
 
 use bl_proto::CameraId;
 use bl_proto::stream::Stream;
@@ -14,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::VideoCodec;
 use super::gop::GopCache;
+use super::rtp::{self, Renumber};
 
 /// What a viewer can be told about a source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,8 +58,9 @@ impl SourceState {
 /// One RTP packet as fanned out: its bytes and whether it begins a keyframe.
 pub type Packet = (Bytes, bool);
 
-/// How many packets a slow viewer may fall behind before it skips to the next keyframe.
-const FANOUT_BUFFER: usize = 1024;
+/// How many packets a slow viewer may fall behind before it skips to the next keyframe: one ring
+/// shared by all viewers (each holds only its place in it), so a stalled viewer costs no memory.
+pub const FANOUT_BUFFER: usize = 1024;
 
 /// The relay of one camera stream.
 pub struct Relay {
@@ -91,6 +96,9 @@ pub struct Relay {
 
 struct Inner {
     cache: GopCache,
+    renumber: Renumber,
+    /// The camera's H.264 parameter sets from its SDP, as a STAP-A payload.
+    parameter_sets: Option<Bytes>,
     viewers: usize,
     /// Bumped on every join, so a linger timer knows whether someone came back meanwhile.
     generation: u64,
@@ -104,6 +112,9 @@ pub struct Joined {
     pub rx: broadcast::Receiver<Packet>,
     /// The camera's audio (Opus RTP), from now on; silent for a camera without audio.
     pub audio: broadcast::Receiver<Bytes>,
+    /// The camera's H.264 parameter sets from its SDP (a STAP-A payload), for a keyframe that
+    /// lacks them in band.
+    pub parameter_sets: Option<Bytes>,
 }
 
 impl Relay {
@@ -114,6 +125,8 @@ impl Relay {
             stream,
             inner: Mutex::new(Inner {
                 cache: GopCache::new(gop_cache_bytes),
+                renumber: Renumber::default(),
+                parameter_sets: None,
                 viewers: 0,
                 generation: 0,
             }),
@@ -134,15 +147,38 @@ impl Relay {
         }
     }
 
-    /// Called by the ingest for every packet (on a GStreamer streaming thread; never blocks long).
-    pub fn push(&self, packet: Bytes) {
-        let key = self.codec().starts_keyframe(&packet);
+    /// Called by the ingest for every RTP packet (on a GStreamer streaming thread; never blocks
+    /// long). A malformed packet is dropped.
+    pub fn push(&self, packet: &[u8]) {
+        if packet.len() < 12 || gop_payload(packet).is_none() {
+            return;
+        }
         self.packets_in.fetch_add(1, Relaxed);
         self.bytes_in.fetch_add(packet.len() as u64, Relaxed);
+        let codec = self.codec();
+        let pieces = match codec {
+            VideoCodec::H264 if packet.len() > rtp::MAX_RTP_SIZE => {
+                rtp::split_h264(packet, rtp::MAX_RTP_SIZE)
+            }
+            _ => vec![packet.to_vec()],
+        };
+        let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.cache.push(packet.clone(), key);
-        // No receivers is fine: the cache still fills for the next viewer.
-        let _ = self.tx.send((packet, key));
+        let (seq, ts) = inner.renumber.next(
+            rtp::ssrc(packet),
+            rtp::seq(packet),
+            rtp::timestamp(packet),
+            now,
+        );
+        for (i, mut piece) in pieces.into_iter().enumerate() {
+            let seq = if i == 0 { seq } else { inner.renumber.extra() };
+            rtp::set_seq_and_timestamp(&mut piece, seq, ts);
+            let key = codec.starts_keyframe(&piece);
+            let piece = Bytes::from(piece);
+            inner.cache.push(piece.clone(), key);
+            // No receivers is fine: the cache still fills for the next viewer.
+            let _ = self.tx.send((piece, key));
+        }
         drop(inner);
         if self.state.borrow().label() != "live" {
             self.set_state(SourceState::Live);
@@ -159,7 +195,17 @@ impl Relay {
             backlog: inner.cache.packets().to_vec(),
             rx: self.tx.subscribe(),
             audio: self.audio.subscribe(),
+            parameter_sets: inner.parameter_sets.clone(),
         }
+    }
+
+    /// Records the camera's H.264 parameter sets from its SDP's `sprop-parameter-sets`.
+    pub fn set_parameter_sets(&self, sprop: &str) {
+        let sets = rtp::parameter_sets_stap_a(sprop);
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .parameter_sets = sets;
     }
 
     /// Called by the audio branch of the ingest for every Opus RTP packet.
@@ -256,6 +302,8 @@ impl Relay {
     }
 }
 
+use super::gop::rtp_payload as gop_payload;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,10 +315,10 @@ mod tests {
     #[test]
     fn a_joining_viewer_gets_the_cached_gop_then_only_newer_packets() {
         let r = Relay::new("cam-1".parse().unwrap(), Stream::Sub, 1 << 20);
-        r.push(pkt(0x67));
-        r.push(pkt(0x41));
+        r.push(&pkt(0x67));
+        r.push(&pkt(0x41));
         let mut j = r.join();
-        r.push(pkt(0x42));
+        r.push(&pkt(0x42));
         assert_eq!(j.backlog, vec![pkt(0x67), pkt(0x41)]);
         assert_eq!(j.rx.try_recv().unwrap(), (pkt(0x42), false));
         assert!(j.rx.try_recv().is_err());

@@ -177,6 +177,7 @@ async fn feed(source: &Relay, input: Joined, relay: &Relay, appsrc: &gst_app::Ap
         backlog,
         mut rx,
         mut audio,
+        ..
     } = input;
     if source.has_audio() {
         relay.set_has_audio();

@@ -11,12 +11,14 @@
 //! The cost is more connections (n·(n−1) subscriptions, 240 at 16 participants), each cheap.
 //!
 //! This file is the room bookkeeping, plain data behind a mutex; [`peer`] owns the WebRTC side,
-//! [`http`] the requests and [`floor`] the push-to-talk rule of voice channels.
+//! [`http`] the requests, [`floor`] the push-to-talk rule of voice channels and [`record`] the
+//! recording of each push-to-talk transmission.
 
 pub mod clip;
 pub mod floor;
 pub mod http;
 pub mod peer;
+pub mod record;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

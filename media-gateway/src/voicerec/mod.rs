@@ -6,9 +6,10 @@
 //! own Ed25519 key ([`crate::evidence::Signer::Gateway`]) and stored as an `audio` blob; a report
 //! to dispatch ([`report`]) puts it on the incident's timeline.
 //!
-//! The API is small so that other voice paths (push-to-talk in rooms) can use it:
-//! [`VoiceRecordings::start`] → [`Voice`], [`Voice::push_center`] / [`Voice::push_premises`]
-//! with Opus RTP, [`Voice::finish`].
+//! The API is small so that other voice paths use it: [`VoiceRecordings::start`] → [`Voice`],
+//! [`Voice::push_center`] / [`Voice::push_premises`] with Opus RTP, [`Voice::finish`] (or
+//! [`Voice::discard`]). Push-to-talk transmissions in voice channels are recorded through it by
+//! [`crate::rooms::record`] (kind `ptt`: the talker on the left, named by the room's id).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -248,6 +249,12 @@ impl Voice {
         if *p == Premises::Waiting {
             *p = Premises::Absent(why.into());
         }
+    }
+
+    /// Ends the recording without keeping it (a push-to-talk tap too short to hold speech).
+    pub async fn discard(self: Arc<Self>) {
+        self.recorder.abort();
+        let _ = tokio::fs::remove_file(&self.recorder.path).await;
     }
 
     /// Ends the recording, stores it and reports it (in the background of the caller's task).

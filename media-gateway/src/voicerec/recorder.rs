@@ -208,6 +208,12 @@ impl Recorder {
         Ok((self.started_at, ended_at))
     }
 
+    /// Stops the recording at once without finishing the file (it is to be thrown away).
+    pub fn abort(&self) {
+        self.stop.cancel();
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
     fn flush(&self, elapsed: Duration) -> Result<(), String> {
         let deadline = Instant::now() + FINISH_TIMEOUT;
         let decoded = |name: &str| {

@@ -44,6 +44,9 @@ const zhCN = {
     drill: '（演练 {exercise}）',
     bothDirections: '双向（左声道指挥中心，右声道现场）',
     operatorOnly: '仅指挥中心一方（现场无声音）',
+    // a push-to-talk transmission (voiceRecorded, kind ptt): half-duplex, one talker each
+    voiceChannel: '事件对讲频道',
+    talkerOnly: '发言人一方（对讲为半双工，每次发言单独录音）',
     said: '：{text}',
     remark: '；{text}',
     grid: '，网格 {grid}',
@@ -98,6 +101,9 @@ const enUS: typeof zhCN = {
     drill: ' (drill {exercise})',
     bothDirections: 'both directions (left: command center, right: premises)',
     operatorOnly: 'command center only (no sound from the premises)',
+    // a push-to-talk transmission (voiceRecorded, kind ptt): half-duplex, one talker each
+    voiceChannel: 'the incident voice channel',
+    talkerOnly: 'the talker only (push-to-talk is half-duplex: each transmission is its own recording)',
     said: ': {text}',
     remark: '; {text}',
     grid: ', grid {grid}',

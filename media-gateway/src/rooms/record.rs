@@ -134,3 +134,109 @@ async fn end(r: Running, at: DateTime<Utc>) {
         r.voice.finish().await;
     }
 }
+
+/// How often a room's recording looks for participants who joined or left.
+const ROOM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A consult room being recorded (issue 7 item 7, "recorded on request"): **every participant's
+/// voice, each decoded on its own and summed into one channel** (the left; the right is silent),
+/// one `room` recording from [`RoomRecording::start`] to [`RoomRecording::stop`] or until nobody
+/// is left in the room. Audio only: the room's video is not recorded.
+pub struct RoomRecording {
+    stop: CancellationToken,
+    done: JoinHandle<()>,
+}
+
+impl RoomRecording {
+    /// Starts recording `room` for `by` (the requester's `sub`); `None` (logged) when this
+    /// gateway does not record or the room id cannot name a recording.
+    pub fn start(
+        rooms: Arc<Rooms>,
+        recordings: &Arc<VoiceRecordings>,
+        room: &str,
+        by: &str,
+    ) -> Option<Self> {
+        let id = CameraId::new(room.to_owned())
+            .inspect_err(|e| tracing::warn!(room, err = %e, "a room id cannot name a recording"))
+            .ok()?;
+        let voice = recordings.start(VoiceMeta {
+            kind: VoiceKind::Room,
+            talker: by.to_owned(),
+            cameras: vec![id],
+            broadcast: None,
+            premises: false,
+        })?;
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(mix_room(rooms, room.to_owned(), voice, stop.clone()));
+        Some(Self { stop, done })
+    }
+
+    /// Whether it ended by itself (the room emptied).
+    pub fn is_finished(&self) -> bool {
+        self.done.is_finished()
+    }
+
+    /// Stops; returns once the recording is stored and its report queued.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.done.await;
+    }
+}
+
+/// Feeds each participant's audio into `voice` as its own voice until `stop` or the room empties,
+/// then keeps the recording.
+async fn mix_room(rooms: Arc<Rooms>, room: String, voice: Arc<Voice>, stop: CancellationToken) {
+    let mut inputs: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut next_source = 0u64;
+    let mut tick = tokio::time::interval(ROOM_POLL);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let present = rooms.participants(&room);
+        if present.is_empty() {
+            tracing::info!(room, "the room emptied: its recording ends");
+            break;
+        }
+        inputs.retain(|id, task| {
+            let here = present.iter().any(|p| &p.id == id);
+            if !here {
+                task.abort();
+            }
+            here
+        });
+        for p in present.iter().filter(|p| p.audio) {
+            if inputs.contains_key(&p.id) {
+                continue;
+            }
+            let (Some(feed), Some(input)) =
+                (rooms.feed(&room, &p.id), voice.mixed_input(next_source))
+            else {
+                continue;
+            };
+            next_source += 1;
+            let mut packets = feed.audio.subscribe();
+            let task = tokio::spawn(async move {
+                loop {
+                    match packets.recv().await {
+                        Ok(p) => input.push_rtp(&rtp_packet(
+                            0,
+                            p.header.sequence_number,
+                            p.header.timestamp,
+                            p.header.marker,
+                            &p.payload,
+                        )),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+            inputs.insert(p.id.clone(), task);
+        }
+    }
+    for task in inputs.into_values() {
+        task.abort();
+    }
+    voice.finish().await;
+}

@@ -43,6 +43,8 @@ pub enum VoiceKind {
     Broadcast,
     /// A push-to-talk transmission in a room.
     Ptt,
+    /// A consult room recorded on request: every participant's voice mixed.
+    Room,
 }
 
 /// Who and what a recording is about.
@@ -241,6 +243,15 @@ impl Voice {
             }
         }
         self.recorder.push_rtp(Direction::Premises, rtp);
+    }
+
+    /// Another voice of the left channel, summed with the others (a consult room's
+    /// participant); `None` (logged) if its decoder cannot start.
+    pub fn mixed_input(&self, source: u64) -> Option<recorder::MixedInput> {
+        self.recorder
+            .mixed_input(source)
+            .inspect_err(|e| tracing::error!(err = %e, "a voice is left out of a recording"))
+            .ok()
     }
 
     /// The premises direction will stay silent, and why (said in the report, never faked).

@@ -3,7 +3,8 @@
 //! them receives that participant's Opus packets as sent (forwarded, not transcoded). In an
 //! incident's voice channel only the holder of a floor grant is heard, and a newer grant (a
 //! supervisor's take-over) silences the older one at once. An evidence clip from the store plays
-//! into a room as a participant whose H.264 a listener receives as the clip has it.
+//! into a room as a participant whose H.264 a listener receives as the clip has it. Push-to-talk
+//! transmissions are recorded one by one; a consult room recorded on request holds everyone.
 
 mod common;
 
@@ -529,6 +530,122 @@ async fn each_push_to_talk_transmission_is_one_recording_of_its_talkers_voice() 
     assert_eq!(r.status(), 204);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(voice::reports(&gw.data_dir, 2).await.len(), 2);
+    drop((a, b));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consult_room_recorded_on_request_holds_every_participants_voice() {
+    let gw = TestGateway::start().await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let room = "room-consult-rec";
+    let path = format!("/rooms/{room}/whip");
+    let record = token_for(room, MediaAction::Record, NODE, 300);
+    let recording = gw.url(&format!("/rooms/{room}/recording"));
+    // Nobody in the room: nothing to record.
+    let r = client
+        .post(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "room_empty");
+
+    let a = whip::talk_at(&client, base, &path, &room_token(room, "user:op1"), 440).await;
+    let b = whip::talk_at(&client, base, &path, &room_token(room, "guest:王专家"), 880).await;
+    let op = room_token(room, "user:op1");
+    let id_of = |t: &whip::Talker| t.location.rsplit('/').next().unwrap().to_owned();
+    let (_pa, heard_a) = listen(&client, base, room, &id_of(&a), &op).await;
+    let (_pb, heard_b) = listen(&client, base, room, &id_of(&b), &op).await;
+    until_heard(&heard_a, 10, "the operator").await;
+    until_heard(&heard_b, 10, "the expert").await;
+
+    // A member's room token does not record; a record token of the room does, once.
+    let r = client
+        .post(&recording)
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .post(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = client
+        .get(gw.url(&format!("/rooms/{room}")))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["recording"], true);
+    // Two seconds of both talking (100 packets each forwarded from now on).
+    until_heard(
+        &heard_a,
+        heard_a.packets.load(Relaxed) + 100,
+        "the operator",
+    )
+    .await;
+    until_heard(&heard_b, heard_b.packets.load(Relaxed) + 100, "the expert").await;
+    let r = client
+        .delete(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = client
+        .delete(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "not_recording");
+
+    let found = voice::reports(&gw.data_dir, 1).await;
+    let rec = &found[0];
+    assert_eq!(rec.kind, media_gateway::voicerec::VoiceKind::Room);
+    // Who asked: the record token's subject.
+    assert_eq!(rec.talker, "operator-1");
+    assert_eq!(rec.cameras, [room.parse::<bl_proto::CameraId>().unwrap()]);
+    let r = gw
+        .client
+        .get(gw.url(&format!("/evidence/{}", rec.sha256)))
+        .bearer_auth(token_for(room, MediaAction::View, NODE, 300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let (left, _) = tokio::task::spawn_blocking(move || voice::decode_stereo(bytes))
+        .await
+        .unwrap();
+    let power = |f| camsim::tone::tone_power(&left, 16_000, f);
+    let floor = power(650.0);
+    assert!(
+        power(440.0) > 20.0 * floor && power(880.0) > 20.0 * floor,
+        "both voices: 440 Hz {:.0}, 880 Hz {:.0}, 650 Hz {:.0}",
+        power(440.0),
+        power(880.0),
+        floor
+    );
     drop((a, b));
     gw.stop().await;
 }

@@ -3,8 +3,7 @@
 //! leaves one stored `audio` blob, signed by the gateway's own key: stereo Opus/WebM whose left
 //! channel is the operator's tone and right channel the camera's marker (silence, said in the
 //! report, for the camera without audio). An export of it verifies offline; a tampered one is
-//! named. A consult room recorded as a whole (the gateway-side recorder, driven directly) has
-//! both participants' voices summed in its one channel.
+//! named.
 
 mod common;
 
@@ -348,104 +347,4 @@ async fn a_broadcast_is_one_recording_of_the_operators_voice_listing_its_cameras
         "the right channel of a broadcast is silence"
     );
     gw.stop().await;
-}
-
-/// Opus RTP packets (20 ms each) of `secs` seconds of a `freq` Hz tone, as a browser sends them.
-fn opus_tone(freq: u32, secs: u32) -> Vec<rtc::rtp::Packet> {
-    use gstreamer as gst;
-    use gstreamer::prelude::*;
-    use rtc::shared::marshal::Unmarshal as _;
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "audiotestsrc wave=sine freq={freq} volume=0.5 samplesperbuffer=960 num-buffers={} ! \
-         audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! rtpopuspay pt=111 ! \
-         appsink name=rtp sync=false",
-        secs * 50
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("rtp")
-        .unwrap()
-        .downcast::<gstreamer_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut packets = Vec::new();
-    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(5)) {
-        let map = sample.buffer().unwrap().map_readable().unwrap();
-        let mut raw = bytes::Bytes::copy_from_slice(&map);
-        packets.push(rtc::rtp::Packet::unmarshal(&mut raw).unwrap());
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    packets
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_recorded_consult_room_mixes_every_participants_voice_into_one_recording() {
-    use media_gateway::rooms::Rooms;
-    use media_gateway::rooms::record::RoomRecording;
-    use media_gateway::voicerec::{VoiceKind, VoiceRecordings, report::Reporter};
-    use std::sync::Arc;
-
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        media_gateway::evidence::fs::FsStore::open(&dir.path().join("evidence"))
-            .await
-            .unwrap(),
-    );
-    let recordings = Arc::new(VoiceRecordings::new(
-        dir.path(),
-        store.clone(),
-        media_gateway::keyfile::PrivateKey::from_signing_key(gateway_key()),
-        NODE.parse().unwrap(),
-        Arc::new(Reporter::new(dir.path(), None)),
-    ));
-    let rooms = Arc::new(Rooms::new(common::live_settings().peer));
-    let room = "room-consult-rec";
-    let now = chrono::Utc::now();
-    let (_, expert, _) = rooms
-        .reserve(room, "guest:王专家", (true, true), now)
-        .unwrap();
-    let (_, officer, _) = rooms
-        .reserve(room, "user:field1", (true, false), now)
-        .unwrap();
-    let recording = RoomRecording::start(rooms.clone(), &recordings, room, "user:op1").unwrap();
-    // Both talk at once for three seconds, at the pace a browser sends (the recording finds them
-    // within its first poll; what it misses before is a fraction of the tone).
-    let (a, b) = (opus_tone(440, 3), opus_tone(880, 3));
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for (pa, pb) in a.into_iter().zip(b) {
-        tick.tick().await;
-        let _ = expert.audio.send(pa);
-        let _ = officer.audio.send(pb);
-    }
-    recording.stop().await;
-
-    let found = reports(dir.path(), 1).await;
-    let rec = &found[0];
-    assert_eq!(rec.kind, VoiceKind::Room);
-    assert_eq!(rec.talker, "user:op1");
-    assert_eq!(rec.cameras, [room.parse::<bl_proto::CameraId>().unwrap()]);
-    let stored = store.get(&rec.sha256).await.unwrap().unwrap();
-    assert_eq!(stored.signer, Signer::Gateway);
-    let mut bytes = Vec::new();
-    let mut chunks = store.read(&rec.sha256, 0..stored.meta.size).await.unwrap();
-    while let Some(chunk) = futures::StreamExt::next(&mut chunks).await {
-        bytes.extend_from_slice(&chunk.unwrap());
-    }
-    let (left, _) = tokio::task::spawn_blocking(move || decode_stereo(bytes))
-        .await
-        .unwrap();
-    assert!(left.len() > 2 * 16_000, "{} samples", left.len());
-    // Both voices are in the one channel, each clearly above what neither sent.
-    let power = |f| camsim::tone::tone_power(&left, 16_000, f);
-    let floor = power(650.0);
-    assert!(
-        power(440.0) > 20.0 * floor && power(880.0) > 20.0 * floor,
-        "440 Hz {:.0}, 880 Hz {:.0}, 650 Hz {:.0}",
-        power(440.0),
-        power(880.0),
-        floor
-    );
 }

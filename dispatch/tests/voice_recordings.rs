@@ -234,3 +234,113 @@ async fn a_push_to_talk_transmission_is_on_its_voice_channels_incident_with_a_pl
     assert_eq!(claims.camera.as_str(), room);
     assert_eq!(claims.node.as_str(), node);
 }
+
+#[tokio::test]
+async fn a_consult_room_recorded_on_request_is_on_its_incident_and_the_room_says_so() {
+    let (db, _dir, server, mut admin) = setup_with(|c| c.media = Some(media_with_services())).await;
+    create_user(&mut admin, "op-room", "operator", Some(&["zhaitang"])).await;
+    let mut op = server.client();
+    assert_eq!(op.login("op-room", USER_PASSWORD).await.0, StatusCode::OK);
+    let (status, incident) = op
+        .post(
+            "/api/incidents",
+            json!({"source": "manual", "townId": "zhaitang", "address": "斋堂镇会商街3号", "kind": "rodent"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let incident_id = incident["id"].as_str().unwrap().to_owned();
+    let (status, opened) = op
+        .post(
+            &format!("/api/incidents/{incident_id}/rooms"),
+            json!({"title": "专家会商"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let room = opened["room"]["id"]
+        .as_str()
+        .or(opened["id"].as_str())
+        .unwrap()
+        .to_owned();
+
+    // Start: a one-minute record token of the room for its gateway; the room says since when.
+    let (status, grant) = op
+        .post(
+            &format!("/api/rooms/{room}/recording"),
+            json!({"record": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    assert!(grant["room"]["recordingSince"].is_string(), "{grant}");
+    let node = owner(&room);
+    let base = GATEWAYS.iter().find(|g| g.0 == node).unwrap().1;
+    assert_eq!(
+        grant["recordingUrl"],
+        format!("{base}/rooms/{room}/recording")
+    );
+    let claims = token::verify(
+        grant["token"].as_str().unwrap(),
+        &media_public_key(),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    assert_eq!(claims.action, MediaAction::Record);
+    assert_eq!(claims.camera.as_str(), room);
+    assert!(claims.exp - claims.iat <= 60);
+
+    // The gateway reports the mixed recording: on the incident, and the room records no more.
+    let sha = "e".repeat(64);
+    let mut body = report("user:op-room", &sha);
+    body["kind"] = json!("room");
+    body["cameras"] = json!([room]);
+    body["directions"] = json!(["center"]);
+    body["startedAt"] = json!(chrono::Utc::now().to_rfc3339());
+    body["endedAt"] = json!((chrono::Utc::now() + chrono::Duration::seconds(9)).to_rfc3339());
+    let (status, first) =
+        internal_post(&server, "/internal/voice-recordings", &node, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["incidentId"].as_str(), Some(incident_id.as_str()));
+    let (_, detail) = op.get(&format!("/api/incidents/{incident_id}")).await;
+    let entry = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["noteCode"] == "voiceRecorded")
+        .unwrap_or_else(|| panic!("{}", detail["timeline"]))
+        .clone();
+    assert_eq!(entry["noteParams"]["kind"], "room");
+    assert_eq!(entry["noteParams"]["title"], "专家会商");
+    assert_eq!(entry["refs"]["room"], room);
+    let (_, rooms) = op.get(&format!("/api/incidents/{incident_id}/rooms")).await;
+    let listed = rooms
+        .as_array()
+        .or(rooms["items"].as_array())
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == room)
+        .unwrap()
+        .clone();
+    assert!(listed["recordingSince"].is_null(), "{listed}");
+
+    // A voice channel is not recorded as a whole.
+    let (_, voice) = op
+        .post(&format!("/api/incidents/{incident_id}/voice"), json!({}))
+        .await;
+    let channel = voice["room"]["id"].as_str().unwrap();
+    let (status, refused) = op
+        .post(
+            &format!("/api/rooms/{channel}/recording"),
+            json!({"record": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_consult_room");
+
+    let pool = db.pool().await;
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action IN ('room.record', 'voice.recorded') ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, ["room.record", "voice.recorded"]);
+}

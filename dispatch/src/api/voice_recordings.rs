@@ -71,12 +71,12 @@ pub async fn report(
 ) -> Result<(StatusCode, axum::Json<Reported>)> {
     let r: Report = parse(body)?;
     r.check().map_err(|(f, m)| Error::invalid_field(f, m))?;
-    // The blob is stored under its first camera (a room's id for push-to-talk) at the node that
+    // The blob is stored under its first camera (a room's id for push-to-talk and rooms) at the node that
     // owns it: only that node reports.
-    let room = if r.kind == "ptt" {
-        Some(owned_room(&app, &service, &r.cameras[0]).await?)
-    } else {
-        None
+    let room = match r.kind.as_str() {
+        "ptt" => Some(owned_room(&app, &service, &r.cameras[0], "voice").await?),
+        "room" => Some(owned_room(&app, &service, &r.cameras[0], "consult").await?),
+        _ => None,
     };
     let town = match &room {
         Some(room) => room.town.clone(),
@@ -133,6 +133,18 @@ pub async fn report(
         now,
     )
     .await?;
+    if let Some(room) = room.as_ref().filter(|_| r.kind == "room") {
+        // The recording ended (stopped, or the room emptied): the room no longer records, unless
+        // a newer recording started since.
+        sqlx::query(
+            "UPDATE rooms SET recording_since = NULL \
+              WHERE id = $1 AND recording_since <= $2",
+        )
+        .bind(&room.id)
+        .bind(r.started_at + chrono::Duration::seconds(30))
+        .execute(&mut *tx)
+        .await?;
+    }
     let answer = Reported {
         sha256: r.sha256.clone(),
         stored,
@@ -155,6 +167,11 @@ pub async fn report(
         };
         let premises = r.directions.iter().any(|d| d == "premises");
         let english = match &room {
+            Some(room) if r.kind == "room" => format!(
+                "consult room \"{}\" recorded at {talker_name}'s request ({} s, every participant's voice)",
+                room.title,
+                r.seconds()
+            ),
             Some(_) => format!(
                 "push-to-talk transmission by {talker_name} in the voice channel recorded ({} s)",
                 r.seconds()
@@ -177,7 +194,8 @@ pub async fn report(
         let mut entry = Entry::note(now, &actor, "voiceRecorded", english).with(Note::new(
             "voiceRecorded",
             json!({"kind": r.kind, "talker": talker_name, "cameras": r.cameras.join(", "),
-                   "secs": r.seconds(), "premises": premises}),
+                   "secs": r.seconds(), "premises": premises,
+                   "title": room.as_ref().map(|room| &room.title)}),
         ));
         entry.refs = json!({"voiceRecording": {
             "sha256": r.sha256, "kind": r.kind, "cameras": r.cameras, "directions": r.directions,
@@ -197,28 +215,35 @@ pub async fn report(
     Ok((StatusCode::CREATED, axum::Json(answer)))
 }
 
-/// The room a push-to-talk recording is named by, as its report finds it.
+/// The room a push-to-talk or room recording is named by, as its report finds it.
 struct ReportedRoom {
     id: String,
     incident: Uuid,
     town: String,
+    title: String,
 }
 
-/// The voice channel `id`, if it is one and this node is its gateway (like [`owned_camera`]).
-async fn owned_room(app: &AppState, service: &ServiceCaller, id: &str) -> Result<ReportedRoom> {
+/// Room `id` of `kind` (`voice` for push-to-talk, `consult` for a room recording), if this node
+/// is its gateway (like [`owned_camera`]).
+async fn owned_room(
+    app: &AppState,
+    service: &ServiceCaller,
+    id: &str,
+    kind: &str,
+) -> Result<ReportedRoom> {
     let media = media_config(app)?;
-    let found: Option<(Uuid, String, String)> = sqlx::query_as(
-        "SELECT r.incident_id, r.kind, i.town_id FROM rooms r \
+    let found: Option<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT r.incident_id, r.kind, i.town_id, r.title FROM rooms r \
            JOIN incidents i ON i.id = r.incident_id WHERE r.id = $1",
     )
     .bind(id)
     .fetch_optional(&app.pool)
     .await?;
-    let (incident, kind, town) = found.ok_or_else(|| Error::not_found("room"))?;
-    if kind != "voice" {
+    let (incident, found_kind, town, title) = found.ok_or_else(|| Error::not_found("room"))?;
+    if found_kind != kind {
         return Err(Error::invalid_field(
             "cameras",
-            format!("room {id} is a consult room, not a voice channel: it has no push-to-talk"),
+            format!("room {id} is a {found_kind} room, but a {kind} room was reported"),
         ));
     }
     let room = CameraId::new(id.to_owned()).map_err(|e| Error::internal("room id", e))?;
@@ -237,6 +262,7 @@ async fn owned_room(app: &AppState, service: &ServiceCaller, id: &str) -> Result
         id: id.to_owned(),
         incident,
         town,
+        title,
     })
 }
 

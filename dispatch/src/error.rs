@@ -55,6 +55,7 @@ pub const CODES: &[&str] = &[
     "no_route",
     "not_a_photo",
     "not_audio",
+    "not_consult_room",
     "not_enrolled",
     "not_found",
     "not_owner",

@@ -169,6 +169,11 @@ fn fixture(
             format!("/api/rooms/{}/clip", room(target, "")),
             StatusCode::CONFLICT,
         ),
+        ("POST", "/api/rooms/{id}/recording") => (
+            json_body(json!({"record": false})),
+            format!("/api/rooms/{}/recording", room(target, "")),
+            StatusCode::OK,
+        ),
         ("DELETE", "/api/rooms/{id}") => (
             None,
             format!("/api/rooms/{}", room(target, "-close")),

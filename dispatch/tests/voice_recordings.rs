@@ -3,7 +3,8 @@
 //! stored recording; it lands once on that incident's timeline with note code `voiceRecorded`
 //! (a second report of the same SHA-256 changes nothing), is audited, and the incident's
 //! recordings come with a gateway URL carrying a view token for the camera. Another node, a bad
-//! report and a stranger are refused.
+//! report and a stranger are refused. A push-to-talk transmission, named by its voice channel,
+//! lands on the channel's incident the same way.
 
 mod common;
 
@@ -144,4 +145,202 @@ async fn a_reported_talk_recording_is_on_its_incidents_timeline_once_with_a_play
     .await
     .unwrap();
     assert_eq!(audited, ["voice.recorded", "evidence.view"]);
+}
+
+#[tokio::test]
+async fn a_push_to_talk_transmission_is_on_its_voice_channels_incident_with_a_playable_url() {
+    let (_db, _dir, server, mut admin) =
+        setup_with(|c| c.media = Some(media_with_services())).await;
+    create_user(&mut admin, "op-ptt", "operator", Some(&["zhaitang"])).await;
+    let mut op = server.client();
+    assert_eq!(op.login("op-ptt", USER_PASSWORD).await.0, StatusCode::OK);
+    let (status, incident) = op
+        .post(
+            "/api/incidents",
+            json!({"source": "manual", "townId": "zhaitang", "address": "斋堂镇对讲街2号", "kind": "rodent"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let incident_id = incident["id"].as_str().unwrap().to_owned();
+    let (status, joined) = op
+        .post(&format!("/api/incidents/{incident_id}/voice"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    let room = joined["room"]["id"].as_str().unwrap().to_owned();
+
+    // The gateway names a transmission by its channel and the talker by their room token's subject.
+    let sha = "d".repeat(64);
+    let mut body = report("user:op-ptt", &sha);
+    body["kind"] = json!("ptt");
+    body["cameras"] = json!([room]);
+    body["directions"] = json!(["center"]);
+    body["endedAt"] = json!("2026-11-24T08:00:04.000Z");
+    let node = owner(&room);
+    let other = GATEWAYS.iter().map(|g| g.0).find(|n| *n != node).unwrap();
+    let (status, refused) =
+        internal_post(&server, "/internal/voice-recordings", other, body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_owner");
+    let mut unknown = body.clone();
+    unknown["cameras"] = json!(["voice-0000nosuchroom"]);
+    let (status, refused) = internal_post(
+        &server,
+        "/internal/voice-recordings",
+        &owner("voice-0000nosuchroom"),
+        unknown,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+
+    let (status, first) =
+        internal_post(&server, "/internal/voice-recordings", &node, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["incidentId"].as_str(), Some(incident_id.as_str()));
+
+    let (_, detail) = op.get(&format!("/api/incidents/{incident_id}")).await;
+    let recorded: Vec<&Value> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["noteCode"] == "voiceRecorded")
+        .collect();
+    assert_eq!(recorded.len(), 1, "{}", detail["timeline"]);
+    let entry = recorded[0];
+    assert_eq!(entry["actor"], "op-ptt");
+    assert_eq!(entry["noteParams"]["kind"], "ptt");
+    assert_eq!(entry["noteParams"]["secs"], 4);
+    assert_eq!(entry["refs"]["voiceRecording"]["sha256"], sha);
+    assert_eq!(entry["refs"]["room"], room);
+    assert!(
+        entry["note"].as_str().unwrap().contains("push-to-talk"),
+        "{entry}"
+    );
+
+    // Playback: a view token for the channel, under whose id the gateway stored the blob.
+    let (status, list) = op
+        .post(
+            &format!("/api/incidents/{incident_id}/voice-recordings"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["kind"], "ptt");
+    let url = items[0]["url"].as_str().unwrap();
+    let token = url.split("access_token=").nth(1).unwrap();
+    let claims = token::verify(token, &media_public_key(), chrono::Utc::now().timestamp()).unwrap();
+    assert_eq!(claims.action, MediaAction::View);
+    assert_eq!(claims.camera.as_str(), room);
+    assert_eq!(claims.node.as_str(), node);
+}
+
+#[tokio::test]
+async fn a_consult_room_recorded_on_request_is_on_its_incident_and_the_room_says_so() {
+    let (db, _dir, server, mut admin) = setup_with(|c| c.media = Some(media_with_services())).await;
+    create_user(&mut admin, "op-room", "operator", Some(&["zhaitang"])).await;
+    let mut op = server.client();
+    assert_eq!(op.login("op-room", USER_PASSWORD).await.0, StatusCode::OK);
+    let (status, incident) = op
+        .post(
+            "/api/incidents",
+            json!({"source": "manual", "townId": "zhaitang", "address": "斋堂镇会商街3号", "kind": "rodent"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let incident_id = incident["id"].as_str().unwrap().to_owned();
+    let (status, opened) = op
+        .post(
+            &format!("/api/incidents/{incident_id}/rooms"),
+            json!({"title": "专家会商"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let room = opened["room"]["id"]
+        .as_str()
+        .or(opened["id"].as_str())
+        .unwrap()
+        .to_owned();
+
+    // Start: a one-minute record token of the room for its gateway; the room says since when.
+    let (status, grant) = op
+        .post(
+            &format!("/api/rooms/{room}/recording"),
+            json!({"record": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    assert!(grant["room"]["recordingSince"].is_string(), "{grant}");
+    let node = owner(&room);
+    let base = GATEWAYS.iter().find(|g| g.0 == node).unwrap().1;
+    assert_eq!(
+        grant["recordingUrl"],
+        format!("{base}/rooms/{room}/recording")
+    );
+    let claims = token::verify(
+        grant["token"].as_str().unwrap(),
+        &media_public_key(),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    assert_eq!(claims.action, MediaAction::Record);
+    assert_eq!(claims.camera.as_str(), room);
+    assert!(claims.exp - claims.iat <= 60);
+
+    // The gateway reports the mixed recording: on the incident, and the room records no more.
+    let sha = "e".repeat(64);
+    let mut body = report("user:op-room", &sha);
+    body["kind"] = json!("room");
+    body["cameras"] = json!([room]);
+    body["directions"] = json!(["center"]);
+    body["startedAt"] = json!(chrono::Utc::now().to_rfc3339());
+    body["endedAt"] = json!((chrono::Utc::now() + chrono::Duration::seconds(9)).to_rfc3339());
+    let (status, first) =
+        internal_post(&server, "/internal/voice-recordings", &node, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["incidentId"].as_str(), Some(incident_id.as_str()));
+    let (_, detail) = op.get(&format!("/api/incidents/{incident_id}")).await;
+    let entry = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["noteCode"] == "voiceRecorded")
+        .unwrap_or_else(|| panic!("{}", detail["timeline"]))
+        .clone();
+    assert_eq!(entry["noteParams"]["kind"], "room");
+    assert_eq!(entry["noteParams"]["title"], "专家会商");
+    assert_eq!(entry["refs"]["room"], room);
+    let (_, rooms) = op.get(&format!("/api/incidents/{incident_id}/rooms")).await;
+    let listed = rooms
+        .as_array()
+        .or(rooms["items"].as_array())
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == room)
+        .unwrap()
+        .clone();
+    assert!(listed["recordingSince"].is_null(), "{listed}");
+
+    // A voice channel is not recorded as a whole.
+    let (_, voice) = op
+        .post(&format!("/api/incidents/{incident_id}/voice"), json!({}))
+        .await;
+    let channel = voice["room"]["id"].as_str().unwrap();
+    let (status, refused) = op
+        .post(
+            &format!("/api/rooms/{channel}/recording"),
+            json!({"record": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_consult_room");
+
+    let pool = db.pool().await;
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action IN ('room.record', 'voice.recorded') ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, ["room.record", "voice.recorded"]);
 }

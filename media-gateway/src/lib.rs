@@ -179,11 +179,13 @@ pub fn edge_live(config: &Config) -> Option<Arc<dyn EdgeLive>> {
     }
 }
 
-/// Talk and broadcast recordings: signed with the gateway's own key, so none without one
+/// Talk, broadcast and push-to-talk recordings: signed with the gateway's own key, so none without one
 /// (`signing_key_file`); reported to dispatch when `[dispatch]` is set.
 fn start_voice_recordings(config: &Config, gateway: &Gateway) {
     let Some(signer) = config.signing_key.clone() else {
-        tracing::warn!("no signing_key_file: talk and broadcast are not recorded as evidence");
+        tracing::warn!(
+            "no signing_key_file: talk, broadcast and push-to-talk are not recorded as evidence"
+        );
         return;
     };
     let dispatch = match &config.sources {
@@ -196,16 +198,18 @@ fn start_voice_recordings(config: &Config, gateway: &Gateway) {
     };
     let reporter = Arc::new(voicerec::report::Reporter::new(&config.data_dir, dispatch));
     tokio::spawn(reporter.clone().run());
-    let _ = gateway
-        .live
-        .voice
-        .set(Arc::new(voicerec::VoiceRecordings::new(
-            &config.data_dir,
-            gateway.store.clone(),
-            signer,
-            config.node_id.clone(),
-            reporter,
-        )));
+    let recordings = Arc::new(voicerec::VoiceRecordings::new(
+        &config.data_dir,
+        gateway.store.clone(),
+        signer,
+        config.node_id.clone(),
+        reporter,
+    ));
+    tokio::spawn(rooms::record::record_transmissions(
+        gateway.rooms.clone(),
+        recordings.clone(),
+    ));
+    let _ = gateway.live.voice.set(recordings);
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains open requests.

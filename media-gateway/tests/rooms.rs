@@ -3,7 +3,8 @@
 //! them receives that participant's Opus packets as sent (forwarded, not transcoded). In an
 //! incident's voice channel only the holder of a floor grant is heard, and a newer grant (a
 //! supervisor's take-over) silences the older one at once. An evidence clip from the store plays
-//! into a room as a participant whose H.264 a listener receives as the clip has it.
+//! into a room as a participant whose H.264 a listener receives as the clip has it. Push-to-talk
+//! transmissions are recorded one by one; a consult room recorded on request holds everyone.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use bl_proto::floor_token::{self, FloorClaims};
 use bl_proto::token::{self, MediaAction, MediaClaims};
 use common::whip::{self, CLIENT_OPUS_PT};
-use common::{NODE, TestGateway, dispatch_key, error_code, token_for};
+use common::{NODE, TestGateway, dispatch_key, error_code, token_for, voice};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -424,6 +425,228 @@ async fn in_a_voice_channel_only_the_floor_holder_is_forwarded_and_a_takeover_si
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "not_push_to_talk");
     drop((a, b, c));
+    gw.stop().await;
+}
+
+/// The talker's audio in a stored push-to-talk recording (its left channel), fetched as a viewer
+/// of the room would.
+async fn recorded_voice(gw: &TestGateway, sha256: &str) -> Vec<i16> {
+    let r = gw
+        .client
+        .get(gw.url(&format!("/evidence/{sha256}")))
+        .bearer_auth(token_for(VOICE, MediaAction::View, NODE, 300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let (left, right) = tokio::task::spawn_blocking(move || voice::decode_stereo(bytes))
+        .await
+        .unwrap();
+    assert!(
+        right.iter().all(|s| s.unsigned_abs() < 64),
+        "the right channel is silence"
+    );
+    left
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_push_to_talk_transmission_is_one_recording_of_its_talkers_voice() {
+    let gw = TestGateway::start().await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let (field, supervisor) = ("user:field1", "user:super1");
+    let path = format!("/rooms/{VOICE}/whip");
+    let a = whip::talk_at(&client, base, &path, &room_token(VOICE, field), 440).await;
+    let b = whip::talk_at(&client, base, &path, &room_token(VOICE, supervisor), 880).await;
+    let op = room_token(VOICE, "user:op1");
+    let id_of = |t: &whip::Talker| t.location.rsplit('/').next().unwrap().to_owned();
+    let (_pa, heard_a) = listen(&client, base, VOICE, &id_of(&a), &op).await;
+    let (_pb, heard_b) = listen(&client, base, VOICE, &id_of(&b), &op).await;
+
+    // The field user talks for about two seconds (100 packets forwarded), then the supervisor
+    // takes over: one transmission ends and another starts. The supervisor lets go.
+    assert_eq!(
+        put_floor(&client, &a, &floor_grant(VOICE, field, 7))
+            .await
+            .status(),
+        201
+    );
+    until_heard(&heard_a, 100, "the field user").await;
+    assert_eq!(
+        put_floor(&client, &b, &floor_grant(VOICE, supervisor, 8))
+            .await
+            .status(),
+        201
+    );
+    until_heard(&heard_b, 100, "the supervisor").await;
+    let r = client
+        .delete(format!("{}/floor", b.location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let mut found = voice::reports(&gw.data_dir, 2).await;
+    found.sort_by_key(|r| r.started_at);
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (rec, talker) in found.iter().zip([field, supervisor]) {
+        assert_eq!(rec.kind, media_gateway::voicerec::VoiceKind::Ptt);
+        assert_eq!(rec.talker, talker);
+        assert_eq!(rec.cameras, [VOICE.parse::<bl_proto::CameraId>().unwrap()]);
+        assert_eq!(rec.directions, ["center"]);
+        assert!(
+            rec.ended_at - rec.started_at >= chrono::TimeDelta::seconds(1),
+            "{rec:?}"
+        );
+    }
+    assert!(found[0].ended_at <= found[1].started_at + chrono::TimeDelta::seconds(1));
+    // Each recording holds its own talker's tone, not the other's.
+    for (rec, (own, other)) in found.iter().zip([(440.0, 880.0), (880.0, 440.0)]) {
+        let left = recorded_voice(&gw, rec.sha256.as_str()).await;
+        assert!(left.len() > 16_000, "{} samples", left.len());
+        let power = |f| camsim::tone::tone_power(&left, 16_000, f);
+        assert!(
+            power(own) > 20.0 * power(other),
+            "{own} Hz: {} vs {}",
+            power(own),
+            power(other)
+        );
+    }
+
+    // A tap of the button (granted and let go at once) is not kept.
+    assert_eq!(
+        put_floor(&client, &a, &floor_grant(VOICE, field, 9))
+            .await
+            .status(),
+        201
+    );
+    let r = client
+        .delete(format!("{}/floor", a.location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(voice::reports(&gw.data_dir, 2).await.len(), 2);
+    drop((a, b));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consult_room_recorded_on_request_holds_every_participants_voice() {
+    let gw = TestGateway::start().await;
+    let client = reqwest::Client::new();
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+    let room = "room-consult-rec";
+    let path = format!("/rooms/{room}/whip");
+    let record = token_for(room, MediaAction::Record, NODE, 300);
+    let recording = gw.url(&format!("/rooms/{room}/recording"));
+    // Nobody in the room: nothing to record.
+    let r = client
+        .post(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "room_empty");
+
+    let a = whip::talk_at(&client, base, &path, &room_token(room, "user:op1"), 440).await;
+    let b = whip::talk_at(&client, base, &path, &room_token(room, "guest:王专家"), 880).await;
+    let op = room_token(room, "user:op1");
+    let id_of = |t: &whip::Talker| t.location.rsplit('/').next().unwrap().to_owned();
+    let (_pa, heard_a) = listen(&client, base, room, &id_of(&a), &op).await;
+    let (_pb, heard_b) = listen(&client, base, room, &id_of(&b), &op).await;
+    until_heard(&heard_a, 10, "the operator").await;
+    until_heard(&heard_b, 10, "the expert").await;
+
+    // A member's room token does not record; a record token of the room does, once.
+    let r = client
+        .post(&recording)
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .post(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = client
+        .get(gw.url(&format!("/rooms/{room}")))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["recording"], true);
+    // Two seconds of both talking (100 packets each forwarded from now on).
+    until_heard(
+        &heard_a,
+        heard_a.packets.load(Relaxed) + 100,
+        "the operator",
+    )
+    .await;
+    until_heard(&heard_b, heard_b.packets.load(Relaxed) + 100, "the expert").await;
+    let r = client
+        .delete(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = client
+        .delete(&recording)
+        .bearer_auth(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "not_recording");
+
+    let found = voice::reports(&gw.data_dir, 1).await;
+    let rec = &found[0];
+    assert_eq!(rec.kind, media_gateway::voicerec::VoiceKind::Room);
+    // Who asked: the record token's subject.
+    assert_eq!(rec.talker, "operator-1");
+    assert_eq!(rec.cameras, [room.parse::<bl_proto::CameraId>().unwrap()]);
+    let r = gw
+        .client
+        .get(gw.url(&format!("/evidence/{}", rec.sha256)))
+        .bearer_auth(token_for(room, MediaAction::View, NODE, 300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let (left, _) = tokio::task::spawn_blocking(move || voice::decode_stereo(bytes))
+        .await
+        .unwrap();
+    let power = |f| camsim::tone::tone_power(&left, 16_000, f);
+    let floor = power(650.0);
+    assert!(
+        power(440.0) > 20.0 * floor && power(880.0) > 20.0 * floor,
+        "both voices: 440 Hz {:.0}, 880 Hz {:.0}, 650 Hz {:.0}",
+        power(440.0),
+        power(880.0),
+        floor
+    );
+    drop((a, b));
     gw.stop().await;
 }
 

@@ -5,6 +5,8 @@
 // refused while the field officer holds it; the supervisor takes over, the phone says who
 // talks now and the operator hears the supervisor instead (the gateway silenced the field
 // officer at once). Chromium's fake microphone sends all the time; only the floor opens it.
+// The field officer's transmission, ended by the take-over, is then a push-to-talk recording on
+// the incident's timeline that the console plays.
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { chromium } from 'playwright-core'
@@ -35,6 +37,17 @@ async function hears(page, scope, sub, over) {
     { scope, sub, over },
     { timeout: 60_000, polling: 500 },
   )
+}
+
+/** Polls `check` until it gives something (generously: a loaded machine). */
+async function until(what, check, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 500))
+  }
 }
 
 /** Holds a talk button down (a press that is not let go). */
@@ -126,6 +139,24 @@ export async function runPtt({ server, api, shots, sql }) {
     step('the channel is on the incident\u2019s timeline')
     const timeline = sql(`SELECT string_agg(note_code, ',' ORDER BY seq) FROM incident_timeline WHERE incident_id = '${incident}' AND action = 'voice'`)
     assert.match(timeline, /^voiceOpened,voiceJoined,voiceJoined,voiceJoined$/, timeline)
+
+    step('the field officer\u2019s transmission is recorded: the console lists it on the timeline and plays it')
+    // the take-over ended it; the gateway stores and reports it (retried until dispatch took it)
+    const fieldName = sql(`SELECT display_name FROM users WHERE username = 'field.${TOWN}'`)
+    const entry = await until('the push-to-talk recording on the timeline', async () =>
+      (await op.get(`/api/incidents/${incident}`)).body.timeline?.find(
+        (e) => e.noteCode === 'voiceRecorded' && e.noteParams?.kind === 'ptt' && e.noteParams?.talker === fieldName,
+      ),
+    )
+    assert.deepEqual(entry.refs.voiceRecording.directions, ['center'], JSON.stringify(entry))
+    await console_.reload()
+    const play = `.voice-recording[data-sha256="${entry.refs.voiceRecording.sha256}"] [data-test=voice-recording-play]`
+    await console_.waitForSelector(play, { timeout: 60_000 })
+    assert.match(await console_.textContent('[data-test=timeline]'), /对讲已录音/)
+    await console_.click(play)
+    const audio = `.voice-recording[data-sha256="${entry.refs.voiceRecording.sha256}"] [data-test=voice-recording-audio]`
+    await console_.waitForFunction((sel) => document.querySelector(sel)?.currentTime > 0.3, audio, { timeout: 60_000, polling: 250 })
+    await console_.screenshot({ path: path.join(shots, 'ptt-recording.png') })
   } finally {
     await browser.close()
   }

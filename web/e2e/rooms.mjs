@@ -4,8 +4,9 @@
 // audio (the pages' own WebRTC statistics, shown on each tile); an operator shares a camsim
 // camera and all three decode it. Then the guest leaves and the others see them go; the operator
 // plays one of the incident's evidence clips (an MP4 the box signed into the gateway's store) into
-// the room and both decode it as it was stored (H.264), then stops it. A forged link shows the
-// error page.
+// the room and both decode it as it was stored (H.264), then stops it. The operator records the
+// room (both pages show it recording); stopped, the recording is on the incident and its URL
+// serves it. A forged link shows the error page.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
@@ -166,6 +167,36 @@ export async function runRooms({ server, api, shots, rtsp, sql, gateway, box, ca
     for (const page of [a, b]) {
       await page.waitForFunction(() => document.querySelectorAll('[data-test=room-remote]').length === 1, null, { timeout: 30_000 })
     }
+
+    step('the operator records the room: both pages say so; stopped, the recording is on the incident and plays')
+    await a.click('[data-test=room-record]')
+    for (const page of [a, b]) await page.waitForSelector('[data-test=room-recording]', { timeout: 30_000 })
+    // a few seconds of the other operator's voice reach the room while it records
+    const heard = () => a.$eval('[data-test=room-remote]', (r) => Number(r.dataset.audioBytes))
+    const before = await heard()
+    await a.waitForFunction(
+      (over) => Number(document.querySelector('[data-test=room-remote]')?.dataset.audioBytes) > over,
+      before + 20_000,
+      { timeout: 60_000, polling: 500 },
+    )
+    await a.screenshot({ path: path.join(shots, 'room-recording.png') })
+    await a.click('[data-test=room-record-stop]')
+    await a.waitForSelector('[data-test=room-recording]', { state: 'detached', timeout: 30_000 })
+    const deadline = Date.now() + 90_000
+    let entry
+    while (!entry) {
+      entry = (await op.get(`/api/incidents/${incident}`)).body.timeline?.find((e) => e.noteCode === 'voiceRecorded' && e.noteParams?.kind === 'room')
+      if (!entry) {
+        if (Date.now() > deadline) throw new Error('the room recording did not reach the timeline')
+        await new Promise((r) => setTimeout(r, 500))
+      }
+    }
+    assert.equal(entry.refs.room, roomId, JSON.stringify(entry))
+    const listed = await op.post(`/api/incidents/${incident}/voice-recordings`, {})
+    const item = listed.body.items.find((r) => r.sha256 === entry.refs.voiceRecording.sha256)
+    const resp = await fetch(item.url)
+    assert.equal(resp.status, 200, `the room recording's URL answers ${resp.status}`)
+    assert.ok((await resp.arrayBuffer()).byteLength > 10_000, 'the room recording has sound in it')
 
     step('a forged invite link shows why it does not open the room')
     const forged = await (await browser.newContext(SCREEN)).newPage()

@@ -75,6 +75,18 @@ test('a clock note says whom it reached, and an empty list as nobody registered'
   assert.equal(noteText(clock, words('zh-CN')), '接单时限已超时 1 小时 1 分钟（应于 T(2026-11-24T08:05:00Z) 完成）；已升级至区局值班领导（无人登记，已发至值班台）')
 })
 
+test('a push-to-talk recording names the voice channel and says it holds one talker', () => {
+  const ptt = { note: '…', noteCode: 'voiceRecorded', noteParams: { kind: 'ptt', talker: '李四', cameras: 'voice-0190', secs: 4, premises: false } }
+  assert.equal(noteText(ptt, words('en-US')), 'Push-to-talk recorded: 李四 to the incident voice channel, 4 s, the talker only (push-to-talk is half-duplex: each transmission is its own recording)')
+  assert.equal(noteText(ptt, words('zh-CN')), '对讲已录音：李四 → 事件对讲频道，时长 4 秒，发言人一方（对讲为半双工，每次发言单独录音）')
+})
+
+test('a consult room recording names the room and says every participant is mixed in', () => {
+  const room = { note: '…', noteCode: 'voiceRecorded', noteParams: { kind: 'room', talker: '陈静', cameras: 'room-1', secs: 65, premises: false, title: '专家会商' } }
+  assert.equal(noteText(room, words('en-US')), 'Consult room recorded: 陈静 to consult room “专家会商”, 1 min 5 s, every participant mixed (audio only)')
+  assert.equal(noteText(room, words('zh-CN')), '会商已录音：陈静 → 会商室“专家会商”，时长 1 分钟 5 秒，全部参会人混音（仅声音）')
+})
+
 test('older rows, people’s words and codes this build does not know are shown as stored', () => {
   assert.equal(noteText({ note: 'routed to team A', noteCode: null, noteParams: {} }, words('zh-CN')), 'routed to team A')
   assert.equal(noteText({ note: '店主已整改' }, words('en-US')), '店主已整改')

@@ -168,6 +168,7 @@ pub fn routes() -> Routes {
     .add("POST", "/api/rooms/{id}/invites", rooms::invite)
     .add("PUT", "/api/rooms/{id}/share", rooms::share)
     .add("POST", "/api/rooms/{id}/clip", rooms::clip)
+    .add("POST", "/api/rooms/{id}/recording", rooms::recording)
     .add("DELETE", "/api/rooms/{id}", rooms::close)
     .add("POST", "/api/room-invites/join", rooms::guest_join)
     .add("GET", "/rooms/{id}", web::console_room)

@@ -54,6 +54,8 @@ pub struct Room {
     pub shared_camera: Option<String>,
     /// The evidence clip (SHA-256) playing or paused in the room, if any.
     pub shared_clip: Option<String>,
+    /// Since when the room's voices are recorded (on request), if they are.
+    pub recording_since: Option<DateTime<Utc>>,
 }
 
 /// A shared camera's live view, for every member.
@@ -101,8 +103,8 @@ async fn on_timeline(
     Ok(())
 }
 
-const COLUMNS: &str =
-    "id, incident_id, kind, title, created_by, created_at, closed_at, shared_camera, shared_clip";
+const COLUMNS: &str = "id, incident_id, kind, title, created_by, created_at, closed_at, shared_camera, shared_clip, \
+     recording_since";
 
 async fn room_by_id(app: &AppState, id: &str) -> Result<Room> {
     sqlx::query_as::<_, Room>(sqlx::AssertSqlSafe(format!(
@@ -741,7 +743,7 @@ pub async fn close(
         return Ok(StatusCode::NO_CONTENT);
     }
     let mut tx = app.pool.begin().await?;
-    sqlx::query("UPDATE rooms SET closed_at = $2 WHERE id = $1 AND closed_at IS NULL")
+    sqlx::query("UPDATE rooms SET closed_at = $2, recording_since = NULL WHERE id = $1 AND closed_at IS NULL")
         .bind(&id)
         .bind(app.now())
         .execute(&mut *tx)
@@ -984,4 +986,91 @@ pub async fn release_floor(
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of `POST /api/rooms/{id}/recording`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordingRequest {
+    /// `true` starts recording the room's voices, `false` stops it.
+    pub record: bool,
+}
+
+/// The gateway request that starts or stops a room's recording.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingGrant {
+    /// `POST` (start) or `DELETE` (stop) it with `Authorization: Bearer {token}`.
+    pub recording_url: String,
+    /// A media token for action `record` of the room, valid for a minute.
+    pub token: String,
+    pub room: Room,
+}
+
+/// `POST /api/rooms/{id}/recording`
+#[utoipa::path(
+    post,
+    path = "/api/rooms/{id}/recording",
+    summary = "Record a consult room's voices (every participant mixed, audio only) as evidence, or stop",
+    params(("id" = String, Path, description = "The room's id")),
+    request_body = RecordingRequest,
+    responses(
+        (status = 200, description = "The grant for the gateway; the room says `recordingSince`", body = RecordingGrant),
+        (status = 409, description = "`room_closed`; `not_consult_room`: a voice channel records each transmission by itself"),
+    )
+)]
+pub async fn recording(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    audit: Audit,
+    Path(id): Path<String>,
+    Json(request): Json<RecordingRequest>,
+) -> Result<axum::Json<RecordingGrant>> {
+    let media = media_config(&app)?;
+    let (room, incident) = member_room(&app, &caller, &id).await?;
+    open(&room)?;
+    if room.kind != "consult" {
+        return Err(Error::new(
+            Kind::Conflict,
+            "not_consult_room",
+            format!(
+                "room {id} is an incident voice channel: each transmission is recorded by itself"
+            ),
+        ));
+    }
+    let room_id = CameraId::new(room.id.clone())
+        .map_err(|e| Error::internal("room id from the database", e))?;
+    let signed = sign_as(
+        &app,
+        media,
+        user_sub(&caller),
+        room_id,
+        MediaAction::Record,
+        None,
+        60,
+    )?;
+    let since = if request.record {
+        Some(room.recording_since.unwrap_or(app.now()))
+    } else {
+        None
+    };
+    let mut tx = app.pool.begin().await?;
+    let updated = sqlx::query_as::<_, Room>(sqlx::AssertSqlSafe(format!(
+        "UPDATE rooms SET recording_since = $2 WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(&id)
+    .bind(since)
+    .fetch_one(&mut *tx)
+    .await?;
+    let event = Event::new(Action::RoomRecord)
+        .object("room", &id)
+        .town(&incident.town_id)
+        .details(serde_json::json!({"record": request.record, "jti": signed.claims.jti}));
+    audit.append(&mut tx, &app, event).await?;
+    tx.commit().await?;
+    Ok(axum::Json(RecordingGrant {
+        recording_url: format!("{}/rooms/{}/recording", signed.base, room.id),
+        token: signed.token,
+        room: updated,
+    }))
 }

@@ -6,8 +6,10 @@
 //! `POST /api/incidents/{id}/evidence` ([`super::evidence`]).
 //!
 //! A talk is linked to the incident its floor holding was taken for (`talk_sessions.incident_id`,
-//! set when the talk button was pressed on an incident) and written on that incident's timeline
-//! with note code `voiceRecorded`.
+//! set when the talk button was pressed on an incident), a push-to-talk transmission (kind `ptt`,
+//! named by its voice channel's room id instead of a camera, talker `user:{username}`) to its
+//! channel's incident; either is written on that incident's timeline with note code
+//! `voiceRecorded` and its `kind`.
 
 use super::Path;
 use super::field::parse;
@@ -23,6 +25,7 @@ use crate::incident::note::Note;
 use crate::incident::store::{self, Entry};
 use crate::incident::{Actor, IncidentId};
 use crate::intercom::recording::{self, Recording, Report};
+use crate::media::choose_gateway;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,14 +53,14 @@ pub struct Reported {
 #[utoipa::path(
     post,
     path = "/internal/voice-recordings",
-    summary = "Report a talk or broadcast recording the gateway stored as evidence",
+    summary = "Report a talk, broadcast or push-to-talk recording the gateway stored as evidence",
     request_body = Report,
     responses(
         (status = 201, description = "Stored, and on the incident's timeline if the talk was started from one", body = Reported),
         (status = 200, description = "Reported before: nothing changed", body = Reported),
         (status = 400, description = "`invalid_body` or `invalid_field`: the report is malformed"),
-        (status = 403, description = "`not_owner`: the first camera belongs to another gateway node"),
-        (status = 404, description = "`not_found`: no such camera"),
+        (status = 403, description = "`not_owner`: the first camera (a push-to-talk recording's voice channel) belongs to another gateway node"),
+        (status = 404, description = "`not_found`: no such camera or room"),
     )
 )]
 pub async fn report(
@@ -68,24 +71,45 @@ pub async fn report(
 ) -> Result<(StatusCode, axum::Json<Reported>)> {
     let r: Report = parse(body)?;
     r.check().map_err(|(f, m)| Error::invalid_field(f, m))?;
-    // The blob is stored under the first camera at the node that owns it: only that node reports.
-    let (_, _, town) = owned_camera(&app, &service, &r.cameras[0]).await?;
+    // The blob is stored under its first camera (a room's id for push-to-talk and rooms) at the node that
+    // owns it: only that node reports.
+    let room = match r.kind.as_str() {
+        "ptt" => Some(owned_room(&app, &service, &r.cameras[0], "voice").await?),
+        "room" => Some(owned_room(&app, &service, &r.cameras[0], "consult").await?),
+        _ => None,
+    };
+    let town = match &room {
+        Some(room) => room.town.clone(),
+        None => owned_camera(&app, &service, &r.cameras[0]).await?.2,
+    };
     let mut tx = app.pool.begin().await?;
-    let talker_id = Uuid::parse_str(&r.talker).ok();
-    let user: Option<(Uuid, String, String, String)> = match talker_id {
-        Some(id) => {
-            sqlx::query_as("SELECT id, username, display_name, role FROM users WHERE id = $1")
-                .bind(id)
+    // A talk's talker is a user id; a room's is its token's subject, `user:{username}`.
+    let user: Option<(Uuid, String, String, String)> =
+        match (Uuid::parse_str(&r.talker), r.talker.strip_prefix("user:")) {
+            (Ok(id), _) => {
+                sqlx::query_as("SELECT id, username, display_name, role FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            (Err(_), Some(username)) => {
+                sqlx::query_as(
+                    "SELECT id, username, display_name, role FROM users WHERE username = $1",
+                )
+                .bind(username)
                 .fetch_optional(&mut *tx)
                 .await?
-        }
-        None => None,
-    };
+            }
+            _ => None,
+        };
     let talker_name = user
         .as_ref()
         .map_or_else(|| r.talker.clone(), |u| u.2.clone());
-    let incident = match (&user, r.kind.as_str()) {
-        (Some(u), "talk") => recording::incident_of_talk(&mut tx, &r.cameras[0], u.0, &r).await?,
+    let incident = match (&user, &room) {
+        (_, Some(room)) => Some(room.incident),
+        (Some(u), None) if r.kind == "talk" => {
+            recording::incident_of_talk(&mut tx, &r.cameras[0], u.0, &r).await?
+        }
         _ => None,
     };
     let broadcast = match r.broadcast {
@@ -109,6 +133,18 @@ pub async fn report(
         now,
     )
     .await?;
+    if let Some(room) = room.as_ref().filter(|_| r.kind == "room") {
+        // The recording ended (stopped, or the room emptied): the room no longer records, unless
+        // a newer recording started since.
+        sqlx::query(
+            "UPDATE rooms SET recording_since = NULL \
+              WHERE id = $1 AND recording_since <= $2",
+        )
+        .bind(&room.id)
+        .bind(r.started_at + chrono::Duration::seconds(30))
+        .execute(&mut *tx)
+        .await?;
+    }
     let answer = Reported {
         sha256: r.sha256.clone(),
         stored,
@@ -130,11 +166,17 @@ pub async fn report(
             None => Actor::System,
         };
         let premises = r.directions.iter().any(|d| d == "premises");
-        let mut entry = Entry::note(
-            now,
-            &actor,
-            "voiceRecorded",
-            format!(
+        let english = match &room {
+            Some(room) if r.kind == "room" => format!(
+                "consult room \"{}\" recorded at {talker_name}'s request ({} s, every participant's voice)",
+                room.title,
+                r.seconds()
+            ),
+            Some(_) => format!(
+                "push-to-talk transmission by {talker_name} in the voice channel recorded ({} s)",
+                r.seconds()
+            ),
+            None => format!(
                 "{} by {talker_name} to {} recorded ({} s, {})",
                 r.kind,
                 r.cameras.join(", "),
@@ -148,15 +190,17 @@ pub async fn report(
                     )
                 }
             ),
-        )
-        .with(Note::new(
+        };
+        let mut entry = Entry::note(now, &actor, "voiceRecorded", english).with(Note::new(
             "voiceRecorded",
             json!({"kind": r.kind, "talker": talker_name, "cameras": r.cameras.join(", "),
-                   "secs": r.seconds(), "premises": premises}),
+                   "secs": r.seconds(), "premises": premises,
+                   "title": room.as_ref().map(|room| &room.title)}),
         ));
         entry.refs = json!({"voiceRecording": {
             "sha256": r.sha256, "kind": r.kind, "cameras": r.cameras, "directions": r.directions,
-            "premisesNote": r.premises_note, "startedAt": r.started_at, "endedAt": r.ended_at}});
+            "premisesNote": r.premises_note, "startedAt": r.started_at, "endedAt": r.ended_at},
+            "room": room.as_ref().map(|room| &room.id)});
         store::append(&mut tx, incident, &entry).await?;
     }
     let event = Event::new(Action::VoiceRecorded)
@@ -169,6 +213,57 @@ pub async fn report(
     tx.commit().await?;
     tracing::info!(sha256 = %r.sha256, kind = %r.kind, incident = ?incident, "voice recording reported");
     Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+/// The room a push-to-talk or room recording is named by, as its report finds it.
+struct ReportedRoom {
+    id: String,
+    incident: Uuid,
+    town: String,
+    title: String,
+}
+
+/// Room `id` of `kind` (`voice` for push-to-talk, `consult` for a room recording), if this node
+/// is its gateway (like [`owned_camera`]).
+async fn owned_room(
+    app: &AppState,
+    service: &ServiceCaller,
+    id: &str,
+    kind: &str,
+) -> Result<ReportedRoom> {
+    let media = media_config(app)?;
+    let found: Option<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT r.incident_id, r.kind, i.town_id, r.title FROM rooms r \
+           JOIN incidents i ON i.id = r.incident_id WHERE r.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&app.pool)
+    .await?;
+    let (incident, found_kind, town, title) = found.ok_or_else(|| Error::not_found("room"))?;
+    if found_kind != kind {
+        return Err(Error::invalid_field(
+            "cameras",
+            format!("room {id} is a {found_kind} room, but a {kind} room was reported"),
+        ));
+    }
+    let room = CameraId::new(id.to_owned()).map_err(|e| Error::internal("room id", e))?;
+    let owner = choose_gateway(&room, &media.nodes()).clone();
+    if owner != service.node {
+        return Err(Error::forbidden(
+            "not_owner",
+            format!(
+                "room {id} is served by gateway node {}, not {}",
+                owner.as_str(),
+                service.node.as_str()
+            ),
+        ));
+    }
+    Ok(ReportedRoom {
+        id: id.to_owned(),
+        incident,
+        town,
+        title,
+    })
 }
 
 /// One recording of the incident, with its URL.

@@ -119,6 +119,7 @@ pub enum Action {
     RoomInvite,
     RoomShare,
     RoomClip,
+    RoomRecord,
     VoiceTalk,
     VoiceRelease,
     // the automatic voice warning's admin
@@ -130,7 +131,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 56] = [
+    pub const ALL: [Action; 57] = [
         Action::Login,
         Action::LoginFailed,
         Action::LockedOut,
@@ -181,6 +182,7 @@ impl Action {
         Action::RoomInvite,
         Action::RoomShare,
         Action::RoomClip,
+        Action::RoomRecord,
         Action::VoiceTalk,
         Action::VoiceRelease,
         Action::VoiceMessageSet,
@@ -241,6 +243,7 @@ impl Action {
             Action::RoomInvite => "room.invite",
             Action::RoomShare => "room.share",
             Action::RoomClip => "room.clip",
+            Action::RoomRecord => "room.record",
             Action::VoiceTalk => "voice.talk",
             Action::VoiceRelease => "voice.release",
             Action::VoiceMessageSet => "voiceMessage.set",

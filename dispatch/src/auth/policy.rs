@@ -69,6 +69,8 @@ const AUDITORS: &[Role] = &[Admin, Auditor];
 const WATCHERS: &[Role] = &[Admin, Supervisor, Operator, TownOfficer, Field];
 /// Who may talk to a premises through a camera: the command center and the towns' officers.
 const TALKERS: &[Role] = &[Supervisor, Operator, TownOfficer];
+/// Who may have a consult room recorded: the command center's operators and supervisors.
+const ROOM_RECORDERS: &[Role] = &[Supervisor, Operator];
 /// Who takes reports (hotline, manual): the command center and the towns' officers.
 const REPORTERS: &[Role] = &[Supervisor, Operator, TownOfficer];
 /// Who works a case on the ground or records for it: notes, photos, camera re-checks.
@@ -602,6 +604,12 @@ pub static POLICY: &[Rule] = &[
         "POST",
         "/api/rooms/{id}/clip",
         Access::Roles(TALKERS),
+        ScopeRule::Team,
+    ),
+    rule(
+        "POST",
+        "/api/rooms/{id}/recording",
+        Access::Roles(ROOM_RECORDERS),
         ScopeRule::Team,
     ),
     rule(

@@ -19,9 +19,11 @@ pub struct Report {
     pub size: i64,
     /// `audio/webm` (stereo Opus: left the command center, right the premises).
     pub content_type: String,
-    /// `talk`, `broadcast` or `ptt`.
+    /// `talk`, `broadcast`, `ptt` (a voice channel's transmission) or `room` (a consult room,
+    /// every participant mixed).
     pub kind: String,
-    /// The talker: the media token's subject (a user id).
+    /// The talker: the media token's subject (a user id, or `user:{username}` in rooms; for a
+    /// room recording, who asked for it).
     pub talker: String,
     /// The cameras the voice went to; the first names the blob.
     pub cameras: Vec<String>,
@@ -77,8 +79,8 @@ impl Report {
         if !self.content_type.starts_with("audio/") || self.content_type.len() > 127 {
             return Err(("contentType", "must be an audio/… type".into()));
         }
-        if !matches!(self.kind.as_str(), "talk" | "broadcast" | "ptt") {
-            return Err(("kind", "must be talk, broadcast or ptt".into()));
+        if !matches!(self.kind.as_str(), "talk" | "broadcast" | "ptt" | "room") {
+            return Err(("kind", "must be talk, broadcast, ptt or room".into()));
         }
         if self.talker.is_empty() || self.talker.len() > 200 {
             return Err(("talker", "must be 1-200 characters".into()));

@@ -157,7 +157,7 @@ impl Rewriter {
 }
 
 /// An RTP packet (RFC 3550, no CSRC, no extension) with the talk payload type.
-pub(super) fn rtp_packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn rtp_packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + payload.len());
     out.push(0x80);
     out.push(OPUS_PAYLOAD_TYPE | if marker { 0x80 } else { 0 });

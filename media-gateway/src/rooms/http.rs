@@ -16,6 +16,11 @@
 //!   from the store into the room (`201 {"participant"}`; subscribe to it like anyone), or
 //!   pauses, resumes or stops it: the grant's `step` ([`super::clip`]).
 //!
+//! - `POST /rooms/{room}/recording` with a media token for action `record` of the room starts
+//!   recording the room's voices, every participant mixed (`201`; `200` if it records already;
+//!   `409 room_empty`; `503 recording_unavailable` without a signing key); `DELETE` stops it and
+//!   answers `204` once it is stored (`404 not_recording`). `GET /rooms/{room}` says `recording`.
+//!
 //! Room connections count toward `live.max_sessions` with the live view's (503
 //! `too_many_sessions`).
 
@@ -46,6 +51,10 @@ pub fn routes(allowed_origins: &[String]) -> Router<Arc<Gateway>> {
         .route("/rooms/{room}/whip", post(join))
         .route("/rooms/{room}/whip/{participant}", delete(leave))
         .route("/rooms/{room}/clip", post(clip))
+        .route(
+            "/rooms/{room}/recording",
+            post(start_recording).delete(stop_recording),
+        )
         .route(
             "/rooms/{room}/whip/{participant}/floor",
             post(take_floor).delete(release_floor),
@@ -212,7 +221,67 @@ async fn list(
         "max": MAX_PARTICIPANTS,
         "participants": gw.rooms.participants(room.as_str()),
         "floor": gw.rooms.floor(room.as_str()),
+        "recording": gw.rooms.is_recording(room.as_str()),
     })))
+}
+
+/// The room id of the path, once a `record` token for it allows recording it.
+fn record_authorized(gw: &Gateway, headers: &HeaderMap, room: &str) -> Result<(CameraId, String)> {
+    let claims = gw.tokens.authenticate(headers, None)?;
+    let room = camera_id(room)?;
+    gw.tokens.authorize(&claims, &room, MediaAction::Record)?;
+    Ok((room, claims.sub))
+}
+
+async fn start_recording(
+    State(gw): State<Arc<Gateway>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (room, sub) = record_authorized(&gw, &headers, &room)?;
+    let recordings = gw.live.voice.get().ok_or_else(|| {
+        Error::new(
+            Kind::Unavailable,
+            "recording_unavailable",
+            "this gateway records nothing: it has no signing_key_file",
+        )
+    })?;
+    if gw.rooms.participants(room.as_str()).is_empty() {
+        return Err(Error::new(
+            Kind::Conflict,
+            "room_empty",
+            format!("nobody is in room {room}: join it first, then record"),
+        ));
+    }
+    let started = gw
+        .rooms
+        .start_recording(recordings, room.as_str(), &sub)
+        .map_err(|e| Error::new(Kind::Unavailable, "recording_unavailable", e))?;
+    tracing::info!(room = %room, sub = %sub, started, "room recording asked");
+    let status = if started {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(json!({"recording": true}))).into_response())
+}
+
+async fn stop_recording(
+    State(gw): State<Arc<Gateway>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    let (room, _) = record_authorized(&gw, &headers, &room)?;
+    let recording = gw.rooms.stop_recording(room.as_str()).ok_or_else(|| {
+        Error::new(
+            Kind::NotFound,
+            "not_recording",
+            format!("room {room} is not being recorded"),
+        )
+    })?;
+    // Answered once the recording is stored and its report queued.
+    recording.stop().await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn take_floor(

@@ -11,12 +11,14 @@
 //! The cost is more connections (n·(n−1) subscriptions, 240 at 16 participants), each cheap.
 //!
 //! This file is the room bookkeeping, plain data behind a mutex; [`peer`] owns the WebRTC side,
-//! [`http`] the requests and [`floor`] the push-to-talk rule of voice channels.
+//! [`http`] the requests, [`floor`] the push-to-talk rule of voice channels and [`record`] the
+//! recording of each push-to-talk transmission.
 
 pub mod clip;
 pub mod floor;
 pub mod http;
 pub mod peer;
+pub mod record;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,7 @@ use crate::live::peer::PeerSettings;
 use clip::ClipPlayer;
 use floor::{AudioGate, Change, Decision, EndReason, FloorChange, FloorError, Grant, Holding};
 use peer::{PublishPeer, SubscribePeer};
+use record::RoomRecording;
 
 /// The most participants sending into one room (a 17th is refused with `room_full`).
 pub const MAX_PARTICIPANTS: usize = 16;
@@ -118,6 +121,8 @@ pub struct Rooms {
     pub settings: PeerSettings,
     rooms: Mutex<HashMap<String, Room>>,
     floor_changes: broadcast::Sender<FloorChange>,
+    /// Consult rooms being recorded on request, by room id.
+    recordings: Mutex<HashMap<String, RoomRecording>>,
 }
 
 impl Rooms {
@@ -126,7 +131,44 @@ impl Rooms {
             settings,
             rooms: Mutex::new(HashMap::new()),
             floor_changes: broadcast::channel(256).0,
+            recordings: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Starts recording `room`'s voices for `by`; false if it records already. A recording ends
+    /// on [`Rooms::stop_recording`] or when the room empties.
+    pub fn start_recording(
+        self: &Arc<Self>,
+        recordings: &Arc<crate::voicerec::VoiceRecordings>,
+        room: &str,
+        by: &str,
+    ) -> Result<bool, String> {
+        let mut running = self.recordings.lock().unwrap_or_else(|p| p.into_inner());
+        running.retain(|_, r| !r.is_finished());
+        if running.contains_key(room) {
+            return Ok(false);
+        }
+        let r = RoomRecording::start(self.clone(), recordings, room, by)
+            .ok_or("the recording could not start (see the gateway's log)")?;
+        running.insert(room.to_owned(), r);
+        Ok(true)
+    }
+
+    /// The recording of `room`, taken out to be stopped ([`RoomRecording::stop`]); `None` if it
+    /// does not record (any more).
+    pub fn stop_recording(&self, room: &str) -> Option<RoomRecording> {
+        let mut running = self.recordings.lock().unwrap_or_else(|p| p.into_inner());
+        running.retain(|_, r| !r.is_finished());
+        running.remove(room)
+    }
+
+    /// Whether `room` is being recorded.
+    pub fn is_recording(&self, room: &str) -> bool {
+        self.recordings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .is_some_and(|r| !r.is_finished())
     }
 
     /// Every start and end of a transmission in a push-to-talk room, in order (a recorder of

@@ -6,9 +6,10 @@
 //! own Ed25519 key ([`crate::evidence::Signer::Gateway`]) and stored as an `audio` blob; a report
 //! to dispatch ([`report`]) puts it on the incident's timeline.
 //!
-//! The API is small so that other voice paths (push-to-talk in rooms) can use it:
-//! [`VoiceRecordings::start`] → [`Voice`], [`Voice::push_center`] / [`Voice::push_premises`]
-//! with Opus RTP, [`Voice::finish`].
+//! The API is small so that other voice paths use it: [`VoiceRecordings::start`] → [`Voice`],
+//! [`Voice::push_center`] / [`Voice::push_premises`] with Opus RTP, [`Voice::finish`] (or
+//! [`Voice::discard`]). Push-to-talk transmissions in voice channels are recorded through it by
+//! [`crate::rooms::record`] (kind `ptt`: the talker on the left, named by the room's id).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ pub enum VoiceKind {
     Broadcast,
     /// A push-to-talk transmission in a room.
     Ptt,
+    /// A consult room recorded on request: every participant's voice mixed.
+    Room,
 }
 
 /// Who and what a recording is about.
@@ -242,12 +245,27 @@ impl Voice {
         self.recorder.push_rtp(Direction::Premises, rtp);
     }
 
+    /// Another voice of the left channel, summed with the others (a consult room's
+    /// participant); `None` (logged) if its decoder cannot start.
+    pub fn mixed_input(&self, source: u64) -> Option<recorder::MixedInput> {
+        self.recorder
+            .mixed_input(source)
+            .inspect_err(|e| tracing::error!(err = %e, "a voice is left out of a recording"))
+            .ok()
+    }
+
     /// The premises direction will stay silent, and why (said in the report, never faked).
     pub fn premises_absent(&self, why: impl Into<String>) {
         let mut p = self.premises.lock().unwrap_or_else(|e| e.into_inner());
         if *p == Premises::Waiting {
             *p = Premises::Absent(why.into());
         }
+    }
+
+    /// Ends the recording without keeping it (a push-to-talk tap too short to hold speech).
+    pub async fn discard(self: Arc<Self>) {
+        self.recorder.abort();
+        let _ = tokio::fs::remove_file(&self.recorder.path).await;
     }
 
     /// Ends the recording, stores it and reports it (in the background of the caller's task).

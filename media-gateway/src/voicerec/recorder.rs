@@ -208,6 +208,12 @@ impl Recorder {
         Ok((self.started_at, ended_at))
     }
 
+    /// Stops the recording at once without finishing the file (it is to be thrown away).
+    pub fn abort(&self) {
+        self.stop.cancel();
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
     fn flush(&self, elapsed: Duration) -> Result<(), String> {
         let deadline = Instant::now() + FINISH_TIMEOUT;
         let decoded = |name: &str| {
@@ -248,6 +254,82 @@ impl Recorder {
         };
         let _ = self.pipeline.set_state(gst::State::Null);
         outcome
+    }
+}
+
+/// One more voice decoded on its own and summed into the left channel (a consult room's
+/// participant): `appsrc ! rtpopusdepay ! opusdec ! … 16 kHz mono ! appsink` → [`Mixer::add_mixed`].
+pub struct MixedInput {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    first_ts: Mutex<Option<u32>>,
+}
+
+impl Recorder {
+    /// A new voice `source` of the left channel.
+    pub fn mixed_input(&self, source: u64) -> Result<MixedInput, String> {
+        let launch = format!(
+            "appsrc name=src format=time caps=\"{caps}\" ! rtpopusdepay ! opusdec ! \
+             audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate={RATE},channels=1 ! \
+             appsink name=pcm sync=false",
+            caps = rtp_caps()
+        );
+        let pipeline = gst::parse::launch(&launch)
+            .map_err(|e| format!("cannot build a voice decoder: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| "a voice decoder is not a pipeline".to_owned())?;
+        let sink = pipeline
+            .by_name("pcm")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or("a voice decoder has no sink")?;
+        let mixer = self.mixer.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(b) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                        let pcm: Vec<i16> = b
+                            .chunks_exact(2)
+                            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                            .collect();
+                        lock(&mixer).add_mixed(source, &pcm);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let src = appsrc(&pipeline, "src")?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("cannot start a voice decoder: {e}"))?;
+        Ok(MixedInput {
+            pipeline,
+            src,
+            first_ts: Mutex::new(None),
+        })
+    }
+}
+
+impl MixedInput {
+    /// Feeds one Opus RTP packet.
+    pub fn push_rtp(&self, rtp: &[u8]) {
+        if rtp.len() < 12 {
+            return;
+        }
+        let ts = u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]);
+        let first = *lock(&self.first_ts).get_or_insert(ts);
+        let pts = u64::from(ts.wrapping_sub(first)) * 1_000_000_000 / 48_000;
+        let mut buffer = gst::Buffer::from_mut_slice(rtp.to_vec());
+        if let Some(b) = buffer.get_mut() {
+            b.set_pts(gst::ClockTime::from_nseconds(pts));
+        }
+        let _ = self.src.push_buffer(buffer);
+    }
+}
+
+impl Drop for MixedInput {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 

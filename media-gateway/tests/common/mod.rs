@@ -4,6 +4,7 @@
 
 pub mod s3;
 pub mod tmpfs;
+pub mod voice;
 pub mod whep;
 pub mod whip;
 

@@ -328,6 +328,7 @@ const en: typeof zh = {
     copied: 'Link copied', close: 'Close the room', noSignal: 'Waiting for picture', noMedia: 'Camera or microphone unavailable: {message}',
     inviteExpired: 'This invitation has expired', inviteInvalid: 'This invitation link is not valid', inviteHelp: 'Ask the command center staff who invited you for a new link.',
     clip: 'Evidence clip {sha}', clipShare: 'Play an evidence clip', clipPlay: 'Play', clipPause: 'Pause', clipResume: 'Resume', clipStop: 'Stop the clip',
+    record: 'Record', stopRecord: 'Stop recording', recording: '● Recording (audio only, every participant mixed)',
   },
   ptt: {
     channel: 'Incident voice channel', join: 'Join voice', leave: 'Leave voice', hold: 'Hold to talk', talking: 'Talking',

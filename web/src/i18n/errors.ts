@@ -55,6 +55,7 @@ const zhCN = {
   room_closed: '该会商已结束，请从事件重新发起。',
   // evidence clips in consult rooms
   no_clip: '会商室中没有正在播放的证据片段。',
+  not_consult_room: '事件对讲频道不能整体录音：每次发言已单独录音。',
   unknown_clip: '该片段不是本事件的证据片段，请从事件证据中选择。',
   service_unauthenticated: '服务凭据无效。',
   talk_unsupported: '该摄像头不支持对讲。',
@@ -135,6 +136,7 @@ const enUS: Record<ErrorCode, string> = {
   room_closed: 'This consult room was closed; open a new one from the incident.',
   // evidence clips in consult rooms
   no_clip: 'No evidence clip is playing in this consult room.',
+  not_consult_room: 'An incident voice channel is not recorded as a whole: each transmission is recorded by itself.',
   unknown_clip: 'That is not an evidence clip of this incident; pick one from its evidence.',
   service_unauthenticated: 'The service credentials are not valid.',
   talk_unsupported: 'This camera has no talk-back.',

@@ -38,12 +38,18 @@ const zhCN = {
     voiceJoined: '{who} 加入对讲频道',
   },
   // what a voice recording was (voiceRecorded)
-  voiceKind: { talk: '喊话', broadcast: '广播', ptt: '对讲' },
+  voiceKind: { talk: '喊话', broadcast: '广播', ptt: '对讲', room: '会商' },
   // pieces some notes add
   part: {
     drill: '（演练 {exercise}）',
     bothDirections: '双向（左声道指挥中心，右声道现场）',
     operatorOnly: '仅指挥中心一方（现场无声音）',
+    // a push-to-talk transmission (voiceRecorded, kind ptt): half-duplex, one talker each
+    voiceChannel: '事件对讲频道',
+    talkerOnly: '发言人一方（对讲为半双工，每次发言单独录音）',
+    // a consult room recorded on request (voiceRecorded, kind room)
+    consultRoom: '会商室“{title}”',
+    roomMixed: '全部参会人混音（仅声音）',
     said: '：{text}',
     remark: '；{text}',
     grid: '，网格 {grid}',
@@ -93,11 +99,17 @@ const enUS: typeof zhCN = {
     voiceJoined: '{who} joined the voice channel',
   },
   // what a voice recording was (voiceRecorded)
-  voiceKind: { talk: 'Talk-down', broadcast: 'Broadcast', ptt: 'Push-to-talk' },
+  voiceKind: { talk: 'Talk-down', broadcast: 'Broadcast', ptt: 'Push-to-talk', room: 'Consult room' },
   part: {
     drill: ' (drill {exercise})',
     bothDirections: 'both directions (left: command center, right: premises)',
     operatorOnly: 'command center only (no sound from the premises)',
+    // a push-to-talk transmission (voiceRecorded, kind ptt): half-duplex, one talker each
+    voiceChannel: 'the incident voice channel',
+    talkerOnly: 'the talker only (push-to-talk is half-duplex: each transmission is its own recording)',
+    // a consult room recorded on request (voiceRecorded, kind room)
+    consultRoom: 'consult room “{title}”',
+    roomMixed: 'every participant mixed (audio only)',
     said: ': {text}',
     remark: '; {text}',
     grid: ', grid {grid}',

@@ -328,6 +328,7 @@ export default {
     copied: '链接已复制', close: '结束会商', noSignal: '等待画面', noMedia: '无法使用摄像头或麦克风：{message}',
     inviteExpired: '邀请链接已过期', inviteInvalid: '邀请链接无效', inviteHelp: '请联系邀请您的指挥中心工作人员重新发送链接。',
     clip: '证据片段 {sha}', clipShare: '播放证据片段', clipPlay: '播放', clipPause: '暂停', clipResume: '继续', clipStop: '停止播放',
+    record: '录音', stopRecord: '停止录音', recording: '● 录音中（仅录制声音，全部参会人混音）',
   },
   ptt: {
     channel: '事件对讲频道', join: '加入对讲', leave: '退出对讲', hold: '按住说话', talking: '正在讲话',

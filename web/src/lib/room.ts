@@ -17,6 +17,8 @@ export interface RoomInfo {
   sharedCamera: string | null
   /** the evidence clip (SHA-256) playing or paused in the room */
   sharedClip?: string | null
+  /** since when the room's voices are recorded (on request), if they are */
+  recordingSince?: string | null
 }
 
 export interface RoomGrant {

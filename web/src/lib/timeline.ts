@@ -93,7 +93,15 @@ export function noteText(e: NoteEntry, w: NoteWords): string {
     case 'voiceRecorded':
       values.kind = word(w, 'timeline.voiceKind', p.kind)
       values.secs = duration(w, p.secs)
-      values.directions = w.t(p.premises ? 'timeline.part.bothDirections' : 'timeline.part.operatorOnly')
+      if (p.kind === 'room') {
+        values.cameras = w.t('timeline.part.consultRoom', { title: str(p.title) })
+        values.directions = w.t('timeline.part.roomMixed')
+      } else if (p.kind === 'ptt') {
+        values.cameras = w.t('timeline.part.voiceChannel')
+        values.directions = w.t('timeline.part.talkerOnly')
+      } else {
+        values.directions = w.t(p.premises ? 'timeline.part.bothDirections' : 'timeline.part.operatorOnly')
+      }
       break
   }
   const drill = p.exercise && code !== 'endex' ? w.t('timeline.part.drill', { exercise: str(p.exercise) }) : ''

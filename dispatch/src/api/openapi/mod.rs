@@ -111,6 +111,7 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::rooms::guest_join,
         super::rooms::share,
         super::rooms::clip,
+        super::rooms::recording,
         super::rooms::close,
         super::rooms::voice,
         super::rooms::take_floor,

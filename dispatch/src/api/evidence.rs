@@ -7,9 +7,9 @@
 //! the gateway answers 404 until it has ("evidence arriving").
 
 use super::Path;
-use super::media::{Signed, media_config, sign};
+use super::blob_urls::BlobUrls;
 use crate::AppState;
-use crate::audit::{Action, Audit, Event};
+use crate::audit::Audit;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::field::access;
@@ -17,12 +17,9 @@ use crate::incident::IncidentId;
 use crate::incident::store::{self, LinkedEvent};
 use axum::Extension;
 use axum::extract::State;
-use bl_proto::CameraId;
 use bl_proto::evidence::BlobRef;
-use bl_proto::token::MediaAction;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -111,61 +108,37 @@ pub async fn incident_evidence(
             expires_at: None,
         }));
     }
-    let media = media_config(&app)?;
-    // One token per camera serves all of its blobs.
-    let mut tokens: BTreeMap<&str, Signed> = BTreeMap::new();
-    for (_, _, e) in &blobs {
-        if tokens.contains_key(e.camera_id.as_str()) {
-            continue;
-        }
-        let camera = CameraId::new(e.camera_id.clone())
-            .map_err(|err| Error::internal("camera id of a stored event", err))?;
-        let signed = sign(&app, media, &caller, camera, MediaAction::View, None)?;
-        tokens.insert(&e.camera_id, signed);
-    }
-    let issued: Vec<_> = tokens
-        .iter()
-        .map(|(camera, s)| serde_json::json!({"camera": camera, "node": s.claims.node.as_str(), "jti": s.claims.jti, "exp": s.claims.exp}))
-        .collect();
-    // The grant is recorded before it is handed out: no token leaves without its audit row.
-    audit
-        .record(
-            &app,
-            Event::new(Action::EvidenceView)
-                .object("incident", id)
-                .town(&incident.town_id)
-                .details(serde_json::json!({"blobs": blobs.len(), "tokens": issued})),
-        )
-        .await?;
-    let expires_at = tokens
-        .values()
-        .map(|s| s.claims.exp)
-        .min()
-        .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0));
+    let mut what = serde_json::Map::new();
+    what.insert("blobs".into(), blobs.len().into());
+    let cameras = blobs.iter().map(|(_, _, e)| e.camera_id.as_str());
+    let urls = BlobUrls::grant(
+        &app,
+        &caller,
+        &audit,
+        (id, &incident.town_id),
+        cameras,
+        what,
+    )
+    .await?;
+    let expires_at = urls.expires_at();
     let items = blobs
         .into_iter()
-        .map(|(kind, blob, e)| {
-            let signed = &tokens[e.camera_id.as_str()];
-            EvidenceItem {
-                kind,
-                url: format!(
-                    "{}/evidence/{}?access_token={}",
-                    signed.base, blob.sha256, signed.token
-                ),
-                sha256: blob.sha256.to_string(),
-                size: blob.size,
-                content_type: blob.content_type,
-                from: blob.from,
-                to: blob.to,
-                camera_id: e.camera_id.clone(),
-                event_id: e.event_id,
-                at: e.at,
-                boxes: if kind == "snapshot" {
-                    e.boxes.clone()
-                } else {
-                    serde_json::Value::Array(Vec::new())
-                },
-            }
+        .map(|(kind, blob, e)| EvidenceItem {
+            kind,
+            url: urls.url(&e.camera_id, blob.sha256.as_str()),
+            sha256: blob.sha256.to_string(),
+            size: blob.size,
+            content_type: blob.content_type,
+            from: blob.from,
+            to: blob.to,
+            camera_id: e.camera_id.clone(),
+            event_id: e.event_id,
+            at: e.at,
+            boxes: if kind == "snapshot" {
+                e.boxes.clone()
+            } else {
+                serde_json::Value::Array(Vec::new())
+            },
         })
         .collect();
     Ok(axum::Json(Evidence { items, expires_at }))

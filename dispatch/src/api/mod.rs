@@ -2,6 +2,7 @@
 //! [`Routes::add`], which records it, so tests can check that each one has a policy row.
 
 mod audit;
+mod blob_urls;
 mod broadcasts;
 mod cameras;
 mod clocks;

@@ -12,9 +12,10 @@
 //! `voiceRecorded` and its `kind`.
 
 use super::Path;
+use super::blob_urls::BlobUrls;
 use super::field::parse;
 use super::live_push::owned_camera;
-use super::media::{Signed, media_config, sign};
+use super::media::media_config;
 use crate::AppState;
 use crate::audit::{Action, Audit, Event};
 use crate::auth::service::ServiceCaller;
@@ -30,11 +31,9 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bl_proto::CameraId;
-use bl_proto::token::MediaAction;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -317,48 +316,24 @@ pub async fn list(
             expires_at: None,
         }));
     }
-    let media = media_config(&app)?;
-    // One token per camera serves all of its recordings.
-    let mut tokens: BTreeMap<String, Signed> = BTreeMap::new();
-    for r in &found {
-        if tokens.contains_key(&r.cameras[0]) {
-            continue;
-        }
-        let camera = CameraId::new(r.cameras[0].clone())
-            .map_err(|e| Error::internal("camera id of a recording", e))?;
-        let signed = sign(&app, media, &caller, camera, MediaAction::View, None)?;
-        tokens.insert(r.cameras[0].clone(), signed);
-    }
-    let issued: Vec<_> = tokens
-        .iter()
-        .map(|(camera, s)| json!({"camera": camera, "node": s.claims.node.as_str(), "jti": s.claims.jti, "exp": s.claims.exp}))
-        .collect();
-    // The grant is recorded before it is handed out: no token leaves without its audit row.
-    audit
-        .record(
-            &app,
-            Event::new(Action::EvidenceView)
-                .object("incident", id)
-                .town(&incident.town_id)
-                .details(json!({"voiceRecordings": found.len(), "tokens": issued})),
-        )
-        .await?;
-    let expires_at = tokens
-        .values()
-        .map(|s| s.claims.exp)
-        .min()
-        .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0));
+    let mut what = serde_json::Map::new();
+    what.insert("voiceRecordings".into(), found.len().into());
+    let cameras = found.iter().map(|r| r.cameras[0].as_str());
+    let urls = BlobUrls::grant(
+        &app,
+        &caller,
+        &audit,
+        (id, &incident.town_id),
+        cameras,
+        what,
+    )
+    .await?;
+    let expires_at = urls.expires_at();
     let items = found
         .into_iter()
-        .map(|recording| {
-            let signed = &tokens[&recording.cameras[0]];
-            RecordingItem {
-                url: format!(
-                    "{}/evidence/{}?access_token={}",
-                    signed.base, recording.sha256, signed.token
-                ),
-                recording,
-            }
+        .map(|recording| RecordingItem {
+            url: urls.url(&recording.cameras[0], &recording.sha256),
+            recording,
         })
         .collect();
     Ok(axum::Json(Recordings { items, expires_at }))

@@ -16,22 +16,16 @@ fn checkout() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-/// Builds `bin` of `package` with the cargo that runs the tests (a no-op when it is fresh), in the
-/// profile this library was built in, and copies it into `dir`, so that the test runs the binary
-/// of this checkout even when another checkout shares the target directory and rebuilds it
-/// meanwhile. Panics with cargo's words.
+/// Builds `bin` of `package` with the cargo that runs the tests (a no-op when it is fresh) and
+/// copies it into `dir`, so that the test runs the binary of this checkout even when another
+/// checkout shares the target directory and rebuilds it meanwhile. Panics with cargo's words.
 pub fn binary(package: &str, bin: &str, dir: &Path) -> PathBuf {
     // One build at a time within a test process; cargo itself serialises across processes.
     static BUILDING: Mutex<()> = Mutex::new(());
     let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    build.args(["build", "--quiet", "-p", package, "--bin", bin]);
-    // A benchmark built with `--release` measures release binaries too; tests stay debug.
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    let out = build
+    let out = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
         .arg("--message-format=json")
         .current_dir(checkout())
         .output()

@@ -34,6 +34,8 @@ bench: deps stack
 	@echo
 	cargo run --quiet --release -p edge-agent --example bench-talk
 	@echo
+	BL_LOG=error cargo run --quiet --release -p bl-e2e --example bench-talk-chain
+	@echo
 	cargo run --quiet --release -p media-gateway --example bench-record
 	@echo
 	cargo build --quiet --release -p media-gateway --bin media-gateway --example bench-fanout

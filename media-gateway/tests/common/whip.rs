@@ -62,6 +62,16 @@ pub struct Talker {
     tone: gst::Pipeline,
 }
 
+impl Talker {
+    /// Switches a silent talker's tone on and returns the moment it did: the next buffer the
+    /// tone source makes (up to ~21 ms of audio, 1024 samples at 48 kHz) is the first loud one.
+    pub fn unmute(&self) -> std::time::Instant {
+        let source = self.tone.by_name("src").expect("the tone source");
+        source.set_property("volume", 0.5f64);
+        std::time::Instant::now()
+    }
+}
+
 impl Drop for Talker {
     fn drop(&mut self) {
         let _ = self.tone.set_state(gst::State::Null);
@@ -129,11 +139,11 @@ pub async fn offer() -> (
     (pc, track, ssrc, sdp)
 }
 
-/// Sends a `freq` Hz tone on `track` until the returned pipeline stops.
-fn send_tone(track: Arc<TrackLocalStaticRTP>, ssrc: u32, freq: u32) -> gst::Pipeline {
+/// Sends a `freq` Hz tone at `volume` on `track` until the returned pipeline stops.
+fn send_tone(track: Arc<TrackLocalStaticRTP>, ssrc: u32, freq: u32, volume: f64) -> gst::Pipeline {
     gst::init().unwrap();
     let p = gst::parse::launch(&format!(
-        "audiotestsrc is-live=true wave=sine freq={freq} volume=0.5 ! \
+        "audiotestsrc name=src is-live=true wave=sine freq={freq} volume={volume} ! \
          audio/x-raw,rate=48000,channels=1 ! opusenc ! rtpopuspay pt={CLIENT_OPUS_PT} mtu=1200 ! \
          appsink name=sink sync=false max-buffers=100 drop=true"
     ))
@@ -210,6 +220,29 @@ pub async fn talk_at(
     token: &str,
     freq: u32,
 ) -> Talker {
+    open(client, base, path, token, freq, 0.5).await
+}
+
+/// Like [`talk_at`], but the tone starts silent (Opus still flows) until [`Talker::unmute`]:
+/// a marked tone for measuring mouth-to-ear latency.
+pub async fn talk_silently_at(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    freq: u32,
+) -> Talker {
+    open(client, base, path, token, freq, 0.0).await
+}
+
+async fn open(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    freq: u32,
+    volume: f64,
+) -> Talker {
     let (pc, track, ssrc, sdp) = offer().await;
     let r = post(client, &format!("{base}{path}"), Some(token), sdp).await;
     let status = r.status();
@@ -226,7 +259,7 @@ pub async fn talk_at(
     pc.set_remote_description(RTCSessionDescription::answer(body).unwrap())
         .await
         .unwrap();
-    let tone = send_tone(track, ssrc, freq);
+    let tone = send_tone(track, ssrc, freq, volume);
     Talker {
         pc,
         location: format!("{base}{}", location.expect("a Location header")),

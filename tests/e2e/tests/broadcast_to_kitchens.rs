@@ -13,14 +13,14 @@ mod edge_box;
 mod whip;
 
 use bl_test_support::broker::{PrivateBroker, free_port};
-use common::{Client, USER_PASSWORD, create_user, media_config, media_public_key};
+use common::{Client, USER_PASSWORD, create_user, media_config};
 use dispatch::auth::service::ServiceToken;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 const EDGE: &str = "bc-box";
@@ -95,24 +95,6 @@ async fn register(pool: &PgPool) {
     }
 }
 
-fn gateway_config(dir: &Path, port: u16, push_port: u16, dispatch: &str) -> PathBuf {
-    let public = bl_proto::keys::encode_public(&media_public_key());
-    std::fs::write(dir.join("token.pub"), public).unwrap();
-    std::fs::write(dir.join("service.token"), SERVICE_TOKEN).unwrap();
-    let file = dir.join("gw.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nnode_id = \"{NODE}\"\ndata_dir = \"data\"\n\
-             token_public_key_file = \"token.pub\"\n\
-             [live]\nbind_ip = \"127.0.0.1\"\npush_listen = \"127.0.0.1:{push_port}\"\nstart_timeout_secs = 60\n\
-             [dispatch]\nurl = \"{dispatch}\"\nservice_token_file = \"service.token\"\n"
-        ),
-    )
-    .unwrap();
-    file
-}
-
 fn edge_config(dir: &Path, broker: &PrivateBroker, camsim: &camsim::Server) -> PathBuf {
     std::fs::write(dir.join("mqtt.password"), broker.add_user(EDGE)).unwrap();
     let mut text = format!(
@@ -134,17 +116,6 @@ fn edge_config(dir: &Path, broker: &PrivateBroker, camsim: &camsim::Server) -> P
     let file = dir.join("edge.toml");
     std::fs::write(&file, text).unwrap();
     file
-}
-
-async fn wait_for<T>(within: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 fn states(view: &Value) -> Vec<(String, String, String)> {
@@ -197,7 +168,14 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
     let mut op: Client = server.client();
     assert_eq!(op.login("op-bc", USER_PASSWORD).await.0, StatusCode::OK);
 
-    let gw_config = gateway_config(&gw_dir, port, push_port, &edge_box::http(server.addr));
+    let gw_config = edge_box::gateway_config(
+        &gw_dir,
+        port,
+        push_port,
+        NODE,
+        SERVICE_TOKEN,
+        &edge_box::http(server.addr),
+    );
     let _gateway = Running(
         Command::new(&gateway_bin)
             .args(["run", "--config"])
@@ -218,13 +196,13 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
     );
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    wait_for(Duration::from_secs(60), "the gateway is up", async || {
+    edge_box::wait_for(Duration::from_secs(60), "the gateway is up", async || {
         let r = http.get(format!("{base}/healthz")).send().await.ok()?;
         r.status().is_success().then_some(())
     })
     .await;
     // The box reports its cameras online (a broadcast reports an offline one `offline` at once).
-    wait_for(
+    edge_box::wait_for(
         Duration::from_secs(120),
         "the box's six cameras online at dispatch",
         async || {
@@ -263,7 +241,7 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
     .await;
 
     // Each kitchen's state as dispatch has it: five playing, the sixth noSpeaker (from its box).
-    let view = wait_for(
+    let view = edge_box::wait_for(
         Duration::from_secs(90),
         "five kitchens playing, one noSpeaker",
         async || {
@@ -287,7 +265,7 @@ async fn one_voice_reaches_five_kitchens_backchannels_and_the_kitchen_without_a_
 
     // The tone reaches all five backchannels: 2 s of audio each, its peak at the tone.
     for camera in &CAMERAS[..5] {
-        let samples = wait_for(
+        let samples = edge_box::wait_for(
             Duration::from_secs(60),
             &format!("2 s of voice at {camera}"),
             async || {

@@ -239,3 +239,47 @@ pub async fn listed(admin: &mut Client, edge: &str) -> Value {
         .cloned()
         .unwrap_or_else(|| panic!("{edge} not listed: {body}"))
 }
+
+/// A `media-gateway` config in `dir` (`gw.toml`, beside its token files) for gateway `node`,
+/// listening on `port` (RTSP push on `push_port`), verifying dispatch's test media tokens and
+/// calling `dispatch` with `service_token`.
+pub fn gateway_config(
+    dir: &Path,
+    port: u16,
+    push_port: u16,
+    node: &str,
+    service_token: &str,
+    dispatch: &str,
+) -> PathBuf {
+    let public = bl_proto::keys::encode_public(&crate::common::media_public_key());
+    std::fs::write(dir.join("token.pub"), public).unwrap();
+    std::fs::write(dir.join("service.token"), service_token).unwrap();
+    let file = dir.join("gw.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nnode_id = \"{node}\"\ndata_dir = \"data\"\n\
+             token_public_key_file = \"token.pub\"\n\
+             [live]\nbind_ip = \"127.0.0.1\"\npush_listen = \"127.0.0.1:{push_port}\"\nstart_timeout_secs = 60\n\
+             [dispatch]\nurl = \"{dispatch}\"\nservice_token_file = \"service.token\"\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// Polls `check` every 250 ms until it gives a value; panics naming `what` after `within`.
+pub async fn wait_for<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

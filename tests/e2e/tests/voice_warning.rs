@@ -67,14 +67,22 @@ async fn register_camera(pool: &PgPool, premises: &str, edge: &str, camera: &str
     tx.commit().await.unwrap();
 }
 
-/// `HH:MM` of the local time `minutes` from now at the agent's default offset (UTC+8).
-fn local_clock(minutes: i64) -> String {
-    let t = chrono::Utc::now() + chrono::Duration::minutes(480 + minutes);
-    t.format("%H:%M").to_string()
+/// A school canteen in 大峪街道 at a real dispatch (private broker, fresh database): its box
+/// registered (`code` enrols it) and its kitchen camera with a speaker.
+struct Canteen {
+    work: tempfile::TempDir,
+    bin: PathBuf,
+    _broker: PrivateBroker,
+    db: TestDb,
+    pool: PgPool,
+    server: Server,
+    admin: common::Client,
+    code: String,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_incident_says_so() {
+/// The canteen, or `None` (test skipped, said on stderr) when the person model is not installed.
+/// `poll_ms` sets how often dispatch's timers (and its EdgeConfig publisher) run.
+async fn school_canteen(edge: &str, camera: &str, poll_ms: Option<u64>) -> Option<Canteen> {
     if !models_dir()
         .join("yolov3-tiny/yolov3-tiny.weights")
         .is_file()
@@ -83,7 +91,7 @@ async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_inci
             "SKIPPED: the person model is not installed under {} (`make deps`, or set BL_MODELS_DIR)",
             models_dir().display()
         );
-        return;
+        return None;
     }
     let work = tempfile::tempdir().unwrap();
     let bin = edge_box::agent_binary(work.path());
@@ -93,9 +101,10 @@ async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_inci
     let mut c = edge_box::config(&db, &work);
     c.enrolment = Some(edge_box::enrolment_config(&broker));
     c.mqtt = Some(edge_box::mqtt_config(&broker, "dispatch-1", "dispatch"));
+    if let Some(ms) = poll_ms {
+        c.escalation.poll_interval_ms = ms;
+    }
     let server = Server::start(c).await;
-
-    // A school canteen in 大峪街道, its box and its kitchen camera (with a speaker).
     let mut admin = server.client();
     admin.login("admin", ADMIN_PASSWORD).await;
     let mut body = common::premises_body("dayu", "大峪中学食堂");
@@ -103,9 +112,42 @@ async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_inci
     let (status, premises) = admin.post("/api/premises", body).await;
     assert_eq!(status, StatusCode::CREATED, "{premises}");
     let premises = premises["id"].as_str().unwrap().to_owned();
-    let (edge, camera) = ("dy-school-box", "dy-school-kitchen");
     let code = register(&mut admin, edge, &premises).await;
     register_camera(&pool, &premises, edge, camera).await;
+    Some(Canteen {
+        work,
+        bin,
+        _broker: broker,
+        db,
+        pool,
+        server,
+        admin,
+        code,
+    })
+}
+
+/// `HH:MM` of the local time `minutes` from now at the agent's default offset (UTC+8).
+fn local_clock(minutes: i64) -> String {
+    let t = chrono::Utc::now() + chrono::Duration::minutes(480 + minutes);
+    t.format("%H:%M").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cook_without_a_hat_in_a_school_canteen_hears_the_warning_and_the_incident_says_so() {
+    let (edge, camera) = ("dy-school-box", "dy-school-kitchen");
+    let Some(Canteen {
+        work,
+        bin,
+        db,
+        pool,
+        server,
+        mut admin,
+        code,
+        _broker,
+    }) = school_canteen(edge, camera, None).await
+    else {
+        return;
+    };
 
     // The box: enrolled for real, watching the sub stream for hats, speaking on the main stream's
     // backchannel; the canteen's rule holds for the two hours around now (its opening hours).
@@ -233,37 +275,21 @@ async fn desired_revision(pool: &PgPool, edge: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_recording_set_in_the_center_is_fetched_by_hash_and_played_and_a_wrong_hash_keeps_the_set_in_force()
  {
-    if !models_dir()
-        .join("yolov3-tiny/yolov3-tiny.weights")
-        .is_file()
-    {
-        eprintln!(
-            "SKIPPED: the person model is not installed under {} (`make deps`, or set BL_MODELS_DIR)",
-            models_dir().display()
-        );
-        return;
-    }
-    let work = tempfile::tempdir().unwrap();
-    let bin = edge_box::agent_binary(work.path());
-    let broker = PrivateBroker::start();
-    let db = TestDb::new().await;
-    let pool = db.pool().await;
-    let mut c = edge_box::config(&db, &work);
-    c.enrolment = Some(edge_box::enrolment_config(&broker));
-    c.mqtt = Some(edge_box::mqtt_config(&broker, "dispatch-1", "dispatch"));
-    c.escalation.poll_interval_ms = 50;
-    let server = Server::start(c).await;
-
-    let mut admin = server.client();
-    admin.login("admin", ADMIN_PASSWORD).await;
-    let mut body = common::premises_body("dayu", "大峪中学食堂");
-    body["kind"] = "schoolCanteen".into();
-    let (status, premises) = admin.post("/api/premises", body).await;
-    assert_eq!(status, StatusCode::CREATED, "{premises}");
-    let premises = premises["id"].as_str().unwrap().to_owned();
     let (edge, camera) = ("dy-center-box", "dy-center-kitchen");
-    let code = register(&mut admin, edge, &premises).await;
-    register_camera(&pool, &premises, edge, camera).await;
+    // The EdgeConfig publisher polls fast, so each revision goes out at once.
+    let Some(Canteen {
+        work,
+        bin,
+        db,
+        pool,
+        server,
+        mut admin,
+        code,
+        _broker,
+    }) = school_canteen(edge, camera, Some(50)).await
+    else {
+        return;
+    };
 
     // In the center: a 440 Hz recording and the canteens' no-hat rule for the hours around now.
     let tone = wav(16_000, 2_000);

@@ -17,12 +17,12 @@ use gstreamer::prelude::*;
 /// How many recent packets the tap remembers (about 20 s at 2 Mbps).
 const REMEMBERED: usize = 4096;
 
-/// Identifies a packet by its payload, which neither server changes (both rewrite SSRC, Janus
-/// also sequence numbers and timestamps).
+/// Identifies a packet by its whole payload, which neither server changes (both rewrite SSRC, Janus
+/// also sequence numbers and timestamps). Payloads do repeat: the middle fragments of a still
+/// picture's P-frames are byte for byte the same frame after frame, so see [`Arrivals::get`].
 pub fn packet_key(payload: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
-    payload.len().hash(&mut h);
-    payload[..payload.len().min(64)].hash(&mut h);
+    payload.hash(&mut h);
     h.finish()
 }
 
@@ -42,28 +42,44 @@ fn rtp_payload(packet: &[u8]) -> Option<&[u8]> {
 /// When each recent packet reached the tap.
 #[derive(Default)]
 pub struct Arrivals {
-    at: Mutex<(HashMap<u64, Instant>, VecDeque<u64>)>,
+    recent: Mutex<Recent>,
     /// Packets the tap received.
     pub packets: AtomicU64,
 }
 
+/// The last [`REMEMBERED`] packets: when each copy of each payload arrived, oldest first.
+#[derive(Default)]
+struct Recent {
+    at: HashMap<u64, VecDeque<Instant>>,
+    order: VecDeque<u64>,
+}
+
 impl Arrivals {
     fn note(&self, key: u64, now: Instant) {
-        let mut guard = self.at.lock().unwrap();
-        let (map, order) = &mut *guard;
-        if map.insert(key, now).is_none() {
-            order.push_back(key);
-            if order.len() > REMEMBERED
-                && let Some(old) = order.pop_front()
-            {
-                map.remove(&old);
+        let mut recent = self.recent.lock().unwrap();
+        let Recent { at, order } = &mut *recent;
+        at.entry(key).or_default().push_back(now);
+        order.push_back(key);
+        if order.len() > REMEMBERED
+            && let Some(old) = order.pop_front()
+            && let Some(copies) = at.get_mut(&old)
+        {
+            copies.pop_front();
+            if copies.is_empty() {
+                at.remove(&old);
             }
         }
     }
 
-    /// When the packet with this key reached the tap, if it is still remembered.
+    /// When the packet with this key reached the tap, if it is remembered and unambiguous: a
+    /// payload the tap saw twice (a repeated fragment of a still picture) could be either copy, and
+    /// a server ahead of the tap would be matched to the previous frame's copy, a frame interval
+    /// "late". Such packets are not measured.
     pub fn get(&self, key: u64) -> Option<Instant> {
-        self.at.lock().unwrap().0.get(&key).copied()
+        match self.recent.lock().unwrap().at.get(&key) {
+            Some(copies) if copies.len() == 1 => copies.front().copied(),
+            _ => None,
+        }
     }
 }
 

@@ -5,14 +5,12 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bl_proto::SigningKey;
 use bl_proto::token::{self, MediaAction, MediaClaims};
 
-use crate::feed::Arrivals;
 use crate::viewer::{Pending, Viewer};
 
 const NODE: &str = "gw-bench";
@@ -125,7 +123,7 @@ impl Gateway {
     }
 
     /// Opens one WHEP session on the main (720p) stream.
-    pub async fn connect(&self, probe: Option<Arc<Arrivals>>) -> anyhow::Result<Viewer> {
+    pub async fn connect(&self, probe: bool) -> anyhow::Result<Viewer> {
         let started = Instant::now();
         let mut pending = Pending::new(self.ip, OFFER_PT, probe).await?;
         let offer = pending.offer().await?;

@@ -6,13 +6,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
-use crate::feed::Arrivals;
 use crate::viewer::{Pending, Viewer};
 
 /// Where Debian installs Janus's plugins.
@@ -174,7 +172,7 @@ impl Janus {
     }
 
     /// Watches the mountpoint as one viewer (one Janus session, as one browser has).
-    pub async fn connect(&self, probe: Option<Arc<Arrivals>>) -> anyhow::Result<Viewer> {
+    pub async fn connect(&self, probe: bool) -> anyhow::Result<Viewer> {
         let started = Instant::now();
         let mut pending = Pending::new(self.ip, PT, probe).await?;
         let session = self.call("", json!({"janus": "create"})).await?["data"]["id"]

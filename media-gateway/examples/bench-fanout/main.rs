@@ -13,7 +13,9 @@
 //! - added latency p50, p99 and p99 of the packets outside keyframes (a keyframe is a burst):
 //!   viewer 0's arrival minus the tap's for the same packet (the tap is a
 //!   second RTSP client of the same camsim media, so this includes the gateway's own RTSP pull
-//!   and the client's receive path: an upper bound).
+//!   and the client's receive path: an upper bound). Packets are matched by payload; a payload
+//!   the tap saw more than once (a still picture repeats P-frame fragments byte for byte) is
+//!   ambiguous and not measured ("unmatched %").
 //!
 //! First frame: from asking to watch (creating the peer) to the first keyframe packet; "cold" =
 //! the gateway's first viewer (it starts the camera pull), "warm" = the median of 5 later ones.
@@ -38,7 +40,6 @@ mod viewer;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -106,7 +107,7 @@ impl Server {
         }
     }
 
-    async fn connect(&self, probe: Option<Arc<Arrivals>>) -> anyhow::Result<Viewer> {
+    async fn connect(&self, probe: bool) -> anyhow::Result<Viewer> {
         match self {
             Server::Gateway(g) => g.connect(probe).await,
             Server::Janus(j) => j.connect(probe).await,
@@ -129,6 +130,8 @@ struct Row {
     p99_delta_ms: Option<f64>,
     /// Share of the probe's packets that came late (after a higher sequence number).
     probe_late: f64,
+    /// Share of the probe's packets whose payload reached the tap more than once: not measured.
+    probe_unmatched: f64,
     /// Datagrams the kernel dropped for full receive buffers (viewers' or servers').
     udp_drops: u64,
     held: bool,
@@ -144,7 +147,13 @@ fn percentile(mut v: Vec<u32>, p: f64) -> Option<f64> {
 }
 
 /// Measures `viewers` over `window`.
-async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Duration) -> Row {
+async fn measure(
+    server: &Server,
+    viewers: &[Viewer],
+    tap: &Arrivals,
+    base_rss: u64,
+    window: Duration,
+) -> Row {
     let pid = server.pid();
     let me = std::process::id();
     let snapshot = |v: &Viewer| {
@@ -157,7 +166,7 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
     let late0 = viewers.first().map_or(0, |v| v.stats.late.load(Relaxed));
     let probe_packets0 = before.first().map_or(0, |b| b.0);
     if let Some(v) = viewers.first() {
-        v.stats.take_latencies();
+        v.stats.take_latencies(tap);
     }
     let drops0 = process::udp_receive_drops();
     let (cpu0, me0, t0) = (
@@ -188,10 +197,11 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
     let n = viewers.len().max(1);
     let mean_loss = losses.iter().sum::<f64>() / n as f64;
     let worst_loss = losses.iter().copied().fold(0.0, f64::max);
-    let latencies = viewers
-        .first()
-        .map(|v| v.stats.take_latencies())
-        .unwrap_or_default();
+    let (latencies, unmatched) = viewers.first().map_or((Vec::new(), 0), |v| {
+        let l = v.stats.take_latencies(tap);
+        (l.samples, l.unmatched)
+    });
+    let probe_unmatched = unmatched as f64 / (latencies.len() + unmatched).max(1) as f64;
     let probe_late = viewers.first().map_or(0.0, |v| {
         let late = v.stats.late.load(Relaxed).saturating_sub(late0);
         late as f64 / (v.stats.packets.load(Relaxed).saturating_sub(probe_packets0)).max(1) as f64
@@ -214,6 +224,7 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
         p99_ms,
         p99_delta_ms,
         probe_late,
+        probe_unmatched,
         udp_drops: process::udp_receive_drops().saturating_sub(drops0),
         held: connected == viewers.len() && mean_loss < 0.01,
     }
@@ -223,7 +234,7 @@ async fn measure(server: &Server, viewers: &[Viewer], base_rss: u64, window: Dur
 async fn grow(server: &Server, viewers: &mut Vec<Viewer>, n: usize) -> usize {
     let missing = n.saturating_sub(viewers.len());
     let results: Vec<_> = futures::stream::iter(0..missing)
-        .map(|_| server.connect(None))
+        .map(|_| server.connect(false))
         .buffer_unordered(CONNECTING)
         .collect()
         .await;
@@ -259,12 +270,12 @@ async fn run_server(
     let base_rss = process::rss_bytes(server.pid());
     let mut viewers = Vec::new();
     // Viewer 0 is the latency probe; it is also the gateway's cold start.
-    let probe = server.connect(Some(tap.arrivals.clone())).await?;
+    let probe = server.connect(true).await?;
     let cold = probe.first_frame(Duration::from_secs(15)).await;
     viewers.push(probe);
     let mut warm = Vec::new();
     for _ in 0..5 {
-        let v = server.connect(None).await?;
+        let v = server.connect(false).await?;
         if let Some(t) = v.first_frame(Duration::from_secs(15)).await {
             warm.push(t);
         }
@@ -288,7 +299,7 @@ async fn run_server(
         let failed = grow(server, &mut viewers, n).await;
         tokio::time::sleep(SETTLE).await;
         // Steps below the warm-up viewers measure them all.
-        let row = measure(server, &viewers, base_rss, window).await;
+        let row = measure(server, &viewers, &tap.arrivals, base_rss, window).await;
         print_row(server.name(), &row);
         let held = row.held && failed == 0;
         rows.push(row);
@@ -304,7 +315,14 @@ async fn run_server(
         println!("soak: {} viewers on {} for {soak:?}", n, server.name());
         let t0 = Instant::now();
         while t0.elapsed() < soak {
-            let row = measure(server, &viewers, base_rss, Duration::from_secs(60)).await;
+            let row = measure(
+                server,
+                &viewers,
+                &tap.arrivals,
+                base_rss,
+                Duration::from_secs(60),
+            )
+            .await;
             println!(
                 "  {:>5.1} min  RSS {:>7.1} MB  CPU {:>6.1} %  mean loss {:.2} %  connected {}",
                 t0.elapsed().as_secs_f64() / 60.0,
@@ -323,7 +341,7 @@ async fn run_server(
 
 fn print_header() {
     println!(
-        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>12} {:>7} {:>9} {:>9} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8} {:>9} {:>8} {:>10} {:>8} {:>10} {:>9} {:>9} {:>12} {:>7} {:>10} {:>9} {:>9} {:>5}",
         "server",
         "viewers",
         "receiving",
@@ -337,6 +355,7 @@ fn print_header() {
         "p99 ms",
         "p99 non-key",
         "late %",
+        "unmatched %",
         "client %",
         "UDP drops",
         "held"
@@ -345,7 +364,7 @@ fn print_header() {
 
 fn print_row(name: &str, r: &Row) {
     println!(
-        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9} {:>12} {:>7.2} {:>9.1} {:>9} {:>5}",
+        "{:>8} {:>8} {:>9} {:>8.2} {:>9.2} {:>8.1} {:>10.3} {:>8.1} {:>10.3} {:>9} {:>9} {:>12} {:>7.2} {:>10.1} {:>9.1} {:>9} {:>5}",
         name,
         r.viewers,
         r.connected,
@@ -359,6 +378,7 @@ fn print_row(name: &str, r: &Row) {
         r.p99_ms.map_or("-".into(), |p| format!("{p:.1}")),
         r.p99_delta_ms.map_or("-".into(), |p| format!("{p:.1}")),
         r.probe_late * 100.0,
+        r.probe_unmatched * 100.0,
         r.client_cpu * 100.0,
         r.udp_drops,
         if r.held { "yes" } else { "NO" }

@@ -38,15 +38,36 @@ pub struct Stats {
     pub connected: AtomicBool,
     /// When the first packet of a keyframe arrived.
     first_key_at: Mutex<Option<Instant>>,
-    /// Microseconds from the tap to this viewer per packet, and whether the packet belongs to a
-    /// keyframe (probe viewers only).
-    latencies_us: Mutex<Vec<(u32, bool)>>,
+    /// Per packet: its payload's key, when it arrived, and whether it belongs to a keyframe
+    /// (probe viewers only). Matched to the tap's arrivals only when measured, so that the tap has
+    /// seen every copy of a repeated payload by then.
+    received: Mutex<Vec<(u64, Instant, bool)>>,
+}
+
+/// The latency samples of a measuring window.
+pub struct Latencies {
+    /// Microseconds from the tap to the probe, and whether the packet belongs to a keyframe.
+    pub samples: Vec<(u32, bool)>,
+    /// Packets not measured: their payload reached the tap more than once (or is forgotten).
+    pub unmatched: usize,
 }
 
 impl Stats {
-    /// Takes the latency samples gathered so far.
-    pub fn take_latencies(&self) -> Vec<(u32, bool)> {
-        std::mem::take(&mut *self.latencies_us.lock().unwrap())
+    /// Matches the packets received since the last call with the tap's arrivals.
+    pub fn take_latencies(&self, tap: &Arrivals) -> Latencies {
+        let received = std::mem::take(&mut *self.received.lock().unwrap());
+        let total = received.len();
+        let samples: Vec<(u32, bool)> = received
+            .into_iter()
+            .filter_map(|(key, at, in_keyframe)| {
+                let us = at.saturating_duration_since(tap.get(key)?).as_micros();
+                Some((us.min(u128::from(u32::MAX)) as u32, in_keyframe))
+            })
+            .collect();
+        Latencies {
+            unmatched: total - samples.len(),
+            samples,
+        }
     }
 }
 
@@ -65,7 +86,7 @@ fn keyframe_start(payload: &[u8]) -> bool {
 struct Handler {
     stats: Arc<Stats>,
     /// Set for the viewer whose latency is measured.
-    probe: Option<Arc<Arrivals>>,
+    probe: bool,
     gathered: mpsc::Sender<()>,
 }
 
@@ -85,7 +106,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let stats = self.stats.clone();
-        let probe = self.probe.clone();
+        let probe = self.probe;
         tokio::spawn(async move {
             // Extended sequence number: 16-bit wraps counted.
             let mut highest: Option<u64> = None;
@@ -100,15 +121,12 @@ impl PeerConnectionEventHandler for Handler {
                     keyframe_ts = Some(p.header.timestamp);
                 }
                 let in_keyframe = keyframe_ts == Some(p.header.timestamp);
-                if let Some(arrivals) = &probe
-                    && let Some(at) = arrivals.get(packet_key(&p.payload))
-                {
-                    let us = now.saturating_duration_since(at).as_micros();
+                if probe {
                     stats
-                        .latencies_us
+                        .received
                         .lock()
                         .unwrap()
-                        .push((us.min(u32::MAX as u128) as u32, in_keyframe));
+                        .push((packet_key(&p.payload), now, in_keyframe));
                 }
                 stats.packets.fetch_add(1, Relaxed);
                 let seq = u64::from(p.header.sequence_number);
@@ -182,7 +200,7 @@ impl Pending {
     pub async fn new(
         ip: std::net::IpAddr,
         payload_type: u8,
-        probe: Option<Arc<Arrivals>>,
+        probe: bool,
     ) -> anyhow::Result<Pending> {
         let mut media = MediaEngine::default();
         media.register_codec(

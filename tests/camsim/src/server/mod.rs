@@ -118,11 +118,9 @@ pub fn serve(config: Config) -> Result<Server, Error> {
     server.connect_client_connected(|_, _| tracing::info!("rtsp client connected"));
 
     let ctx = glib::MainContext::new();
-    let source = server
-        .attach(Some(&ctx))
+    let (source, port) = listen(&server, &ctx)
         .map_err(|e| Error::Gst(format!("cannot listen on {}: {e}", config.listen)))?;
-    let port = server.bound_port();
-    let addr = SocketAddr::new(config.listen.ip(), u16::try_from(port).unwrap_or(0));
+    let addr = SocketAddr::new(config.listen.ip(), port);
     let main_loop = glib::MainLoop::new(Some(&ctx), false);
     let ml = main_loop.clone();
     let loop_thread = std::thread::Builder::new()
@@ -145,6 +143,40 @@ pub fn serve(config: Config) -> Result<Server, Error> {
         by_id,
         control: None,
     })
+}
+
+/// Listens as `RTSPServer::attach` does and returns the bound port, but with Nagle's algorithm
+/// off on every client connection (accepted sockets inherit it from the listener). A camera writes
+/// each interleaved RTP packet as it is made; with Nagle on, a packet written while the previous
+/// one was unacknowledged waited for the client's delayed ACK, and a whole frame reached one client
+/// 41 ms after another (the fan-out benchmark's latency tail).
+fn listen(
+    server: &rtsp::RTSPServer,
+    ctx: &glib::MainContext,
+) -> Result<(glib::SourceId, u16), glib::Error> {
+    const IPPROTO_TCP: i32 = 6;
+    const TCP_NODELAY: i32 = 1;
+    let socket = server.create_socket(None::<&rtsp::gio::Cancellable>)?;
+    socket.set_option(IPPROTO_TCP, TCP_NODELAY, 1)?;
+    let port = socket
+        .local_address()?
+        .downcast::<rtsp::gio::InetSocketAddress>()
+        .map_or(0, |a| a.port());
+    let server = server.clone();
+    let source = rtsp::gio::prelude::SocketExtManual::create_source(
+        &socket,
+        glib::IOCondition::IN | glib::IOCondition::PRI,
+        None::<&rtsp::gio::Cancellable>,
+        Some("camsim-accept"),
+        glib::Priority::DEFAULT,
+        move |socket, condition| {
+            if let Err(e) = rtsp::RTSPServer::io_func(socket, condition, &server) {
+                tracing::warn!(err = %e, "cannot accept an RTSP client");
+            }
+            glib::ControlFlow::Continue
+        },
+    );
+    Ok((source.attach(Some(ctx)), port))
 }
 
 impl Server {

@@ -178,10 +178,10 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
             return;
         }
         let encoding = s.get::<&str>("encoding-name").unwrap_or("?");
-        let Some(codec) = VideoCodec::from_encoding_name(encoding) else {
+        if VideoCodec::from_encoding_name(encoding).is_none() {
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoding.to_ascii_uppercase());
             return;
-        };
+        }
         let (Some(pipeline), Some(sink)) = (pipeline_weak.upgrade(), sink_weak.upgrade()) else {
             return;
         };
@@ -189,17 +189,7 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
         if sink.static_pad("sink").is_some_and(|p| p.is_linked()) {
             return;
         }
-        relay2.set_codec(codec);
-        let linked = match codec {
-            VideoCodec::H264 => {
-                if let Ok(sprop) = s.get::<&str>("sprop-parameter-sets") {
-                    relay2.set_parameter_sets(sprop);
-                }
-                link_pass_through(pad, &sink)
-            }
-            VideoCodec::H265 => link_relay_chain(&pipeline, pad, sink.upcast_ref(), codec),
-        };
-        if let Err(e) = linked {
+        if let Err(e) = link_video(pipeline.upcast_ref(), pad, s, &sink, &relay2) {
             tracing::error!(err = %e, "cannot link the camera's video");
         }
     });
@@ -215,19 +205,38 @@ fn build(relay: &Arc<Relay>, target: &PullTarget) -> Result<(gst::Pipeline, Code
     Ok((pipeline, codec_seen))
 }
 
-/// Links `pad` (the camera's RTP) straight to `sink`.
-fn link_pass_through(pad: &gst::Pad, sink: &gst_app::AppSink) -> Result<(), String> {
-    let sinkpad = sink
-        .static_pad("sink")
-        .ok_or("the appsink has no sink pad")?;
-    pad.link(&sinkpad).map_err(|e| format!("{e:?}"))?;
-    Ok(())
+/// Links `pad`, a camera's RTP video described by `rtp` (its caps), to `sink` in `bin`, and records
+/// the codec (and H.264's SDP parameter sets) in `relay`: H.264 passes through as it comes; H.265
+/// goes through depayloader, parser (parameter sets before every keyframe) and payloader (MTU
+/// 1200) first. Nothing is decoded. The pull ingest and the push server share it.
+pub(super) fn link_video(
+    bin: &gst::Bin,
+    pad: &gst::Pad,
+    rtp: &gst::StructureRef,
+    sink: &gst_app::AppSink,
+    relay: &Relay,
+) -> Result<VideoCodec, String> {
+    let encoding = rtp.get::<&str>("encoding-name").unwrap_or("?");
+    let codec = VideoCodec::from_encoding_name(encoding)
+        .ok_or_else(|| format!("the gateway cannot relay {encoding} video"))?;
+    relay.set_codec(codec);
+    match codec {
+        VideoCodec::H264 => {
+            if let Ok(sprop) = rtp.get::<&str>("sprop-parameter-sets") {
+                relay.set_parameter_sets(sprop);
+            }
+            let sinkpad = sink
+                .static_pad("sink")
+                .ok_or("the appsink has no sink pad")?;
+            pad.link(&sinkpad).map_err(|e| format!("{e:?}"))?;
+        }
+        VideoCodec::H265 => link_relay_chain(bin, pad, sink.upcast_ref(), codec)?,
+    }
+    Ok(codec)
 }
 
-/// Links `pad` (the camera's RTP) through `codec`'s depayloader, parser (parameter sets before every
-/// keyframe) and payloader (MTU 1200) to `sink`, in the running `pipeline`: nothing is decoded.
 fn link_relay_chain(
-    pipeline: &gst::Pipeline,
+    bin: &gst::Bin,
     pad: &gst::Pad,
     sink: &gst::Element,
     codec: VideoCodec,
@@ -243,8 +252,7 @@ fn link_relay_chain(
     pay.set_property("mtu", 1200u32);
     pay.set_property("pt", 96u32);
     pay.set_property_from_str("aggregate-mode", "zero-latency");
-    pipeline
-        .add_many([&depay, &parse, &pay])
+    bin.add_many([&depay, &parse, &pay])
         .map_err(|e| e.to_string())?;
     gst::Element::link_many([&depay, &parse, &pay, sink]).map_err(|e| e.to_string())?;
     for e in [&pay, &parse, &depay] {
@@ -257,64 +265,39 @@ fn link_relay_chain(
     Ok(())
 }
 
-/// Links the video pad `parsebin` (in a pushed stream's media) exposes — parsed H.264 or H.265 —
-/// through the codec's payloader to `sink`, and records the codec in `relay`.
-pub(super) fn link_payloader_on_pad(
-    parsebin: &gst::Element,
+/// Links a pushed stream's RTP — the src pad of `entry`, the element the push server's RECORD
+/// media receives into — to `sink` when its caps (from the edge's `ANNOUNCE`) arrive: see
+/// [`link_video`].
+pub(super) fn link_video_on_caps(
+    entry: &gst::Element,
     sink: &gst_app::AppSink,
     relay: &Arc<Relay>,
 ) {
-    let sink = sink.downgrade();
-    let relay = Arc::downgrade(relay);
-    parsebin.connect_pad_added(move |parsebin, pad| {
-        let (Some(sink), Some(relay)) = (sink.upgrade(), relay.upgrade()) else {
-            return;
+    let Some(src) = entry.static_pad("src") else {
+        tracing::error!(camera_id = %relay.camera, "the push media's entry has no src pad");
+        return;
+    };
+    let bin = entry.parent().and_then(|p| p.downcast::<gst::Bin>().ok());
+    let (sink, relay) = (sink.downgrade(), Arc::downgrade(relay));
+    src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+        let Some(gst::PadProbeData::Event(event)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
         };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let codec = match caps.structure(0).map(|s| s.name().as_str()) {
-            Some("video/x-h264") => VideoCodec::H264,
-            Some("video/x-h265") => VideoCodec::H265,
-            other => {
-                tracing::warn!(camera_id = %relay.camera, caps = ?other, "the edge pushes a stream the gateway cannot relay");
-                return;
-            }
+        let gst::EventView::Caps(caps) = event.view() else {
+            return gst::PadProbeReturn::Ok;
         };
-        if let Err(e) = link_payloader(parsebin, pad, sink.upcast_ref(), codec) {
-            tracing::error!(camera_id = %relay.camera, err = %e, "cannot link the edge's video");
-            return;
+        let (Some(bin), Some(sink), Some(relay)) = (&bin, sink.upgrade(), relay.upgrade()) else {
+            return gst::PadProbeReturn::Remove;
+        };
+        let Some(rtp) = caps.caps().structure(0) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        // Linked before the caps event goes on, so it reaches the new peer.
+        if let Err(e) = link_video(bin, pad, rtp, &sink, &relay) {
+            tracing::warn!(camera_id = %relay.camera, err = %e, "cannot relay the edge's video");
         }
-        relay.set_codec(codec);
+        gst::PadProbeReturn::Remove
     });
-}
-
-/// Links `pad` (parsed video of `codec`) through the codec's payloader to `sink`, beside `sibling`
-/// in its bin.
-fn link_payloader(
-    sibling: &gst::Element,
-    pad: &gst::Pad,
-    sink: &gst::Element,
-    codec: VideoCodec,
-) -> Result<(), String> {
-    let bin = sibling
-        .parent()
-        .and_then(|p| p.downcast::<gst::Bin>().ok())
-        .ok_or("the parser is not in a bin")?;
-    let name = codec.elements()[2];
-    let pay = gst::ElementFactory::make(name)
-        .build()
-        .map_err(|_| format!("GStreamer element {name} is missing"))?;
-    pay.set_property("config-interval", -1i32);
-    pay.set_property("mtu", 1200u32);
-    pay.set_property("pt", 96u32);
-    pay.set_property_from_str("aggregate-mode", "zero-latency");
-    bin.add(&pay).map_err(|e| e.to_string())?;
-    pay.link(sink).map_err(|e| e.to_string())?;
-    pay.sync_state_with_parent().map_err(|e| e.to_string())?;
-    let sinkpad = pay
-        .static_pad("sink")
-        .ok_or("the payloader has no sink pad")?;
-    pad.link(&sinkpad).map_err(|e| format!("{e:?}"))?;
-    Ok(())
 }
 
 /// The appsink callbacks that hand each RTP packet to `relay` while `accept()` says so, and pass a

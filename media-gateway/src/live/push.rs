@@ -5,9 +5,9 @@
 //!
 //! A camera stream accepts pushes only while its relay waits for or receives one
 //! ([`PushServer::mount`]); an edge's first request with a valid token mounts its exact path, and
-//! pushes to anything else answer 404. The pushed H.264 or H.265 is depayloaded, parsed and
-//! re-payloaded (parameter sets before every keyframe) for WebRTC like a pulled camera, never
-//! decoded, and feeds the same [`Relay`]. When an edge reconnects while its old session still lingers, the newest push
+//! pushes to anything else answer 404. The pushed RTP feeds the same [`Relay`] as a pulled
+//! camera's, the same way: H.264 as it comes, H.265 depayloaded, parsed and re-payloaded
+//! (parameter sets before every keyframe); never decoded. When an edge reconnects while its old session still lingers, the newest push
 //! wins: the older one's packets are dropped.
 
 use std::collections::HashMap;
@@ -30,11 +30,12 @@ use super::relay::{Relay, SourceState};
 use crate::auth::TokenVerifier;
 
 /// What the server does with a pushed stream: nothing is decoded. The edge pushes H.264 or H.265
-/// (its camera's codec), known only from its `ANNOUNCE`, after the media was built: `parsebin`
-/// picks the depayloader and parser, and the payloader is linked when its pad appears
-/// ([`super::ingest::link_payloader`]).
+/// (its camera's codec), known only from its `ANNOUNCE`, after the media was built: the RTP the
+/// media receives into `depay0` (a pass-through: the server wants an element of that name) is
+/// linked when its caps arrive ([`super::ingest::link_video_on_caps`]), H.264 straight to the
+/// appsink as a pulled camera's.
 const LAUNCH: &str =
-    "( parsebin name=depay0 appsink name=sink sync=false max-buffers=64 drop=true )";
+    "( identity name=depay0 appsink name=sink sync=false max-buffers=64 drop=true )";
 
 /// A camera stream that accepts pushes: its factory and the token paths mounted for it.
 struct Waiting {
@@ -154,11 +155,11 @@ impl PushServer {
                 tracing::error!(camera_id = %relay.camera, "push pipeline has no appsink");
                 return;
             };
-            if let Some(parsebin) = element
+            if let Some(entry) = element
                 .downcast_ref::<gst::Bin>()
                 .and_then(|b| b.by_name("depay0"))
             {
-                super::ingest::link_payloader_on_pad(&parsebin, &sink, &relay);
+                super::ingest::link_video_on_caps(&entry, &sink, &relay);
             }
             let current = newest.clone();
             sink.set_callbacks(super::ingest::relay_sink(

@@ -20,6 +20,21 @@ pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
+/// Writes `bytes` as `dir/name` so that a crash leaves either the whole file or none: a hidden
+/// temporary file, fsynced, renamed into place, then the folder fsynced. Creates `dir`.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
 /// Every file under `dir` as a `/`-separated path relative to it, sorted (unreadable folders are
 /// skipped: their files then show up as missing to a verifier).
 pub fn list_files(dir: &Path) -> Vec<String> {

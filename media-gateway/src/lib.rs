@@ -205,6 +205,7 @@ fn start_voice_recordings(config: &Config, gateway: &Gateway) {
         config.node_id.clone(),
         reporter,
     ));
+    recordings.recover_unfinished();
     tokio::spawn(rooms::record::record_transmissions(
         gateway.rooms.clone(),
         recordings.clone(),

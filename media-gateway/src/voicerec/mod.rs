@@ -26,9 +26,11 @@ use crate::keyfile::PrivateKey;
 pub mod mix;
 pub mod recorder;
 pub mod report;
+pub mod unfinished;
 
 use mix::Direction;
 use recorder::Recorder;
+use unfinished::Unfinished;
 
 /// The content type of a recording.
 pub const CONTENT_TYPE: &str = "audio/webm";
@@ -156,7 +158,11 @@ impl VoiceRecordings {
             return None;
         }
         let path = tmp.join(format!("{}.webm", uuid::Uuid::now_v7()));
-        match Recorder::start(path) {
+        // Blocks for an fsync: once per recording, before any sound.
+        if let Err(e) = Unfinished::new(&meta, chrono::Utc::now()).write_beside(&path) {
+            tracing::warn!(err = %e, "cannot note a voice recording; a crash during it would lose it");
+        }
+        match Recorder::start(path.clone()) {
             Ok(recorder) => Some(Arc::new(Voice {
                 recorder,
                 premises: Mutex::new(if meta.premises {
@@ -169,22 +175,89 @@ impl VoiceRecordings {
             })),
             Err(e) => {
                 tracing::error!(err = %e, "cannot start a voice recording; not recorded");
+                let _ = std::fs::remove_file(unfinished::note_of(&path));
                 None
             }
         }
     }
 
-    /// Hashes, signs and stores a finished file, then queues its report. Removes the file.
-    async fn keep(&self, path: PathBuf, report: impl FnOnce(Sha256Hex, u64) -> VoiceReport) {
-        let result = self.store_file(&path, report).await;
-        let _ = tokio::fs::remove_file(&path).await;
-        match result {
+    /// Keeps what a previous run of the gateway left unfinished ([`unfinished`]). Call once at
+    /// start: the files are listed now, before any recording of this run, and stored in the
+    /// background.
+    pub fn recover_unfinished(self: &Arc<Self>) {
+        let tmp = self.dir.join("tmp");
+        let left = unfinished::left_in(&tmp);
+        for stray in unfinished::stray_notes(&tmp) {
+            let _ = std::fs::remove_file(stray);
+        }
+        if left.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            for (file, note) in left {
+                me.recover(file, note).await;
+            }
+        });
+    }
+
+    async fn recover(&self, file: PathBuf, note: Option<Unfinished>) {
+        let size = tokio::fs::metadata(&file)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let Some(note) = note.filter(|_| size > 0) else {
+            // A recording being thrown away (or one that never got a note, or any sound).
+            let _ = tokio::fs::remove_file(&file).await;
+            let _ = tokio::fs::remove_file(unfinished::note_of(&file)).await;
+            return;
+        };
+        let ended_at = tokio::fs::metadata(&file)
+            .await
+            .and_then(|m| m.modified())
+            .map(DateTime::<Utc>::from)
+            .unwrap_or_else(|_| Utc::now());
+        let stored = self
+            .keep(&file, |sha256, size| VoiceReport {
+                v: 1,
+                sha256,
+                size,
+                content_type: CONTENT_TYPE.into(),
+                kind: note.kind,
+                talker: note.talker,
+                cameras: note.cameras,
+                broadcast: note.broadcast,
+                started_at: note.started_at,
+                ended_at: bl_proto::time::to_millis(ended_at.max(note.started_at)),
+                directions: vec!["center".into()],
+                premises_note: note.premises.then(|| unfinished::CUT_SHORT.to_owned()),
+            })
+            .await;
+        if stored {
+            tracing::warn!(file = %file.display(), "kept a voice recording the gateway stopped in the middle of");
+            let _ = tokio::fs::remove_file(&file).await;
+            let _ = tokio::fs::remove_file(unfinished::note_of(&file)).await;
+        }
+        // Not stored: both stay for the next start.
+    }
+
+    /// Hashes, signs and stores a finished file, then queues its report; whether it is stored.
+    async fn keep(
+        &self,
+        path: &std::path::Path,
+        report: impl FnOnce(Sha256Hex, u64) -> VoiceReport,
+    ) -> bool {
+        match self.store_file(path, report).await {
             Ok(report) => {
                 tracing::info!(sha256 = %report.sha256, size = report.size, kind = ?report.kind,
                     cameras = ?report.cameras, "voice recording stored");
                 self.reporter.queue(report).await;
+                true
             }
-            Err(e) => tracing::error!(err = %e, "a voice recording could not be stored"),
+            Err(e) => {
+                tracing::error!(err = %e, "a voice recording could not be stored");
+                false
+            }
         }
     }
 
@@ -265,7 +338,13 @@ impl Voice {
     /// Ends the recording without keeping it (a push-to-talk tap too short to hold speech).
     pub async fn discard(self: Arc<Self>) {
         self.recorder.abort();
+        self.remove_files().await;
+    }
+
+    /// Removes the recording's file and its note.
+    async fn remove_files(&self) {
         let _ = tokio::fs::remove_file(&self.recorder.path).await;
+        let _ = tokio::fs::remove_file(unfinished::note_of(&self.recorder.path)).await;
     }
 
     /// Ends the recording, stores it and reports it (in the background of the caller's task).
@@ -275,7 +354,7 @@ impl Voice {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(err = %e, "a voice recording failed; not stored");
-                let _ = tokio::fs::remove_file(&self.recorder.path).await;
+                self.remove_files().await;
                 return;
             }
         };
@@ -296,7 +375,7 @@ impl Voice {
         };
         let meta = self.meta.clone();
         self.owner
-            .keep(self.recorder.path.clone(), |sha256, size| VoiceReport {
+            .keep(&self.recorder.path, |sha256, size| VoiceReport {
                 v: 1,
                 sha256,
                 size,
@@ -311,5 +390,6 @@ impl Voice {
                 premises_note,
             })
             .await;
+        self.remove_files().await;
     }
 }

@@ -6,7 +6,7 @@
 //! appsrc center   ! rtpopusdepay ! opusdec ! … 16 kHz mono ! appsink ─┐
 //! appsrc premises ! rtpopusdepay ! opusdec ! … 16 kHz mono ! appsink ─┤ Mixer (left, right)
 //! appsrc stereo ◄──────────────────────────────────────────────────────┘
-//!        ! audioconvert ! opusenc ! webmmux ! filesink
+//!        ! audioconvert ! opusenc ! webmmux ! filesink (unbuffered: a crash keeps what was mixed)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,19 +35,23 @@ fn rtp_caps() -> String {
     )
 }
 
+// The decoders' appsinks do not preroll (`async=false`): a direction that stays silent (a camera
+// without sound) would otherwise hold the whole pipeline in PAUSED, and nothing would reach the
+// file until the end.
 fn launch(path: &Path) -> String {
     let decode = |name: &str| {
         format!(
             "appsrc name={name} format=time caps=\"{caps}\" ! rtpopusdepay ! opusdec ! \
              audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate={RATE},channels=1 ! \
-             appsink name={name}_pcm sync=false",
+             appsink name={name}_pcm sync=false async=false",
             caps = rtp_caps()
         )
     };
     format!(
         "{} {} appsrc name=stereo format=time \
          caps=\"audio/x-raw,format=S16LE,rate={RATE},channels=2,layout=interleaved\" ! \
-         audioconvert ! opusenc bitrate=48000 ! webmmux ! filesink location=\"{}\"",
+         audioconvert ! opusenc bitrate=48000 ! webmmux ! \
+         filesink buffer-mode=unbuffered location=\"{}\"",
         decode("center"),
         decode("premises"),
         path.display()

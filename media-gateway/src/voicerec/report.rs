@@ -71,18 +71,8 @@ impl Reporter {
     pub async fn queue(&self, report: VoiceReport) {
         let pending = self.pending.clone();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&pending)?;
-            let name = format!("{}.json", report.sha256);
-            let tmp = pending.join(format!(".{name}.tmp"));
             let json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
-            {
-                use std::io::Write as _;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&json)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, pending.join(name))?;
-            crate::durable::sync_dir(&pending)
+            crate::durable::write_atomically(&pending, &format!("{}.json", report.sha256), &json)
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));

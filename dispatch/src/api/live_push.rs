@@ -264,6 +264,8 @@ pub(super) fn send_as(
             ),
         )
     })?;
+    app.edge_link
+        .note_unstored(command.cmd_id, command.action.type_name(), edge);
     tracing::info!(edge = %edge.as_str(), cmd = %command.cmd_id, kind = command.action.type_name(),
         "live command sent");
     Ok(command.cmd_id)

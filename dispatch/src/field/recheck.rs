@@ -35,7 +35,23 @@ use uuid::Uuid;
 #[derive(Debug, Default)]
 pub struct EdgeLink {
     client: OnceLock<AsyncClient>,
+    /// Commands sent without a row of their own (live video, talk), by id: their kind, edge and
+    /// when they were sent, so that the edge's answer is recognised and logged for what it is.
+    unstored: std::sync::Mutex<std::collections::HashMap<Uuid, Unstored>>,
 }
+
+/// A command sent without a row of its own, awaiting its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unstored {
+    /// The command's type (`startLive`, `startTalk`, …).
+    pub kind: &'static str,
+    /// The edge it went to.
+    pub edge: EdgeId,
+    sent: std::time::Instant,
+}
+
+/// How long an unstored command's answer is waited for; long past any command's grace.
+const UNSTORED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl EdgeLink {
     /// Called by the MQTT consumer when it has made its client.
@@ -60,6 +76,31 @@ impl EdgeLink {
                 bl_proto::encode(cmd),
             )
             .map_err(|e| e.to_string())
+    }
+}
+
+impl EdgeLink {
+    /// Notes a command sent without a row of its own, so that its answer is recognised.
+    pub fn note_unstored(&self, cmd_id: Uuid, kind: &'static str, edge: &EdgeId) {
+        let now = std::time::Instant::now();
+        let mut unstored = self.unstored.lock().unwrap_or_else(|e| e.into_inner());
+        unstored.retain(|_, c| now.duration_since(c.sent) < UNSTORED_FOR);
+        unstored.insert(
+            cmd_id,
+            Unstored {
+                kind,
+                edge: edge.clone(),
+                sent: now,
+            },
+        );
+    }
+
+    /// The unstored command `cmd_id` answers, once (a repeated answer finds nothing).
+    pub fn answered(&self, cmd_id: Uuid) -> Option<Unstored> {
+        self.unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&cmd_id)
     }
 }
 
@@ -481,6 +522,26 @@ pub fn is_result_topic(topic: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unstored_commands_answer_is_recognised_once() {
+        let link = EdgeLink::default();
+        let edge = EdgeId::new("edge-1").unwrap();
+        let (live, talk) = (Uuid::now_v7(), Uuid::now_v7());
+        link.note_unstored(live, "startLive", &edge);
+        link.note_unstored(talk, "startTalk", &edge);
+        let answered = link.answered(talk).expect("the talk command is known");
+        assert_eq!((answered.kind, answered.edge), ("startTalk", edge));
+        assert!(
+            link.answered(talk).is_none(),
+            "a repeated answer finds nothing"
+        );
+        assert!(
+            link.answered(Uuid::now_v7()).is_none(),
+            "nor does a stranger"
+        );
+        assert_eq!(link.answered(live).map(|c| c.kind), Some("startLive"));
+    }
 
     #[test]
     fn a_pass_resolves_only_a_resolvable_incident_not_reopened_since_the_request() {

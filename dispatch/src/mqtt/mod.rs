@@ -214,7 +214,7 @@ async fn handle(app: &AppState, publishes: &[Publish], shutdown: &CancellationTo
     let mut reports = Vec::with_capacity(publishes.len());
     for publish in publishes {
         if recheck::is_result_topic(&publish.topic) {
-            if broadcast_result(app, publish).await {
+            if broadcast_result(app, publish).await || unstored_result(app, publish) {
                 continue;
             }
             if !recheck::consume(&app.pool, publish, shutdown).await {
@@ -288,6 +288,27 @@ async fn broadcast_result(app: &AppState, publish: &Publish) -> bool {
             false
         }
     }
+}
+
+/// An edge's answer to a live-video or talk command, which has no row to update: logged for what
+/// it is (whether media then flows is the gateway's to see). False for any other message.
+fn unstored_result(app: &AppState, publish: &Publish) -> bool {
+    let Ok(result) = bl_proto::decode::<bl_proto::command::CommandResult>(&publish.payload) else {
+        return false;
+    };
+    let Some(command) = app.edge_link.answered(result.cmd_id) else {
+        return false;
+    };
+    let (edge, cmd, kind) = (command.edge.as_str(), result.cmd_id, command.kind);
+    match &result.outcome {
+        bl_proto::command::Outcome::Ok { .. } => {
+            tracing::info!(edge, %cmd, kind, "the edge box did the command");
+        }
+        bl_proto::command::Outcome::Error { code, message } => {
+            tracing::warn!(edge, %cmd, kind, code, message, "the edge box could not do the command");
+        }
+    }
+    true
 }
 
 /// A data exception (class 22) or integrity violation (class 23): the same values fail again, so

@@ -99,7 +99,14 @@ pub fn run(
             match player.as_ref().and_then(|p| p.poll()) {
                 Some(PlayerEvent::Ended) if once => break Ok(Finished::Played),
                 Some(PlayerEvent::Ended) => {
-                    failure = Some("the gateway ended the operator's audio".into());
+                    // Ordinarily the operator hung up and `stopTalk` is on its way: not a
+                    // failure. Pulled again after the backoff if the talk still lasts then (a
+                    // gateway that restarted).
+                    tracing::info!(retry_in = ?backoff, "the gateway ended the operator's audio");
+                    set(TalkStatus::Connecting);
+                    player = None;
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
                 Some(PlayerEvent::Failed(reason)) => failure = Some(reason),
                 None => {}

@@ -125,6 +125,15 @@ fn fixture(
             format!("/api/broadcasts/{}", broadcast(target, ids)),
             StatusCode::OK,
         ),
+        ("GET", "/api/broadcasts") => (None, rule.path.into(), StatusCode::OK),
+        ("POST", "/api/broadcasts/{id}/voice-recordings") => (
+            json_body(json!({})),
+            format!(
+                "/api/broadcasts/{}/voice-recordings",
+                broadcast(target, ids)
+            ),
+            StatusCode::OK,
+        ),
         // the admin's broadcast: only a supervisor may end another's
         ("DELETE", "/api/broadcasts/{id}") => (
             None,

@@ -4,7 +4,8 @@
 //! (a second report of the same SHA-256 changes nothing), is audited, and the incident's
 //! recordings come with a gateway URL carrying a view token for the camera. Another node, a bad
 //! report and a stranger are refused. A push-to-talk transmission, named by its voice channel,
-//! lands on the channel's incident the same way.
+//! lands on the channel's incident the same way. A broadcast's recording is listed with the broadcast
+//! (`GET /api/broadcasts`) and played from there by the operators of its towns only.
 
 mod common;
 
@@ -343,4 +344,105 @@ async fn a_consult_room_recorded_on_request_is_on_its_incident_and_the_room_says
     .await
     .unwrap();
     assert_eq!(audited, ["room.record", "voice.recorded"]);
+}
+
+#[tokio::test]
+async fn a_broadcasts_recording_is_listed_with_its_kitchens_and_plays_for_its_towns_only() {
+    let (db, _dir, server, mut admin) = setup_with(|c| c.media = Some(media_with_services())).await;
+    let (status, p) = create_premises(&mut admin, "zhaitang", "斋堂镇中心小学食堂").await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    insert_camera(&db, p["id"].as_str().unwrap(), CAM, true).await;
+    create_user(&mut admin, "op-bc", "operator", Some(&["zhaitang"])).await;
+    create_user(&mut admin, "op-far", "operator", Some(&["dayu"])).await;
+    let pool = db.pool().await;
+    let talker: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE username = 'op-bc'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // A broadcast that reached the kitchen and ended (started the way POST /api/broadcasts does,
+    // which needs the edges' broker: see tests/broadcast.rs).
+    let broadcast = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO broadcasts (id, user_id, username, display_name, selection, started_at, ended_at) \
+         VALUES ($1, $2, 'op-bc', '广播员', $3, now() - interval '1 minute', now())",
+    )
+    .bind(broadcast)
+    .bind(talker)
+    .bind(json!({"cameras": [CAM]}))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO broadcast_targets (broadcast_id, camera_id, town_id, state, updated_at) \
+         VALUES ($1, $2, 'zhaitang', 'ended', now())",
+    )
+    .bind(broadcast)
+    .bind(CAM)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let mut op = server.client();
+    assert_eq!(op.login("op-bc", USER_PASSWORD).await.0, StatusCode::OK);
+    let (status, list) = op.get("/api/broadcasts").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1, "{list}");
+    let item = &list["items"][0];
+    assert_eq!(item["id"], broadcast.to_string());
+    assert_eq!(item["displayName"], "广播员");
+    assert_eq!(
+        (item["kitchens"].as_i64(), item["heard"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(item["recordings"], json!([]), "not reported yet: {item}");
+
+    // The gateway reports the recording of the operator's voice.
+    let sha = "d".repeat(64);
+    let mut body = report(&talker.to_string(), &sha);
+    body["kind"] = json!("broadcast");
+    body["broadcast"] = json!(broadcast);
+    body["directions"] = json!(["center"]);
+    let node = owner(CAM);
+    let (status, reported) =
+        internal_post(&server, "/internal/voice-recordings", &node, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{reported}");
+    let (_, list) = op.get("/api/broadcasts").await;
+    assert_eq!(list["items"][0]["recordings"], json!([sha]), "{list}");
+
+    let (status, recordings) = op
+        .post(
+            &format!("/api/broadcasts/{broadcast}/voice-recordings"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{recordings}");
+    let items = recordings["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{recordings}");
+    assert_eq!(items[0]["kind"], "broadcast");
+    let url = items[0]["url"].as_str().unwrap();
+    let token = url.split("access_token=").nth(1).unwrap();
+    let claims = token::verify(token, &media_public_key(), chrono::Utc::now().timestamp()).unwrap();
+    assert_eq!(claims.action, MediaAction::View);
+    assert_eq!(claims.camera.as_str(), CAM);
+    let (object, town): (String, String) = sqlx::query_as(
+        "SELECT object_id, town_id FROM audit_log WHERE action = 'evidence.view' AND object_type = 'broadcast'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((object, town), (broadcast.to_string(), "zhaitang".into()));
+
+    // An operator of another town neither sees it nor gets its recording.
+    let mut far = server.client();
+    assert_eq!(far.login("op-far", USER_PASSWORD).await.0, StatusCode::OK);
+    let (status, list) = far.get("/api/broadcasts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 0, "{list}");
+    let (status, refused) = far
+        .post(
+            &format!("/api/broadcasts/{broadcast}/voice-recordings"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
 }

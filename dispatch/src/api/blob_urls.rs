@@ -1,6 +1,6 @@
-//! Gateway URLs for an incident's blobs (evidence and voice recordings): one short-lived `view`
-//! token per camera (or room) serves all of its blobs, and the grant is in the audit log before any
-//! URL leaves.
+//! Gateway URLs for the blobs of an incident (evidence and voice recordings) or of a broadcast
+//! (its recording): one short-lived `view` token per camera (or room) serves all of its blobs, and
+//! the grant is in the audit log before any URL leaves.
 
 use super::media::{Signed, media_config, sign};
 use crate::AppState;
@@ -14,19 +14,43 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
 
+/// What the blobs belong to.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum About {
+    Incident(IncidentId),
+    Broadcast(uuid::Uuid),
+}
+
+impl About {
+    fn kind(self) -> &'static str {
+        match self {
+            About::Incident(_) => "incident",
+            About::Broadcast(_) => "broadcast",
+        }
+    }
+
+    fn id(self) -> String {
+        match self {
+            About::Incident(id) => id.to_string(),
+            About::Broadcast(id) => id.to_string(),
+        }
+    }
+}
+
 /// The tokens granted, by camera.
 pub(super) struct BlobUrls {
     tokens: BTreeMap<String, Signed>,
 }
 
 impl BlobUrls {
-    /// Signs one token per camera of `cameras` and audits it as `evidence.view` of `incident`
-    /// (in `town`), with `what` (e.g. `{"blobs": 3}`) beside the tokens issued.
+    /// Signs one token per camera of `cameras` and audits it as `evidence.view` of `about` (an
+    /// incident or a broadcast, in `town`), with `what` (e.g. `{"blobs": 3}`) beside the tokens
+    /// issued.
     pub async fn grant<'a>(
         app: &AppState,
         caller: &Caller,
         audit: &Audit,
-        (incident, town): (IncidentId, &str),
+        (about, town): (About, &str),
         cameras: impl IntoIterator<Item = &'a str>,
         mut what: serde_json::Map<String, serde_json::Value>,
     ) -> Result<BlobUrls> {
@@ -50,7 +74,7 @@ impl BlobUrls {
             .record(
                 app,
                 Event::new(Action::EvidenceView)
-                    .object("incident", incident)
+                    .object(about.kind(), about.id())
                     .town(town)
                     .details(what.into()),
             )

@@ -419,7 +419,7 @@ type BroadcastRow = (Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>)
 
 /// The broadcast with the targets the caller may see: 404 when missing, 403 when none of its
 /// kitchens lies in the caller's towns (talkers of those towns follow it on the WebSocket too).
-async fn load(app: &AppState, caller: &Caller, id: Uuid) -> Result<BroadcastView> {
+pub(super) async fn load(app: &AppState, caller: &Caller, id: Uuid) -> Result<BroadcastView> {
     let row: Option<BroadcastRow> =
         sqlx::query_as(
             "SELECT user_id, username, display_name, started_at, ended_at FROM broadcasts WHERE id = $1",
@@ -456,7 +456,7 @@ async fn load(app: &AppState, caller: &Caller, id: Uuid) -> Result<BroadcastView
     })
 }
 
-fn broadcast_id(raw: &str) -> Result<Uuid> {
+pub(super) fn broadcast_id(raw: &str) -> Result<Uuid> {
     raw.parse()
         .map_err(|_| Error::bad_request("invalid_id", format!("{raw:?} is not a broadcast id")))
 }

@@ -7,7 +7,7 @@
 //! the gateway answers 404 until it has ("evidence arriving").
 
 use super::Path;
-use super::blob_urls::BlobUrls;
+use super::blob_urls::{About, BlobUrls};
 use crate::AppState;
 use crate::audit::Audit;
 use crate::auth::Caller;
@@ -115,7 +115,7 @@ pub async fn incident_evidence(
         &app,
         &caller,
         &audit,
-        (id, &incident.town_id),
+        (About::Incident(id), &incident.town_id),
         cameras,
         what,
     )

@@ -3,6 +3,7 @@
 
 mod audit;
 mod blob_urls;
+mod broadcast_history;
 mod broadcasts;
 mod cameras;
 mod clocks;
@@ -162,6 +163,13 @@ pub fn routes() -> Routes {
     .add("POST", "/api/broadcasts", broadcasts::create)
     .add("GET", "/api/broadcasts/{id}", broadcasts::get)
     .add("DELETE", "/api/broadcasts/{id}", broadcasts::end)
+    // past broadcasts and their recordings (api/broadcast_history.rs)
+    .add("GET", "/api/broadcasts", broadcast_history::list)
+    .add(
+        "POST",
+        "/api/broadcasts/{id}/voice-recordings",
+        broadcast_history::voice_recordings,
+    )
     // consult rooms and incident voice channels (api/rooms.rs)
     .add("POST", "/api/incidents/{id}/rooms", rooms::create)
     .add("GET", "/api/incidents/{id}/rooms", rooms::list)

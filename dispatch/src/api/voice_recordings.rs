@@ -12,7 +12,7 @@
 //! `voiceRecorded` and its `kind`.
 
 use super::Path;
-use super::blob_urls::BlobUrls;
+use super::blob_urls::{About, BlobUrls};
 use super::field::parse;
 use super::live_push::owned_camera;
 use super::media::media_config;
@@ -310,24 +310,35 @@ pub async fn list(
     access::check_incident(&mut conn, &caller, &incident).await?;
     let found = recording::of_incident(&mut conn, id).await?;
     drop(conn);
+    with_urls(
+        &app,
+        &caller,
+        &audit,
+        (About::Incident(id), &incident.town_id),
+        found,
+    )
+    .await
+    .map(axum::Json)
+}
+
+/// `found` (of one incident or broadcast, `about`) with URLs granted to `caller`, audited.
+pub(super) async fn with_urls(
+    app: &AppState,
+    caller: &Caller,
+    audit: &Audit,
+    about: (About, &str),
+    found: Vec<Recording>,
+) -> Result<Recordings> {
     if found.is_empty() {
-        return Ok(axum::Json(Recordings {
+        return Ok(Recordings {
             items: Vec::new(),
             expires_at: None,
-        }));
+        });
     }
     let mut what = serde_json::Map::new();
     what.insert("voiceRecordings".into(), found.len().into());
     let cameras = found.iter().map(|r| r.cameras[0].as_str());
-    let urls = BlobUrls::grant(
-        &app,
-        &caller,
-        &audit,
-        (id, &incident.town_id),
-        cameras,
-        what,
-    )
-    .await?;
+    let urls = BlobUrls::grant(app, caller, audit, about, cameras, what).await?;
     let expires_at = urls.expires_at();
     let items = found
         .into_iter()
@@ -336,5 +347,5 @@ pub async fn list(
             recording,
         })
         .collect();
-    Ok(axum::Json(Recordings { items, expires_at }))
+    Ok(Recordings { items, expires_at })
 }

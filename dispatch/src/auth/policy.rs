@@ -566,6 +566,19 @@ pub static POLICY: &[Rule] = &[
         Access::Roles(TALKERS),
         ScopeRule::Object,
     ),
+    // Past broadcasts reaching the caller's towns, and their recordings (each grant audited).
+    rule(
+        "GET",
+        "/api/broadcasts",
+        Access::Roles(TALKERS),
+        ScopeRule::List,
+    ),
+    rule(
+        "POST",
+        "/api/broadcasts/{id}/voice-recordings",
+        Access::Roles(TALKERS),
+        ScopeRule::Object,
+    ),
     // Consult rooms: the command center and town officers open them, invite, share and close;
     // everyone who works the incident (its town, a field user's own team) joins and lists them;
     // an outside expert joins with an invite (the handler checks it). The incident's voice channel

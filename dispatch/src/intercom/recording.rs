@@ -180,12 +180,29 @@ pub async fn of_incident(
     conn: &mut PgConnection,
     incident: Uuid,
 ) -> Result<Vec<Recording>, sqlx::Error> {
+    of(conn, Some(incident), None).await
+}
+
+/// The recordings of a broadcast (one, unless its gateway recorded it in parts), oldest first.
+pub async fn of_broadcast(
+    conn: &mut PgConnection,
+    broadcast: Uuid,
+) -> Result<Vec<Recording>, sqlx::Error> {
+    of(conn, None, Some(broadcast)).await
+}
+
+async fn of(
+    conn: &mut PgConnection,
+    incident: Option<Uuid>,
+    broadcast: Option<Uuid>,
+) -> Result<Vec<Recording>, sqlx::Error> {
     sqlx::query_as(
         "SELECT sha256, size, content_type, kind, talker_name, node, cameras, incident_id, \
                 broadcast_id, started_at, ended_at, directions, premises_note \
-           FROM voice_recordings WHERE incident_id = $1 ORDER BY started_at",
+           FROM voice_recordings WHERE incident_id = $1 OR broadcast_id = $2 ORDER BY started_at",
     )
     .bind(incident)
+    .bind(broadcast)
     .fetch_all(conn)
     .await
 }

@@ -103,6 +103,8 @@ pub const DOCUMENT_PATH: &str = "docs/reference/openapi.json";
         super::broadcasts::create,
         super::broadcasts::get,
         super::broadcasts::end,
+        super::broadcast_history::list,
+        super::broadcast_history::voice_recordings,
         // consult rooms and incident voice channels
         super::rooms::create,
         super::rooms::list,

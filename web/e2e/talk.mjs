@@ -8,7 +8,8 @@
 // with its 700 Hz marker, Opus from the gateway): the browser's Web Audio hears the marker. After
 // it, the talk's recording is on the incident's timeline: the page plays it from the gateway, and
 // the bytes it fetched decode (GStreamer) to stereo with the operator's 1 kHz tone on the left and
-// the kitchen's 700 Hz marker on the right.
+// the kitchen's 700 Hz marker on the right. Then a broadcast to the kitchen from the broadcast page
+// lands in the page's history of past broadcasts, where its recording plays (the operator's 1 kHz).
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -223,6 +224,7 @@ export async function runTalk({ server, api, shots, edge, gateway, talkRecording
     await until('the talk session to end at the gateway', async () => (await metric(gateway, 'bl_gateway_talk_sessions')) === 0)
     await page.waitForSelector(`${talk}[data-state="idle"]`)
     await checkRecording({ page, op, incident: incident.body.id, work, shots })
+    await broadcastAndReplay({ page, camera: CAMERA, town: edge.premises.townId, work, shots })
     const li = await api('op.li', pw)
     const grant = await li.post(`/api/cameras/${CAMERA}/talk`, {})
     assert.equal(grant.status, 200, JSON.stringify(grant.body))
@@ -248,6 +250,58 @@ function decodeStereo(file, work) {
     right[i] = b.readInt16LE(i * 4 + 2)
   }
   return { rate: 16_000, left, right }
+}
+
+/** A broadcast to the kitchen from the broadcast page lands in its history, where it plays again. */
+async function broadcastAndReplay({ page, camera, town, work, shots }) {
+  step('a broadcast to the kitchen is in the broadcast history and plays from there')
+  await page.goto(`${(new URL(page.url())).origin}/broadcast`)
+  await page.click('[data-test=broadcast-mode-pick]')
+  await page.selectOption('[data-test=broadcast-town]', town)
+  await page.check(`.pick input[data-camera="${camera}"]`)
+  const button = '[data-test=broadcast-button]'
+  // Right after the talk the box may still report the camera offline for a few seconds (its health
+  // is sent every few seconds; the broadcast then has nobody to play it): the operator tries again.
+  const phase = (p) => `[data-test=broadcast][data-phase=${p}]`
+  for (let attempt = 1; ; attempt++) {
+    await page.hover(button)
+    await page.mouse.down()
+    await page.waitForSelector(`${phase('live')}, ${phase('error')}`, { timeout: 30_000 })
+    if ((await page.$(phase('live'))) || attempt === 10) break
+    await page.mouse.up()
+    await page.waitForTimeout(3000)
+  }
+  await page.waitForSelector(phase('live'), { timeout: 1000 }).catch(async (e) => {
+    const said = await page.textContent('[data-test=broadcast]')
+    throw new Error(`the broadcast did not go live: ${said}`, { cause: e })
+  })
+  await page.waitForSelector(`.kitchens tr[data-camera="${camera}"][data-state=playing]`, { timeout: 30_000 })
+  await page.waitForTimeout(3000)
+  await page.mouse.up()
+  await page.waitForSelector(`.kitchens tr[data-camera="${camera}"][data-state=ended]`, { timeout: 30_000 })
+  const play = '[data-test=broadcast-history] tr[data-broadcast] [data-test=voice-recording-play]'
+  await page.waitForSelector(play, { timeout: 60_000 })
+  assert.match(await page.textContent('[data-test=broadcast-history]'), /历史广播[\s\S]*1\/1 处播放/)
+  await page.click(play)
+  const audio = '[data-test=broadcast-history] [data-test=voice-recording-audio]'
+  const played = await page.waitForFunction(
+    (sel) => {
+      const a = document.querySelector(sel)
+      return a && a.currentTime > 0.5 ? { duration: a.duration, src: a.src } : null
+    },
+    audio,
+    { timeout: 30_000 },
+  )
+  const { src } = await played.jsonValue()
+  await page.screenshot({ path: path.join(shots, 'broadcast-history.png') })
+  const resp = await fetch(src)
+  assert.equal(resp.status, 200, `the broadcast recording's URL answers ${resp.status}`)
+  const file = path.join(work, 'broadcast-recording.webm')
+  fs.writeFileSync(file, Buffer.from(await resp.arrayBuffer()))
+  const { rate, left } = decodeStereo(file, work)
+  const middle = left.subarray(Math.floor(left.length * 0.3), Math.floor(left.length * 0.8))
+  assert.ok(hasTone(middle, rate, 1000), `the broadcast recording is the operator's 1 kHz (${tonePower(middle, rate, 1000).toFixed(0)} at 1 kHz)`)
+  console.log(`    the page replays the ${(left.length / rate).toFixed(1)} s broadcast recording: the operator's 1 kHz`)
 }
 
 /** The talk that just ended is on the incident's timeline; the page plays it; both directions are in it. */

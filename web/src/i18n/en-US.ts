@@ -306,6 +306,10 @@ const en: typeof zh = {
     summary: '{total} kitchens: {playing} playing, {failed} failed',
     states: { connecting: 'Connecting', playing: 'Playing', ended: 'Ended' },
     reasons: { noSpeaker: 'No speaker', offline: 'Offline', busy: 'Busy', edgeError: 'Device error' },
+    history: {
+      title: 'Past broadcasts', none: 'No broadcasts yet', when: 'When', who: 'By', kitchens: 'Kitchens', recording: 'Recording',
+      lasting: 'On air', secs: '{n} s', heard: 'heard at {heard} of {total}', failed: ', {n} failed', saving: 'Recording being saved',
+    },
   },
   talk: {
     hold: 'Hold to talk', connecting: 'Connecting', talking: 'Talking', noSpeaker: 'Camera has no speaker',

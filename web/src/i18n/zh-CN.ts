@@ -305,6 +305,11 @@ export default {
     summary: '共 {total} 处，正在播放 {playing} 处，失败 {failed} 处',
     states: { connecting: '连接中', playing: '正在播放', ended: '已结束' },
     reasons: { noSpeaker: '无扬声器', offline: '离线', busy: '占用中', edgeError: '设备错误' },
+    // past broadcasts (console/views/BroadcastHistory.vue)
+    history: {
+      title: '历史广播', none: '暂无广播记录', when: '时间', who: '广播人', kitchens: '场所', recording: '录音',
+      lasting: '进行中', secs: '{n} 秒', heard: '{heard}/{total} 处播放', failed: '，{n} 处失败', saving: '录音保存中',
+    },
   },
   // talk-down (console/components/TalkButton.vue)
   talk: {

@@ -1,0 +1,498 @@
+//! The WHEP engine's I/O: every viewer's [`Rtc`] on one UDP socket per advertised address and one
+//! task running them all. The loop takes commands from the viewers' tasks in bursts (packets to
+//! send, new viewers, closes), datagrams from the sockets' readers, and the earliest timeout of any
+//! viewer; after each burst it lets every touched `Rtc` emit what it has (datagrams to send, events
+//! for its viewer) in one pass.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use str0m::media::Mid;
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::packet::{Outgoing, SeqExtender, SharedPayloads};
+use super::{PeerError, PeerEvent, PeerSettings};
+
+/// How long ICE may stay `disconnected` before the viewer is given up: a lost consent check or a
+/// network change recovers well within it.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(20);
+/// Commands queued towards the loop before a viewer's sender waits (backpressure: a viewer that
+/// waits falls behind the relay and resumes at the next keyframe).
+const COMMAND_QUEUE: usize = 16_384;
+/// Most commands or datagrams taken in one turn of the loop.
+const BURST: usize = 1024;
+/// The largest datagram read.
+const DATAGRAM_MAX: usize = 2048;
+
+/// A viewer, as the loop knows it.
+pub type PeerId = u64;
+
+/// A bound socket and the address it is known as in candidates (the public one behind 1:1 NAT).
+pub struct BoundSocket {
+    socket: Arc<UdpSocket>,
+    /// The address in the host candidate, and what str0m sees datagrams arrive at.
+    pub advertised: SocketAddr,
+}
+
+/// What a viewer's task asks of the loop.
+pub enum Command {
+    /// A new viewer (its offer already answered).
+    Add(PeerId, Box<Viewer>),
+    /// A video packet as relayed, under the viewer's sequence number.
+    Video(PeerId, Bytes, u16),
+    /// An audio packet as relayed (Opus).
+    Audio(PeerId, Bytes),
+    /// The viewer left.
+    Close(PeerId),
+}
+
+/// Where a viewer's media goes: the m-line and the payload type negotiated.
+#[derive(Debug, Clone, Copy)]
+pub struct Track {
+    /// The m-line.
+    pub mid: Mid,
+    /// The payload type the answer agreed on.
+    pub pt: u8,
+}
+
+/// A viewer's connection and what the loop keeps for it.
+pub struct Viewer {
+    rtc: Rtc,
+    events: mpsc::Sender<PeerEvent>,
+    video: Track,
+    audio: Option<Track>,
+    video_seq: SeqExtender,
+    audio_seq: SeqExtender,
+    /// When `rtc` wants to be woken next.
+    timeout: Instant,
+    /// Written to or received for since the last pass.
+    dirty: bool,
+    /// Since when ICE is disconnected.
+    disconnected_since: Option<Instant>,
+}
+
+impl Viewer {
+    /// A viewer of `rtc` (the answer made), reporting to `events`.
+    pub fn new(
+        rtc: Rtc,
+        events: mpsc::Sender<PeerEvent>,
+        video: Track,
+        audio: Option<Track>,
+    ) -> Self {
+        Self {
+            rtc,
+            events,
+            video,
+            audio,
+            video_seq: SeqExtender::default(),
+            audio_seq: SeqExtender::default(),
+            timeout: Instant::now(),
+            dirty: true,
+            disconnected_since: None,
+        }
+    }
+}
+
+/// Binds the engine's sockets: one on `bind_ip`; on every interface (`0.0.0.0`) one per
+/// interface address unless a public address is advertised (then one, that answers for it). All
+/// on one port of the range (the first free), or any free port.
+pub fn bind(settings: &PeerSettings) -> Result<Vec<BoundSocket>, PeerError> {
+    let ips: Vec<(IpAddr, Option<IpAddr>)> =
+        if settings.bind_ip.is_unspecified() && settings.public_ip.is_none() {
+            let ips = interface_ips();
+            if ips.is_empty() {
+                return Err(PeerError::Engine(
+                    "no network interface with an IPv4 address to advertise".into(),
+                ));
+            }
+            ips.into_iter().map(|ip| (ip, None)).collect()
+        } else {
+            vec![(settings.bind_ip, settings.public_ip)]
+        };
+    let ports: Vec<u16> = match settings.ports {
+        Some((min, max)) => (min..=max).collect(),
+        None => vec![0],
+    };
+    for port in ports {
+        if let Some(sockets) = bind_all(&ips, port) {
+            return Ok(sockets);
+        }
+        tracing::debug!(port, "udp port taken, trying the next");
+    }
+    Err(PeerError::NoPort)
+}
+
+/// All of `ips` bound on `port` (0: the first one's free port, then that port for the others, or
+/// any), or None when a port is taken.
+fn bind_all(ips: &[(IpAddr, Option<IpAddr>)], port: u16) -> Option<Vec<BoundSocket>> {
+    let mut sockets = Vec::new();
+    let mut port = port;
+    let any = port == 0;
+    for (ip, public) in ips {
+        let socket = match std::net::UdpSocket::bind((*ip, port)) {
+            Ok(s) => s,
+            Err(_) if any => std::net::UdpSocket::bind((*ip, 0)).ok()?,
+            Err(_) => return None,
+        };
+        socket.set_nonblocking(true).ok()?;
+        let local = socket.local_addr().ok()?;
+        if any && port == 0 {
+            port = local.port();
+        }
+        sockets.push(BoundSocket {
+            socket: Arc::new(UdpSocket::from_std(socket).ok()?),
+            advertised: SocketAddr::new(public.unwrap_or(*ip), local.port()),
+        });
+    }
+    Some(sockets)
+}
+
+/// The IPv4 addresses of this host's interfaces but loopback.
+fn interface_ips() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = addrs
+        .filter_map(|a| Some(IpAddr::V4(a.address?.as_sockaddr_in()?.ip())))
+        .filter(|ip| !ip.is_loopback())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// One datagram read.
+struct Datagram {
+    socket: usize,
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// Starts the loop over `sockets`; it ends when `stop` is cancelled or every command sender is
+/// gone. Returns the sender of its commands.
+pub fn start(sockets: Vec<BoundSocket>, stop: CancellationToken) -> mpsc::Sender<Command> {
+    let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+    let (datagrams_tx, datagrams) = mpsc::channel(BURST);
+    let sockets: Vec<_> = sockets.into_iter().map(Arc::new).collect();
+    for (i, s) in sockets.iter().enumerate() {
+        tokio::spawn(read(
+            i,
+            s.socket.clone(),
+            datagrams_tx.clone(),
+            stop.clone(),
+        ));
+    }
+    let engine = Loop {
+        sockets,
+        viewers: HashMap::new(),
+        by_source: HashMap::new(),
+        payloads: SharedPayloads::default(),
+        out: Vec::new(),
+    };
+    tokio::spawn(engine.run(commands, datagrams, stop));
+    commands_tx
+}
+
+/// Reads datagrams of one socket into the loop.
+async fn read(
+    index: usize,
+    socket: Arc<UdpSocket>,
+    to: mpsc::Sender<Datagram>,
+    stop: CancellationToken,
+) {
+    let mut buf = vec![0u8; DATAGRAM_MAX];
+    loop {
+        let (n, source) = tokio::select! {
+            () = stop.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(v) => v,
+                // e.g. ICMP port unreachable of an earlier send: the socket is fine
+                Err(e) => {
+                    tracing::trace!(err = %e, "udp read");
+                    continue;
+                }
+            },
+        };
+        let d = Datagram {
+            socket: index,
+            source,
+            data: buf[..n].to_vec(),
+        };
+        if to.send(d).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Loop {
+    sockets: Vec<Arc<BoundSocket>>,
+    viewers: HashMap<PeerId, Viewer>,
+    /// Which viewer a remote address belongs to (learnt from the first datagram `accepts`ed).
+    by_source: HashMap<SocketAddr, PeerId>,
+    payloads: SharedPayloads,
+    /// Datagrams to send after a pass: socket index, destination, bytes.
+    out: Vec<(usize, SocketAddr, Vec<u8>)>,
+}
+
+impl Loop {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut datagrams: mpsc::Receiver<Datagram>,
+        stop: CancellationToken,
+    ) {
+        let mut command_burst = Vec::with_capacity(BURST);
+        let mut datagram_burst = Vec::with_capacity(BURST);
+        loop {
+            let wake = self.next_timeout();
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                n = datagrams.recv_many(&mut datagram_burst, BURST) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = Instant::now();
+                    for d in datagram_burst.drain(..) {
+                        self.receive(now, d);
+                    }
+                }
+                n = commands.recv_many(&mut command_burst, BURST) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = Instant::now();
+                    for c in command_burst.drain(..) {
+                        self.apply(now, c);
+                    }
+                }
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+            self.drive(Instant::now());
+            self.flush().await;
+        }
+        for v in self.viewers.values_mut() {
+            v.rtc.disconnect();
+        }
+        tracing::debug!("whep engine stopped");
+    }
+
+    /// The earliest time a viewer wants to be woken (a second from now at the latest).
+    fn next_timeout(&self) -> Instant {
+        let cap = Instant::now() + Duration::from_secs(1);
+        self.viewers
+            .values()
+            .map(|v| v.timeout)
+            .min()
+            .map_or(cap, |t| t.min(cap))
+    }
+
+    fn apply(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Add(id, viewer) => {
+                self.viewers.insert(id, *viewer);
+            }
+            Command::Video(id, rtp, seq) => self.write(now, id, &rtp, Some(seq)),
+            Command::Audio(id, rtp) => self.write(now, id, &rtp, None),
+            Command::Close(id) => {
+                if let Some(mut v) = self.viewers.remove(&id) {
+                    // DTLS close_notify and RTCP BYE, sent on this pass's flush
+                    let _ = v.rtc.close();
+                    self.emit(&mut v, now);
+                    v.rtc.disconnect();
+                }
+                self.by_source.retain(|_, v| *v != id);
+            }
+        }
+    }
+
+    /// Queues a relayed packet to viewer `id`: video under sequence number `seq`, audio (no
+    /// `seq`) under the camera's own.
+    fn write(&mut self, now: Instant, id: PeerId, rtp: &Bytes, seq: Option<u16>) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(out) = Outgoing::parse(rtp) else {
+            return;
+        };
+        let (track, seq) = match (seq, v.audio) {
+            (Some(seq), _) => (v.video, v.video_seq.extend(seq)),
+            (None, Some(audio)) => (audio, v.audio_seq.extend(super::super::rtp::seq(rtp))),
+            (None, None) => return,
+        };
+        let payload = self.payloads.get(rtp, out.payload);
+        let mut api = v.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(track.mid, None) else {
+            return;
+        };
+        stream.write_rtp(
+            RtpWrite::new(
+                track.pt.into(),
+                SeqNo::from(seq),
+                out.timestamp,
+                now,
+                payload,
+            )
+            .marker(out.marker)
+            .nackable(true),
+        );
+        v.dirty = true;
+    }
+
+    /// Hands a datagram to the viewer whose `Rtc` accepts it.
+    fn receive(&mut self, now: Instant, d: Datagram) {
+        let Some(socket) = self.sockets.get(d.socket) else {
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, d.source, socket.advertised, &d.data) else {
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        let known = self
+            .by_source
+            .get(&d.source)
+            .copied()
+            .filter(|id| self.viewers.get(id).is_some_and(|v| v.rtc.accepts(&input)));
+        let id = known.or_else(|| {
+            self.viewers
+                .iter()
+                .find(|(_, v)| v.rtc.accepts(&input))
+                .map(|(id, _)| *id)
+        });
+        let Some(id) = id else {
+            tracing::trace!(source = %d.source, "datagram of no viewer");
+            return;
+        };
+        self.by_source.insert(d.source, id);
+        let v = self.viewers.get_mut(&id).expect("found above");
+        if let Err(e) = v.rtc.handle_input(input) {
+            tracing::debug!(err = %e, "whep input refused");
+        }
+        v.dirty = true;
+    }
+
+    /// Lets every viewer that is due or was touched emit what it has; ends those that are gone.
+    fn drive(&mut self, now: Instant) {
+        let mut ended = Vec::new();
+        let mut viewers = std::mem::take(&mut self.viewers);
+        for (id, v) in &mut viewers {
+            if !v.dirty && v.timeout > now {
+                continue;
+            }
+            v.dirty = false;
+            if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(err = %e, "whep timeout refused");
+            }
+            self.emit(v, now);
+            if gave_up(v.disconnected_since, now) || !v.rtc.is_alive() {
+                let _ = v.events.try_send(PeerEvent::Closed);
+                ended.push(*id);
+            }
+        }
+        for id in &ended {
+            viewers.remove(id);
+            self.by_source.retain(|_, v| v != id);
+        }
+        self.viewers = viewers;
+    }
+
+    /// Polls `v` until it waits for time: datagrams to [`Self::out`], events to its viewer.
+    fn emit(&mut self, v: &mut Viewer, now: Instant) {
+        loop {
+            match v.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    v.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if let Some(i) = self.sockets.iter().position(|s| s.advertised == t.source) {
+                        self.out.push((i, t.destination, t.contents.into()));
+                    }
+                }
+                Ok(Output::Event(e)) => on_event(v, e, now),
+                Err(e) => {
+                    tracing::debug!(err = %e, "whep connection failed");
+                    v.rtc.disconnect();
+                    v.timeout = now;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends what the last pass produced.
+    async fn flush(&mut self) {
+        for (i, to, data) in self.out.drain(..) {
+            let socket = &self.sockets[i].socket;
+            match socket.try_send_to(&data, to) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let _ = socket.send_to(&data, to).await;
+                }
+                Err(e) => tracing::trace!(err = %e, %to, "udp send"),
+            }
+        }
+    }
+}
+
+/// What an `Rtc` event means for its viewer.
+fn on_event(v: &mut Viewer, event: Event, now: Instant) {
+    let event = match event {
+        Event::Connected => PeerEvent::Connected,
+        Event::KeyframeRequest(_) => PeerEvent::KeyframeRequest,
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+            // not the end yet: ended by `drive` if it lasts
+            v.disconnected_since.get_or_insert(now);
+            return;
+        }
+        Event::IceConnectionStateChange(_) => {
+            v.disconnected_since = None;
+            return;
+        }
+        Event::Closed => PeerEvent::Closed,
+        _ => return,
+    };
+    let _ = v.events.try_send(event);
+}
+
+/// Whether a viewer disconnected `since` then is given up `now`.
+fn gave_up(since: Option<Instant>, now: Instant) -> bool {
+    since.is_some_and(|since| now.duration_since(since) >= GIVE_UP_AFTER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_brief_ice_disconnection_does_not_end_the_session_but_a_lasting_one_does() {
+        let (events, mut rx) = mpsc::channel(4);
+        let track = Track {
+            mid: Mid::from("0"),
+            pt: 102,
+        };
+        let now = Instant::now();
+        let mut v = Viewer::new(Rtc::new(now), events, track, None);
+        on_event(&mut v, Event::Connected, now);
+        assert_eq!(rx.try_recv().ok(), Some(PeerEvent::Connected));
+        let lost = IceConnectionState::Disconnected;
+        on_event(&mut v, Event::IceConnectionStateChange(lost), now);
+        assert!(rx.try_recv().is_err(), "disconnected is not the end");
+        assert!(!gave_up(v.disconnected_since, now + Duration::from_secs(5)));
+        let back = IceConnectionState::Connected;
+        on_event(&mut v, Event::IceConnectionStateChange(back), now);
+        assert_eq!(v.disconnected_since, None, "recovered");
+        on_event(&mut v, Event::IceConnectionStateChange(lost), now);
+        assert!(gave_up(v.disconnected_since, now + GIVE_UP_AFTER));
+        on_event(&mut v, Event::Closed, now);
+        assert_eq!(rx.try_recv().ok(), Some(PeerEvent::Closed));
+    }
+}

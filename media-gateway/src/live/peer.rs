@@ -172,10 +172,8 @@ impl Peer {
         let parsed = SdpOffer::from_sdp_string(&offer)
             .map_err(|e| PeerError::BadOffer(format!("not an SDP offer: {e}")))?;
         let running = engine.running()?;
-        // Opus is in the answer whenever the offer has audio, camera audio or not: a rejected
-        // m-line (port 0, no format) is SDP that webrtc-rs refuses to parse.
-        let offers_audio = offered_mids(&offer, "audio").next().is_some();
-        let mut rtc = rtc_config(&running, codec, offers_audio).build(Instant::now());
+        let with_audio = with_audio && offered_mids(&offer, "audio").next().is_some();
+        let mut rtc = rtc_config(&running, codec, with_audio).build(Instant::now());
         for c in &running.candidates {
             rtc.add_local_candidate(c.clone());
         }
@@ -210,7 +208,8 @@ impl Peer {
             commands: running.commands.clone(),
             has_audio: audio.is_some(),
         };
-        Ok((peer, answer.to_sdp_string(), events))
+        let answer = with_rejected_formats(&answer.to_sdp_string(), &offer);
+        Ok((peer, answer, events))
     }
 
     /// Sends one RTP packet (as relayed from the camera) under the viewer's sequence number `seq`:
@@ -248,7 +247,8 @@ impl Peer {
 }
 
 /// A viewer's connection settings: ICE-lite, RTP mode, the one video codec sent (and Opus when
-/// `audio`), no header extensions (nothing the gateway sends needs one), the engine's certificate.
+/// `audio`: the camera has some), no header extensions (nothing the gateway sends needs one), the
+/// engine's certificate.
 fn rtc_config(running: &Running, codec: VideoCodec, audio: bool) -> RtcConfig {
     let mut config = RtcConfig::new()
         .set_ice_lite(true)
@@ -324,6 +324,31 @@ fn offered_mids<'a>(sdp: &'a str, kind: &'a str) -> impl Iterator<Item = &'a str
                 .lines()
                 .find_map(|l| l.trim_end().strip_prefix("a=mid:"))
         })
+}
+
+/// `answer` with each rejected m-line (port 0) given the first format of the offer's m-line at
+/// its place: str0m rejects one (an audio m-line when the camera has no audio) with no format at
+/// all, which RFC 3264 (§6) forbids and SDP parsers (webrtc-rs, Chromium) refuse.
+fn with_rejected_formats(answer: &str, offer: &str) -> String {
+    let mut offered = offer
+        .lines()
+        .filter(|l| l.starts_with("m="))
+        .map(|l| l.split_whitespace().nth(3));
+    let mut out = String::with_capacity(answer.len() + 8);
+    for line in answer.split_inclusive('\n') {
+        let Some(m) = line.trim_end().strip_prefix("m=") else {
+            out.push_str(line);
+            continue;
+        };
+        let fields: Vec<&str> = m.split_whitespace().collect();
+        match (fields.as_slice(), offered.next().flatten()) {
+            ([kind, "0", proto], Some(format)) => {
+                out.push_str(&format!("m={kind} 0 {proto} {format}\r\n"));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// Whether an SDP offer can receive H.265 (an `a=rtpmap:… H265/90000` line): such a viewer gets an

@@ -69,8 +69,12 @@ async fn the_answer_has_only_the_codec_sent_under_the_offers_payload_type() {
     );
     assert!(!peer.has_audio(), "no audio from this camera");
     assert!(
-        !answer.contains("m=audio 0 UDP/TLS/RTP/SAVPF\r\n"),
-        "a rejected m-line without a format is SDP webrtc-rs refuses: {answer}"
+        answer.contains("m=audio 0 UDP/TLS/RTP/SAVPF 112\r\n"),
+        "audio rejected, with a format (SDP parsers refuse one without): {answer}"
+    );
+    assert!(
+        rtc::peer_connection::sdp::RTCSessionDescription::answer(answer.clone()).is_ok(),
+        "{answer}"
     );
     assert!(
         answer.contains("203.0.113.7") && answer.contains("typ host"),

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::codec::VideoCodec;
-use engine::{Command, PeerId, Track, Viewer};
+use engine::{Control, Media, PeerId, Senders, Track, Viewer};
 
 pub(crate) use super::webrtc_rs::{KeyframeRequests, build_pc, is_keyframe_request};
 
@@ -102,7 +102,7 @@ pub struct Engine {
 }
 
 struct Running {
-    commands: mpsc::Sender<Command>,
+    senders: Senders,
     candidates: Vec<Candidate>,
     crypto: Arc<CryptoProvider>,
     cert: DtlsCert,
@@ -141,7 +141,7 @@ impl Engine {
         tracing::info!(addrs = ?candidates.iter().map(|c| c.addr()).collect::<Vec<_>>(), "whep engine listening");
         let stop = CancellationToken::new();
         let r = Arc::new(Running {
-            commands: engine::start(sockets, stop.clone()),
+            senders: engine::start(sockets, stop.clone()),
             candidates,
             crypto,
             cert,
@@ -155,7 +155,7 @@ impl Engine {
 /// One viewer's WebRTC connection.
 pub struct Peer {
     id: PeerId,
-    commands: mpsc::Sender<Command>,
+    senders: Senders,
     has_audio: bool,
 }
 
@@ -199,13 +199,14 @@ impl Peer {
         let id = NEXT_PEER.fetch_add(1, Ordering::Relaxed);
         let viewer = Viewer::new(rtc, events_tx, video, audio);
         running
-            .commands
-            .send(Command::Add(id, Box::new(viewer)))
+            .senders
+            .control
+            .send(Control::Add(id, Box::new(viewer)))
             .await
             .map_err(|_| PeerError::Engine("the engine stopped".into()))?;
         let peer = Peer {
             id,
-            commands: running.commands.clone(),
+            senders: running.senders.clone(),
             has_audio: audio.is_some(),
         };
         let answer = with_rejected_formats(&answer.to_sdp_string(), &offer);
@@ -216,8 +217,7 @@ impl Peer {
     /// SSRC and payload type are the negotiated ones, timestamp, marker and payload pass unchanged.
     /// The payload is copied once for all viewers, not per viewer.
     pub async fn send(&self, rtp: &Bytes, seq: u16) -> Result<(), PeerError> {
-        self.command(Command::Video(self.id, rtp.clone(), seq))
-            .await
+        self.media(Media::Video(self.id, rtp.clone(), seq)).await
     }
 
     /// Whether this viewer receives the camera's audio.
@@ -230,17 +230,18 @@ impl Peer {
         if !self.has_audio {
             return Ok(());
         }
-        self.command(Command::Audio(self.id, rtp.clone())).await
+        self.media(Media::Audio(self.id, rtp.clone())).await
     }
 
     /// Closes the connection.
     pub async fn close(&self) {
-        let _ = self.command(Command::Close(self.id)).await;
+        let _ = self.senders.control.send(Control::Close(self.id)).await;
     }
 
-    async fn command(&self, c: Command) -> Result<(), PeerError> {
-        self.commands
-            .send(c)
+    async fn media(&self, m: Media) -> Result<(), PeerError> {
+        self.senders
+            .media
+            .send(m)
             .await
             .map_err(|_| PeerError::Engine("the engine stopped".into()))
     }
@@ -327,14 +328,20 @@ fn offered_mids<'a>(sdp: &'a str, kind: &'a str) -> impl Iterator<Item = &'a str
 }
 
 /// `answer` with each rejected m-line (port 0) given the first format of the offer's m-line at
-/// its place: str0m rejects one (an audio m-line when the camera has no audio) with no format at
-/// all, which RFC 3264 (§6) forbids and SDP parsers (webrtc-rs, Chromium) refuse.
+/// its place, with that format's `a=rtpmap`: str0m rejects one (an audio m-line when the camera
+/// has no audio) with no format at all, which RFC 3264 (§6) forbids and SDP parsers refuse
+/// (Chromium, webrtc-rs; webrtc-rs also wants the format's rtpmap).
 fn with_rejected_formats(answer: &str, offer: &str) -> String {
-    let mut offered = offer
-        .lines()
-        .filter(|l| l.starts_with("m="))
-        .map(|l| l.split_whitespace().nth(3));
-    let mut out = String::with_capacity(answer.len() + 8);
+    let mut offered = offer.split("\nm=").skip(1).map(|section| {
+        let format = section.split_whitespace().nth(3)?;
+        let rtpmap = section.lines().map(str::trim_end).find(|l| {
+            l.strip_prefix("a=rtpmap:")
+                .and_then(|r| r.split_once(' '))
+                .is_some_and(|(pt, _)| pt == format)
+        });
+        Some((format, rtpmap))
+    });
+    let mut out = String::with_capacity(answer.len() + 64);
     for line in answer.split_inclusive('\n') {
         let Some(m) = line.trim_end().strip_prefix("m=") else {
             out.push_str(line);
@@ -342,8 +349,11 @@ fn with_rejected_formats(answer: &str, offer: &str) -> String {
         };
         let fields: Vec<&str> = m.split_whitespace().collect();
         match (fields.as_slice(), offered.next().flatten()) {
-            ([kind, "0", proto], Some(format)) => {
+            ([kind, "0", proto], Some((format, rtpmap))) => {
                 out.push_str(&format!("m={kind} 0 {proto} {format}\r\n"));
+                if let Some(rtpmap) = rtpmap {
+                    out.push_str(&format!("{rtpmap}\r\n"));
+                }
             }
             _ => out.push_str(line),
         }

@@ -1,8 +1,9 @@
 //! The WHEP engine's I/O: every viewer's [`Rtc`] on one UDP socket per advertised address and one
-//! task running them all. The loop takes commands from the viewers' tasks in bursts (packets to
-//! send, new viewers, closes), datagrams from the sockets' readers, and the earliest timeout of any
-//! viewer; after each burst it lets every touched `Rtc` emit what it has (datagrams to send, events
-//! for its viewer) in one pass.
+//! task running them all. The loop takes, in this order of priority, new viewers and closes, the
+//! sockets' datagrams and the viewers' packets to send, each in bursts, and wakes at the earliest
+//! timeout of any viewer; after each burst it lets every touched `Rtc` emit what it has (datagrams
+//! to send, events for its viewer) in one pass. A new viewer comes first so that its first STUN
+//! check, which can only follow the answer, finds it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,10 +25,10 @@ use super::{PeerError, PeerEvent, PeerSettings};
 /// How long ICE may stay `disconnected` before the viewer is given up: a lost consent check or a
 /// network change recovers well within it.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(20);
-/// Commands queued towards the loop before a viewer's sender waits (backpressure: a viewer that
+/// Packets queued towards the loop before a viewer's sender waits (backpressure: a viewer that
 /// waits falls behind the relay and resumes at the next keyframe).
 const COMMAND_QUEUE: usize = 16_384;
-/// Most commands or datagrams taken in one turn of the loop.
+/// Most controls, packets or datagrams taken in one turn of the loop.
 const BURST: usize = 1024;
 /// The largest datagram read.
 const DATAGRAM_MAX: usize = 2048;
@@ -42,16 +43,29 @@ pub struct BoundSocket {
     pub advertised: SocketAddr,
 }
 
-/// What a viewer's task asks of the loop.
-pub enum Command {
+/// A viewer arriving or leaving.
+pub enum Control {
     /// A new viewer (its offer already answered).
     Add(PeerId, Box<Viewer>),
+    /// The viewer left.
+    Close(PeerId),
+}
+
+/// A packet to send to a viewer.
+pub enum Media {
     /// A video packet as relayed, under the viewer's sequence number.
     Video(PeerId, Bytes, u16),
     /// An audio packet as relayed (Opus).
     Audio(PeerId, Bytes),
-    /// The viewer left.
-    Close(PeerId),
+}
+
+/// Where viewers' tasks send to the loop.
+#[derive(Clone)]
+pub struct Senders {
+    /// New viewers and closes.
+    pub control: mpsc::Sender<Control>,
+    /// Packets.
+    pub media: mpsc::Sender<Media>,
 }
 
 /// Where a viewer's media goes: the m-line and the payload type negotiated.
@@ -176,10 +190,10 @@ struct Datagram {
     data: Vec<u8>,
 }
 
-/// Starts the loop over `sockets`; it ends when `stop` is cancelled or every command sender is
-/// gone. Returns the sender of its commands.
-pub fn start(sockets: Vec<BoundSocket>, stop: CancellationToken) -> mpsc::Sender<Command> {
-    let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+/// Starts the loop over `sockets`; it ends when `stop` is cancelled or every sender is gone.
+pub fn start(sockets: Vec<BoundSocket>, stop: CancellationToken) -> Senders {
+    let (control_tx, control) = mpsc::channel(BURST);
+    let (media_tx, media) = mpsc::channel(COMMAND_QUEUE);
     let (datagrams_tx, datagrams) = mpsc::channel(BURST);
     let sockets: Vec<_> = sockets.into_iter().map(Arc::new).collect();
     for (i, s) in sockets.iter().enumerate() {
@@ -197,8 +211,11 @@ pub fn start(sockets: Vec<BoundSocket>, stop: CancellationToken) -> mpsc::Sender
         payloads: SharedPayloads::default(),
         out: Vec::new(),
     };
-    tokio::spawn(engine.run(commands, datagrams, stop));
-    commands_tx
+    tokio::spawn(engine.run(control, media, datagrams, stop));
+    Senders {
+        control: control_tx,
+        media: media_tx,
+    }
 }
 
 /// Reads datagrams of one socket into the loop.
@@ -245,17 +262,28 @@ struct Loop {
 impl Loop {
     async fn run(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
+        mut control: mpsc::Receiver<Control>,
+        mut media: mpsc::Receiver<Media>,
         mut datagrams: mpsc::Receiver<Datagram>,
         stop: CancellationToken,
     ) {
-        let mut command_burst = Vec::with_capacity(BURST);
+        let mut control_burst = Vec::with_capacity(BURST);
+        let mut media_burst = Vec::with_capacity(BURST);
         let mut datagram_burst = Vec::with_capacity(BURST);
         loop {
             let wake = self.next_timeout();
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
+                n = control.recv_many(&mut control_burst, BURST) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = Instant::now();
+                    for c in control_burst.drain(..) {
+                        self.control(now, c);
+                    }
+                }
                 n = datagrams.recv_many(&mut datagram_burst, BURST) => {
                     if n == 0 {
                         break;
@@ -265,13 +293,16 @@ impl Loop {
                         self.receive(now, d);
                     }
                 }
-                n = commands.recv_many(&mut command_burst, BURST) => {
+                n = media.recv_many(&mut media_burst, BURST) => {
                     if n == 0 {
                         break;
                     }
                     let now = Instant::now();
-                    for c in command_burst.drain(..) {
-                        self.apply(now, c);
+                    for m in media_burst.drain(..) {
+                        match m {
+                            Media::Video(id, rtp, seq) => self.write(now, id, &rtp, Some(seq)),
+                            Media::Audio(id, rtp) => self.write(now, id, &rtp, None),
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(wake.into()) => {}
@@ -295,14 +326,12 @@ impl Loop {
             .map_or(cap, |t| t.min(cap))
     }
 
-    fn apply(&mut self, now: Instant, command: Command) {
-        match command {
-            Command::Add(id, viewer) => {
+    fn control(&mut self, now: Instant, control: Control) {
+        match control {
+            Control::Add(id, viewer) => {
                 self.viewers.insert(id, *viewer);
             }
-            Command::Video(id, rtp, seq) => self.write(now, id, &rtp, Some(seq)),
-            Command::Audio(id, rtp) => self.write(now, id, &rtp, None),
-            Command::Close(id) => {
+            Control::Close(id) => {
                 if let Some(mut v) = self.viewers.remove(&id) {
                     // DTLS close_notify and RTCP BYE, sent on this pass's flush
                     let _ = v.rtc.close();

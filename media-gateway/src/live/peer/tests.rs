@@ -69,7 +69,7 @@ async fn the_answer_has_only_the_codec_sent_under_the_offers_payload_type() {
     );
     assert!(!peer.has_audio(), "no audio from this camera");
     assert!(
-        answer.contains("m=audio 0 UDP/TLS/RTP/SAVPF 112\r\n"),
+        answer.contains("m=audio 0 UDP/TLS/RTP/SAVPF 112\r\na=rtpmap:112 opus/48000/2\r\n"),
         "audio rejected, with a format (SDP parsers refuse one without): {answer}"
     );
     assert!(

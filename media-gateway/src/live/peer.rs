@@ -169,8 +169,12 @@ impl Peer {
         codec: VideoCodec,
         with_audio: bool,
     ) -> Result<(Peer, String, mpsc::Receiver<PeerEvent>), PeerError> {
-        let parsed = SdpOffer::from_sdp_string(&offer)
-            .map_err(|e| PeerError::BadOffer(format!("not an SDP offer: {e}")))?;
+        // str0m takes the passive DTLS role for an `actpass` offer, and then waits for the
+        // viewer's ClientHello (webrtc-rs sends it a tick after ICE, 200 ms); seen as passive, the
+        // offer makes it take the active role RFC 5763 recommends and start the handshake itself.
+        let parsed =
+            SdpOffer::from_sdp_string(&offer.replace("a=setup:actpass", "a=setup:passive"))
+                .map_err(|e| PeerError::BadOffer(format!("not an SDP offer: {e}")))?;
         let running = engine.running()?;
         let with_audio = with_audio && offered_mids(&offer, "audio").next().is_some();
         let mut rtc = rtc_config(&running, codec, with_audio).build(Instant::now());

@@ -30,6 +30,8 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(20);
 const COMMAND_QUEUE: usize = 16_384;
 /// Most controls, packets or datagrams taken in one turn of the loop.
 const BURST: usize = 1024;
+/// A viewer is polled after this many packets written, mid-burst.
+const SEND_EVERY: usize = 64;
 /// The largest datagram read.
 const DATAGRAM_MAX: usize = 2048;
 
@@ -91,6 +93,12 @@ pub struct Viewer {
     dirty: bool,
     /// Since when ICE is disconnected.
     disconnected_since: Option<Instant>,
+    /// When the answer was made (for the log of how long connecting took).
+    created: Instant,
+    /// Packets written.
+    packets: u64,
+    /// Packets written since the last poll.
+    unsent: usize,
 }
 
 impl Viewer {
@@ -111,6 +119,9 @@ impl Viewer {
             timeout: Instant::now(),
             dirty: true,
             disconnected_since: None,
+            created: Instant::now(),
+            packets: 0,
+            unsent: 0,
         }
     }
 }
@@ -255,9 +266,11 @@ struct Loop {
     /// Which viewer a remote address belongs to (learnt from the first datagram `accepts`ed).
     by_source: HashMap<SocketAddr, PeerId>,
     payloads: SharedPayloads,
-    /// Datagrams to send after a pass: socket index, destination, bytes.
-    out: Vec<(usize, SocketAddr, Vec<u8>)>,
+    out: Outbox,
 }
+
+/// Datagrams to send after a pass: socket index, destination, bytes.
+type Outbox = Vec<(usize, SocketAddr, Vec<u8>)>;
 
 impl Loop {
     async fn run(
@@ -335,7 +348,7 @@ impl Loop {
                 if let Some(mut v) = self.viewers.remove(&id) {
                     // DTLS close_notify and RTCP BYE, sent on this pass's flush
                     let _ = v.rtc.close();
-                    self.emit(&mut v, now);
+                    emit(&mut v, &self.sockets, &mut self.out, now);
                     v.rtc.disconnect();
                 }
                 self.by_source.retain(|_, v| *v != id);
@@ -357,6 +370,11 @@ impl Loop {
             (None, Some(audio)) => (audio, v.audio_seq.extend(super::super::rtp::seq(rtp))),
             (None, None) => return,
         };
+        if v.packets == 0 {
+            let ms = now.duration_since(v.created).as_millis();
+            tracing::debug!(ms, "whep viewer's first packet");
+        }
+        v.packets += 1;
         let payload = self.payloads.get(rtp, out.payload);
         let mut api = v.rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(track.mid, None) else {
@@ -374,6 +392,12 @@ impl Loop {
             .nackable(true),
         );
         v.dirty = true;
+        // str0m's send buffer also holds what is not sent yet: a viewer's backlog (a GOP, written
+        // in one burst) would overwrite its own keyframe before the pass at the burst's end
+        v.unsent += 1;
+        if v.unsent >= SEND_EVERY {
+            poll(v, &self.sockets, &mut self.out, now);
+        }
     }
 
     /// Hands a datagram to the viewer whose `Rtc` accepts it.
@@ -416,11 +440,7 @@ impl Loop {
             if !v.dirty && v.timeout > now {
                 continue;
             }
-            v.dirty = false;
-            if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
-                tracing::debug!(err = %e, "whep timeout refused");
-            }
-            self.emit(v, now);
+            poll(v, &self.sockets, &mut self.out, now);
             if gave_up(v.disconnected_since, now) || !v.rtc.is_alive() {
                 let _ = v.events.try_send(PeerEvent::Closed);
                 ended.push(*id);
@@ -431,30 +451,6 @@ impl Loop {
             self.by_source.retain(|_, v| v != id);
         }
         self.viewers = viewers;
-    }
-
-    /// Polls `v` until it waits for time: datagrams to [`Self::out`], events to its viewer.
-    fn emit(&mut self, v: &mut Viewer, now: Instant) {
-        loop {
-            match v.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    v.timeout = t;
-                    return;
-                }
-                Ok(Output::Transmit(t)) => {
-                    if let Some(i) = self.sockets.iter().position(|s| s.advertised == t.source) {
-                        self.out.push((i, t.destination, t.contents.into()));
-                    }
-                }
-                Ok(Output::Event(e)) => on_event(v, e, now),
-                Err(e) => {
-                    tracing::debug!(err = %e, "whep connection failed");
-                    v.rtc.disconnect();
-                    v.timeout = now;
-                    return;
-                }
-            }
-        }
     }
 
     /// Sends what the last pass produced.
@@ -472,10 +468,48 @@ impl Loop {
     }
 }
 
+/// Advances `v` to `now` and lets it emit what it has.
+fn poll(v: &mut Viewer, sockets: &[Arc<BoundSocket>], out: &mut Outbox, now: Instant) {
+    v.dirty = false;
+    v.unsent = 0;
+    if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
+        tracing::debug!(err = %e, "whep timeout refused");
+    }
+    emit(v, sockets, out, now);
+}
+
+/// Polls `v` until it waits for time: datagrams to `out`, events to its viewer.
+fn emit(v: &mut Viewer, sockets: &[Arc<BoundSocket>], out: &mut Outbox, now: Instant) {
+    loop {
+        match v.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                v.timeout = t;
+                return;
+            }
+            Ok(Output::Transmit(t)) => {
+                if let Some(i) = sockets.iter().position(|s| s.advertised == t.source) {
+                    out.push((i, t.destination, t.contents.into()));
+                }
+            }
+            Ok(Output::Event(e)) => on_event(v, e, now),
+            Err(e) => {
+                tracing::debug!(err = %e, "whep connection failed");
+                v.rtc.disconnect();
+                v.timeout = now;
+                return;
+            }
+        }
+    }
+}
+
 /// What an `Rtc` event means for its viewer.
 fn on_event(v: &mut Viewer, event: Event, now: Instant) {
     let event = match event {
-        Event::Connected => PeerEvent::Connected,
+        Event::Connected => {
+            let ms = now.duration_since(v.created).as_millis();
+            tracing::debug!(ms, "whep viewer connected (ICE and DTLS)");
+            PeerEvent::Connected
+        }
         Event::KeyframeRequest(_) => PeerEvent::KeyframeRequest,
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
             // not the end yet: ended by `drive` if it lasts

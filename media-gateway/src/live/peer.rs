@@ -17,6 +17,7 @@
 
 mod engine;
 mod packet;
+mod route;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

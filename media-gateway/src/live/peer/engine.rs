@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{Outgoing, SeqExtender, SharedPayloads};
+use super::route::Router;
 use super::{PeerError, PeerEvent, PeerSettings};
 
 /// How long ICE may stay `disconnected` before the viewer is given up: a lost consent check or a
@@ -218,7 +219,7 @@ pub fn start(sockets: Vec<BoundSocket>, stop: CancellationToken) -> Senders {
     let engine = Loop {
         sockets,
         viewers: HashMap::new(),
-        by_source: HashMap::new(),
+        router: Router::default(),
         payloads: SharedPayloads::default(),
         out: Vec::new(),
     };
@@ -263,8 +264,7 @@ async fn read(
 struct Loop {
     sockets: Vec<Arc<BoundSocket>>,
     viewers: HashMap<PeerId, Viewer>,
-    /// Which viewer a remote address belongs to (learnt from the first datagram `accepts`ed).
-    by_source: HashMap<SocketAddr, PeerId>,
+    router: Router,
     payloads: SharedPayloads,
     out: Outbox,
 }
@@ -351,7 +351,7 @@ impl Loop {
                     emit(&mut v, &self.sockets, &mut self.out, now);
                     v.rtc.disconnect();
                 }
-                self.by_source.retain(|_, v| *v != id);
+                self.router.forget(id);
             }
         }
     }
@@ -409,22 +409,15 @@ impl Loop {
             return;
         };
         let input = Input::Receive(now, receive);
-        let known = self
-            .by_source
-            .get(&d.source)
-            .copied()
-            .filter(|id| self.viewers.get(id).is_some_and(|v| v.rtc.accepts(&input)));
-        let id = known.or_else(|| {
-            self.viewers
-                .iter()
-                .find(|(_, v)| v.rtc.accepts(&input))
-                .map(|(id, _)| *id)
-        });
-        let Some(id) = id else {
+        let viewers = &self.viewers;
+        let accepts = |id: PeerId| viewers.get(&id).is_some_and(|v| v.rtc.accepts(&input));
+        let Some(id) = self
+            .router
+            .route(d.source, viewers.keys().copied(), accepts)
+        else {
             tracing::trace!(source = %d.source, "datagram of no viewer");
             return;
         };
-        self.by_source.insert(d.source, id);
         let v = self.viewers.get_mut(&id).expect("found above");
         if let Err(e) = v.rtc.handle_input(input) {
             tracing::debug!(err = %e, "whep input refused");
@@ -448,7 +441,7 @@ impl Loop {
         }
         for id in &ended {
             viewers.remove(id);
-            self.by_source.retain(|_, v| v != id);
+            self.router.forget(*id);
         }
         self.viewers = viewers;
     }

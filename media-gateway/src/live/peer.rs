@@ -123,9 +123,11 @@ impl Engine {
 
     fn running(&self) -> Result<Arc<Running>, PeerError> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = running.as_ref() {
+        // a loop that ended (it never should) is replaced rather than failing every viewer after
+        if let Some(r) = running.as_ref().filter(|r| !r.senders.control.is_closed()) {
             return Ok(r.clone());
         }
+        *running = None;
         let sockets = engine::bind(&self.settings)?;
         let candidates = sockets
             .iter()

@@ -28,7 +28,7 @@ use super::{PeerError, PeerEvent, PeerSettings};
 const GIVE_UP_AFTER: Duration = Duration::from_secs(20);
 /// Packets queued towards the loop before a viewer's sender waits (backpressure: a viewer that
 /// waits falls behind the relay and resumes at the next keyframe).
-const COMMAND_QUEUE: usize = 16_384;
+const MEDIA_QUEUE: usize = 16_384;
 /// Most controls, packets or datagrams taken in one turn of the loop.
 const BURST: usize = 1024;
 /// A viewer is polled after this many packets written, mid-burst.
@@ -205,7 +205,7 @@ struct Datagram {
 /// Starts the loop over `sockets`; it ends when `stop` is cancelled or every sender is gone.
 pub fn start(sockets: Vec<BoundSocket>, stop: CancellationToken) -> Senders {
     let (control_tx, control) = mpsc::channel(BURST);
-    let (media_tx, media) = mpsc::channel(COMMAND_QUEUE);
+    let (media_tx, media) = mpsc::channel(MEDIA_QUEUE);
     let (datagrams_tx, datagrams) = mpsc::channel(BURST);
     let sockets: Vec<_> = sockets.into_iter().map(Arc::new).collect();
     for (i, s) in sockets.iter().enumerate() {
@@ -261,6 +261,7 @@ async fn read(
     }
 }
 
+/// The loop's state: it alone touches the viewers' connections, so nothing is locked.
 struct Loop {
     sockets: Vec<Arc<BoundSocket>>,
     viewers: HashMap<PeerId, Viewer>,
@@ -347,8 +348,11 @@ impl Loop {
             Control::Close(id) => {
                 if let Some(mut v) = self.viewers.remove(&id) {
                     // DTLS close_notify and RTCP BYE, sent on this pass's flush
-                    let _ = v.rtc.close();
-                    emit(&mut v, &self.sockets, &mut self.out, now);
+                    let (sockets, out) = (&self.sockets, &mut self.out);
+                    guarded(&mut v, |v| {
+                        let _ = v.rtc.close();
+                        emit(v, sockets, out, now);
+                    });
                     v.rtc.disconnect();
                 }
                 self.router.forget(id);
@@ -375,22 +379,20 @@ impl Loop {
             tracing::debug!(ms, "whep viewer's first packet");
         }
         v.packets += 1;
-        let payload = self.payloads.get(rtp, out.payload);
-        let mut api = v.rtc.direct_api();
-        let Some(stream) = api.stream_tx_by_mid(track.mid, None) else {
-            return;
-        };
-        stream.write_rtp(
-            RtpWrite::new(
-                track.pt.into(),
-                SeqNo::from(seq),
-                out.timestamp,
-                now,
-                payload,
-            )
-            .marker(out.marker)
-            .nackable(true),
-        );
+        let write = RtpWrite::new(
+            track.pt.into(),
+            SeqNo::from(seq),
+            out.timestamp,
+            now,
+            self.payloads.get(rtp, out.payload),
+        )
+        .marker(out.marker)
+        .nackable(true);
+        guarded(v, |v| {
+            if let Some(stream) = v.rtc.direct_api().stream_tx_by_mid(track.mid, None) {
+                stream.write_rtp(write);
+            }
+        });
         v.dirty = true;
         // str0m's send buffer also holds what is not sent yet: a viewer's backlog (a GOP, written
         // in one burst) would overwrite its own keyframe before the pass at the burst's end
@@ -419,9 +421,11 @@ impl Loop {
             return;
         };
         let v = self.viewers.get_mut(&id).expect("found above");
-        if let Err(e) = v.rtc.handle_input(input) {
-            tracing::debug!(err = %e, "whep input refused");
-        }
+        guarded(v, |v| {
+            if let Err(e) = v.rtc.handle_input(input) {
+                tracing::debug!(err = %e, "whep input refused");
+            }
+        });
         v.dirty = true;
     }
 
@@ -465,10 +469,22 @@ impl Loop {
 fn poll(v: &mut Viewer, sockets: &[Arc<BoundSocket>], out: &mut Outbox, now: Instant) {
     v.dirty = false;
     v.unsent = 0;
-    if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
-        tracing::debug!(err = %e, "whep timeout refused");
+    guarded(v, |v| {
+        if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(err = %e, "whep timeout refused");
+        }
+        emit(v, sockets, out, now);
+    });
+}
+
+/// Runs `f` on `v`'s connection; a panic in it (str0m panics on a broken invariant, its bugs)
+/// ends this viewer (not alive: closed at the next pass) instead of the loop and every viewer.
+fn guarded(v: &mut Viewer, f: impl FnOnce(&mut Viewer)) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(v))).is_err() {
+        tracing::error!("a whep connection panicked; ending it");
+        v.rtc.disconnect();
+        v.dirty = true;
     }
-    emit(v, sockets, out, now);
 }
 
 /// Polls `v` until it waits for time: datagrams to `out`, events to its viewer.

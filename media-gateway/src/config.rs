@@ -95,10 +95,11 @@ pub struct LiveFile {
     /// IP advertised in ICE host candidates instead of the bound one (a 1:1 NAT's public address).
     /// Default: none (advertise the bound addresses).
     pub public_ip: Option<String>,
-    /// First UDP port for WebRTC sessions (one port per session). Default: none (any free port).
+    /// First UDP port for WebRTC: all WHEP viewers share the first free port of the range; each
+    /// talk or room connection takes one port of it. Default: none (any free port).
     pub udp_port_min: Option<u16>,
-    /// Last UDP port, inclusive; equal to `udp_port_min` for a single port (then one session at a
-    /// time). Default: `udp_port_min`.
+    /// Last UDP port, inclusive; equal to `udp_port_min` for a single port (then the WHEP viewers
+    /// only). Default: `udp_port_min`.
     pub udp_port_max: Option<u16>,
     /// Seconds an ingest keeps running after its last viewer left. Default 10.
     pub linger_secs: u64,

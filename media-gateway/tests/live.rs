@@ -371,15 +371,12 @@ async fn a_camera_that_comes_back_is_picked_up_by_the_retry_and_then_serves_view
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_take_ports_from_the_configured_range_and_a_full_range_is_503_no_port() {
+async fn viewers_share_one_port_of_the_configured_range_and_a_taken_range_is_503_no_port() {
     let cams = camsim_server();
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
     config.live.peer.ports = Some((port, port));
     config.sources = SourcesConfig::File(vec![(
         CAMERA.parse().unwrap(),
@@ -387,11 +384,25 @@ async fn sessions_take_ports_from_the_configured_range_and_a_full_range_is_503_n
     )]);
     let gw = TestGateway::start_with(config).await;
     let path = format!("/whep/{CAMERA}?stream=sub");
-    let a = whep::connect(&gw.client, &gw.base, &path, &view_token(CAMERA)).await;
-    assert!(a.wait_frames(5, Duration::from_secs(8)).await >= 5);
     let (_pc, sdp) = whep::offer(Default::default()).await;
     let r = whep::post(&gw.client, &gw.url(&path), Some(&view_token(CAMERA)), sdp).await;
     assert_eq!(r.status(), 503);
     assert_eq!(error_code(r).await, "no_port");
+
+    // the port freed, every viewer is answered on it
+    drop(taken);
+    let a = whep::connect(&gw.client, &gw.base, &path, &view_token(CAMERA)).await;
+    let b = whep::connect(&gw.client, &gw.base, &path, &view_token(CAMERA)).await;
+    assert!(a.wait_frames(5, Duration::from_secs(8)).await >= 5);
+    assert!(b.wait_frames(5, Duration::from_secs(8)).await >= 5);
+    let (_pc, sdp) = whep::offer(Default::default()).await;
+    let r = whep::post(&gw.client, &gw.url(&path), Some(&view_token(CAMERA)), sdp).await;
+    assert_eq!(r.status(), 201);
+    let answer = r.text().await.unwrap();
+    assert!(
+        answer.contains(&format!(" {port} typ host")),
+        "the one port: {answer}"
+    );
     a.pc.close().await.unwrap();
+    b.pc.close().await.unwrap();
 }

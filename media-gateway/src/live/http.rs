@@ -117,7 +117,7 @@ async fn whep_post(
         .await
         .map_err(start_error)?;
     let (peer, answer, events) =
-        match Peer::answer(&live.settings.peer, offer, relay.codec(), relay.has_audio()).await {
+        match Peer::answer(&live.whep, offer, relay.codec(), relay.has_audio()).await {
             Ok(v) => v,
             Err(e) => {
                 live.leave(&relay);

@@ -1,6 +1,7 @@
 //! Live relay to browsers (DESIGN §3.3): per camera stream one shared ingest ([`ingest`]) feeding a
 //! [`relay::Relay`] with a GOP cache ([`gop`]), fanned out to WHEP viewers ([`http`]) through the
-//! WebRTC boundary ([`peer`]). Camera sources come from [`source::Sources`].
+//! WebRTC boundary ([`peer`], str0m: all viewers on one socket and one loop). Camera sources come
+//! from [`source::Sources`].
 //!
 //! **One ingest per camera stream, however many viewers: the first viewer starts it, the last one
 //! leaving stops it after the linger time; a new viewer starts from the last keyframe.**
@@ -25,6 +26,7 @@ pub mod talk_http;
 pub mod talk_peer;
 pub mod talk_rtsp;
 pub mod transcode;
+pub mod webrtc_rs;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -75,6 +77,8 @@ pub struct LiveSettings {
 pub struct Live {
     /// Settings.
     pub settings: LiveSettings,
+    /// The WHEP viewers' WebRTC engine (one socket, one loop for all viewers).
+    pub whep: peer::Engine,
     /// Where cameras' media comes from.
     pub sources: Arc<dyn Sources>,
     /// The RTSP RECORD server edges push to, when `push_listen` is set.
@@ -124,6 +128,7 @@ impl Live {
         edges: Option<Arc<dyn EdgeLive>>,
     ) -> Self {
         Self {
+            whep: peer::Engine::new(settings.peer.clone()),
             settings,
             sources,
             push,

@@ -1,7 +1,23 @@
 //! Paging of list endpoints, one way for all: `page` is 1-based (default 1), `perPage` is 1–500
 //! (default 50), and a page answers with its items, the total and where it is.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// `?page=&perPage=` of a list that takes nothing else.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+impl PageQuery {
+    /// The page asked for, made valid.
+    pub fn paging(&self) -> Paging {
+        Paging::new(self.page, self.per_page)
+    }
+}
 
 /// The page asked for, made valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

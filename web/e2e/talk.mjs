@@ -252,6 +252,19 @@ function decodeStereo(file, work) {
   return { rate: 16_000, left, right }
 }
 
+/** Once the page's <audio> at `sel` has played half a second: its duration and source URL. */
+async function playing(page, sel) {
+  const played = await page.waitForFunction(
+    (sel) => {
+      const a = document.querySelector(sel)
+      return a && a.currentTime > 0.5 ? { duration: a.duration, src: a.src } : null
+    },
+    sel,
+    { timeout: 30_000 },
+  )
+  return played.jsonValue()
+}
+
 /** A broadcast to the kitchen from the broadcast page lands in its history, where it plays again. */
 async function broadcastAndReplay({ page, camera, town, work, shots }) {
   step('a broadcast to the kitchen is in the broadcast history and plays from there')
@@ -283,16 +296,7 @@ async function broadcastAndReplay({ page, camera, town, work, shots }) {
   await page.waitForSelector(play, { timeout: 60_000 })
   assert.match(await page.textContent('[data-test=broadcast-history]'), /历史广播[\s\S]*1\/1 处播放/)
   await page.click(play)
-  const audio = '[data-test=broadcast-history] [data-test=voice-recording-audio]'
-  const played = await page.waitForFunction(
-    (sel) => {
-      const a = document.querySelector(sel)
-      return a && a.currentTime > 0.5 ? { duration: a.duration, src: a.src } : null
-    },
-    audio,
-    { timeout: 30_000 },
-  )
-  const { src } = await played.jsonValue()
+  const { src } = await playing(page, '[data-test=broadcast-history] [data-test=voice-recording-audio]')
   await page.screenshot({ path: path.join(shots, 'broadcast-history.png') })
   const resp = await fetch(src)
   assert.equal(resp.status, 200, `the broadcast recording's URL answers ${resp.status}`)
@@ -318,17 +322,7 @@ async function checkRecording({ page, op, incident, work, shots }) {
   await page.waitForSelector(play, { timeout: 30_000 })
   assert.match(await page.textContent('[data-test=timeline]'), /喊话已录音/)
   await page.click(play)
-  const audio = '[data-test=voice-recording-audio]'
-  await page.waitForSelector(audio)
-  const played = await page.waitForFunction(
-    (sel) => {
-      const a = document.querySelector(sel)
-      return a && a.currentTime > 0.5 ? { duration: a.duration, src: a.src } : null
-    },
-    audio,
-    { timeout: 30_000 },
-  )
-  const { duration, src } = await played.jsonValue()
+  const { duration, src } = await playing(page, '[data-test=voice-recording-audio]')
   console.log(`    the page plays the ${duration.toFixed(1)} s recording from the gateway`)
   await page.screenshot({ path: path.join(shots, 'talk-recording.png') })
   // the bytes the page plays: the gateway's evidence URL with the page's token (the gateway sends

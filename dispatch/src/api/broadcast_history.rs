@@ -13,22 +13,13 @@ use crate::audit::Audit;
 use crate::auth::Caller;
 use crate::error::Result;
 use crate::intercom::recording;
-use crate::paging::{Page, Paging};
+use crate::paging::{Page, PageQuery};
 use axum::Extension;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
-
-/// The paging of `GET /api/broadcasts`.
-#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    pub page: Option<u32>,
-    pub per_page: Option<u32>,
-}
 
 /// A broadcast in the history.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -55,15 +46,15 @@ pub struct BroadcastSummary {
     get,
     path = "/api/broadcasts",
     summary = "Past and current group broadcasts reaching the caller's towns, newest first",
-    params(ListQuery),
+    params(PageQuery),
     responses((status = 200, description = "One page of broadcasts", body = Page<BroadcastSummary>))
 )]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<Page<BroadcastSummary>>> {
-    let paging = Paging::new(q.page, q.per_page);
+    let paging = q.paging();
     let towns = caller.scope.filter();
     let items: Vec<BroadcastSummary> = sqlx::query_as(
         "SELECT b.id, b.display_name, b.started_at, b.ended_at, \

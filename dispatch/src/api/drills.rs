@@ -11,7 +11,7 @@ use crate::drill::scenario::{self, Scenario};
 use crate::drill::store::{self, NewObservation, RunRow, RunView};
 use crate::error::{Error, Kind, Result};
 use crate::incident::Actor;
-use crate::paging::{Page, Paging};
+use crate::paging::{Page, PageQuery};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -144,15 +144,6 @@ async fn view(app: &AppState, id: Uuid) -> Result<RunView> {
     store::view(&mut conn, &run, app.now()).await
 }
 
-/// `page`, `perPage`.
-#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    pub page: Option<u32>,
-    pub per_page: Option<u32>,
-}
-
 /// A run in the history list.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -181,15 +172,15 @@ pub struct RunSummary {
     get,
     path = "/api/drills/runs",
     summary = "List drill runs",
-    params(ListQuery),
+    params(PageQuery),
     responses((status = 200, description = "One page of runs, newest first", body = Page<RunSummary>))
 )]
 pub async fn list(
     State(app): App,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<Page<RunSummary>>> {
-    let paging = Paging::new(q.page, q.per_page);
+    let paging = q.paging();
     let mut conn = app.pool.acquire().await?;
     let (rows, total) = store::list(
         &mut conn,

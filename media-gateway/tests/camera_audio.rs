@@ -153,6 +153,8 @@ async fn g711_from_the_camera_reaches_every_viewer_as_opus_carrying_the_marker_t
         );
     }
     // transcoded once for both viewers: the Opus packets made are about the packets one received
+    // (counted first: each is made before it is sent, so one read later may have arrived meanwhile)
+    let got = a.received.audio.lock().unwrap().len() as u64;
     let metrics = gw.metrics().await;
     let made: u64 = metrics
         .lines()
@@ -164,7 +166,6 @@ async fn g711_from_the_camera_reaches_every_viewer_as_opus_carrying_the_marker_t
         .expect("the audio packets metric")
         .parse()
         .unwrap();
-    let got = a.received.audio.lock().unwrap().len() as u64;
     assert!(
         made >= got && made < got + 100,
         "{made} Opus packets made for 2 viewers that got {got} each"

@@ -139,7 +139,11 @@ async fn h264_only_viewers_of_an_h265_camera_share_one_transcode_that_stops_afte
         let r = gw.client.delete(&v.location).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
-    let s = status_until(&gw, |s| s["streams"]["main"]["transcode"].is_null()).await;
+    // The transcode goes, then its place among the camera's viewers (a moment later).
+    let s = status_until(&gw, |s| {
+        s["streams"]["main"]["transcode"].is_null() && s["streams"]["main"]["viewers"] == 1
+    })
+    .await;
     assert!(
         s["streams"]["main"]["transcode"].is_null(),
         "the transcode still runs: {s}"
